@@ -1,0 +1,155 @@
+"""Settings: defaults, overlaid by the TOML file, overlaid by ``AUTHSERVER_*`` variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from authserver.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
+SIGNING_ALGS = ("ES256", "EdDSA", "RS256")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the server; see ``config/authserver.toml`` for the documentation."""
+
+    database_url: str = "sqlite:///./var/authserver.db"
+    issuer: str = "http://127.0.0.1:8000"
+    access_token_ttl: int = 600
+    audience: str = ""  # empty means "the issuer URL"
+    signing_alg: str = "ES256"
+    trusted_proxies: tuple[str, ...] = ()
+    admin_role: str = "system:owner"
+    introspection_role: str = "system:token-introspector"
+    argon2_memory_cost: int = 19456  # KiB
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    max_body_bytes: int = 65536
+    last_used_flush_interval: float = 0.5
+    log_level: str = "info"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # Derived in __post_init__; not configurable.
+    trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"issuer must be an absolute http(s) URL, got {self.issuer!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError("issuer must not have a query or fragment (RFC 8414 section 2)")
+        if self.issuer.endswith("/"):
+            object.__setattr__(self, "issuer", self.issuer.rstrip("/"))
+        if self.signing_alg not in SIGNING_ALGS:
+            raise ConfigError(f"signing_alg must be one of {', '.join(SIGNING_ALGS)}")
+        if self.access_token_ttl < 1:
+            raise ConfigError("access_token_ttl must be at least 1 second")
+        if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:
+            # Below OWASP's argon2id floor the hash stops protecting a leaked database.
+            if not os.environ.get("AUTHSERVER_ALLOW_WEAK_HASHING"):
+                raise ConfigError(
+                    "argon2 parameters below m=19456 KiB, t=2 are refused "
+                    "(set AUTHSERVER_ALLOW_WEAK_HASHING=1 for tests only)"
+                )
+        if self.argon2_parallelism < 1:
+            raise ConfigError("argon2_parallelism must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be at least 1024")
+        if not 0 < self.last_used_flush_interval <= 1:
+            raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
+        networks = []
+        for cidr in self.trusted_proxies:
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError as exc:
+                raise ConfigError(f"trusted_proxies: {cidr!r} is not a CIDR") from exc
+        object.__setattr__(self, "trusted_networks", tuple(networks))
+
+    @property
+    def issuer_host(self) -> str:
+        """Host name of the issuer, used in client ids and secrets."""
+        host = urlsplit(self.issuer).hostname
+        assert host is not None
+        return host
+
+    @property
+    def token_audience(self) -> str:
+        return self.audience or self.issuer
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer + path
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted_networks"}
+
+
+def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
+    default = _FIELDS[name].default
+    try:
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise TypeError
+        if isinstance(default, bool):
+            raise TypeError
+        if isinstance(default, int):
+            if from_env:
+                return int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError
+            return value
+        if isinstance(default, float):
+            if from_env:
+                return float(value)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError
+            return float(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    except (TypeError, ValueError) as exc:
+        kind = type(default).__name__ if not isinstance(default, tuple) else "list of strings"
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}") from exc
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the config file (if present), then environment overrides, then ``overrides``."""
+    env = os.environ if environ is None else environ
+    explicit = path is not None or "AUTHSERVER_CONFIG" in env
+    config_path = Path(path or env.get("AUTHSERVER_CONFIG") or DEFAULT_CONFIG_PATH)
+    values: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_path}: {exc}") from exc
+        for key, value in raw.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"{config_path}: unknown key {key!r}")
+            values[key] = _coerce(key, value, from_env=False)
+    elif explicit:
+        raise ConfigError(f"config file {config_path} does not exist")
+    for key in _FIELDS:
+        env_value = env.get(f"AUTHSERVER_{key.upper()}")
+        if env_value is not None:
+            values[key] = _coerce(key, env_value, from_env=True)
+    values.update(overrides)
+    return Settings(**values)
