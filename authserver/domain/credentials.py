@@ -1,0 +1,198 @@
+"""Personal client credentials: identifiers, secrets and the rules that govern them.
+
+Every entry point (token endpoint, management API, registration, CLI) calls
+these functions; none re-implements a rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from authserver.domain import network, roles
+from authserver.domain.words import ADJECTIVES, NOUNS
+from authserver.errors import InvalidArgument, PermissionDenied
+
+SECRET_PREFIX = "secret-token:"
+SECRET_VERSION = "v1"
+MAX_DISPLAY_NAME = 200
+
+
+def new_client_id(issuer_host: str) -> str:
+    """A fresh ``<adjective>-<noun>-<5 digits>@<issuer host>/pcc``; uniqueness is the store's job."""
+    adjective = secrets.choice(ADJECTIVES)
+    noun = secrets.choice(NOUNS)
+    digits = secrets.randbelow(90000) + 10000
+    return f"{adjective}-{noun}-{digits}@{issuer_host}/pcc"
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A freshly generated secret: the string shown once and the public JWK we keep."""
+
+    secret: str
+    public_jwk: dict[str, str]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def new_secret(issuer_host: str) -> NewSecret:
+    """``secret-token:<host>:v1:<b64url of the Ed25519 private JWK>``."""
+    key = Ed25519PrivateKey.generate()
+    x = _b64url(key.public_key().public_bytes_raw())
+    d = _b64url(key.private_bytes_raw())
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "d": d}
+    encoded = _b64url(json.dumps(jwk, separators=(",", ":")).encode())
+    return NewSecret(
+        secret=f"{SECRET_PREFIX}{issuer_host}:{SECRET_VERSION}:{encoded}",
+        public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x},
+    )
+
+
+def parse_secret(secret: str) -> dict[str, str] | None:
+    """The private JWK inside a secret string, or None when it is not one of ours."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    _, sep, encoded = secret.rpartition(f":{SECRET_VERSION}:")
+    if not sep or not encoded:
+        return None
+    try:
+        jwk = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        return None
+    if not isinstance(jwk.get("x"), str) or not isinstance(jwk.get("d"), str):
+        return None
+    return jwk
+
+
+def validate_display_name(name: str | None) -> str:
+    """Free text, at most 200 characters, no control characters."""
+    if name is None:
+        return ""
+    if not isinstance(name, str):
+        raise InvalidArgument("displayName: expected a string")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise InvalidArgument(f"displayName: at most {MAX_DISPLAY_NAME} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        raise InvalidArgument("displayName: control characters are not allowed")
+    return name.strip()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a credential change: a token's holder (API) or the operator (CLI)."""
+
+    user_id: str | None
+    effective_roles: frozenset[str]
+    reduced: bool
+    is_operator: bool = False
+
+    @classmethod
+    def operator(cls) -> Caller:
+        return cls(user_id=None, effective_roles=frozenset(), reduced=False, is_operator=True)
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    """Validated fields of a credential about to be created."""
+
+    display_name: str
+    allow_source_cidr: tuple[str, ...]
+    scoped_roles: tuple[str, ...]
+    expires_time: datetime | None
+
+
+def check_new_credential(
+    *,
+    caller: Caller,
+    owner_roles: Iterable[str],
+    display_name: str | None,
+    allow_source_cidr: Iterable[str],
+    scoped_roles: Iterable[str],
+    expires_in: timedelta | None,
+    now: datetime,
+) -> CredentialSpec:
+    """Validate a new credential's fields and apply the no-escalation rule."""
+    scoped = roles.normalize_roles(scoped_roles, field="scopedRoles")
+    owner = frozenset(owner_roles)
+    missing = sorted(set(scoped) - owner)
+    if missing:
+        raise InvalidArgument(f"scopedRoles: the owner does not hold {', '.join(missing)}")
+    _check_no_escalation(caller, scoped)
+    return CredentialSpec(
+        display_name=validate_display_name(display_name),
+        allow_source_cidr=network.normalize_cidrs(allow_source_cidr),
+        scoped_roles=scoped,
+        expires_time=now + expires_in if expires_in is not None else None,
+    )
+
+
+def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:
+    if caller.is_operator or not caller.reduced:
+        return
+    if not scoped:
+        raise PermissionDenied(
+            "a reduced credential cannot create an unreduced credential; set scopedRoles"
+        )
+    extra = sorted(set(scoped) - caller.effective_roles)
+    if extra:
+        raise PermissionDenied(f"scopedRoles exceed the caller's roles: {', '.join(extra)}")
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """What authentication needs to know about a credential and its owner, read together."""
+
+    id: str
+    client_id: str
+    user_id: str
+    secret_hash: str
+    allow_source_cidr: tuple[network.Network, ...]
+    scoped_roles: frozenset[str]
+    expires_time: datetime | None
+    deleted: bool
+    owner_roles: frozenset[str]
+    owner_disabled: bool
+
+    @property
+    def effective_roles(self) -> frozenset[str]:
+        return roles.effective_roles(self.owner_roles, self.scoped_roles)
+
+
+def refusal_reason(
+    state: AuthState | None, *, now: datetime, source: network.Address | None
+) -> str | None:
+    """Why this credential may not authenticate now from ``source``; None when it may.
+
+    The secret is checked separately (it costs an argon2 verification).
+    """
+    if state is None:
+        return "unknown client_id"
+    if state.deleted:
+        return "credential deleted"
+    if state.expires_time is not None and now >= state.expires_time:
+        return "credential expired"
+    if state.owner_disabled:
+        return "owner disabled"
+    if not network.address_allowed(source, state.allow_source_cidr):
+        return f"source address {source} outside allowSourceCidr"
+    return None
+
+
+def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:
+    """``now + ttl``, never after the credential's ``expiresTime``."""
+    expiry = now + timedelta(seconds=ttl)
+    if state.expires_time is not None and state.expires_time < expiry:
+        return state.expires_time
+    return expiry

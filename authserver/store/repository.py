@@ -1,0 +1,366 @@
+"""Repository: every read and write of authserver's records, one short transaction each.
+
+Callers get frozen records, never ORM objects or sessions. All functions take
+keyword-only arguments. They do blocking I/O: async code calls them through
+``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from authserver.domain.credentials import AuthState, CredentialSpec
+from authserver.errors import AlreadyExists, NotFound
+from authserver.store.database import Database
+from authserver.store.models import PersonalClient, RevokedToken, SigningKey, User
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_record_id() -> str:
+    """26 characters, time-ordered (48-bit milliseconds + 80 random bits), like a ULID."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_CROCKFORD[index])
+    return "".join(reversed(chars))
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as the rest of the code sees it."""
+
+    id: str
+    email: str
+    display_name: str
+    roles: tuple[str, ...]
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A personal client without its secret hash."""
+
+    id: str
+    client_id: str
+    user_id: str
+    display_name: str
+    allow_source_cidr: tuple[str, ...]
+    scoped_roles: tuple[str, ...]
+    expires_time: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    public_jwk: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A signing key row."""
+
+    kid: str
+    alg: str
+    private_pem: str
+    public_jwk: Mapping[str, str]
+    created_at: datetime
+    retired_at: datetime | None
+    publish_until: datetime | None
+
+
+def _user(row: User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        roles=tuple(row.roles),
+        disabled=row.disabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _client(row: PersonalClient) -> ClientRecord:
+    return ClientRecord(
+        id=row.id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        display_name=row.display_name,
+        allow_source_cidr=tuple(row.allow_source_cidr),
+        scoped_roles=tuple(row.scoped_roles),
+        expires_time=row.expires_time,
+        last_used_at=row.last_used_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+        public_jwk=dict(row.public_jwk),
+    )
+
+
+def _key(row: SigningKey) -> KeyRecord:
+    return KeyRecord(
+        kid=row.kid,
+        alg=row.alg,
+        private_pem=row.private_pem,
+        public_jwk=dict(row.public_jwk),
+        created_at=row.created_at,
+        retired_at=row.retired_at,
+        publish_until=row.publish_until,
+    )
+
+
+class Repository:
+    """Reads and writes users, personal clients, signing keys and revocations."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # Users ---------------------------------------------------------------
+
+    def create_user(
+        self, *, email: str, display_name: str, roles: Iterable[str], now: datetime
+    ) -> UserRecord:
+        row = User(
+            id=new_record_id(),
+            email=email,
+            display_name=display_name,
+            roles=list(roles),
+            disabled=False,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self.database.session() as session:
+                session.add(row)
+        except IntegrityError:
+            raise AlreadyExists(f"a user with e-mail {email} already exists") from None
+        return _user(row)
+
+    def find_user(self, *, ref: str) -> UserRecord:
+        """A user by id or e-mail."""
+        with self.database.session() as session:
+            row = session.get(User, ref) or session.scalar(
+                select(User).where(User.email == ref.strip().lower())
+            )
+            if row is None:
+                raise NotFound(f"no user {ref!r}")
+            return _user(row)
+
+    def update_user(
+        self,
+        *,
+        user_id: str,
+        roles: Iterable[str] | None = None,
+        disabled: bool | None = None,
+        now: datetime,
+    ) -> UserRecord:
+        with self.database.session() as session:
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            if roles is not None:
+                row.roles = list(roles)
+            if disabled is not None:
+                row.disabled = disabled
+            row.updated_at = now
+            return _user(row)
+
+    def list_users(self) -> list[UserRecord]:
+        with self.database.session() as session:
+            rows = session.scalars(select(User).order_by(User.created_at, User.id))
+            return [_user(row) for row in rows]
+
+    def known_roles(self) -> set[str]:
+        with self.database.session() as session:
+            return {role for roles in session.scalars(select(User.roles)) for role in roles}
+
+    # Personal clients ------------------------------------------------------
+
+    def create_client(
+        self,
+        *,
+        user_id: str,
+        spec: CredentialSpec,
+        new_client_id: Callable[[], str],
+        secret_hash: str,
+        public_jwk: Mapping[str, str],
+        now: datetime,
+    ) -> ClientRecord:
+        """Insert a credential; a client_id collision is retried with a fresh id."""
+        for _attempt in range(8):
+            row = PersonalClient(
+                id=new_record_id(),
+                client_id=new_client_id(),
+                user_id=user_id,
+                display_name=spec.display_name,
+                allow_source_cidr=list(spec.allow_source_cidr),
+                scoped_roles=list(spec.scoped_roles),
+                expires_time=spec.expires_time,
+                last_used_at=None,
+                created_at=now,
+                updated_at=now,
+                deleted_at=None,
+                secret_hash=secret_hash,
+                public_jwk=dict(public_jwk),
+            )
+            try:
+                with self.database.session() as session:
+                    if session.get(User, user_id) is None:
+                        raise NotFound(f"no user {user_id!r}")
+                    session.add(row)
+            except IntegrityError:
+                continue
+            return _client(row)
+        raise AlreadyExists("could not allocate a unique client_id")
+
+    def get_client(self, *, id: str) -> ClientRecord:
+        with self.database.session() as session:
+            row = session.get(PersonalClient, id)
+            if row is None:
+                raise NotFound(f"no personal client {id!r}")
+            return _client(row)
+
+    def list_clients(
+        self, *, user_id: str | None = None, include_deleted: bool = False
+    ) -> list[ClientRecord]:
+        query = select(PersonalClient).order_by(PersonalClient.created_at, PersonalClient.id)
+        if user_id is not None:
+            query = query.where(PersonalClient.user_id == user_id)
+        if not include_deleted:
+            query = query.where(PersonalClient.deleted_at.is_(None))
+        with self.database.session() as session:
+            return [_client(row) for row in session.scalars(query)]
+
+    def delete_client(self, *, id: str, now: datetime) -> ClientRecord:
+        """Soft delete: sets ``deletedAt``; deleting twice is NotFound."""
+        with self.database.session() as session:
+            row = session.get(PersonalClient, id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no personal client {id!r}")
+            row.deleted_at = now
+            row.updated_at = now
+            return _client(row)
+
+    def auth_state(self, *, client_id: str) -> AuthState | None:
+        """The credential and its owner as authentication needs them, in one query."""
+        query = (
+            select(PersonalClient, User)
+            .join(User, User.id == PersonalClient.user_id)
+            .where(PersonalClient.client_id == client_id)
+        )
+        with self.database.session() as session:
+            found = session.execute(query).first()
+            if found is None:
+                return None
+            client, owner = found
+            return AuthState(
+                id=client.id,
+                client_id=client.client_id,
+                user_id=client.user_id,
+                secret_hash=client.secret_hash,
+                allow_source_cidr=tuple(
+                    ipaddress.ip_network(c, strict=False) for c in client.allow_source_cidr
+                ),
+                scoped_roles=frozenset(client.scoped_roles),
+                expires_time=client.expires_time,
+                deleted=client.deleted_at is not None,
+                owner_roles=frozenset(owner.roles),
+                owner_disabled=owner.disabled,
+            )
+
+    def record_last_used(self, *, used: Mapping[str, datetime]) -> None:
+        """Set ``lastUsedAt`` per credential id, never moving it backwards."""
+        if not used:
+            return
+        with self.database.session() as session:
+            for client_pk, when in used.items():
+                session.execute(
+                    update(PersonalClient)
+                    .where(PersonalClient.id == client_pk)
+                    .values(
+                        last_used_at=case(
+                            (PersonalClient.last_used_at.is_(None), when),
+                            (PersonalClient.last_used_at < when, when),
+                            else_=PersonalClient.last_used_at,
+                        )
+                    )
+                )
+
+    # Signing keys ----------------------------------------------------------
+
+    def list_keys(self) -> list[KeyRecord]:
+        with self.database.session() as session:
+            rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at))
+            return [_key(row) for row in rows]
+
+    def add_active_key(
+        self,
+        *,
+        kid: str,
+        alg: str,
+        private_pem: str,
+        public_jwk: Mapping[str, str],
+        now: datetime,
+        publish_until: datetime,
+        only_if_none_active: bool = False,
+    ) -> KeyRecord | None:
+        """Retire the active key (published until ``publish_until``) and add a new one.
+
+        With ``only_if_none_active`` nothing happens when an active key of ``alg``
+        exists already (first start of several instances at once).
+        """
+        with self.database.session() as session:
+            active = list(session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))))
+            if only_if_none_active and any(k.alg == alg for k in active):
+                return None
+            for old in active:
+                old.retired_at = now
+                old.publish_until = publish_until
+            row = SigningKey(
+                kid=kid,
+                alg=alg,
+                private_pem=private_pem,
+                public_jwk=dict(public_jwk),
+                created_at=now,
+                retired_at=None,
+                publish_until=None,
+            )
+            session.add(row)
+            return _key(row)
+
+    def purge_keys(self, *, now: datetime) -> int:
+        """Drop retired keys no token can need any more."""
+        with self.database.session() as session:
+            result = session.execute(
+                delete(SigningKey).where(
+                    SigningKey.retired_at.is_not(None), SigningKey.publish_until < now
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # Revocations -------------------------------------------------------------
+
+    def revoke_token(self, *, jti: str, expires_at: datetime) -> None:
+        with self.database.session() as session:
+            if session.get(RevokedToken, jti) is None:
+                session.add(RevokedToken(jti=jti, expires_at=expires_at))
+
+    def is_revoked(self, *, jti: str) -> bool:
+        with self.database.session() as session:
+            return session.get(RevokedToken, jti) is not None
+
+    def purge_revocations(self, *, now: datetime) -> int:
+        with self.database.session() as session:
+            result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,63 @@
+"""JSON shapes shared by the management API and the CLI (protobuf-JSON style, camelCase)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from authserver.store.repository import ClientRecord, KeyRecord, UserRecord
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 UTC with a ``Z``; None stays None."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return text.replace(".000000Z", "Z")
+
+
+def _drop_empty(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def client_json(client: ClientRecord) -> dict[str, Any]:
+    return _drop_empty(
+        {
+            "id": client.id,
+            "clientId": client.client_id,
+            "userId": client.user_id,
+            "displayName": client.display_name,
+            "allowSourceCidr": list(client.allow_source_cidr),
+            "scopedRoles": list(client.scoped_roles),
+            "expiresTime": timestamp(client.expires_time),
+            "lastUsedAt": timestamp(client.last_used_at),
+            "createdAt": timestamp(client.created_at),
+            "updatedAt": timestamp(client.updated_at),
+            "deletedAt": timestamp(client.deleted_at),
+        }
+    )
+
+
+def user_json(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "displayName": user.display_name,
+        "roles": list(user.roles),
+        "disabled": user.disabled,
+        "createdAt": timestamp(user.created_at),
+        "updatedAt": timestamp(user.updated_at),
+    }
+
+
+def key_json(key: KeyRecord) -> dict[str, Any]:
+    return _drop_empty(
+        {
+            "kid": key.kid,
+            "alg": key.alg,
+            "active": key.retired_at is None,
+            "createdAt": timestamp(key.created_at),
+            "retiredAt": timestamp(key.retired_at),
+            "publishUntil": timestamp(key.publish_until),
+        }
+    )
