@@ -1,0 +1,112 @@
+"""``create_app(settings)``: the ASGI application, its routes and its background tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authserver import keys, ops
+from authserver.config import Settings, load_settings
+from authserver.errors import AuthserverError
+from authserver.oauth.metadata import authorization_server_metadata, jwks
+from authserver.oauth.token import token_endpoint
+from authserver.services import Services
+from authserver.store.database import Database
+
+log = logging.getLogger("authserver")
+KEY_REFRESH_SECONDS = 1.0
+
+
+async def refresh_keys(services: Services) -> None:
+    """Load signing keys from the database (another instance or the CLI may have rotated)."""
+    records = await anyio.to_thread.run_sync(services.repo.list_keys)
+    services.keyring.load(records, alg=services.settings.signing_alg, now=datetime.now(UTC))
+
+
+async def _key_refresher(services: Services) -> None:
+    while True:
+        await anyio.sleep(KEY_REFRESH_SECONDS)
+        try:
+            await refresh_keys(services)
+        except Exception as exc:  # the database may be briefly away; keep the keys we have
+            log.warning("signing key refresh failed: %s", exc)
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    services: Services = app.state.services
+    await anyio.to_thread.run_sync(
+        lambda: keys.ensure_active_key(services.repo, services.settings, now=datetime.now(UTC))
+    )
+    await refresh_keys(services)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(services.last_used.run)
+        tasks.start_soon(_key_refresher, services)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
+    with anyio.CancelScope(shield=True):
+        await services.last_used.flush()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"error": "not_found" if exc.status_code == 404 else "invalid_request",
+         "error_description": exc.detail},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthserverError)
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"error": "server_error", "error_description": "internal error"}, status_code=500
+    )
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
+    """Build the application; the database schema must already be migrated."""
+    services = Services.build(settings, database)
+    routes = [
+        Route("/auth/v1/token", token_endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/.well-known/oauth-authorization-server", authorization_server_metadata),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/healthz", ops.healthz),
+        Route("/readyz", ops.readyz),
+        Route("/metrics", ops.metrics),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=_lifespan,
+        exception_handlers={
+            HTTPException: _http_error,
+            AuthserverError: _domain_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.services = services
+    app.add_middleware(ops.RequestLogMiddleware)
+    return app
+
+
+def app_factory() -> Starlette:
+    """Entry point for ``uvicorn --factory`` (used by ``authserver serve``)."""
+    return create_app(load_settings())

@@ -1,0 +1,286 @@
+"""The ``authserver`` command: serve, migrate, and manage users, credentials and keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from authserver import keys, manage, wire
+from authserver.config import Settings, load_settings
+from authserver.domain.credentials import Caller
+from authserver.domain.durations import parse_duration
+from authserver.errors import AuthserverError
+from authserver.hashing import SecretHasher
+from authserver.store.database import Database, migrate
+from authserver.store.repository import Repository
+
+T = TypeVar("T")
+
+
+class Context:
+    """Settings and storage, opened lazily once per command."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._database: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.settings.database_url)
+            migrate(self._database)
+        return self._database
+
+    @property
+    def repo(self) -> Repository:
+        return Repository(self.database)
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.dispose()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain and storage errors become one line on stderr and exit status 1."""
+    try:
+        yield
+    except AuthserverError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2))
+
+
+def _command(func: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a subcommand so its AuthserverErrors exit cleanly and storage is closed."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        ctx = click.get_current_context().ensure_object(Context)
+        try:
+            with _errors():
+                return func(ctx, *args, **kwargs)
+        finally:
+            ctx.close()
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """authserver: OAuth 2.0 tokens for personal client credentials."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default: config host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: config port, 8000).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@_command
+def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Migrate the database and run the server."""
+    import uvicorn
+
+    settings = ctx.settings
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    migrate(ctx.database)
+    ctx.close()
+    uvicorn.run(
+        "authserver.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        workers=workers or settings.workers,
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command("migrate")
+@_command
+def migrate_command(ctx: Context) -> None:
+    """Create or upgrade the database schema."""
+    ctx.database  # noqa: B018 - opening the database migrates it
+    click.echo("database is up to date")
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--role", "roles", multiple=True, help="Role (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@_command
+def users_create(ctx: Context, email: str, name: str | None, roles: tuple[str, ...], as_json: bool):
+    """Create a user."""
+    user = manage.create_user(ctx.repo, email=email, display_name=name, role_names=roles, now=_now())
+    if as_json:
+        _print_json(wire.user_json(user))
+    else:
+        click.echo(f"created user {user.id} {user.email} roles={','.join(user.roles) or '-'}")
+
+
+@users.command("update")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.option("--role", "roles", multiple=True, help="Replace the roles with these (repeatable).")
+@click.option("--disable/--enable", "disabled", default=None, help="Disable or enable the user.")
+@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@_command
+def users_update(
+    ctx: Context, ref: str, roles: tuple[str, ...], disabled: bool | None, as_json: bool
+) -> None:
+    """Replace a user's roles and/or disable or enable the user."""
+    user = manage.update_user(
+        ctx.repo, ref=ref, role_names=roles or None, disabled=disabled, now=_now()
+    )
+    if as_json:
+        _print_json(wire.user_json(user))
+    else:
+        state = "disabled" if user.disabled else "enabled"
+        click.echo(f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@_command
+def users_list(ctx: Context, as_json: bool) -> None:
+    """List users."""
+    records = ctx.repo.list_users()
+    if as_json:
+        _print_json([wire.user_json(u) for u in records])
+        return
+    for u in records:
+        state = " (disabled)" if u.disabled else ""
+        click.echo(f"{u.id}  {u.email}  roles={','.join(u.roles) or '-'}{state}")
+
+
+@main.group()
+def clients() -> None:
+    """Manage personal clients."""
+
+
+@clients.command("create")
+@click.option("--user", "user_ref", required=True, metavar="EMAIL|ID", help="Owner.")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role.")
+@click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
+@click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's create response.")
+@_command
+def clients_create(
+    ctx: Context,
+    user_ref: str,
+    name: str | None,
+    scoped_roles: tuple[str, ...],
+    cidrs: tuple[str, ...],
+    expires: str | None,
+    as_json: bool,
+) -> None:
+    """Create a personal client; its secret is printed once."""
+    expires_in = parse_duration(expires) if expires is not None else None
+    repo = ctx.repo
+    owner = repo.find_user(ref=user_ref)
+    record, secret = manage.create_credential(
+        repo,
+        SecretHasher(ctx.settings),
+        ctx.settings,
+        caller=Caller.operator(),
+        owner=owner,
+        display_name=name,
+        allow_source_cidr=cidrs,
+        scoped_roles=scoped_roles,
+        expires_in=expires_in,
+        now=_now(),
+    )
+    if as_json:
+        _print_json({"client": wire.client_json(record), "clientSecret": secret})
+        return
+    click.echo(f"id:            {record.id}")
+    click.echo(f"client_id:     {record.client_id}")
+    click.echo(f"client_secret: {secret}")
+    click.echo("The secret is shown only once; store it now.")
+
+
+@clients.command("list")
+@click.option("--user", "user_ref", default=None, metavar="EMAIL|ID", help="Only this owner's.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@_command
+def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
+    """List personal clients (not deleted)."""
+    repo = ctx.repo
+    user_id = repo.find_user(ref=user_ref).id if user_ref else None
+    records = repo.list_clients(user_id=user_id)
+    if as_json:
+        _print_json([wire.client_json(c) for c in records])
+        return
+    for c in records:
+        expires = wire.timestamp(c.expires_time) or "never"
+        click.echo(f"{c.id}  {c.client_id}  user={c.user_id}  expires={expires}  {c.display_name}")
+
+
+@clients.command("delete")
+@click.argument("client_ref", metavar="ID")
+@_command
+def clients_delete(ctx: Context, client_ref: str) -> None:
+    """Delete a personal client (it stops authenticating at once)."""
+    record = ctx.repo.delete_client(id=client_ref, now=_now())
+    click.echo(f"deleted {record.id} ({record.client_id})")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Manage token signing keys."""
+
+
+@keys_group.command("rotate")
+@_command
+def keys_rotate(ctx: Context) -> None:
+    """Add a new active signing key; the old one stays published until its tokens expire."""
+    record = keys.rotate(ctx.repo, ctx.settings, now=_now())
+    click.echo(f"active key {record.kid} ({record.alg})")
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@_command
+def keys_list(ctx: Context, as_json: bool) -> None:
+    """List signing keys."""
+    records = ctx.repo.list_keys()
+    if as_json:
+        _print_json([wire.key_json(k) for k in records])
+        return
+    for k in records:
+        state = "active" if k.retired_at is None else f"retired, published until {wire.timestamp(k.publish_until)}"
+        click.echo(f"{k.kid}  {k.alg}  {state}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,52 @@
+"""``lastUsedAt`` bookkeeping: recorded in memory per issuance, written in batches.
+
+A token request never waits for a database write. Pending timestamps are
+flushed every ``last_used_flush_interval`` (at most 1 s) and on graceful
+shutdown; a failed flush keeps them for the next attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import anyio
+import anyio.to_thread
+
+from authserver.store.repository import Repository
+
+log = logging.getLogger("authserver.last_used")
+
+
+class LastUsedRecorder:
+    """Coalesces ``lastUsedAt`` updates: one row write per credential per interval."""
+
+    def __init__(self, repo: Repository, *, interval: float) -> None:
+        self.repo = repo
+        self.interval = interval
+        self._pending: dict[str, datetime] = {}
+
+    def touch(self, credential_id: str, when: datetime) -> None:
+        previous = self._pending.get(credential_id)
+        if previous is None or when > previous:
+            self._pending[credential_id] = when
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        try:
+            await anyio.to_thread.run_sync(lambda: self.repo.record_last_used(used=batch))
+        except Exception:
+            log.exception("lastUsedAt flush failed; %d updates kept for retry", len(batch))
+            for credential_id, when in batch.items():
+                self.touch(credential_id, when)
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self.interval)
+            await self.flush()

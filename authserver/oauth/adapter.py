@@ -1,0 +1,141 @@
+"""Starlette ↔ Authlib glue: strict form parsing in, Authlib's (status, body, headers) out.
+
+Authlib ships no Starlette integration; this is ours, kept as small as the
+Flask one. It reads the body without blocking, rejects malformed forms with
+RFC 6749 section 5.2 errors, and builds the ``OAuth2Request`` Authlib's
+grants work on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from starlette.requests import Request
+from starlette.responses import Response
+
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class PayloadTooLarge(InvalidRequestError):
+    """The request body exceeds ``max_body_bytes``."""
+
+    status_code = 413
+
+
+class MethodNotAllowed(InvalidRequestError):
+    """Only POST is defined on this endpoint."""
+
+    status_code = 405
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Allow", "POST")]
+
+
+async def read_form(request: Request, *, max_bytes: int) -> dict[str, str]:
+    """The ``application/x-www-form-urlencoded`` body as a dict; any irregularity is an error.
+
+    Refused: other methods than POST, other content types or charsets, bodies over
+    ``max_bytes``, invalid percent-encoding or UTF-8, and repeated parameters
+    (RFC 6749 section 3.2).
+    """
+    if request.method != "POST":
+        raise MethodNotAllowed(f"{request.method} is not allowed; use POST")
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("Content-Type must be application/x-www-form-urlencoded")
+    charset = params.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise InvalidRequestError("the form must be encoded in UTF-8")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        if not declared.isdigit():
+            raise InvalidRequestError("malformed Content-Length")
+        raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return parse_form(b"".join(chunks))
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("the form body must be percent-encoded ASCII") from None
+    if _BAD_PERCENT.search(text):
+        raise InvalidRequestError("malformed percent-encoding in the form body")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequestError("malformed form body") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise InvalidRequestError(f"parameter {printable(key)!r} is repeated")
+        if "\x00" in value or "\x00" in key:
+            raise InvalidRequestError("NUL characters are not allowed")
+        form[key] = value
+    return form
+
+
+def printable(text: str) -> str:
+    """Restrict echoed input to the characters RFC 6749 allows in ``error_description``."""
+    cleaned = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "?" for ch in text)
+    return cleaned[:64]
+
+
+class FormRequest(OAuth2Request):
+    """An ``OAuth2Request`` over an already parsed form; carries the pre-authenticated client."""
+
+    def __init__(self, *, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
+        # OAuth2Request.__init__ insists on https; TLS terminates in front of us (README).
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self._body = None
+        self._form = form
+        self.payload = BasicOAuth2Payload(form)
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
+        self.authenticated: Any = None
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def json_response(
+    status: int, body: Any, headers: list[tuple[str, str]] | Mapping[str, str] | None = None
+) -> Response:
+    content = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    response = Response(content, status_code=status, media_type="application/json")
+    for key, value in (headers.items() if isinstance(headers, Mapping) else headers or []):
+        if key.lower() != "content-type":
+            response.headers[key] = value
+    return response
+
+
+def error_response(error: OAuth2Error) -> Response:
+    status, body, headers = error()
+    return json_response(status, body, headers)

@@ -1,0 +1,163 @@
+"""Client authentication for the OAuth endpoints (RFC 6749 section 2.3).
+
+Runs before Authlib sees the request, because it needs I/O (the credential
+record, an argon2 verification) that must not block the event loop. Every
+failure raises the same ``InvalidClient``; the precise reason goes to the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import unquote_plus
+
+import anyio.to_thread
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from starlette.requests import Request
+
+from authserver.config import Settings
+from authserver.domain import network
+from authserver.domain.credentials import AuthState, refusal_reason
+from authserver.hashing import SecretHasher
+from authserver.store.repository import Repository
+
+log = logging.getLogger("authserver.auth")
+MAX_CREDENTIAL_LENGTH = 1024
+
+
+class InvalidClient(InvalidClientError):
+    """The one answer to every client-authentication failure."""
+
+    status_code = 401
+
+    def __init__(self) -> None:
+        super().__init__(description="Client authentication failed.")
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache"),
+            ("WWW-Authenticate", 'Basic realm="authserver", error="invalid_client"'),
+        ]
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """A credential that passed every check, as Authlib's ``ClientMixin`` wants it."""
+
+    state: AuthState
+    method: str
+
+    @property
+    def client_id(self) -> str:
+        return self.state.client_id
+
+    def get_client_id(self) -> str:
+        return self.state.client_id
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.method
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def check_client_secret(self, client_secret: str) -> bool:  # pragma: no cover - unused
+        return False
+
+
+@dataclass(frozen=True)
+class Presented:
+    """The credentials a request carries."""
+
+    method: str
+    client_id: str
+    secret: str
+
+
+def presented_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Presented:
+    """Find exactly one client-authentication mechanism in the request."""
+    authorization = headers.get("authorization")
+    in_body = "client_secret" in form
+    if authorization is not None:
+        if in_body:
+            raise InvalidRequestError("use one client authentication method, not two")
+        scheme, _, encoded = authorization.strip().partition(" ")
+        if scheme.lower() != "basic":
+            raise _fail(None, "authorization scheme is not Basic")
+        client_id, secret = _decode_basic(encoded.strip())
+        if "client_id" in form and form["client_id"] != client_id:
+            raise _fail(client_id, "client_id in the body differs from the Basic header")
+        return Presented("client_secret_basic", client_id, secret)
+    if in_body and form.get("client_id"):
+        return Presented("client_secret_post", form["client_id"], form["client_secret"])
+    raise _fail(form.get("client_id"), "no client credentials presented")
+
+
+def _decode_basic(encoded: str) -> tuple[str, str]:
+    """RFC 6749 section 2.3.1: base64 of form-urlencoded ``client_id:client_secret``."""
+    if not encoded or len(encoded) > 4 * MAX_CREDENTIAL_LENGTH:
+        raise _fail(None, "malformed Basic header")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise _fail(None, "malformed Basic header") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id or not secret:
+        raise _fail(None, "malformed Basic header")
+    try:
+        return (
+            unquote_plus(client_id, errors="strict"),
+            unquote_plus(secret, errors="strict"),
+        )
+    except UnicodeDecodeError:
+        raise _fail(None, "malformed percent-encoding in Basic header") from None
+
+
+def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidClient:
+    log.warning(
+        "client authentication failed %s",
+        json.dumps({"client_id": client_id, "reason": reason, "source": str(source)}),
+    )
+    return InvalidClient()
+
+
+class ClientAuthenticator:
+    """Checks presented credentials against the store and the credential rules."""
+
+    def __init__(self, settings: Settings, repo: Repository, hasher: SecretHasher) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.hasher = hasher
+
+    def source_address(self, request: Request) -> network.Address | None:
+        peer = request.client.host if request.client else None
+        return network.source_address(
+            peer, request.headers.getlist("x-forwarded-for"), self.settings.trusted_networks
+        )
+
+    async def authenticate(self, request: Request, form: Mapping[str, str]) -> AuthenticatedClient:
+        presented = presented_credentials(request.headers, form)
+        source = self.source_address(request)
+        if len(presented.client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
+            raise _fail(presented.client_id[:64], "credential too long", source)
+        state = await anyio.to_thread.run_sync(
+            lambda: self.repo.auth_state(client_id=presented.client_id)
+        )
+        if state is None:
+            await self.hasher.verify_dummy(presented.secret)
+            raise _fail(presented.client_id, "unknown client_id", source)
+        ok = await self.hasher.verify(
+            credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
+        )
+        if not ok:
+            raise _fail(presented.client_id, "wrong secret", source)
+        reason = refusal_reason(state, now=datetime.now(UTC), source=source)
+        if reason is not None:
+            raise _fail(presented.client_id, reason, source)
+        return AuthenticatedClient(state=state, method=presented.method)

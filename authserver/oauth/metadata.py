@@ -1,0 +1,36 @@
+"""Discovery: RFC 8414 metadata and the JWKS."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authserver.oauth.server import AUTH_METHODS
+from authserver.services import Services
+
+
+async def authorization_server_metadata(request: Request) -> Response:
+    """RFC 8414 section 2."""
+    services: Services = request.app.state.services
+    settings = services.settings
+    roles = await anyio.to_thread.run_sync(services.repo.known_roles)
+    metadata = {
+        "issuer": settings.issuer,
+        "token_endpoint": settings.endpoint("/auth/v1/token"),
+        "jwks_uri": settings.endpoint("/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "scopes_supported": sorted(roles),
+    }
+    return JSONResponse(metadata, headers={"Cache-Control": "max-age=60"})
+
+
+async def jwks(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(
+        services.keyring.jwks_body,
+        media_type="application/json",
+        headers={"Cache-Control": "max-age=60"},
+    )

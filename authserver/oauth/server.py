@@ -1,0 +1,134 @@
+"""Authlib's ``AuthorizationServer`` wired to our clients, tokens and responses.
+
+Authlib runs the protocol: grant dispatch, client-authentication method
+checks, scope validation hooks, the token response. By the time it runs, the
+client is already authenticated (``client_auth``), so nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, grants
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from starlette.responses import Response
+
+from authserver.config import Settings
+from authserver.domain.credentials import token_expiry
+from authserver.domain.roles import parse_scope
+from authserver.keys import KeyRing
+from authserver.oauth.adapter import FormRequest, json_response
+from authserver.oauth.client_auth import AuthenticatedClient
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def _preauthenticated(method: str) -> Callable[[Any, FormRequest], AuthenticatedClient | None]:
+    """An Authlib client-auth method that accepts what ``ClientAuthenticator`` established."""
+
+    def authenticate(_query_client: Any, request: FormRequest) -> AuthenticatedClient | None:
+        client = request.authenticated
+        if isinstance(client, AuthenticatedClient) and client.method == method:
+            return client
+        return None
+
+    return authenticate
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """RFC 6749 section 4.4, with ``scope`` checked against the credential's effective roles."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_requested_scope(self) -> None:
+        client: AuthenticatedClient = self.request.client
+        requested = self.request.payload.scope
+        effective = client.state.effective_roles
+        if requested is None or requested == "":
+            self.request.scope = " ".join(sorted(effective))
+            return
+        scopes = parse_scope(requested)
+        if scopes is None:
+            raise InvalidScopeError("scope must be space-separated role names")
+        if not scopes <= effective:
+            raise InvalidScopeError("the requested scope exceeds the credential's roles")
+        self.request.scope = " ".join(sorted(scopes))
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        # Authlib's version passes the raw ``scope`` parameter; we grant the validated one.
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class Server(AuthorizationServer):
+    """The authorization server; one per app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keyring: KeyRing,
+        on_issued: Callable[[AuthenticatedClient, datetime], None],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.keyring = keyring
+        self.on_issued = on_issued
+        self.register_grant(ClientCredentialsGrant)
+        self.register_token_generator("default", self._generate_token)
+        for method in AUTH_METHODS:
+            self.register_client_auth_method(method, _preauthenticated(method))
+
+    def query_client(self, client_id: str) -> None:
+        # Clients are resolved before Authlib runs; nothing is looked up here.
+        return None
+
+    def create_oauth2_request(self, request: FormRequest) -> FormRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        return json_response(status, body, headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def save_token(self, token: dict[str, Any], request: FormRequest) -> None:
+        # Tokens are self-contained JWTs; only the credential's last use is recorded.
+        self.on_issued(request.client, datetime.now(UTC))
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: AuthenticatedClient,
+        user: Any = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = False,
+    ) -> dict[str, Any]:
+        """An RFC 9068 access token for ``client`` with the granted ``scope``."""
+        now = datetime.now(UTC)
+        iat = int(now.timestamp())
+        exp = int(token_expiry(client.state, now=now, ttl=self.settings.access_token_ttl).timestamp())
+        granted = scope.split() if scope else []
+        claims = {
+            "iss": self.settings.issuer,
+            "sub": client.state.user_id,
+            "aud": self.settings.token_audience,
+            "client_id": client.state.client_id,
+            "iat": iat,
+            "exp": exp,
+            "jti": secrets.token_urlsafe(16),
+            "scope": " ".join(granted),
+            "roles": granted,
+        }
+        token = {
+            "access_token": self.keyring.sign(claims),
+            "token_type": "Bearer",
+            "expires_in": max(exp - iat, 0),
+        }
+        if granted:
+            token["scope"] = claims["scope"]
+        return token

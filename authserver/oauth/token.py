@@ -1,0 +1,43 @@
+"""``POST /auth/v1/token``: RFC 6749 section 4.4 ``client_credentials``."""
+
+from __future__ import annotations
+
+import time
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedGrantTypeError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.oauth.adapter import FormRequest, error_response, printable, read_form
+from authserver.services import Services
+
+
+async def token_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    started = time.perf_counter()
+    outcome = "issued"
+    try:
+        form = await read_form(request, max_bytes=services.settings.max_body_bytes)
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequestError("missing grant_type")
+        if grant_type != "client_credentials":
+            raise UnsupportedGrantTypeError(printable(grant_type))
+        client = await services.authenticator.authenticate(request, form)
+        oauth_request = FormRequest(
+            method="POST",
+            uri=services.settings.endpoint("/auth/v1/token"),
+            headers=request.headers,
+            form=form,
+        )
+        oauth_request.authenticated = client
+        response: Response = services.server.create_token_response(oauth_request)
+        if response.status_code != 200:
+            outcome = "rejected"
+    except OAuth2Error as error:
+        outcome = error.error or "error"
+        response = error_response(error)
+    services.metrics.token_requests.labels(outcome=outcome).inc()
+    services.metrics.token_latency.observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,54 @@
+"""The objects one app instance is made of, built once by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authserver.config import Settings
+from authserver.hashing import SecretHasher
+from authserver.keys import KeyRing
+from authserver.last_used import LastUsedRecorder
+from authserver.metrics import Metrics
+from authserver.oauth.client_auth import ClientAuthenticator
+from authserver.oauth.server import Server
+from authserver.store.database import Database
+from authserver.store.repository import Repository
+
+
+@dataclass
+class Services:
+    """Settings, storage and the long-lived helpers handlers use."""
+
+    settings: Settings
+    database: Database
+    repo: Repository
+    hasher: SecretHasher
+    keyring: KeyRing
+    last_used: LastUsedRecorder
+    authenticator: ClientAuthenticator
+    server: Server
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, settings: Settings, database: Database | None = None) -> Services:
+        database = database or Database(settings.database_url)
+        repo = Repository(database)
+        hasher = SecretHasher(settings)
+        keyring = KeyRing()
+        last_used = LastUsedRecorder(repo, interval=settings.last_used_flush_interval)
+        server = Server(
+            settings,
+            keyring,
+            on_issued=lambda client, when: last_used.touch(client.state.id, when),
+        )
+        return cls(
+            settings=settings,
+            database=database,
+            repo=repo,
+            hasher=hasher,
+            keyring=keyring,
+            last_used=last_used,
+            authenticator=ClientAuthenticator(settings, repo, hasher),
+            server=server,
+            metrics=Metrics(lambda: (hasher.cache_hits, hasher.cache_misses)),
+        )
