@@ -1,0 +1,183 @@
+"""Fixtures chained settings → database → repo → app → client, plus a live uvicorn server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from authserver import manage
+from authserver.app import create_app
+from authserver.config import Settings
+from authserver.domain.credentials import Caller
+from authserver.hashing import SecretHasher
+from authserver.store.database import Database, migrate
+from authserver.store.repository import ClientRecord, Repository, UserRecord
+
+PEER = "203.0.113.7"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Tests override single settings by overriding this fixture or parametrising it."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path}/authserver.db", **settings_overrides)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    migrate(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def repo(database: Database) -> Repository:
+    return Repository(database)
+
+
+@pytest.fixture(scope="session")
+def hasher() -> SecretHasher:
+    return SecretHasher(Settings())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def make_user(repo: Repository) -> Callable[..., UserRecord]:
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, roles: tuple[str, ...] = ("billing:read", "deploy")) -> UserRecord:
+        return manage.create_user(
+            repo,
+            email=email or f"user{next(counter)}@example.com",
+            display_name="Test User",
+            role_names=roles,
+            now=now(),
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_client(
+    repo: Repository, settings: Settings, hasher: SecretHasher
+) -> Callable[..., tuple[ClientRecord, str]]:
+    def make(
+        owner: UserRecord,
+        *,
+        cidrs: tuple[str, ...] = (),
+        scoped: tuple[str, ...] = (),
+        expires_in: timedelta | None = None,
+    ) -> tuple[ClientRecord, str]:
+        return manage.create_credential(
+            repo,
+            hasher,
+            settings,
+            caller=Caller.operator(),
+            owner=owner,
+            display_name="test",
+            allow_source_cidr=cidrs,
+            scoped_roles=scoped,
+            expires_in=expires_in,
+            now=now(),
+        )
+
+    return make
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> Starlette:
+    return create_app(settings, database=database)
+
+
+@pytest.fixture
+def peer() -> str:
+    return PEER
+
+
+@pytest.fixture
+def client(app: Starlette, peer: str) -> Iterator[TestClient]:
+    with TestClient(app, client=(peer, 50000), base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving the app on a loopback port in a background thread."""
+
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_settings_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, live_settings_overrides: dict[str, Any]) -> Iterator[tuple[LiveServer, Settings, Repository]]:
+    """A real HTTP server whose issuer is its own URL."""
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/live.db",
+        issuer=f"http://127.0.0.1:{port}",
+        **live_settings_overrides,
+    )
+    database = Database(settings.database_url)
+    migrate(database)
+    with LiveServer(create_app(settings, database=database), port) as server:
+        yield server, settings, Repository(database)
+    database.dispose()
+
+
+def token_request(
+    client: TestClient | httpx.Client,
+    client_id: str,
+    secret: str,
+    **form: str,
+) -> httpx.Response:
+    return client.post(
+        "/auth/v1/token",
+        data={"grant_type": "client_credentials", **form},
+        auth=(client_id, secret),
+    )
