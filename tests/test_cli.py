@@ -1,0 +1,208 @@
+"""The authserver command line: outputs, errors, and that bad input writes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from click.testing import CliRunner, Result
+
+from authserver.cli import main
+from authserver.store.database import Database
+from authserver.store.repository import Repository
+
+CLIENT_ID = re.compile(r"[a-z]+-[a-z]+-[0-9]{5}@127\.0\.0\.1/pcc")
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+@pytest.fixture
+def run(db_url: str):
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(main, list(args), env={"AUTHSERVER_DATABASE_URL": db_url})
+
+    return invoke
+
+
+@pytest.fixture
+def cli_repo(db_url: str, run):
+    run("migrate")
+    database = Database(db_url)
+    yield Repository(database)
+    database.dispose()
+
+
+def test_migrate_creates_the_database(run, tmp_path: Path) -> None:
+    result = run("migrate")
+    assert result.exit_code == 0
+    assert (tmp_path / "cli.db").exists()
+
+
+def test_users_create_json_prints_the_user(run) -> None:
+    result = run("users", "create", "Alice@Example.com", "--name", "Alice", "--role", "b", "--role", "a", "--json")
+    assert result.exit_code == 0, result.output
+    user = json.loads(result.stdout)
+    assert user["email"] == "alice@example.com"
+    assert user["displayName"] == "Alice"
+    assert user["roles"] == ["a", "b"]
+    assert user["disabled"] is False
+    assert user["createdAt"].endswith("Z")
+
+
+def test_duplicate_email_exits_1_and_writes_nothing(run, cli_repo: Repository) -> None:
+    run("users", "create", "a@example.com", "--role", "x")
+    result = run("users", "create", "a@example.com", "--role", "y")
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "already exists" in result.stderr
+    assert [u.roles for u in cli_repo.list_users()] == [("x",)]
+
+
+def test_invalid_role_name_exits_1(run, cli_repo: Repository) -> None:
+    result = run("users", "create", "a@example.com", "--role", "has space")
+    assert result.exit_code == 1
+    assert "invalid role name" in result.stderr
+    assert cli_repo.list_users() == []
+
+
+def test_invalid_email_exits_1(run) -> None:
+    result = run("users", "create", "not-an-email")
+    assert result.exit_code == 1
+    assert "invalid e-mail" in result.stderr
+
+
+def test_users_update_replaces_roles(run) -> None:
+    run("users", "create", "a@example.com", "--role", "x", "--role", "y")
+    result = run("users", "update", "a@example.com", "--role", "z", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["roles"] == ["z"]
+
+
+def test_users_update_disables_and_keeps_roles(run) -> None:
+    run("users", "create", "a@example.com", "--role", "x")
+    result = run("users", "update", "a@example.com", "--disable", "--json")
+    user = json.loads(result.stdout)
+    assert user["disabled"] is True
+    assert user["roles"] == ["x"]
+
+
+def test_users_update_unknown_user_exits_1(run) -> None:
+    result = run("users", "update", "ghost@example.com", "--disable")
+    assert result.exit_code == 1
+    assert "no user" in result.stderr
+
+
+def test_users_list_json(run) -> None:
+    run("users", "create", "a@example.com")
+    run("users", "create", "b@example.com")
+    result = run("users", "list", "--json")
+    assert [u["email"] for u in json.loads(result.stdout)] == ["a@example.com", "b@example.com"]
+
+
+def test_clients_create_json_has_api_shape(run) -> None:
+    run("users", "create", "a@example.com", "--role", "x", "--role", "y")
+    result = run(
+        "clients", "create", "--user", "a@example.com", "--name", "ci", "--scoped-role", "x",
+        "--allow-cidr", "10.0.0.0/8", "--allow-cidr", "2001:db8::1", "--expires", "30d", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert set(body) == {"client", "clientSecret"}
+    client = body["client"]
+    assert CLIENT_ID.fullmatch(client["clientId"])
+    assert client["displayName"] == "ci"
+    assert client["scopedRoles"] == ["x"]
+    assert client["allowSourceCidr"] == ["10.0.0.0/8", "2001:db8::1/128"]
+    assert client["expiresTime"].endswith("Z")
+    assert body["clientSecret"].startswith("secret-token:127.0.0.1:v1:")
+
+
+def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_path: Path) -> None:
+    run("users", "create", "a@example.com")
+    secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)["clientSecret"]
+    with cli_repo.database.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT secret_hash FROM personal_clients").scalar_one()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PasswordHasher().verify(stored, secret)
+    assert secret.encode() not in (tmp_path / "cli.db").read_bytes()
+
+
+def test_clients_create_unknown_user_exits_1(run, cli_repo: Repository) -> None:
+    result = run("clients", "create", "--user", "ghost@example.com")
+    assert result.exit_code == 1
+    assert cli_repo.list_clients() == []
+
+
+def test_clients_create_malformed_cidr_writes_nothing(run, cli_repo: Repository) -> None:
+    run("users", "create", "a@example.com")
+    result = run("clients", "create", "--user", "a@example.com", "--allow-cidr", "10.0.0.1/8")
+    assert result.exit_code == 1
+    assert "invalid CIDR" in result.stderr
+    assert cli_repo.list_clients() == []
+
+
+def test_clients_create_bad_duration_writes_nothing(run, cli_repo: Repository) -> None:
+    run("users", "create", "a@example.com")
+    result = run("clients", "create", "--user", "a@example.com", "--expires", "3 weeks")
+    assert result.exit_code == 1
+    assert "invalid duration" in result.stderr
+    assert cli_repo.list_clients() == []
+
+
+def test_clients_create_scoped_role_owner_lacks_exits_1(run, cli_repo: Repository) -> None:
+    run("users", "create", "a@example.com", "--role", "x")
+    result = run("clients", "create", "--user", "a@example.com", "--scoped-role", "admin")
+    assert result.exit_code == 1
+    assert cli_repo.list_clients() == []
+
+
+def test_clients_list_filters_by_user(run) -> None:
+    run("users", "create", "a@example.com")
+    run("users", "create", "b@example.com")
+    run("clients", "create", "--user", "a@example.com")
+    run("clients", "create", "--user", "b@example.com")
+    listed = json.loads(run("clients", "list", "--user", "b@example.com", "--json").stdout)
+    assert len(listed) == 1
+    assert "clientSecret" not in listed[0]
+
+
+def test_clients_delete_soft_deletes(run, cli_repo: Repository) -> None:
+    run("users", "create", "a@example.com")
+    client = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)["client"]
+    result = run("clients", "delete", client["id"])
+    assert result.exit_code == 0
+    assert cli_repo.get_client(id=client["id"]).deleted_at is not None
+    assert json.loads(run("clients", "list", "--json").stdout) == []
+
+
+def test_clients_delete_unknown_exits_1(run) -> None:
+    result = run("clients", "delete", "nope")
+    assert result.exit_code == 1
+
+
+def test_keys_rotate_adds_active_key_and_retires_old(run) -> None:
+    run("keys", "rotate")
+    run("keys", "rotate")
+    keys = json.loads(run("keys", "list", "--json").stdout)
+    assert [k["active"] for k in keys] == [False, True]
+    assert keys[0]["publishUntil"].endswith("Z")
+
+
+def test_usage_error_exits_2(run) -> None:
+    assert run("clients", "create").exit_code == 2
+
+
+def test_bad_config_value_exits_1(db_url: str) -> None:
+    result = CliRunner().invoke(
+        main, ["users", "list"], env={"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_ACCESS_TOKEN_TTL": "soon"}
+    )
+    assert result.exit_code == 1
+    assert "access_token_ttl" in result.stderr

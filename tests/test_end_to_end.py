@@ -1,0 +1,154 @@
+"""Real HTTP through uvicorn, with real OAuth client libraries and PyJWT's JWKS client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session
+
+from authserver import manage
+from authserver.domain.credentials import Caller
+from authserver.hashing import SecretHasher
+from authserver.store.database import Database, migrate
+from authserver.store.repository import Repository
+from tests.conftest import free_port, token_request
+
+
+def new_credential(settings, repo: Repository, hasher: SecretHasher, **kwargs):
+    owner = manage.create_user(
+        repo, email="e2e@example.com", display_name="E2E", role_names=["deploy", "read"], now=datetime.now(UTC)
+    )
+    return manage.create_credential(
+        repo, hasher, settings, caller=Caller.operator(), owner=owner, display_name="e2e",
+        allow_source_cidr=kwargs.get("cidrs", ()), scoped_roles=(), expires_in=None, now=datetime.now(UTC),
+    )
+
+
+def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher)
+    with httpx.Client(base_url=server.url) as http:
+        token = token_request(http, record.client_id, secret).json()["access_token"]
+    signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    claims = jwt.decode(
+        token, signing_key.key, algorithms=["ES256"], audience=settings.issuer, issuer=settings.issuer
+    )
+    assert claims["client_id"] == record.client_id
+    assert claims["roles"] == ["deploy", "read"]
+
+
+def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
+    from authserver import keys
+
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher)
+    with httpx.Client(base_url=server.url) as http:
+        old_token = token_request(http, record.client_id, secret).json()["access_token"]
+        new = keys.rotate(repo, settings, now=datetime.now(UTC))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            new_token = token_request(http, record.client_id, secret).json()["access_token"]
+            if jwt.get_unverified_header(new_token)["kid"] == new.kid:
+                break
+            time.sleep(0.1)
+    jwks = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json", cache_keys=False)
+    for token in (old_token, new_token):
+        key = jwks.get_signing_key_from_jwt(token)
+        assert jwt.decode(token, key.key, algorithms=["ES256"], audience=settings.issuer)["sub"]
+    assert jwt.get_unverified_header(old_token)["kid"] != jwt.get_unverified_header(new_token)["kid"]
+
+
+def test_metadata_advertises_live_endpoints(live_server) -> None:
+    server, settings, _ = live_server
+    metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == server.url
+    assert metadata["token_endpoint"] == f"{server.url}/auth/v1/token"
+    assert httpx.get(metadata["jwks_uri"]).json()["keys"]
+    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, method: str) -> None:
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher)
+    with OAuth2Client(record.client_id, secret, token_endpoint_auth_method=method, scope="read") as oauth:
+        token = oauth.fetch_token(f"{server.url}/auth/v1/token", grant_type="client_credentials")
+    assert token["token_type"] == "Bearer"
+    assert token["scope"] == "read"
+
+
+def test_requests_oauthlib_backend_application_client(live_server, hasher, monkeypatch) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher)
+    session = OAuth2Session(client=BackendApplicationClient(client_id=record.client_id))
+    token = session.fetch_token(
+        token_url=f"{server.url}/auth/v1/token", client_id=record.client_id, client_secret=secret
+    )
+    assert jwt.decode(token["access_token"], options={"verify_signature": False})["client_id"] == record.client_id
+
+
+def test_loopback_peer_is_matched_against_cidr(live_server, hasher) -> None:
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher, cidrs=("127.0.0.0/8",))
+    with httpx.Client(base_url=server.url) as http:
+        assert token_request(http, record.client_id, secret).status_code == 200
+
+
+def test_sigterm_flushes_last_used_at(tmp_path: Path, hasher) -> None:
+    """Mint through a real ``authserver serve`` process, SIGTERM it at once, find lastUsedAt stored."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUTHSERVER_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db",
+        "AUTHSERVER_ISSUER": f"http://127.0.0.1:{port}",
+        "AUTHSERVER_LAST_USED_FLUSH_INTERVAL": "1",
+        "AUTHSERVER_LOG_LEVEL": "warning",
+    }
+    from authserver.config import load_settings
+
+    settings = load_settings(environ=env)
+    database = Database(settings.database_url)
+    migrate(database)
+    repo = Repository(database)
+    record, secret = new_credential(settings, repo, hasher)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "authserver", "serve", "--port", str(port)], env=env, cwd=tmp_path
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(record.client_id, secret),
+        )
+        assert response.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit.
+        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert repo.get_client(id=record.id).last_used_at is not None
+    database.dispose()

@@ -1,0 +1,100 @@
+"""Signing keys: generated on first start, rotated, published until their tokens expire."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from authserver import keys
+from authserver.app import refresh_keys
+from tests.conftest import now, token_request
+
+
+def kids(client: TestClient) -> list[str]:
+    return [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]]
+
+
+def test_first_start_creates_one_published_key(client: TestClient, repo) -> None:
+    records = repo.list_keys()
+    assert len(records) == 1
+    assert kids(client) == [records[0].kid]
+
+
+def test_jwks_publishes_only_public_members(client: TestClient) -> None:
+    key = client.get("/.well-known/jwks.json").json()["keys"][0]
+    assert key["kty"] == "EC" and key["crv"] == "P-256"
+    assert key["use"] == "sig" and key["alg"] == "ES256"
+    assert "d" not in key
+
+
+def test_restart_reuses_the_stored_key(app, repo, settings, database, peer) -> None:
+    from authserver.app import create_app
+
+    with TestClient(app, client=(peer, 1)) as first:
+        before = kids(first)
+    with TestClient(create_app(settings, database=database), client=(peer, 1)) as second:
+        assert kids(second) == before
+
+
+def test_rotation_signs_with_new_key_and_keeps_old_published(
+    client: TestClient, app, repo, settings, make_user, make_client
+) -> None:
+    record, secret = make_client(make_user())
+    old_kid = jwt.get_unverified_header(token_request(client, record.client_id, secret).json()["access_token"])["kid"]
+    new = keys.rotate(repo, settings, now=now())
+    client.portal.call(refresh_keys, app.state.services)  # what the 1 s refresher does
+    token = token_request(client, record.client_id, secret).json()["access_token"]
+    assert jwt.get_unverified_header(token)["kid"] == new.kid
+    assert set(kids(client)) == {old_kid, new.kid}
+
+
+def test_rotation_is_picked_up_without_restart(client: TestClient, repo, settings) -> None:
+    new = keys.rotate(repo, settings, now=now())
+    deadline = time.monotonic() + 3
+    while new.kid not in kids(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert new.kid in kids(client)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 1}])
+def test_retired_key_is_dropped_after_its_tokens_expire(client: TestClient, app, repo, settings) -> None:
+    old = repo.list_keys()[0].kid
+    keys.rotate(repo, settings, now=now())
+    time.sleep(1.1)
+    client.portal.call(refresh_keys, app.state.services)
+    assert old not in kids(client)
+
+
+@pytest.mark.parametrize(
+    ("settings_overrides", "kty"),
+    [
+        pytest.param({"signing_alg": "EdDSA"}, "OKP", id="EdDSA"),
+        pytest.param({"signing_alg": "RS256"}, "RSA", id="RS256"),
+        pytest.param({"signing_alg": "ES256"}, "EC", id="ES256"),
+    ],
+)
+def test_signing_alg_is_configurable(client: TestClient, settings, make_user, make_client, kty: str) -> None:
+    record, secret = make_client(make_user())
+    token = token_request(client, record.client_id, secret).json()["access_token"]
+    jwks = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == settings.signing_alg
+    key = next(k for k in jwks.keys if k.key_id == header["kid"])
+    assert key.key_type == kty
+    claims = jwt.decode(token, key.key, algorithms=[settings.signing_alg], audience=settings.issuer)
+    assert claims["client_id"] == record.client_id
+
+
+def test_thumbprint_matches_rfc7638_example() -> None:
+    # RFC 7638 section 3.1.
+    jwk = {
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+    }
+    assert keys.thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+

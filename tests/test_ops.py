@@ -1,0 +1,82 @@
+"""Health, readiness, metrics and the request log."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from authserver.app import create_app
+from authserver.config import Settings
+from authserver.store.database import Database, migrate
+from tests.conftest import token_request
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_when_database_answers(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_fails_when_database_is_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    settings = Settings(database_url=f"sqlite:///{folder}/a.db")
+    database = Database(settings.database_url)
+    migrate(database)
+    with TestClient(create_app(settings, database=database)) as client:
+        shutil.rmtree(folder)
+        database.engine.dispose()
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    database.dispose()
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE authserver_token_requests_total counter" in response.text
+
+
+def test_request_id_is_echoed(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == "abc-123"
+
+
+def test_malformed_request_id_is_replaced(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-Id": "bad id\twith tab"})
+    assert response.headers["x-request-id"] != "bad id\twith tab"
+    assert len(response.headers["x-request-id"]) == 16
+
+
+def test_access_log_line_has_no_credentials(
+    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    record, secret = make_client(make_user())
+    with caplog.at_level(logging.INFO):
+        token = token_request(client, record.client_id, secret).json()["access_token"]
+        token_request(client, record.client_id, secret + "x")
+    access = [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+    assert any(line.startswith("POST /auth/v1/token 200 ") and "request_id=" in line for line in access)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged
+    assert token not in logged
+
+
+def test_authentication_failure_reason_is_logged(
+    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    record, _ = make_client(make_user())
+    with caplog.at_level(logging.INFO):
+        token_request(client, record.client_id, "wrong")
+    failures = [r.getMessage() for r in caplog.records if r.name == "authserver.auth"]
+    assert any('"reason": "wrong secret"' in line and record.client_id in line for line in failures)
+
+
+def test_unknown_path_is_json_404(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
