@@ -63,8 +63,10 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse(
-        {"error": "not_found" if exc.status_code == 404 else "invalid_request",
-         "error_description": exc.detail},
+        {
+            "error": "not_found" if exc.status_code == 404 else "invalid_request",
+            "error_description": exc.detail,
+        },
         status_code=exc.status_code,
         headers=exc.headers,
     )

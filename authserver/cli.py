@@ -141,7 +141,9 @@ def users() -> None:
 @_command
 def users_create(ctx: Context, email: str, name: str | None, roles: tuple[str, ...], as_json: bool):
     """Create a user."""
-    user = manage.create_user(ctx.repo, email=email, display_name=name, role_names=roles, now=_now())
+    user = manage.create_user(
+        ctx.repo, email=email, display_name=name, role_names=roles, now=_now()
+    )
     if as_json:
         _print_json(wire.user_json(user))
     else:
@@ -165,7 +167,9 @@ def users_update(
         _print_json(wire.user_json(user))
     else:
         state = "disabled" if user.disabled else "enabled"
-        click.echo(f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}")
+        click.echo(
+            f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}"
+        )
 
 
 @users.command("list")
@@ -278,7 +282,11 @@ def keys_list(ctx: Context, as_json: bool) -> None:
         _print_json([wire.key_json(k) for k in records])
         return
     for k in records:
-        state = "active" if k.retired_at is None else f"retired, published until {wire.timestamp(k.publish_until)}"
+        state = (
+            "active"
+            if k.retired_at is None
+            else f"retired, published until {wire.timestamp(k.publish_until)}"
+        )
         click.echo(f"{k.kid}  {k.alg}  {state}")
 
 

@@ -58,7 +58,11 @@ class SecretHasher:
         """True when ``secret`` matches; argon2 runs in a worker thread on a cache miss."""
         digest = self._digest(credential_id, secret)
         cached = self._verified.get(credential_id)
-        if cached is not None and cached[1] == secret_hash and hmac.compare_digest(cached[0], digest):
+        if (
+            cached is not None
+            and cached[1] == secret_hash
+            and hmac.compare_digest(cached[0], digest)
+        ):
             self.cache_hits += 1
             return True
         self.cache_misses += 1

@@ -23,7 +23,11 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from authserver.config import Settings
 from authserver.store.repository import KeyRecord, Repository
 
-_REQUIRED_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n")}
+_REQUIRED_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "RSA": ("e", "kty", "n"),
+}
 
 
 def _generate(alg: str) -> Any:
@@ -127,9 +131,7 @@ class KeyRing:
             if self.active is None or self.active.kid != newest.kid:
                 private = serialization.load_pem_private_key(newest.private_pem.encode(), None)
                 self.active = SigningKey(kid=newest.kid, alg=newest.alg, private_key=private)
-        keys = [
-            {**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in published
-        ]
+        keys = [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in published]
         self.jwks = {"keys": keys}
         self.jwks_body = json.dumps(self.jwks, separators=(",", ":")).encode()
         self._public = {

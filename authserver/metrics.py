@@ -17,7 +17,7 @@ class _CacheCollector(Collector):
         hits, misses = self._read()
         family = CounterMetricFamily(
             "authserver_secret_cache_lookups",
-            "Client secret verifications answered by the verified-secret cache (hit) or argon2 (miss)",
+            "Secret verifications answered by the verified-secret cache (hit) or argon2 (miss)",
             labels=["result"],
         )
         family.add_metric(["hit"], hits)

@@ -64,7 +64,9 @@ def now() -> datetime:
 def make_user(repo: Repository) -> Callable[..., UserRecord]:
     counter = iter(range(1, 10_000))
 
-    def make(email: str | None = None, roles: tuple[str, ...] = ("billing:read", "deploy")) -> UserRecord:
+    def make(
+        email: str | None = None, roles: tuple[str, ...] = ("billing:read", "deploy")
+    ) -> UserRecord:
         return manage.create_user(
             repo,
             email=email or f"user{next(counter)}@example.com",
@@ -131,7 +133,9 @@ class LiveServer:
     def __init__(self, app: Starlette, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -155,7 +159,9 @@ def live_settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, live_settings_overrides: dict[str, Any]) -> Iterator[tuple[LiveServer, Settings, Repository]]:
+def live_server(
+    tmp_path: Path, live_settings_overrides: dict[str, Any]
+) -> Iterator[tuple[LiveServer, Settings, Repository]]:
     """A real HTTP server whose issuer is its own URL."""
     port = free_port()
     settings = Settings(

@@ -47,7 +47,18 @@ def test_migrate_creates_the_database(run, tmp_path: Path) -> None:
 
 
 def test_users_create_json_prints_the_user(run) -> None:
-    result = run("users", "create", "Alice@Example.com", "--name", "Alice", "--role", "b", "--role", "a", "--json")
+    result = run(
+        "users",
+        "create",
+        "Alice@Example.com",
+        "--name",
+        "Alice",
+        "--role",
+        "b",
+        "--role",
+        "a",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     user = json.loads(result.stdout)
     assert user["email"] == "alice@example.com"
@@ -110,8 +121,21 @@ def test_users_list_json(run) -> None:
 def test_clients_create_json_has_api_shape(run) -> None:
     run("users", "create", "a@example.com", "--role", "x", "--role", "y")
     result = run(
-        "clients", "create", "--user", "a@example.com", "--name", "ci", "--scoped-role", "x",
-        "--allow-cidr", "10.0.0.0/8", "--allow-cidr", "2001:db8::1", "--expires", "30d", "--json",
+        "clients",
+        "create",
+        "--user",
+        "a@example.com",
+        "--name",
+        "ci",
+        "--scoped-role",
+        "x",
+        "--allow-cidr",
+        "10.0.0.0/8",
+        "--allow-cidr",
+        "2001:db8::1",
+        "--expires",
+        "30d",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -127,7 +151,9 @@ def test_clients_create_json_has_api_shape(run) -> None:
 
 def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_path: Path) -> None:
     run("users", "create", "a@example.com")
-    secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)["clientSecret"]
+    secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
+        "clientSecret"
+    ]
     with cli_repo.database.engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT secret_hash FROM personal_clients").scalar_one()
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
@@ -176,7 +202,9 @@ def test_clients_list_filters_by_user(run) -> None:
 
 def test_clients_delete_soft_deletes(run, cli_repo: Repository) -> None:
     run("users", "create", "a@example.com")
-    client = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)["client"]
+    client = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
+        "client"
+    ]
     result = run("clients", "delete", client["id"])
     assert result.exit_code == 0
     assert cli_repo.get_client(id=client["id"]).deleted_at is not None
@@ -202,7 +230,9 @@ def test_usage_error_exits_2(run) -> None:
 
 def test_bad_config_value_exits_1(db_url: str) -> None:
     result = CliRunner().invoke(
-        main, ["users", "list"], env={"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_ACCESS_TOKEN_TTL": "soon"}
+        main,
+        ["users", "list"],
+        env={"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_ACCESS_TOKEN_TTL": "soon"},
     )
     assert result.exit_code == 1
     assert "access_token_ttl" in result.stderr

@@ -31,7 +31,8 @@ def test_cidrs_are_normalised(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["10.0.0.1/8", "300.1.1.1", "10.0.0.0/33", "", " 10.0.0.0/8", "example.com", "1.2.3.4/-1"]
+    "text",
+    ["10.0.0.1/8", "300.1.1.1", "10.0.0.0/33", "", " 10.0.0.0/8", "example.com", "1.2.3.4/-1"],
 )
 def test_malformed_cidr_is_invalid_argument(text: str) -> None:
     with pytest.raises(InvalidArgument):
@@ -44,7 +45,9 @@ def test_more_than_32_cidrs_is_invalid_argument() -> None:
 
 
 def test_source_is_peer_without_trusted_proxies() -> None:
-    assert network.source_address("192.0.2.1", ["203.0.113.9"], []) == ipaddress.ip_address("192.0.2.1")
+    assert network.source_address("192.0.2.1", ["203.0.113.9"], []) == ipaddress.ip_address(
+        "192.0.2.1"
+    )
 
 
 def test_source_walks_forwarded_for_from_the_right() -> None:
@@ -75,7 +78,11 @@ def test_bad_cli_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("3600s", timedelta(hours=1)), ("1.5s", timedelta(seconds=1.5)), ("0.000001s", timedelta(microseconds=1))],
+    [
+        ("3600s", timedelta(hours=1)),
+        ("1.5s", timedelta(seconds=1.5)),
+        ("0.000001s", timedelta(microseconds=1)),
+    ],
 )
 def test_protobuf_durations(text: str, expected: timedelta) -> None:
     assert durations.parse_proto_duration(text) == expected
@@ -130,8 +137,13 @@ def reduced(*roles_: str) -> Caller:
 
 def check(caller: Caller, scoped: tuple[str, ...]) -> credentials.CredentialSpec:
     return credentials.check_new_credential(
-        caller=caller, owner_roles={"a", "b"}, display_name="x", allow_source_cidr=(),
-        scoped_roles=scoped, expires_in=None, now=NOW,
+        caller=caller,
+        owner_roles={"a", "b"},
+        display_name="x",
+        allow_source_cidr=(),
+        scoped_roles=scoped,
+        expires_in=None,
+        now=NOW,
     )
 
 
@@ -166,9 +178,16 @@ def test_display_name_rejects_control_characters() -> None:
 
 def state(**changes) -> AuthState:
     base = dict(
-        id="1", client_id="c", user_id="u", secret_hash="h", allow_source_cidr=(),
-        scoped_roles=frozenset(), expires_time=None, deleted=False,
-        owner_roles=frozenset({"a"}), owner_disabled=False,
+        id="1",
+        client_id="c",
+        user_id="u",
+        secret_hash="h",
+        allow_source_cidr=(),
+        scoped_roles=frozenset(),
+        expires_time=None,
+        deleted=False,
+        owner_roles=frozenset({"a"}),
+        owner_disabled=False,
     )
     return AuthState(**{**base, **changes})
 

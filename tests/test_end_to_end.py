@@ -27,11 +27,23 @@ from tests.conftest import free_port, token_request
 
 def new_credential(settings, repo: Repository, hasher: SecretHasher, **kwargs):
     owner = manage.create_user(
-        repo, email="e2e@example.com", display_name="E2E", role_names=["deploy", "read"], now=datetime.now(UTC)
+        repo,
+        email="e2e@example.com",
+        display_name="E2E",
+        role_names=["deploy", "read"],
+        now=datetime.now(UTC),
     )
     return manage.create_credential(
-        repo, hasher, settings, caller=Caller.operator(), owner=owner, display_name="e2e",
-        allow_source_cidr=kwargs.get("cidrs", ()), scoped_roles=(), expires_in=None, now=datetime.now(UTC),
+        repo,
+        hasher,
+        settings,
+        caller=Caller.operator(),
+        owner=owner,
+        display_name="e2e",
+        allow_source_cidr=kwargs.get("cidrs", ()),
+        scoped_roles=(),
+        expires_in=None,
+        now=datetime.now(UTC),
     )
 
 
@@ -40,9 +52,15 @@ def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
     record, secret = new_credential(settings, repo, hasher)
     with httpx.Client(base_url=server.url) as http:
         token = token_request(http, record.client_id, secret).json()["access_token"]
-    signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(
+        token
+    )
     claims = jwt.decode(
-        token, signing_key.key, algorithms=["ES256"], audience=settings.issuer, issuer=settings.issuer
+        token,
+        signing_key.key,
+        algorithms=["ES256"],
+        audience=settings.issuer,
+        issuer=settings.issuer,
     )
     assert claims["client_id"] == record.client_id
     assert claims["roles"] == ["deploy", "read"]
@@ -66,7 +84,9 @@ def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
     for token in (old_token, new_token):
         key = jwks.get_signing_key_from_jwt(token)
         assert jwt.decode(token, key.key, algorithms=["ES256"], audience=settings.issuer)["sub"]
-    assert jwt.get_unverified_header(old_token)["kid"] != jwt.get_unverified_header(new_token)["kid"]
+    assert (
+        jwt.get_unverified_header(old_token)["kid"] != jwt.get_unverified_header(new_token)["kid"]
+    )
 
 
 def test_metadata_advertises_live_endpoints(live_server) -> None:
@@ -76,7 +96,10 @@ def test_metadata_advertises_live_endpoints(live_server) -> None:
     assert metadata["token_endpoint"] == f"{server.url}/auth/v1/token"
     assert httpx.get(metadata["jwks_uri"]).json()["keys"]
     assert metadata["grant_types_supported"] == ["client_credentials"]
-    assert metadata["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert metadata["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
@@ -84,7 +107,9 @@ def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, me
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     server, settings, repo = live_server
     record, secret = new_credential(settings, repo, hasher)
-    with OAuth2Client(record.client_id, secret, token_endpoint_auth_method=method, scope="read") as oauth:
+    with OAuth2Client(
+        record.client_id, secret, token_endpoint_auth_method=method, scope="read"
+    ) as oauth:
         token = oauth.fetch_token(f"{server.url}/auth/v1/token", grant_type="client_credentials")
     assert token["token_type"] == "Bearer"
     assert token["scope"] == "read"
@@ -98,7 +123,10 @@ def test_requests_oauthlib_backend_application_client(live_server, hasher, monke
     token = session.fetch_token(
         token_url=f"{server.url}/auth/v1/token", client_id=record.client_id, client_secret=secret
     )
-    assert jwt.decode(token["access_token"], options={"verify_signature": False})["client_id"] == record.client_id
+    assert (
+        jwt.decode(token["access_token"], options={"verify_signature": False})["client_id"]
+        == record.client_id
+    )
 
 
 def test_loopback_peer_is_matched_against_cidr(live_server, hasher) -> None:

@@ -43,7 +43,9 @@ def test_rotation_signs_with_new_key_and_keeps_old_published(
     client: TestClient, app, repo, settings, make_user, make_client
 ) -> None:
     record, secret = make_client(make_user())
-    old_kid = jwt.get_unverified_header(token_request(client, record.client_id, secret).json()["access_token"])["kid"]
+    old_kid = jwt.get_unverified_header(
+        token_request(client, record.client_id, secret).json()["access_token"]
+    )["kid"]
     new = keys.rotate(repo, settings, now=now())
     client.portal.call(refresh_keys, app.state.services)  # what the 1 s refresher does
     token = token_request(client, record.client_id, secret).json()["access_token"]
@@ -60,7 +62,9 @@ def test_rotation_is_picked_up_without_restart(client: TestClient, repo, setting
 
 
 @pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 1}])
-def test_retired_key_is_dropped_after_its_tokens_expire(client: TestClient, app, repo, settings) -> None:
+def test_retired_key_is_dropped_after_its_tokens_expire(
+    client: TestClient, app, repo, settings
+) -> None:
     old = repo.list_keys()[0].kid
     keys.rotate(repo, settings, now=now())
     time.sleep(1.1)
@@ -76,7 +80,9 @@ def test_retired_key_is_dropped_after_its_tokens_expire(client: TestClient, app,
         pytest.param({"signing_alg": "ES256"}, "EC", id="ES256"),
     ],
 )
-def test_signing_alg_is_configurable(client: TestClient, settings, make_user, make_client, kty: str) -> None:
+def test_signing_alg_is_configurable(
+    client: TestClient, settings, make_user, make_client, kty: str
+) -> None:
     record, secret = make_client(make_user())
     token = token_request(client, record.client_id, secret).json()["access_token"]
     jwks = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
@@ -96,5 +102,3 @@ def test_thumbprint_matches_rfc7638_example() -> None:
         "e": "AQAB",
     }
     assert keys.thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-
-

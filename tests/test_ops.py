@@ -43,7 +43,10 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
 
 
 def test_request_id_is_echoed(client: TestClient) -> None:
-    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
 
 
 def test_malformed_request_id_is_replaced(client: TestClient) -> None:
@@ -60,7 +63,9 @@ def test_access_log_line_has_no_credentials(
         token = token_request(client, record.client_id, secret).json()["access_token"]
         token_request(client, record.client_id, secret + "x")
     access = [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
-    assert any(line.startswith("POST /auth/v1/token 200 ") and "request_id=" in line for line in access)
+    assert any(
+        line.startswith("POST /auth/v1/token 200 ") and "request_id=" in line for line in access
+    )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert secret not in logged
     assert token not in logged

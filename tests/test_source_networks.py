@@ -6,7 +6,6 @@ import pytest
 from starlette.testclient import TestClient
 
 
-
 def mint(client: TestClient, make_user, make_client, cidrs: tuple[str, ...], **headers: str) -> int:
     record, secret = make_client(make_user(), cidrs=cidrs)
     response = client.post(
@@ -65,7 +64,9 @@ def test_no_cidr_lock_allows_any_source(client, make_user, make_client) -> None:
 
 @pytest.mark.parametrize("peer", ["198.51.100.9"])
 def test_forwarded_for_from_untrusted_peer_is_ignored(client, make_user, make_client) -> None:
-    status = mint(client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": "203.0.113.7"})
+    status = mint(
+        client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": "203.0.113.7"}
+    )
     assert status == 401
 
 
@@ -75,7 +76,9 @@ PROXY = {"trusted_proxies": ("10.0.0.0/8",)}
 @pytest.mark.parametrize("settings_overrides", [PROXY])
 @pytest.mark.parametrize("peer", ["10.1.2.3"])
 def test_forwarded_for_from_trusted_proxy_is_used(client, make_user, make_client) -> None:
-    status = mint(client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": "203.0.113.7"})
+    status = mint(
+        client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": "203.0.113.7"}
+    )
     assert status == 200
 
 
@@ -84,7 +87,9 @@ def test_forwarded_for_from_trusted_proxy_is_used(client, make_user, make_client
 def test_forwarded_for_uses_right_most_untrusted_hop(client, make_user, make_client) -> None:
     # The client forged the left-most entry; the proxy appended the real address.
     forwarded = "203.0.113.7, 198.51.100.9, 10.9.9.9"
-    status = mint(client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": forwarded})
+    status = mint(
+        client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": forwarded}
+    )
     assert status == 401
 
 
@@ -92,14 +97,18 @@ def test_forwarded_for_uses_right_most_untrusted_hop(client, make_user, make_cli
 @pytest.mark.parametrize("peer", ["10.1.2.3"])
 def test_forwarded_for_skips_trusted_hops(client, make_user, make_client) -> None:
     forwarded = "203.0.113.7, 10.9.9.9"
-    status = mint(client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": forwarded})
+    status = mint(
+        client, make_user, make_client, ("203.0.113.0/24",), **{"X-Forwarded-For": forwarded}
+    )
     assert status == 200
 
 
 @pytest.mark.parametrize("settings_overrides", [PROXY])
 @pytest.mark.parametrize("peer", ["10.1.2.3"])
 def test_malformed_forwarded_for_refuses_locked_credential(client, make_user, make_client) -> None:
-    status = mint(client, make_user, make_client, ("10.0.0.0/8",), **{"X-Forwarded-For": "not-an-ip"})
+    status = mint(
+        client, make_user, make_client, ("10.0.0.0/8",), **{"X-Forwarded-For": "not-an-ip"}
+    )
     assert status == 401
 
 
@@ -112,7 +121,7 @@ def test_proxy_without_forwarded_for_is_the_source(client, make_user, make_clien
 @pytest.mark.parametrize("settings_overrides", [PROXY])
 @pytest.mark.parametrize("peer", ["10.1.2.3"])
 def test_ipv6_client_behind_trusted_proxy(client, make_user, make_client) -> None:
-    status = mint(client, make_user, make_client, ("2001:db8::/32",), **{"X-Forwarded-For": "2001:db8::1"})
+    status = mint(
+        client, make_user, make_client, ("2001:db8::/32",), **{"X-Forwarded-For": "2001:db8::1"}
+    )
     assert status == 200
-
-

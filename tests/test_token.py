@@ -81,7 +81,9 @@ def test_each_token_has_a_fresh_jti(client: TestClient, make_user, make_client) 
     assert first["jti"] != second["jti"]
 
 
-@pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 120, "audience": "https://api.example"}])
+@pytest.mark.parametrize(
+    "settings_overrides", [{"access_token_ttl": 120, "audience": "https://api.example"}]
+)
 def test_ttl_and_audience_come_from_config(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
     response = token_request(client, record.client_id, secret)
@@ -112,7 +114,9 @@ def test_another_credentials_secret_is_refused(client: TestClient, make_user, ma
     assert_invalid_client(token_request(client, first.client_id, other_secret))
 
 
-def test_deleted_credential_is_refused(client: TestClient, repo: Repository, make_user, make_client) -> None:
+def test_deleted_credential_is_refused(
+    client: TestClient, repo: Repository, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
     repo.delete_client(id=record.id, now=now())
@@ -137,14 +141,18 @@ def test_token_never_outlives_credential(client: TestClient, make_user, make_cli
     assert 95 <= response.json()["expires_in"] <= 100
 
 
-def test_disabled_owner_is_refused(client: TestClient, repo: Repository, make_user, make_client) -> None:
+def test_disabled_owner_is_refused(
+    client: TestClient, repo: Repository, make_user, make_client
+) -> None:
     owner = make_user()
     record, secret = make_client(owner)
     manage.update_user(repo, ref=owner.id, role_names=None, disabled=True, now=now())
     assert_invalid_client(token_request(client, record.client_id, secret))
 
 
-def test_reenabled_owner_can_mint_again(client: TestClient, repo: Repository, make_user, make_client) -> None:
+def test_reenabled_owner_can_mint_again(
+    client: TestClient, repo: Repository, make_user, make_client
+) -> None:
     owner = make_user()
     record, secret = make_client(owner)
     manage.update_user(repo, ref=owner.id, role_names=None, disabled=True, now=now())
@@ -168,7 +176,9 @@ def test_scope_subset_is_granted(client: TestClient, make_user, make_client) -> 
     assert decode(body["access_token"])["roles"] == ["b"]
 
 
-def test_scope_beyond_scoped_roles_is_invalid_scope(client: TestClient, make_user, make_client) -> None:
+def test_scope_beyond_scoped_roles_is_invalid_scope(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user(roles=("a", "b")), scoped=("a",))
     response = token_request(client, record.client_id, secret, scope="a b")
     assert response.status_code == 400
@@ -192,7 +202,9 @@ def test_malformed_scope_is_invalid_scope(client: TestClient, make_user, make_cl
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_last_used_at_is_recorded(client: TestClient, repo: Repository, make_user, make_client) -> None:
+def test_last_used_at_is_recorded(
+    client: TestClient, repo: Repository, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     before = now()
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -204,7 +216,9 @@ def test_last_used_at_is_recorded(client: TestClient, repo: Repository, make_use
 
 
 @pytest.mark.parametrize("settings_overrides", [{"last_used_flush_interval": 1.0}])
-def test_last_used_at_is_flushed_on_shutdown(app, repo: Repository, make_user, make_client, peer) -> None:
+def test_last_used_at_is_flushed_on_shutdown(
+    app, repo: Repository, make_user, make_client, peer
+) -> None:
     record, secret = make_client(make_user())
     with TestClient(app, client=(peer, 1)) as client:
         assert token_request(client, record.client_id, secret).status_code == 200
@@ -233,7 +247,9 @@ def test_missing_grant_type_is_invalid_request(client: TestClient, make_user, ma
 
 def test_unknown_grant_type_is_unsupported(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    response = client.post("/auth/v1/token", data={"grant_type": "password"}, auth=(record.client_id, secret))
+    response = client.post(
+        "/auth/v1/token", data={"grant_type": "password"}, auth=(record.client_id, secret)
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
 
@@ -259,7 +275,9 @@ def test_repeated_parameter_is_invalid_request(client: TestClient, make_user, ma
     assert response.json()["error"] == "invalid_request"
 
 
-def test_bad_percent_encoding_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_bad_percent_encoding_is_invalid_request(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
@@ -307,11 +325,17 @@ def test_no_credentials_is_invalid_client(client: TestClient) -> None:
     assert_invalid_client(client.post("/auth/v1/token", data={"grant_type": "client_credentials"}))
 
 
-def test_two_auth_methods_at_once_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_two_auth_methods_at_once_is_invalid_request(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
-        data={"grant_type": "client_credentials", "client_id": record.client_id, "client_secret": secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": record.client_id,
+            "client_secret": secret,
+        },
         auth=(record.client_id, secret),
     )
     assert response.status_code == 400
@@ -341,3 +365,25 @@ def test_metrics_count_token_outcomes(client: TestClient, make_user, make_client
     assert 'authserver_token_requests_total{outcome="invalid_client"} 1.0' in text
     assert "authserver_token_request_seconds_bucket" in text
     assert 'authserver_secret_cache_lookups_total{result="miss"}' in text
+
+
+def test_unreachable_database_is_503_temporarily_unavailable(
+    client: TestClient, database, make_user, make_client, tmp_path
+) -> None:
+    record, secret = make_client(make_user())
+    (tmp_path / "authserver.db").rename(tmp_path / "moved.db")
+    (tmp_path / "authserver.db").mkdir()  # a folder where the file was: SQLite cannot open it
+    database.engine.dispose()
+    response = token_request(client, record.client_id, secret)
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.headers["retry-after"] == "1"
+
+
+def test_invalid_scope_is_counted_by_its_error(client: TestClient, make_user, make_client) -> None:
+    record, secret = make_client(make_user(roles=("a",)))
+    token_request(client, record.client_id, secret, scope="b")
+    assert (
+        'authserver_token_requests_total{outcome="invalid_scope"} 1.0'
+        in client.get("/metrics").text
+    )

@@ -26,7 +26,10 @@ MAX_DISPLAY_NAME = 200
 
 
 def new_client_id(issuer_host: str) -> str:
-    """A fresh ``<adjective>-<noun>-<5 digits>@<issuer host>/pcc``; uniqueness is the store's job."""
+    """A fresh ``<adjective>-<noun>-<5 digits>@<issuer host>/pcc``.
+
+    Uniqueness is the store's job (unique index, retried on collision).
+    """
     adjective = secrets.choice(ADJECTIVES)
     noun = secrets.choice(NOUNS)
     digits = secrets.randbelow(90000) + 10000

@@ -18,7 +18,9 @@ def parse_duration(text: str) -> timedelta:
     """Parse ``90s``/``15m``/``12h``/``30d``; positive and at most ten years."""
     match = _CLI.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise InvalidArgument(f"invalid duration {text!r}: use a number and s, m, h or d (e.g. 30d)")
+        raise InvalidArgument(
+            f"invalid duration {text!r}: use a number and s, m, h or d (e.g. 30d)"
+        )
     value = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
     return _bounded(value, text)
 
@@ -27,7 +29,7 @@ def parse_proto_duration(text: str) -> timedelta:
     """Parse a protobuf JSON Duration such as ``"2592000s"`` or ``"1.5s"``."""
     match = _PROTO.fullmatch(text) if isinstance(text, str) else None
     if not match or match.group(1):
-        raise InvalidArgument(f"invalid duration {text!r}: expected a positive value like \"3600s\"")
+        raise InvalidArgument(f'invalid duration {text!r}: expected a positive value like "3600s"')
     micros = int((match.group(3) or "0").ljust(9, "0")[:6])
     return _bounded(timedelta(seconds=int(match.group(2)), microseconds=micros), text)
 

@@ -1,1 +1,1 @@
-"""OAuth 2.0 endpoints on Authlib's core: token, metadata, JWKS; the Starlette glue is ``adapter``."""
+"""OAuth 2.0 endpoints on Authlib's core; the Starlette glue is ``adapter``."""

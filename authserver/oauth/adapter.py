@@ -39,6 +39,19 @@ class MethodNotAllowed(InvalidRequestError):
         return [*super().get_headers(), ("Allow", "POST")]
 
 
+class TemporarilyUnavailable(OAuth2Error):
+    """The database cannot be reached; the client should retry shortly."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__(description="the credential store is unreachable; retry shortly")
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", "1")]
+
+
 async def read_form(request: Request, *, max_bytes: int) -> dict[str, str]:
     """The ``application/x-www-form-urlencoded`` body as a dict; any irregularity is an error.
 
@@ -115,6 +128,7 @@ class FormRequest(OAuth2Request):
         self.credential = None
         self._scope = None
         self.authenticated: Any = None
+        self.error: str | None = None  # the OAuth error code Authlib answered with, if any
 
     @property
     def args(self) -> dict[str, str]:
@@ -130,7 +144,7 @@ def json_response(
 ) -> Response:
     content = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
     response = Response(content, status_code=status, media_type="application/json")
-    for key, value in (headers.items() if isinstance(headers, Mapping) else headers or []):
+    for key, value in headers.items() if isinstance(headers, Mapping) else headers or []:
         if key.lower() != "content-type":
             response.headers[key] = value
     return response

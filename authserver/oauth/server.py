@@ -92,6 +92,10 @@ class Server(AuthorizationServer):
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
         return json_response(status, body, headers)
 
+    def handle_error_response(self, request: FormRequest, error: Any) -> Response:
+        request.error = error.error
+        return super().handle_error_response(request, error)
+
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
 
@@ -111,7 +115,9 @@ class Server(AuthorizationServer):
         """An RFC 9068 access token for ``client`` with the granted ``scope``."""
         now = datetime.now(UTC)
         iat = int(now.timestamp())
-        exp = int(token_expiry(client.state, now=now, ttl=self.settings.access_token_ttl).timestamp())
+        exp = int(
+            token_expiry(client.state, now=now, ttl=self.settings.access_token_ttl).timestamp()
+        )
         granted = scope.split() if scope else []
         claims = {
             "iss": self.settings.issuer,

@@ -9,7 +9,14 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedGrantT
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.oauth.adapter import FormRequest, error_response, printable, read_form
+from authserver.errors import Unavailable
+from authserver.oauth.adapter import (
+    FormRequest,
+    TemporarilyUnavailable,
+    error_response,
+    printable,
+    read_form,
+)
 from authserver.services import Services
 
 
@@ -33,11 +40,14 @@ async def token_endpoint(request: Request) -> Response:
         )
         oauth_request.authenticated = client
         response: Response = services.server.create_token_response(oauth_request)
-        if response.status_code != 200:
-            outcome = "rejected"
+        if oauth_request.error is not None:
+            outcome = oauth_request.error
     except OAuth2Error as error:
         outcome = error.error or "error"
         response = error_response(error)
+    except Unavailable:
+        outcome = "temporarily_unavailable"
+        response = error_response(TemporarilyUnavailable())
     services.metrics.token_requests.labels(outcome=outcome).inc()
     services.metrics.token_latency.observe(time.perf_counter() - started)
     return response

@@ -321,7 +321,9 @@ class Repository:
         exists already (first start of several instances at once).
         """
         with self.database.session() as session:
-            active = list(session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))))
+            active = list(
+                session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)))
+            )
             if only_if_none_active and any(k.alg == alg for k in active):
                 return None
             for old in active:
