@@ -16,15 +16,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver import keys, ops
+from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
-from authserver.errors import AuthserverError
+from authserver.errors import AuthserverError, Unauthenticated
+from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
+from authserver.oauth.revocation import revocation_endpoint
 from authserver.oauth.token import token_endpoint
 from authserver.services import Services
 from authserver.store.database import Database
 
 log = logging.getLogger("authserver")
 KEY_REFRESH_SECONDS = 1.0
+PURGE_SECONDS = 60.0
+# OAuth endpoints answer every method themselves (405 in RFC 6749 JSON).
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 async def refresh_keys(services: Services) -> None:
@@ -42,6 +48,22 @@ async def _key_refresher(services: Services) -> None:
             log.warning("signing key refresh failed: %s", exc)
 
 
+def _purge_once(services: Services) -> None:
+    now = datetime.now(UTC)
+    services.repo.purge_revocations(now=now)
+    services.repo.purge_keys(now=now)
+
+
+async def _purger(services: Services) -> None:
+    """Drop revocations and retired keys that no token can need any more."""
+    while True:
+        await anyio.sleep(PURGE_SECONDS)
+        try:
+            await anyio.to_thread.run_sync(_purge_once, services)
+        except Exception as exc:
+            log.warning("purge failed: %s", exc)
+
+
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     services: Services = app.state.services
@@ -52,6 +74,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
         tasks.start_soon(_key_refresher, services)
+        tasks.start_soon(_purger, services)
         try:
             yield
         finally:
@@ -60,8 +83,17 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.last_used.flush()
 
 
+_API_CODES = {404: 5, 405: 12}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(
+            {"code": _API_CODES.get(exc.status_code, 3), "message": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
     return JSONResponse(
         {
             "error": "not_found" if exc.status_code == 404 else "invalid_request",
@@ -74,7 +106,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthserverError)
-    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.http_status)
+    headers = None
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="authserver"'}
+    return JSONResponse(
+        {"code": exc.code, "message": exc.message}, status_code=exc.http_status, headers=headers
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -88,12 +125,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     """Build the application; the database schema must already be migrated."""
     services = Services.build(settings, database)
     routes = [
-        Route("/auth/v1/token", token_endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/auth/v1/token", token_endpoint, methods=ANY_METHOD),
+        Route("/auth/v1/introspect", introspection_endpoint, methods=ANY_METHOD),
+        Route("/auth/v1/revoke", revocation_endpoint, methods=ANY_METHOD),
         Route("/.well-known/oauth-authorization-server", authorization_server_metadata),
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", ops.healthz),
         Route("/readyz", ops.readyz),
         Route("/metrics", ops.metrics),
+        *API_ROUTES,
     ]
     app = Starlette(
         routes=routes,

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -174,11 +175,16 @@ class AuthState:
 
 
 def refusal_reason(
-    state: AuthState | None, *, now: datetime, source: network.Address | None
+    state: AuthState | None,
+    *,
+    now: datetime,
+    source: network.Address | None,
+    check_source: bool = True,
 ) -> str | None:
     """Why this credential may not authenticate now from ``source``; None when it may.
 
-    The secret is checked separately (it costs an argon2 verification).
+    The secret is checked separately (it costs an argon2 verification). Token
+    validity uses the same rules without the source check (``check_source``).
     """
     if state is None:
         return "unknown client_id"
@@ -188,7 +194,7 @@ def refusal_reason(
         return "credential expired"
     if state.owner_disabled:
         return "owner disabled"
-    if not network.address_allowed(source, state.allow_source_cidr):
+    if check_source and not network.address_allowed(source, state.allow_source_cidr):
         return f"source address {source} outside allowSourceCidr"
     return None
 
@@ -199,3 +205,75 @@ def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:
     if state.expires_time is not None and state.expires_time < expiry:
         return state.expires_time
     return expiry
+
+
+# Updates (management API and registration) ------------------------------------
+
+#: Writable fields: wire name → storage attribute.
+WRITABLE = {
+    "displayName": "display_name",
+    "allowSourceCidr": "allow_source_cidr",
+    "scopedRoles": "scoped_roles",
+    "expiresTime": "expires_time",
+}
+
+
+def parse_update_mask(mask: str | list[str]) -> list[str]:
+    """Field paths of an ``updateMask``: comma-separated (or a list), camelCase or snake_case."""
+    raw = mask.split(",") if isinstance(mask, str) else mask
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise InvalidArgument("updateMask: expected a comma-separated string of field paths")
+    paths: list[str] = []
+    for path in (p.strip() for p in raw):
+        if not path:
+            continue
+        camel = _camel(path)
+        if camel not in WRITABLE:
+            raise InvalidArgument(
+                f"updateMask: unknown or read-only field {path!r}; writable: {', '.join(WRITABLE)}"
+            )
+        if camel not in paths:
+            paths.append(camel)
+    if not paths:
+        raise InvalidArgument("updateMask: name at least one field to update")
+    return paths
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def check_update(
+    *,
+    caller: Caller,
+    owner_roles: Iterable[str],
+    current_expires: datetime | None,
+    paths: Sequence[str],
+    values: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate the masked fields of an update; returns storage attribute → new value.
+
+    ``values`` holds already type-checked wire values (``expiresTime`` as a
+    datetime or None). Rules: no escalation for ``scopedRoles``, and
+    ``expiresTime`` only moves earlier (never cleared once set).
+    """
+    changes: dict[str, Any] = {}
+    for path in paths:
+        value = values.get(path)
+        if path == "displayName":
+            changes["display_name"] = validate_display_name(value)
+        elif path == "allowSourceCidr":
+            changes["allow_source_cidr"] = network.normalize_cidrs(value or ())
+        elif path == "scopedRoles":
+            scoped = roles.normalize_roles(value or (), field="scopedRoles")
+            missing = sorted(set(scoped) - set(owner_roles))
+            if missing:
+                raise InvalidArgument(f"scopedRoles: the owner does not hold {', '.join(missing)}")
+            _check_no_escalation(caller, scoped)
+            changes["scoped_roles"] = scoped
+        elif path == "expiresTime":
+            if current_expires is not None and (value is None or value > current_expires):
+                raise PermissionDenied("expiresTime may only move earlier")
+            changes["expires_time"] = value
+    return changes

@@ -4,50 +4,43 @@ from __future__ import annotations
 
 import time
 
-from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedGrantTypeError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.errors import Unavailable
-from authserver.oauth.adapter import (
-    FormRequest,
-    TemporarilyUnavailable,
-    error_response,
-    printable,
-    read_form,
-)
+from authserver.oauth.adapter import FormRequest, printable, read_form
+from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
 
 
 async def token_endpoint(request: Request) -> Response:
+    """Count and time every answer of the token endpoint."""
     services: Services = request.app.state.services
     started = time.perf_counter()
-    outcome = "issued"
-    try:
-        form = await read_form(request, max_bytes=services.settings.max_body_bytes)
-        grant_type = form.get("grant_type")
-        if not grant_type:
-            raise InvalidRequestError("missing grant_type")
-        if grant_type != "client_credentials":
-            raise UnsupportedGrantTypeError(printable(grant_type))
-        client = await services.authenticator.authenticate(request, form)
-        oauth_request = FormRequest(
-            method="POST",
-            uri=services.settings.endpoint("/auth/v1/token"),
-            headers=request.headers,
-            form=form,
-        )
-        oauth_request.authenticated = client
-        response: Response = services.server.create_token_response(oauth_request)
-        if oauth_request.error is not None:
-            outcome = oauth_request.error
-    except OAuth2Error as error:
-        outcome = error.error or "error"
-        response = error_response(error)
-    except Unavailable:
-        outcome = "temporarily_unavailable"
-        response = error_response(TemporarilyUnavailable())
-    services.metrics.token_requests.labels(outcome=outcome).inc()
+    request.state.oauth_error = None
+    response = await _issue(request)
+    services.metrics.token_requests.labels(outcome=request.state.oauth_error or "issued").inc()
     services.metrics.token_latency.observe(time.perf_counter() - started)
+    return response
+
+
+@oauth_errors
+async def _issue(request: Request) -> Response:
+    services: Services = request.app.state.services
+    form = await read_form(request, max_bytes=services.settings.max_body_bytes)
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequestError("missing grant_type")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantTypeError(printable(grant_type))
+    client = await services.authenticator.authenticate(request, form)
+    oauth_request = FormRequest(
+        method="POST",
+        uri=services.settings.endpoint("/auth/v1/token"),
+        headers=request.headers,
+        form=form,
+    )
+    oauth_request.authenticated = client
+    response: Response = services.server.create_token_response(oauth_request)
+    request.state.oauth_error = oauth_request.error
     return response

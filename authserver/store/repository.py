@@ -10,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from authserver.domain.credentials import AuthState, CredentialSpec
 from authserver.errors import AlreadyExists, NotFound
@@ -254,30 +256,78 @@ class Repository:
 
     def auth_state(self, *, client_id: str) -> AuthState | None:
         """The credential and its owner as authentication needs them, in one query."""
+        with self.database.session() as session:
+            return self._auth_state(session, client_id)
+
+    def token_state(self, *, client_id: str, jti: str) -> tuple[AuthState | None, bool]:
+        """The credential behind a token, and whether the token's ``jti`` is revoked."""
+        with self.database.session() as session:
+            revoked = session.get(RevokedToken, jti) is not None
+            return self._auth_state(session, client_id), revoked
+
+    @staticmethod
+    def _auth_state(session: Session, client_id: str) -> AuthState | None:
         query = (
             select(PersonalClient, User)
             .join(User, User.id == PersonalClient.user_id)
             .where(PersonalClient.client_id == client_id)
         )
+        found = session.execute(query).first()
+        if found is None:
+            return None
+        client, owner = found
+        return AuthState(
+            id=client.id,
+            client_id=client.client_id,
+            user_id=client.user_id,
+            secret_hash=client.secret_hash,
+            allow_source_cidr=tuple(
+                ipaddress.ip_network(c, strict=False) for c in client.allow_source_cidr
+            ),
+            scoped_roles=frozenset(client.scoped_roles),
+            expires_time=client.expires_time,
+            deleted=client.deleted_at is not None,
+            owner_roles=frozenset(owner.roles),
+            owner_disabled=owner.disabled,
+        )
+
+    def update_client(self, *, id: str, changes: Mapping[str, Any], now: datetime) -> ClientRecord:
+        """Apply already validated field changes (model attribute names) to a live credential."""
         with self.database.session() as session:
-            found = session.execute(query).first()
-            if found is None:
-                return None
-            client, owner = found
-            return AuthState(
-                id=client.id,
-                client_id=client.client_id,
-                user_id=client.user_id,
-                secret_hash=client.secret_hash,
-                allow_source_cidr=tuple(
-                    ipaddress.ip_network(c, strict=False) for c in client.allow_source_cidr
-                ),
-                scoped_roles=frozenset(client.scoped_roles),
-                expires_time=client.expires_time,
-                deleted=client.deleted_at is not None,
-                owner_roles=frozenset(owner.roles),
-                owner_disabled=owner.disabled,
+            row = session.get(PersonalClient, id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no personal client {id!r}")
+            for field, value in changes.items():
+                setattr(row, field, list(value) if isinstance(value, tuple) else value)
+            row.updated_at = now
+            return _client(row)
+
+    def page_clients(
+        self,
+        *,
+        user_ids: Sequence[str] | None,
+        name_query: str | None = None,
+        after_id: str | None,
+        limit: int,
+    ) -> tuple[list[ClientRecord], bool]:
+        """Live credentials in id order (ids are time-ordered), ``limit`` after ``after_id``.
+
+        Returns the page and whether more follow.
+        """
+        query = select(PersonalClient).where(PersonalClient.deleted_at.is_(None))
+        if user_ids is not None:
+            query = query.where(PersonalClient.user_id.in_(list(user_ids)))
+        if name_query:
+            escaped = name_query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(
+                func.lower(PersonalClient.display_name).like(f"%{escaped.lower()}%", escape="\\")
             )
+        if after_id is not None:
+            query = query.where(PersonalClient.id > after_id)
+        query = query.order_by(PersonalClient.id).limit(limit + 1)
+        with self.database.session() as session:
+            rows = [_client(row) for row in session.scalars(query)]
+        return rows[:limit], len(rows) > limit
 
     def record_last_used(self, *, used: Mapping[str, datetime]) -> None:
         """Set ``lastUsedAt`` per credential id, never moving it backwards."""

@@ -1,0 +1,1 @@
+"""The management API (ConductorOne ``PersonalClientService``-compatible wire shapes)."""

@@ -1,0 +1,187 @@
+"""OpenAPI 3.1 description of the management API, served at ``/api/v1/openapi.json``.
+
+Tests compare its paths and methods with the routes the app really serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.config import Settings
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("Error"), "Invalid argument (code 3)"),
+    "401": _json(_ref("Error"), "Missing or inactive bearer token (code 16)"),
+    "403": _json(_ref("Error"), "Permission denied (code 7)"),
+    "404": _json(_ref("Error"), "Not found, or not visible to the caller (code 5)"),
+    "503": _json(_ref("Error"), "Database unavailable (code 14)"),
+}
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+_PERSONAL_CLIENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "clientId": {"type": "string", "examples": ["swift-otter-12345@127.0.0.1/pcc"]},
+        "userId": {"type": "string"},
+        "displayName": {"type": "string", "maxLength": 200},
+        "allowSourceCidr": {"type": "array", "items": {"type": "string"}, "maxItems": 32},
+        "scopedRoles": {"type": "array", "items": {"type": "string"}},
+        "expiresTime": {"type": "string", "format": "date-time"},
+        "lastUsedAt": {"type": "string", "format": "date-time"},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "updatedAt": {"type": "string", "format": "date-time"},
+        "deletedAt": {"type": "string", "format": "date-time"},
+    },
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+    },
+    "PersonalClient": _PERSONAL_CLIENT,
+    "CreateRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "displayName": {"type": "string", "maxLength": 200},
+            "allowSourceCidr": {"type": "array", "items": {"type": "string"}, "maxItems": 32},
+            "scopedRoles": {"type": "array", "items": {"type": "string"}},
+            "expires": {
+                "type": "string",
+                "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$",
+                "description": "protobuf Duration, e.g. 2592000s",
+            },
+        },
+    },
+    "CreateResponse": {
+        "type": "object",
+        "properties": {"client": _ref("PersonalClient"), "clientSecret": {"type": "string"}},
+    },
+    "ClientResponse": {"type": "object", "properties": {"client": _ref("PersonalClient")}},
+    "ListResponse": {
+        "type": "object",
+        "properties": {
+            "list": {"type": "array", "items": _ref("PersonalClient")},
+            "nextPageToken": {"type": "string"},
+        },
+    },
+    "UpdateRequest": {
+        "type": "object",
+        "required": ["updateMask"],
+        "properties": {
+            "client": _ref("PersonalClient"),
+            "updateMask": {
+                "type": "string",
+                "description": "Comma-separated field paths (camelCase or snake_case)",
+            },
+        },
+    },
+    "SearchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "pageSize": {"type": "integer", "minimum": 0, "maximum": 100},
+            "pageToken": {"type": "string"},
+            "query": {"type": "string", "maxLength": 200},
+            "users": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        },
+    },
+    "IntrospectResponse": {
+        "type": "object",
+        "properties": {
+            "principleId": {"type": "string"},
+            "userId": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "permissions": {"type": "array", "items": {"type": "string"}},
+            "features": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The document; ``servers`` points at the configured issuer."""
+    body = lambda name: {  # noqa: E731
+        "required": True,
+        "content": {"application/json": {"schema": _ref(name)}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "authserver management API", "version": "v1"},
+        "servers": [{"url": settings.issuer}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+            "schemas": _SCHEMAS,
+        },
+        "paths": {
+            "/api/v1/iam/personal_clients": {
+                "post": {
+                    "operationId": "CreatePersonalClient",
+                    "requestBody": body("CreateRequest"),
+                    "responses": {"200": _json(_ref("CreateResponse")), **_ERRORS},
+                },
+                "get": {
+                    "operationId": "ListPersonalClients",
+                    "parameters": [
+                        {
+                            "name": "pageSize",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
+                        {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/iam/personal_clients/{id}": {
+                "get": {
+                    "operationId": "GetPersonalClient",
+                    "parameters": [_ID],
+                    "responses": {"200": _json(_ref("ClientResponse")), **_ERRORS},
+                },
+                "post": {
+                    "operationId": "UpdatePersonalClient",
+                    "parameters": [_ID],
+                    "requestBody": body("UpdateRequest"),
+                    "responses": {"200": _json(_ref("ClientResponse")), **_ERRORS},
+                },
+                "delete": {
+                    "operationId": "DeletePersonalClient",
+                    "parameters": [_ID],
+                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
+                },
+            },
+            "/api/v1/search/iam/personal_clients": {
+                "post": {
+                    "operationId": "SearchPersonalClients",
+                    "requestBody": body("SearchRequest"),
+                    "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/auth/introspect": {
+                "get": {
+                    "operationId": "Introspect",
+                    "responses": {"200": _json(_ref("IntrospectResponse")), **_ERRORS},
+                },
+            },
+        },
+    }

@@ -1,0 +1,26 @@
+"""Routes of the management API."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authserver.api import personal_clients as pc
+from authserver.api.openapi import openapi_document
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.app.state.services.settings))
+
+
+ROUTES = [
+    Route("/api/v1/iam/personal_clients", pc.create, methods=["POST"]),
+    Route("/api/v1/iam/personal_clients", pc.list_own, methods=["GET"]),
+    Route("/api/v1/iam/personal_clients/{id}", pc.get, methods=["GET"]),
+    Route("/api/v1/iam/personal_clients/{id}", pc.update, methods=["POST"]),
+    Route("/api/v1/iam/personal_clients/{id}", pc.delete, methods=["DELETE"]),
+    Route("/api/v1/search/iam/personal_clients", pc.search, methods=["POST"]),
+    Route("/api/v1/auth/introspect", pc.introspect, methods=["GET"]),
+    Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+]

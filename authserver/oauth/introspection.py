@@ -1,0 +1,54 @@
+"""``POST /auth/v1/introspect``: RFC 7662 token introspection."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.oauth.adapter import NO_STORE, json_response, read_form
+from authserver.oauth.client_auth import AuthenticatedClient
+from authserver.oauth.errors import oauth_errors
+from authserver.services import Services
+from authserver.tokens import active_token
+
+INACTIVE = {"active": False}
+
+
+def may_introspect(caller: AuthenticatedClient, subject: str, services: Services) -> bool:
+    """Own user's tokens always; anyone's with the admin or introspection role."""
+    if caller.state.user_id == subject:
+        return True
+    roles = caller.state.effective_roles
+    settings = services.settings
+    return settings.admin_role in roles or settings.introspection_role in roles
+
+
+@oauth_errors
+async def introspection_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    form = await read_form(request, max_bytes=services.settings.max_body_bytes)
+    caller = await services.authenticator.authenticate(request, form)
+    token = form.get("token")
+    if not token:
+        raise InvalidRequestError("missing token")
+    active = await active_token(
+        token, keyring=services.keyring, settings=services.settings, repo=services.repo
+    )
+    if active is None or not may_introspect(caller, active.state.user_id, services):
+        return json_response(200, INACTIVE, NO_STORE)
+    claims = active.claims
+    body = {
+        "active": True,
+        "scope": " ".join(active.roles),
+        "client_id": claims["client_id"],
+        "sub": claims["sub"],
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "iss": claims["iss"],
+        "aud": claims["aud"],
+        "jti": claims["jti"],
+        "token_type": "Bearer",
+        "roles": list(active.roles),
+    }
+    return json_response(200, body, NO_STORE)

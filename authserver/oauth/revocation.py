@@ -1,0 +1,37 @@
+"""``POST /auth/v1/revoke``: RFC 7009 token revocation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.oauth.adapter import NO_STORE, read_form
+from authserver.oauth.errors import oauth_errors
+from authserver.services import Services
+from authserver.tokens import verify_signature
+
+log = logging.getLogger("authserver.auth")
+
+
+@oauth_errors
+async def revocation_endpoint(request: Request) -> Response:
+    """Revoke one of the caller's own tokens; anything else is a silent no-op (section 2.2)."""
+    services: Services = request.app.state.services
+    form = await read_form(request, max_bytes=services.settings.max_body_bytes)
+    caller = await services.authenticator.authenticate(request, form)
+    token = form.get("token")
+    if not token:
+        raise InvalidRequestError("missing token")
+    claims = verify_signature(token, keyring=services.keyring, settings=services.settings)
+    if claims is not None and claims["client_id"] == caller.state.client_id:
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        await anyio.to_thread.run_sync(
+            lambda: services.repo.revoke_token(jti=claims["jti"], expires_at=expires_at)
+        )
+        log.info("token revoked client_id=%s jti=%s", caller.state.client_id, claims["jti"])
+    return Response(status_code=200, headers=NO_STORE)

@@ -1,0 +1,87 @@
+"""Access-token validation: is this JWT one of ours, and is it active *now*?
+
+Used by introspection, revocation and the management API's bearer check, so
+all three agree. A token is active only when its signature (by a published
+key, with that key's algorithm), issuer, audience and ``exp`` are valid, its
+``jti`` is not revoked, its credential is neither deleted nor expired, and its
+owner is not disabled. Its roles are re-evaluated against current state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import jwt
+
+from authserver.config import Settings
+from authserver.domain.credentials import AuthState, refusal_reason
+from authserver.keys import KeyRing
+from authserver.store.repository import Repository
+
+MAX_TOKEN_LENGTH = 8192
+_REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
+
+
+@dataclass(frozen=True)
+class ActiveToken:
+    """A verified, currently active access token and the credential behind it."""
+
+    claims: dict[str, Any]
+    state: AuthState
+    roles: tuple[str, ...]
+
+    @property
+    def reduced(self) -> bool:
+        """True when the token carries less than its owner's current roles."""
+        return bool(self.state.scoped_roles) or set(self.roles) != set(self.state.owner_roles)
+
+
+def verify_signature(token: str, *, keyring: KeyRing, settings: Settings) -> dict[str, Any] | None:
+    """The claims of a well-formed token signed by one of our published keys, else None."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        key = keyring.public_key(kid) if isinstance(kid, str) else None
+        if key is None or header.get("alg") != key.algorithm_name:
+            return None
+        if header.get("typ") not in ("at+jwt", "application/at+jwt"):
+            return None
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[key.algorithm_name],
+            audience=settings.token_audience,
+            issuer=settings.issuer,
+            options={"require": _REQUIRED},
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("client_id"), str):
+        return None
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        return None
+    return claims
+
+
+async def active_token(
+    token: str, *, keyring: KeyRing, settings: Settings, repo: Repository
+) -> ActiveToken | None:
+    """The token if it is active now, with its roles narrowed to the credential's current roles."""
+    claims = verify_signature(token, keyring=keyring, settings=settings)
+    if claims is None:
+        return None
+    state, revoked = await anyio.to_thread.run_sync(
+        lambda: repo.token_state(client_id=claims["client_id"], jti=claims["jti"])
+    )
+    if state is None or revoked or state.user_id != claims["sub"]:
+        return None
+    if refusal_reason(state, now=datetime.now(UTC), source=None, check_source=False) is not None:
+        return None
+    roles = tuple(sorted(set(claims["roles"]) & state.effective_roles))
+    return ActiveToken(claims=claims, state=state, roles=roles)
