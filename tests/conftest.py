@@ -187,3 +187,26 @@ def token_request(
         data={"grant_type": "client_credentials", **form},
         auth=(client_id, secret),
     )
+
+
+def mint(client: TestClient | httpx.Client, client_id: str, secret: str, **form: str) -> str:
+    response = token_request(client, client_id, secret, **form)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture
+def caller(client: TestClient, make_user, make_client) -> Callable[..., tuple[UserRecord, ClientRecord, str, str]]:
+    """A user with a credential and a fresh access token: (user, credential, secret, token)."""
+
+    def make(
+        roles: tuple[str, ...] = ("billing:read", "deploy"),
+        scoped: tuple[str, ...] = (),
+        scope: str | None = None,
+    ) -> tuple[UserRecord, ClientRecord, str, str]:
+        user = make_user(roles=roles)
+        record, secret = make_client(user, scoped=scoped)
+        extra = {"scope": scope} if scope is not None else {}
+        return user, record, secret, mint(client, record.client_id, secret, **extra)
+
+    return make

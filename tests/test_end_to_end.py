@@ -180,3 +180,26 @@ def test_sigterm_flushes_last_used_at(tmp_path: Path, hasher) -> None:
             process.kill()
     assert repo.get_client(id=record.id).last_used_at is not None
     database.dispose()
+
+
+def test_management_loop_over_real_http(live_server, hasher) -> None:
+    """create → token → list → update → delete → token refused, all through uvicorn."""
+    server, settings, repo = live_server
+    record, secret = new_credential(settings, repo, hasher)
+    with httpx.Client(base_url=server.url) as http:
+        bearer = {"authorization": f"Bearer {token_request(http, record.client_id, secret).json()['access_token']}"}
+        created = http.post(
+            "/api/v1/iam/personal_clients", json={"displayName": "ci", "expires": "86400s"}, headers=bearer
+        ).json()
+        new_id, new_client_id, new_secret = created["client"]["id"], created["client"]["clientId"], created["clientSecret"]
+        assert token_request(http, new_client_id, new_secret).status_code == 200
+        listed = http.get("/api/v1/iam/personal_clients", headers=bearer).json()["list"]
+        assert new_id in [c["id"] for c in listed]
+        updated = http.post(
+            f"/api/v1/iam/personal_clients/{new_id}",
+            json={"client": {"displayName": "ci-renamed"}, "updateMask": "displayName"},
+            headers=bearer,
+        ).json()["client"]
+        assert updated["displayName"] == "ci-renamed"
+        assert http.delete(f"/api/v1/iam/personal_clients/{new_id}", headers=bearer).json() == {}
+        assert token_request(http, new_client_id, new_secret).status_code == 401

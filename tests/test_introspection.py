@@ -1,0 +1,208 @@
+"""POST /auth/v1/introspect (RFC 7662): activity against current state, and who may ask."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.testclient import TestClient
+
+from authserver import manage
+from tests.conftest import mint, now
+
+
+def introspect(client: TestClient, client_id: str, secret: str, token: str, **extra: str):
+    return client.post(
+        "/auth/v1/introspect", data={"token": token, **extra}, auth=(client_id, secret)
+    )
+
+
+def test_own_token_is_active_with_all_fields(client: TestClient, caller, settings) -> None:
+    user, record, secret, token = caller()
+    response = introspect(client, record.client_id, secret, token)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert body == {
+        "active": True,
+        "scope": "billing:read deploy",
+        "client_id": record.client_id,
+        "sub": user.id,
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "iss": settings.issuer,
+        "aud": settings.issuer,
+        "jti": claims["jti"],
+        "token_type": "Bearer",
+        "roles": ["billing:read", "deploy"],
+    }
+
+
+def test_token_is_inactive_after_its_credential_is_deleted(client, caller, repo) -> None:
+    user, record, secret, token = caller()
+    _, other_record, other_secret, _ = caller(roles=("system:token-introspector",))
+    repo.delete_client(id=record.id, now=now())
+    assert introspect(client, other_record.client_id, other_secret, token).json() == {"active": False}
+
+
+def test_roles_shrink_when_owner_loses_a_role(client, caller, repo) -> None:
+    user, record, secret, token = caller(roles=("a", "b"))
+    manage.update_user(repo, ref=user.id, role_names=["a"], disabled=None, now=now())
+    body = introspect(client, record.client_id, secret, token).json()
+    assert body["active"] is True
+    assert body["roles"] == ["a"]
+    assert body["scope"] == "a"
+
+
+def test_token_is_inactive_when_owner_is_disabled(client, caller, repo) -> None:
+    user, _, _, token = caller()
+    _, admin_record, admin_secret, _ = caller(roles=("system:owner",))
+    manage.update_user(repo, ref=user.id, role_names=None, disabled=True, now=now())
+    assert introspect(client, admin_record.client_id, admin_secret, token).json() == {"active": False}
+
+
+def test_token_is_inactive_after_revocation(client, caller) -> None:
+    _, record, secret, token = caller()
+    assert client.post("/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)).status_code == 200
+    assert introspect(client, record.client_id, secret, token).json() == {"active": False}
+
+
+def test_caller_without_role_cannot_see_another_users_token(client, caller) -> None:
+    _, _, _, token = caller()
+    _, record, secret, _ = caller(roles=("deploy",))
+    assert introspect(client, record.client_id, secret, token).json() == {"active": False}
+
+
+@pytest.mark.parametrize("role", ["system:owner", "system:token-introspector"])
+def test_admin_or_introspector_sees_any_token(client, caller, role: str) -> None:
+    user, _, _, token = caller()
+    _, record, secret, _ = caller(roles=(role,))
+    body = introspect(client, record.client_id, secret, token).json()
+    assert body["active"] is True
+    assert body["sub"] == user.id
+
+
+def test_introspector_role_must_be_effective(client, caller) -> None:
+    _, _, _, token = caller()
+    # The owner holds the role, but the credential is reduced to another one.
+    _, record, secret, _ = caller(roles=("system:token-introspector", "deploy"), scoped=("deploy",))
+    assert introspect(client, record.client_id, secret, token).json() == {"active": False}
+
+
+def test_same_users_other_credential_may_introspect(client, caller, make_client) -> None:
+    user, _, _, token = caller()
+    other, other_secret = make_client(user)
+    assert introspect(client, other.client_id, other_secret, token).json()["active"] is True
+
+
+def test_expired_token_is_inactive(client, caller, settings) -> None:
+    _, record, secret, token = caller()
+    keyring = client.app.state.services.keyring
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["exp"] = int(time.time()) - 5
+    expired = keyring.sign(claims)
+    assert introspect(client, record.client_id, secret, expired).json() == {"active": False}
+
+
+def test_wrong_issuer_is_inactive(client, caller) -> None:
+    _, record, secret, token = caller()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = client.app.state.services.keyring.sign({**claims, "iss": "https://evil.example"})
+    assert introspect(client, record.client_id, secret, forged).json() == {"active": False}
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda t: "garbage", id="garbage"),
+        pytest.param(lambda t: t[: len(t) // 2], id="truncated"),
+        pytest.param(lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), id="bad-signature"),
+        pytest.param(
+            lambda t: _b64({"alg": "none", "typ": "at+jwt", "kid": jwt.get_unverified_header(t)["kid"]})
+            + "." + t.split(".")[1] + ".",
+            id="alg-none",
+        ),
+        pytest.param(
+            lambda t: jwt.encode(
+                jwt.decode(t, options={"verify_signature": False}),
+                ec.generate_private_key(ec.SECP256R1()),
+                algorithm="ES256",
+                headers={"kid": jwt.get_unverified_header(t)["kid"], "typ": "at+jwt"},
+            ),
+            id="foreign-key-same-kid",
+        ),
+        pytest.param(lambda t: "a.b.c", id="three-dots"),
+        pytest.param(lambda t: "x" * 9000, id="huge"),
+    ],
+)
+def test_bad_tokens_are_inactive_not_errors(client, caller, mangle) -> None:
+    _, record, secret, token = caller()
+    response = introspect(client, record.client_id, secret, mangle(token))
+    assert response.status_code == 200
+    assert response.json() == {"active": False}
+
+
+def test_hs256_signed_with_public_key_is_inactive(client, caller) -> None:
+    _, record, secret, token = caller()
+    header = jwt.get_unverified_header(token)
+    jwk = client.get("/.well-known/jwks.json").json()["keys"][0]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged_header = _b64({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]})
+    payload = _b64(claims)
+    import hashlib
+    import hmac
+
+    signature = hmac.new(json.dumps(jwk).encode(), f"{forged_header}.{payload}".encode(), hashlib.sha256).digest()
+    forged = f"{forged_header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    assert introspect(client, record.client_id, secret, forged).json() == {"active": False}
+
+
+def test_introspection_needs_client_authentication(client, caller) -> None:
+    _, _, _, token = caller()
+    response = client.post("/auth/v1/introspect", data={"token": token})
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_introspection_caller_from_outside_its_cidr_is_refused(client, make_user, make_client, caller) -> None:
+    _, _, _, token = caller()
+    record, secret = make_client(make_user(), cidrs=("192.0.2.0/24",))
+    assert introspect(client, record.client_id, secret, token).status_code == 401
+
+
+def test_missing_token_parameter_is_invalid_request(client, caller) -> None:
+    _, record, secret, _ = caller()
+    response = client.post("/auth/v1/introspect", data={}, auth=(record.client_id, secret))
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_token_type_hint_is_accepted(client, caller) -> None:
+    _, record, secret, token = caller()
+    body = introspect(client, record.client_id, secret, token, token_type_hint="access_token").json()
+    assert body["active"] is True
+
+
+def test_token_from_before_rotation_stays_active(client, caller, repo, settings) -> None:
+    from authserver import keys
+    from authserver.app import refresh_keys
+
+    _, record, secret, token = caller()
+    keys.rotate(repo, settings, now=now())
+    client.portal.call(refresh_keys, client.app.state.services)
+    assert introspect(client, record.client_id, secret, token).json()["active"] is True
+
+
+def test_reduced_token_reports_only_its_roles(client, caller) -> None:
+    _, record, secret, _ = caller(roles=("a", "b"))
+    token = mint(client, record.client_id, secret, scope="a")
+    assert introspect(client, record.client_id, secret, token).json()["roles"] == ["a"]
