@@ -19,6 +19,7 @@ from authserver import keys, ops
 from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError, Unauthenticated
+from authserver.oauth import registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
 from authserver.oauth.revocation import revocation_endpoint
@@ -52,6 +53,7 @@ def _purge_once(services: Services) -> None:
     now = datetime.now(UTC)
     services.repo.purge_revocations(now=now)
     services.repo.purge_keys(now=now)
+    services.repo.purge_assertions(now=now)
 
 
 async def _purger(services: Services) -> None:
@@ -128,6 +130,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         Route("/auth/v1/token", token_endpoint, methods=ANY_METHOD),
         Route("/auth/v1/introspect", introspection_endpoint, methods=ANY_METHOD),
         Route("/auth/v1/revoke", revocation_endpoint, methods=ANY_METHOD),
+        Route("/auth/v1/register", registration.register, methods=["POST"]),
+        Route("/auth/v1/register/{client_id:path}", registration.read, methods=["GET"]),
+        Route("/auth/v1/register/{client_id:path}", registration.replace, methods=["PUT"]),
+        Route("/auth/v1/register/{client_id:path}", registration.remove, methods=["DELETE"]),
         Route("/.well-known/oauth-authorization-server", authorization_server_metadata),
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", ops.healthz),

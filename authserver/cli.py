@@ -290,5 +290,27 @@ def keys_list(ctx: Context, as_json: bool) -> None:
         click.echo(f"{k.kid}  {k.alg}  {state}")
 
 
+@main.group("registration-tokens")
+def registration_tokens() -> None:
+    """Initial access tokens for dynamic client registration (RFC 7591)."""
+
+
+@registration_tokens.command("create")
+@click.option("--user", "user_ref", required=True, metavar="EMAIL|ID", help="Whose clients.")
+@click.option("--ttl", default="1h", metavar="DURATION", help="Lifetime (default 1h).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"token","expiresTime"}.')
+@_command
+def registration_tokens_create(ctx: Context, user_ref: str, ttl: str, as_json: bool) -> None:
+    """Mint a one-time token that registers one client for a user."""
+    token, expires_at = manage.create_registration_token(
+        ctx.repo, user_ref=user_ref, ttl=parse_duration(ttl), now=_now()
+    )
+    if as_json:
+        _print_json({"token": token, "expiresTime": wire.timestamp(expires_at)})
+        return
+    click.echo(f"token:   {token}")
+    click.echo(f"expires: {wire.timestamp(expires_at)} (single use)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,7 +7,9 @@ repository. They block (database, argon2): async callers use a worker thread.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from authserver.config import Settings
 from authserver.domain import credentials, roles, users
@@ -78,3 +80,63 @@ def create_credential(
         now=now,
     )
     return record, secret.secret
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What RFC 7591 registration returns once: the record, its secret (if any), the RFC 7592 token."""
+
+    record: ClientRecord
+    secret: str | None
+    registration_access_token: str
+
+
+def register_credential(
+    repo: Repository,
+    hasher: SecretHasher,
+    settings: Settings,
+    *,
+    caller: Caller,
+    owner: UserRecord,
+    spec_input: dict[str, Any],
+    auth_method: str,
+    jwks: list[dict[str, str]] | None,
+    initial_token_hash: str | None,
+    now: datetime,
+) -> Registration:
+    """RFC 7591: the same rules as ``create_credential``, plus the auth method and own keys.
+
+    A client that brings its own ``jwks`` gets no secret. ``initial_token_hash``
+    is spent in the same transaction that stores the credential.
+    """
+    spec = credentials.check_new_credential(
+        caller=caller, owner_roles=owner.roles, now=now, **spec_input
+    )
+    secret = None if jwks else credentials.new_secret(settings.issuer_host)
+    registration_token = credentials.new_opaque_token()
+    record = repo.create_client(
+        user_id=owner.id,
+        spec=spec,
+        new_client_id=lambda: credentials.new_client_id(settings.issuer_host),
+        secret_hash=hasher.hash(secret.secret) if secret else "",
+        public_jwk=secret.public_jwk if secret else {},
+        now=now,
+        auth_method=auth_method,
+        jwks=jwks,
+        registration_token_hash=credentials.token_hash(registration_token),
+        consume_initial_token=initial_token_hash,
+    )
+    return Registration(record, secret.secret if secret else None, registration_token)
+
+
+def create_registration_token(
+    repo: Repository, *, user_ref: str, ttl: timedelta, now: datetime
+) -> tuple[str, datetime]:
+    """A one-time initial access token for RFC 7591 registration by ``user_ref``."""
+    user = repo.find_user(ref=user_ref)
+    token = credentials.new_opaque_token()
+    expires_at = now + ttl
+    repo.create_registration_token(
+        token_hash=credentials.token_hash(token), user_id=user.id, now=now, expires_at=expires_at
+    )
+    return token, expires_at

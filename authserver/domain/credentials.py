@@ -7,6 +7,7 @@ these functions; none re-implements a rule.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import unicodedata
@@ -78,6 +79,16 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     if not isinstance(jwk.get("x"), str) or not isinstance(jwk.get("d"), str):
         return None
     return jwk
+
+
+def new_opaque_token() -> str:
+    """A bearer token for registration (initial access or RFC 7592 management): 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 hex of a high-entropy token; enough at rest, unlike for user-chosen secrets."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def validate_display_name(name: str | None) -> str:
@@ -168,10 +179,21 @@ class AuthState:
     deleted: bool
     owner_roles: frozenset[str]
     owner_disabled: bool
+    public_keys: tuple[dict[str, str], ...] = ()
+    auth_method: str | None = None
 
     @property
     def effective_roles(self) -> frozenset[str]:
         return roles.effective_roles(self.owner_roles, self.scoped_roles)
+
+
+def method_allowed(state: AuthState, method: str) -> bool:
+    """A client registered for ``private_key_jwt`` authenticates only that way.
+
+    Credentials made by the CLI or the management API (no registered method)
+    may use their secret directly or sign assertions with the key inside it.
+    """
+    return state.auth_method != "private_key_jwt" or method == "private_key_jwt"
 
 
 def refusal_reason(

@@ -1,4 +1,4 @@
-"""Client authentication for the OAuth endpoints (RFC 6749 section 2.3).
+"""Client authentication for the OAuth endpoints (RFC 6749 section 2.3, RFC 7523 section 2.2).
 
 Runs before Authlib sees the request, because it needs I/O (the credential
 record, an argon2 verification) that must not block the event loop. Every
@@ -22,8 +22,9 @@ from starlette.requests import Request
 
 from authserver.config import Settings
 from authserver.domain import network
-from authserver.domain.credentials import AuthState, refusal_reason
+from authserver.domain.credentials import AuthState, method_allowed, refusal_reason
 from authserver.hashing import SecretHasher
+from authserver.oauth import assertions
 from authserver.store.repository import Repository
 
 log = logging.getLogger("authserver.auth")
@@ -73,20 +74,24 @@ class AuthenticatedClient:
 
 @dataclass(frozen=True)
 class Presented:
-    """The credentials a request carries."""
+    """The credentials a request carries: a secret, or a signed assertion (``private_key_jwt``)."""
 
     method: str
     client_id: str
-    secret: str
+    secret: str = ""
+    assertion: str = ""
 
 
 def presented_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> Presented:
     """Find exactly one client-authentication mechanism in the request."""
     authorization = headers.get("authorization")
     in_body = "client_secret" in form
+    has_assertion = "client_assertion" in form or "client_assertion_type" in form
+    if sum((authorization is not None, in_body, has_assertion)) > 1:
+        raise InvalidRequestError("use one client authentication method, not two")
+    if has_assertion:
+        return _presented_assertion(form)
     if authorization is not None:
-        if in_body:
-            raise InvalidRequestError("use one client authentication method, not two")
         scheme, _, encoded = authorization.strip().partition(" ")
         if scheme.lower() != "basic":
             raise _fail(None, "authorization scheme is not Basic")
@@ -97,6 +102,20 @@ def presented_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -
     if in_body and form.get("client_id"):
         return Presented("client_secret_post", form["client_id"], form["client_secret"])
     raise _fail(form.get("client_id"), "no client credentials presented")
+
+
+def _presented_assertion(form: Mapping[str, str]) -> Presented:
+    """RFC 7521 section 4.2: ``client_assertion_type`` + ``client_assertion``."""
+    if form.get("client_assertion_type") != assertions.ASSERTION_TYPE:
+        raise _fail(form.get("client_id"), "unsupported client_assertion_type")
+    assertion = form.get("client_assertion", "")
+    try:
+        client_id = assertions.unverified_client_id(assertion)
+    except assertions.AssertionError_ as exc:
+        raise _fail(form.get("client_id"), str(exc)) from None
+    if "client_id" in form and form["client_id"] != client_id:
+        raise _fail(client_id, "client_id differs from the assertion's iss")
+    return Presented("private_key_jwt", client_id, assertion=assertion)
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:
@@ -149,6 +168,30 @@ class ClientAuthenticator:
         state = await anyio.to_thread.run_sync(
             lambda: self.repo.auth_state(client_id=presented.client_id)
         )
+        now = datetime.now(UTC)
+        if presented.method == "private_key_jwt":
+            replay_key = self._check_assertion(request, presented, state, now, source)
+        else:
+            replay_key = None
+            await self._check_secret(presented, state, source)
+        assert state is not None
+        reason = refusal_reason(state, now=now, source=source)
+        if reason is None and not method_allowed(state, presented.method):
+            reason = f"registered for {state.auth_method} only"
+        if reason is not None:
+            raise _fail(presented.client_id, reason, source)
+        if replay_key is not None:
+            key, until = replay_key
+            fresh = await anyio.to_thread.run_sync(
+                lambda: self.repo.record_assertion(key=key, expires_at=until)
+            )
+            if not fresh:
+                raise _fail(presented.client_id, "assertion replayed", source)
+        return AuthenticatedClient(state=state, method=presented.method)
+
+    async def _check_secret(
+        self, presented: Presented, state: AuthState | None, source: object
+    ) -> None:
         if state is None:
             await self.hasher.verify_dummy(presented.secret)
             raise _fail(presented.client_id, "unknown client_id", source)
@@ -157,7 +200,28 @@ class ClientAuthenticator:
         )
         if not ok:
             raise _fail(presented.client_id, "wrong secret", source)
-        reason = refusal_reason(state, now=datetime.now(UTC), source=source)
-        if reason is not None:
-            raise _fail(presented.client_id, reason, source)
-        return AuthenticatedClient(state=state, method=presented.method)
+
+    def _check_assertion(
+        self,
+        request: Request,
+        presented: Presented,
+        state: AuthState | None,
+        now: datetime,
+        source: object,
+    ) -> tuple[str, datetime]:
+        if state is None:
+            raise _fail(presented.client_id, "unknown client_id", source)
+        settings = self.settings
+        audiences = assertions.audiences_for(
+            settings.issuer, settings.issuer_host, settings.endpoint(request.url.path)
+        )
+        try:
+            return assertions.verify(
+                presented.assertion,
+                client_id=state.client_id,
+                keys=state.public_keys,
+                audiences=audiences,
+                now=now,
+            )
+        except assertions.AssertionError_ as exc:
+            raise _fail(presented.client_id, str(exc), source) from None

@@ -15,13 +15,22 @@ async def authorization_server_metadata(request: Request) -> Response:
     services: Services = request.app.state.services
     settings = services.settings
     roles = await anyio.to_thread.run_sync(services.repo.known_roles)
+    signing = ["EdDSA"]  # private_key_jwt assertions are signed with the secret's Ed25519 key
     metadata = {
         "issuer": settings.issuer,
         "token_endpoint": settings.endpoint("/auth/v1/token"),
         "jwks_uri": settings.endpoint("/.well-known/jwks.json"),
+        "registration_endpoint": settings.endpoint("/auth/v1/register"),
+        "introspection_endpoint": settings.endpoint("/auth/v1/introspect"),
+        "revocation_endpoint": settings.endpoint("/auth/v1/revoke"),
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": signing,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing,
         "scopes_supported": sorted(roles),
     }
     return JSONResponse(metadata, headers={"Cache-Control": "max-age=60"})

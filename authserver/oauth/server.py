@@ -23,7 +23,7 @@ from authserver.keys import KeyRing
 from authserver.oauth.adapter import FormRequest, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def _preauthenticated(method: str) -> Callable[[Any, FormRequest], AuthenticatedClient | None]:

@@ -61,8 +61,12 @@ class PersonalClient(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    secret_hash: Mapped[str] = mapped_column(String(255))
-    public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
+    secret_hash: Mapped[str] = mapped_column(String(255))  # "" when no secret was issued
+    public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)  # {} when no secret was issued
+    # Registered through RFC 7591: the chosen auth method, own keys, RFC 7592 token hash.
+    auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    jwks: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SigningKey(Base):
@@ -85,4 +89,25 @@ class RevokedToken(Base):
     __tablename__ = "revoked_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RegistrationToken(Base):
+    """A one-time initial access token for RFC 7591 registration, stored as a SHA-256 hash."""
+
+    __tablename__ = "registration_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UsedAssertion(Base):
+    """A client assertion's ``jti`` (or nonce), kept until it expires to refuse replays."""
+
+    __tablename__ = "used_assertions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -20,9 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver.domain.credentials import AuthState, CredentialSpec
-from authserver.errors import AlreadyExists, NotFound
+from authserver.errors import AlreadyExists, NotFound, Unauthenticated
 from authserver.store.database import Database
-from authserver.store.models import PersonalClient, RevokedToken, SigningKey, User
+from authserver.store.models import (
+    PersonalClient,
+    RegistrationToken,
+    RevokedToken,
+    SigningKey,
+    UsedAssertion,
+    User,
+)
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -66,6 +73,8 @@ class ClientRecord:
     updated_at: datetime
     deleted_at: datetime | None
     public_jwk: Mapping[str, str]
+    auth_method: str | None = None
+    jwks: tuple[Mapping[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ def _client(row: PersonalClient) -> ClientRecord:
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
         public_jwk=dict(row.public_jwk),
+        auth_method=row.auth_method,
+        jwks=tuple(row.jwks) if row.jwks is not None else None,
     )
 
 
@@ -198,8 +209,17 @@ class Repository:
         secret_hash: str,
         public_jwk: Mapping[str, str],
         now: datetime,
+        auth_method: str | None = None,
+        jwks: Sequence[Mapping[str, str]] | None = None,
+        registration_token_hash: str | None = None,
+        consume_initial_token: str | None = None,
     ) -> ClientRecord:
-        """Insert a credential; a client_id collision is retried with a fresh id."""
+        """Insert a credential; a client_id collision is retried with a fresh id.
+
+        With ``consume_initial_token`` (a registration token hash) the token is
+        spent in the same transaction: no credential without a spent token, no
+        spent token without a credential.
+        """
         for _attempt in range(8):
             row = PersonalClient(
                 id=new_record_id(),
@@ -215,16 +235,40 @@ class Repository:
                 deleted_at=None,
                 secret_hash=secret_hash,
                 public_jwk=dict(public_jwk),
+                auth_method=auth_method,
+                jwks=[dict(k) for k in jwks] if jwks is not None else None,
+                registration_token_hash=registration_token_hash,
             )
             try:
                 with self.database.session() as session:
                     if session.get(User, user_id) is None:
                         raise NotFound(f"no user {user_id!r}")
+                    if consume_initial_token is not None:
+                        spent = session.execute(
+                            update(RegistrationToken)
+                            .where(
+                                RegistrationToken.token_hash == consume_initial_token,
+                                RegistrationToken.user_id == user_id,
+                                RegistrationToken.used_at.is_(None),
+                                RegistrationToken.expires_at > now,
+                            )
+                            .values(used_at=now)
+                        )
+                        if getattr(spent, "rowcount", 0) != 1:
+                            raise Unauthenticated("the initial access token is spent or expired")
                     session.add(row)
             except IntegrityError:
                 continue
             return _client(row)
         raise AlreadyExists("could not allocate a unique client_id")
+
+    def find_client(self, *, client_id: str) -> tuple[ClientRecord, str | None] | None:
+        """A credential by OAuth ``client_id`` with its registration token hash, or None."""
+        with self.database.session() as session:
+            row = session.scalar(
+                select(PersonalClient).where(PersonalClient.client_id == client_id)
+            )
+            return (_client(row), row.registration_token_hash) if row is not None else None
 
     def get_client(self, *, id: str) -> ClientRecord:
         with self.database.session() as session:
@@ -289,6 +333,10 @@ class Repository:
             deleted=client.deleted_at is not None,
             owner_roles=frozenset(owner.roles),
             owner_disabled=owner.disabled,
+            public_keys=tuple(
+                [client.public_jwk] if client.public_jwk else list(client.jwks or [])
+            ),
+            auth_method=client.auth_method,
         )
 
     def update_client(self, *, id: str, changes: Mapping[str, Any], now: datetime) -> ClientRecord:
@@ -399,6 +447,44 @@ class Repository:
                     SigningKey.retired_at.is_not(None), SigningKey.publish_until < now
                 )
             )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # Registration tokens and client assertions ---------------------------------
+
+    def create_registration_token(
+        self, *, token_hash: str, user_id: str, now: datetime, expires_at: datetime
+    ) -> None:
+        with self.database.session() as session:
+            session.add(
+                RegistrationToken(
+                    token_hash=token_hash,
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                    used_at=None,
+                )
+            )
+
+    def usable_registration_token(self, *, token_hash: str, now: datetime) -> str | None:
+        """The user id an unspent, unexpired initial access token belongs to."""
+        with self.database.session() as session:
+            row = session.get(RegistrationToken, token_hash)
+            if row is None or row.used_at is not None or row.expires_at <= now:
+                return None
+            return row.user_id
+
+    def record_assertion(self, *, key: str, expires_at: datetime) -> bool:
+        """Remember a client assertion id; False when it was seen before (a replay)."""
+        try:
+            with self.database.session() as session:
+                session.add(UsedAssertion(key=key, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def purge_assertions(self, *, now: datetime) -> int:
+        with self.database.session() as session:
+            result = session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
             return int(getattr(result, "rowcount", 0) or 0)
 
     # Revocations -------------------------------------------------------------
