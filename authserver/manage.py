@@ -84,7 +84,7 @@ def create_credential(
 
 @dataclass(frozen=True)
 class Registration:
-    """What RFC 7591 registration returns once: the record, its secret (if any), the RFC 7592 token."""
+    """What registration returns once: the record, its secret (if any), the RFC 7592 token."""
 
     record: ClientRecord
     secret: str | None
