@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -99,7 +99,12 @@ def test_metadata_advertises_live_endpoints(live_server) -> None:
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]
+    assert metadata["token_endpoint_auth_signing_alg_values_supported"] == ["EdDSA", "Ed25519"]
+    assert metadata["registration_endpoint"] == f"{server.url}/auth/v1/register"
+    assert metadata["introspection_endpoint"] == f"{server.url}/auth/v1/introspect"
+    assert metadata["revocation_endpoint"] == f"{server.url}/auth/v1/revoke"
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
@@ -203,3 +208,38 @@ def test_management_loop_over_real_http(live_server, hasher) -> None:
         assert updated["displayName"] == "ci-renamed"
         assert http.delete(f"/api/v1/iam/personal_clients/{new_id}", headers=bearer).json() == {}
         assert token_request(http, new_client_id, new_secret).status_code == 401
+
+
+def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monkeypatch) -> None:
+    """RFC 7591 registration, then Authlib's OAuth2Client authenticates with PrivateKeyJWT."""
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+    from joserfc.jwk import OKPKey
+
+    from authserver.client import private_jwk
+
+    class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
+        """Authlib signs one-hour assertions by default; the server accepts at most five minutes."""
+
+        def sign(self, auth, token_endpoint):
+            return private_key_jwt_sign(
+                auth.client_secret, client_id=auth.client_id, token_endpoint=token_endpoint,
+                alg=self.alg, expires_in=60,
+            )
+
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    server, settings, repo = live_server
+    user = manage.create_user(repo, email="reg@example.com", display_name="", role_names=["deploy"], now=datetime.now(UTC))
+    initial, _ = manage.create_registration_token(repo, user_ref=user.id, ttl=timedelta(minutes=5), now=datetime.now(UTC))
+    registered = httpx.post(
+        f"{server.url}/auth/v1/register",
+        json={"client_name": "authlib", "token_endpoint_auth_method": "private_key_jwt"},
+        headers={"authorization": f"Bearer {initial}"},
+    ).json()
+    token_url = f"{server.url}/auth/v1/token"
+    key = OKPKey.import_key(private_jwk(registered["client_secret"]))
+    with OAuth2Client(registered["client_id"], key, token_endpoint_auth_method="private_key_jwt") as oauth:
+        oauth.register_client_auth_method(ShortLivedPrivateKeyJWT(token_url, alg="Ed25519"))
+        first = oauth.fetch_token(token_url, grant_type="client_credentials")
+        second = oauth.fetch_token(token_url, grant_type="client_credentials")
+    assert first["scope"] == "deploy"
+    assert first["access_token"] != second["access_token"]

@@ -15,8 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from jwt.utils import base64url_decode
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# "EdDSA" (RFC 8037) and its fully specified successor "Ed25519" (RFC 9864).
+SIGNING_ALGS = ("EdDSA", "Ed25519")
 MAX_LIFETIME = 300
 LEEWAY = 60
 MAX_ASSERTION_LENGTH = 4096
@@ -53,8 +58,8 @@ def verify(
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
         raise AssertionError_("malformed assertion header") from None
-    if header.get("alg") != "EdDSA":
-        raise AssertionError_(f"assertion alg {header.get('alg')!r} is not EdDSA")
+    if header.get("alg") not in SIGNING_ALGS:
+        raise AssertionError_(f"assertion alg {header.get('alg')!r} is not EdDSA or Ed25519")
     claims = _verified_claims(assertion, header, keys, now)
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise AssertionError_("iss and sub must both be the client_id")
@@ -85,23 +90,40 @@ def verify(
 def _verified_claims(
     assertion: str, header: dict[str, Any], keys: Sequence[dict[str, str]], now: datetime
 ) -> dict[str, Any]:
-    candidates = [k for k in keys if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"]
+    """Check the Ed25519 signature against each candidate key, then the time claims.
+
+    The signature is checked with ``cryptography`` directly because PyJWT does
+    not know the RFC 9864 name ``Ed25519``.
+    """
+    try:
+        signing_input, _, signature_b64 = assertion.rpartition(".")
+        signature = base64url_decode(signature_b64)
+    except (ValueError, TypeError):
+        raise AssertionError_("malformed assertion signature") from None
     kid = header.get("kid")
-    if kid is not None:
-        candidates = [k for k in candidates if k.get("kid") in (None, kid)]
-    for jwk in candidates:
+    for jwk in keys:
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        if kid is not None and jwk.get("kid") not in (None, kid):
+            continue
         try:
-            public = jwt.PyJWK({"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}, algorithm="EdDSA")
+            public = Ed25519PublicKey.from_public_bytes(base64url_decode(jwk["x"]))
+            public.verify(signature, signing_input.encode("ascii"))
+        except (InvalidSignature, ValueError, KeyError, UnicodeEncodeError):
+            continue
+        try:
             return jwt.decode(
                 assertion,
-                public.key,
-                algorithms=["EdDSA"],
-                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": False},
+                options={
+                    "verify_signature": False,
+                    "verify_exp": True,
+                    "verify_iat": True,
+                    "verify_nbf": True,
+                    "require": ["exp", "iss", "sub", "aud"],
+                },
                 leeway=LEEWAY,
             )
-        except jwt.InvalidSignatureError:
-            continue
-        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+        except jwt.PyJWTError as exc:
             raise AssertionError_(f"assertion rejected: {type(exc).__name__}: {exc}") from None
     raise AssertionError_("no registered key verifies the assertion")
 

@@ -6,6 +6,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authserver.oauth.assertions import SIGNING_ALGS
 from authserver.oauth.server import AUTH_METHODS
 from authserver.services import Services
 
@@ -15,7 +16,7 @@ async def authorization_server_metadata(request: Request) -> Response:
     services: Services = request.app.state.services
     settings = services.settings
     roles = await anyio.to_thread.run_sync(services.repo.known_roles)
-    signing = ["EdDSA"]  # private_key_jwt assertions are signed with the secret's Ed25519 key
+    signing = list(SIGNING_ALGS)  # private_key_jwt assertions: the secret's Ed25519 key
     metadata = {
         "issuer": settings.issuer,
         "token_endpoint": settings.endpoint("/auth/v1/token"),

@@ -48,6 +48,9 @@ class InvalidClientMetadata(OAuth2Error):
     error = "invalid_client_metadata"
     status_code = 400
 
+    def __init__(self, description: str) -> None:
+        super().__init__(description=_ascii(description))
+
 
 class InvalidToken(OAuth2Error):
     """RFC 6750 section 3.1: the bearer token is missing, spent, expired or not for this client."""
@@ -67,7 +70,7 @@ def _field(name: str, check: Callable[[], T]) -> T:
     try:
         return check()
     except AuthserverError as exc:
-        raise InvalidClientMetadata(_ascii(f"{name}: {exc.message}")) from None
+        raise InvalidClientMetadata(f"{name}: {exc.message}") from None
 
 
 def _ascii(text: str) -> str:
@@ -149,7 +152,7 @@ def _auth_method(body: dict[str, Any]) -> str:
 def _check_unsupported(body: dict[str, Any]) -> None:
     grant_types = body.get("grant_types", GRANT_TYPES)
     if grant_types != GRANT_TYPES:
-        raise InvalidClientMetadata('grant_types: only ["client_credentials"] is supported')
+        raise InvalidClientMetadata("grant_types: only client_credentials is supported")
     if body.get("response_types") not in (None, []):
         raise InvalidClientMetadata("response_types: no response types are supported")
     if body.get("redirect_uris") not in (None, []):
@@ -167,7 +170,7 @@ def _jwks(body: dict[str, Any], method: str) -> list[dict[str, str]] | None:
     jwks = body["jwks"]
     keys = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(keys, list) or not 1 <= len(keys) <= 10:
-        raise InvalidClientMetadata('jwks: expected {"keys": [1 to 10 keys]}')
+        raise InvalidClientMetadata("jwks: expected an object whose keys list has 1 to 10 keys")
     result = []
     for key in keys:
         if not isinstance(key, dict) or key.get("kty") != "OKP" or key.get("crv") != "Ed25519":
@@ -185,7 +188,7 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         return await json_object(request)
     except AuthserverError as exc:
-        raise InvalidClientMetadata(_ascii(exc.message)) from None
+        raise InvalidClientMetadata(exc.message) from None
 
 
 # RFC 7591 ----------------------------------------------------------------------------
@@ -248,7 +251,7 @@ async def register(request: Request) -> Response:
     except (Unauthenticated, NotFound):
         raise InvalidToken("the bearer token cannot register clients") from None
     except AuthserverError as exc:
-        raise InvalidClientMetadata(_ascii(f"scope: {exc.message}")) from None
+        raise InvalidClientMetadata(f"scope: {exc.message}") from None
     document = _metadata(services, registration.record)
     if registration.secret is not None:
         document["client_secret"] = registration.secret
@@ -331,7 +334,7 @@ async def replace(request: Request) -> Response:
     except NotFound:
         raise InvalidToken("unknown client or wrong registration access token") from None
     except AuthserverError as exc:
-        raise InvalidClientMetadata(_ascii(exc.message)) from None
+        raise InvalidClientMetadata(exc.message) from None
     services.hasher.forget(updated.id)
     return json_response(200, _metadata(services, updated), NO_STORE)
 
