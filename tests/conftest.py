@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from authserver.domain.credentials import Caller
 from authserver.hashing import SecretHasher
 from authserver.store.database import Database, migrate
 from authserver.store.repository import ClientRecord, Repository, UserRecord
+from tests.ports import free_port
+from tests.postgres import PostgresCluster
 
 PEER = "203.0.113.7"
 
@@ -33,9 +34,50 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+TABLES = "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The run's private PostgreSQL cluster, started on first use."""
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresCluster) -> str:
+    url = postgres.create_database("authserver_test")
+    database = Database(url)
+    migrate(database)
+    database.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test that touches storage runs against both databases."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path}/authserver.db", **settings_overrides)
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated-on-open database: a new SQLite file, or the emptied PostgreSQL one."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/authserver.db"
+    url: str = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
+    return Settings(database_url=database_url, **settings_overrides)
 
 
 @pytest.fixture
@@ -119,12 +161,6 @@ def peer() -> str:
 def client(app: Starlette, peer: str) -> Iterator[TestClient]:
     with TestClient(app, client=(peer, 50000), base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LiveServer:

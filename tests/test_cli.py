@@ -18,8 +18,8 @@ CLIENT_ID = re.compile(r"[a-z]+-[a-z]+-[0-9]{5}@127\.0\.0\.1/pcc")
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cli.db"
+def db_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -40,10 +40,11 @@ def cli_repo(db_url: str, run):
     database.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_migrate_creates_the_database(run, tmp_path: Path) -> None:
     result = run("migrate")
     assert result.exit_code == 0
-    assert (tmp_path / "cli.db").exists()
+    assert (tmp_path / "authserver.db").exists()
 
 
 def test_users_create_json_prints_the_user(run) -> None:
@@ -149,7 +150,7 @@ def test_clients_create_json_has_api_shape(run) -> None:
     assert body["clientSecret"].startswith("secret-token:127.0.0.1:v1:")
 
 
-def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_path: Path) -> None:
+def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_path: Path, backend: str) -> None:
     run("users", "create", "a@example.com")
     secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
         "clientSecret"
@@ -158,7 +159,8 @@ def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_p
         stored = conn.exec_driver_sql("SELECT secret_hash FROM personal_clients").scalar_one()
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert PasswordHasher().verify(stored, secret)
-    assert secret.encode() not in (tmp_path / "cli.db").read_bytes()
+    if backend == "sqlite":
+        assert secret.encode() not in (tmp_path / "authserver.db").read_bytes()
 
 
 def test_clients_create_unknown_user_exits_1(run, cli_repo: Repository) -> None:

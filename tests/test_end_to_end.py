@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +19,8 @@ from authserver.domain.credentials import Caller
 from authserver.hashing import SecretHasher
 from authserver.store.database import Database, migrate
 from authserver.store.repository import Repository
-from tests.conftest import free_port, token_request
+from tests.conftest import token_request
+from tests.servers import ServerProcess
 
 
 def new_credential(settings, repo: Repository, hasher: SecretHasher, **kwargs):
@@ -141,48 +139,25 @@ def test_loopback_peer_is_matched_against_cidr(live_server, hasher) -> None:
         assert token_request(http, record.client_id, secret).status_code == 200
 
 
-def test_sigterm_flushes_last_used_at(tmp_path: Path, hasher) -> None:
+def test_sigterm_flushes_last_used_at(tmp_path: Path, database_url: str, hasher) -> None:
     """Mint through a real ``authserver serve`` process, SIGTERM it at once, find lastUsedAt stored."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "AUTHSERVER_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db",
-        "AUTHSERVER_ISSUER": f"http://127.0.0.1:{port}",
-        "AUTHSERVER_LAST_USED_FLUSH_INTERVAL": "1",
-        "AUTHSERVER_LOG_LEVEL": "warning",
-    }
     from authserver.config import load_settings
 
-    settings = load_settings(environ=env)
+    server = ServerProcess(database_url, tmp_path, AUTHSERVER_LAST_USED_FLUSH_INTERVAL="1")
+    settings = load_settings(environ=server.env)
     database = Database(settings.database_url)
     migrate(database)
     repo = Repository(database)
     record, secret = new_credential(settings, repo, hasher)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "authserver", "serve", "--port", str(port)], env=env, cwd=tmp_path
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
+    with server:
         response = httpx.post(
-            f"http://127.0.0.1:{port}/auth/v1/token",
+            f"{server.url}/auth/v1/token",
             data={"grant_type": "client_credentials"},
             auth=(record.client_id, secret),
         )
         assert response.status_code == 200
-        process.send_signal(signal.SIGTERM)
         # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit.
-        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        assert server.terminate() in (0, -signal.SIGTERM)
     assert repo.get_client(id=record.id).last_used_at is not None
     database.dispose()
 

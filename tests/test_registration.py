@@ -192,8 +192,8 @@ def test_private_key_jwt_client_cannot_use_its_secret_directly(client: TestClien
     assert response.status_code == 200
 
 
-def test_cli_mints_registration_tokens(tmp_path) -> None:
-    env = {"AUTHSERVER_DATABASE_URL": f"sqlite:///{tmp_path}/r.db"}
+def test_cli_mints_registration_tokens(database_url: str) -> None:
+    env = {"AUTHSERVER_DATABASE_URL": database_url}
     runner = CliRunner()
     runner.invoke(main, ["users", "create", "a@example.com"], env=env)
     result = runner.invoke(main, ["registration-tokens", "create", "--user", "a@example.com", "--ttl", "15m", "--json"], env=env)
@@ -204,8 +204,8 @@ def test_cli_mints_registration_tokens(tmp_path) -> None:
     assert abs((expires - datetime.now(UTC)) - timedelta(minutes=15)) < timedelta(seconds=30)
 
 
-def test_cli_registration_token_for_unknown_user_exits_1(tmp_path) -> None:
-    env = {"AUTHSERVER_DATABASE_URL": f"sqlite:///{tmp_path}/r.db"}
+def test_cli_registration_token_for_unknown_user_exits_1(database_url: str) -> None:
+    env = {"AUTHSERVER_DATABASE_URL": database_url}
     result = CliRunner().invoke(main, ["registration-tokens", "create", "--user", "ghost@example.com"], env=env)
     assert result.exit_code == 1
 

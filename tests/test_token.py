@@ -367,6 +367,7 @@ def test_metrics_count_token_outcomes(client: TestClient, make_user, make_client
     assert 'authserver_secret_cache_lookups_total{result="miss"}' in text
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL outages: test_multi_instance.py
 def test_unreachable_database_is_503_temporarily_unavailable(
     client: TestClient, database, make_user, make_client, tmp_path
 ) -> None:

@@ -9,12 +9,14 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.errors import ConfigError, Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x61757468  # PostgreSQL advisory lock key held while migrating
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,7 +49,13 @@ class Database:
         elif parsed.get_backend_name() == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg"))
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            kwargs.update(
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=5,
+                connect_args={"connect_timeout": 5},
+            )
         else:
             raise ConfigError("database_url must be sqlite:///… or postgresql://…")
         self.engine: Engine = create_engine(url, **kwargs)
@@ -61,8 +69,12 @@ class Database:
         try:
             with self._sessions.begin() as session:
                 yield session
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
             raise Unavailable("database unavailable") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise Unavailable("database unavailable") from exc
+            raise
 
     def ping(self) -> bool:
         try:
@@ -85,5 +97,8 @@ def migrate(database: Database) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = database.engine
     with database.engine.begin() as connection:
+        if not database.is_sqlite:
+            # Two instances migrating at once: the second waits, then finds nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

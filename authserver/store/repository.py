@@ -382,7 +382,8 @@ class Repository:
         if not used:
             return
         with self.database.session() as session:
-            for client_pk, when in used.items():
+            # A fixed order keeps two instances flushing the same rows from deadlocking.
+            for client_pk, when in sorted(used.items()):
                 session.execute(
                     update(PersonalClient)
                     .where(PersonalClient.id == client_pk)
@@ -490,9 +491,12 @@ class Repository:
     # Revocations -------------------------------------------------------------
 
     def revoke_token(self, *, jti: str, expires_at: datetime) -> None:
-        with self.database.session() as session:
-            if session.get(RevokedToken, jti) is None:
-                session.add(RevokedToken(jti=jti, expires_at=expires_at))
+        try:
+            with self.database.session() as session:
+                if session.get(RevokedToken, jti) is None:
+                    session.add(RevokedToken(jti=jti, expires_at=expires_at))
+        except IntegrityError:
+            pass  # revoked concurrently by another request or instance
 
     def is_revoked(self, *, jti: str) -> bool:
         with self.database.session() as session:

@@ -1,0 +1,64 @@
+"""``authserver serve`` as a real child process, for multi-instance and signal tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.ports import free_port
+
+
+class ServerProcess:
+    """One ``python -m authserver serve`` on a free loopback port; its issuer is its own URL."""
+
+    def __init__(self, database_url: str, cwd: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "AUTHSERVER_DATABASE_URL": database_url,
+            "AUTHSERVER_ISSUER": self.url,
+            "AUTHSERVER_LOG_LEVEL": "warning",
+            **env,
+        }
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "authserver", "serve", "--port", str(self.port)],
+            env=self.env,
+            cwd=self.cwd,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("authserver did not become ready")
+            time.sleep(0.1)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.terminate()
+        self.kill()

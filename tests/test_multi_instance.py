@@ -1,0 +1,142 @@
+"""Several instances on one PostgreSQL database, and PostgreSQL outages.
+
+Every change made through one instance (or the CLI) must hold on every other
+instance within 1 second.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authserver import manage
+from authserver.domain.credentials import Caller
+from authserver.store.database import Database, migrate
+from authserver.store.repository import Repository
+from tests.conftest import now
+from tests.postgres import PostgresCluster
+from tests.servers import ServerProcess
+
+BOUND = 1.0
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> float:
+    """Poll ``condition`` until true; returns the time it took, fails past ``seconds``."""
+    started = time.monotonic()
+    while not condition():
+        elapsed = time.monotonic() - started
+        assert elapsed <= seconds, f"condition still false after {elapsed:.2f}s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+
+
+@pytest.fixture
+def seeded(postgres_url: str, database_url: str, hasher):
+    """A user with an unreduced credential in the shared database (emptied first)."""
+    database = Database(database_url)
+    repo = Repository(database)
+    user = manage.create_user(repo, email="multi@example.com", display_name="", role_names=["deploy"], now=now())
+    yield repo, user, hasher
+    database.dispose()
+
+
+def credential(repo, hasher, settings_issuer_host: str, user):
+    from authserver.config import Settings
+
+    return manage.create_credential(
+        repo, hasher, Settings(issuer=f"http://{settings_issuer_host}:1"), caller=Caller.operator(),
+        owner=user, display_name="", allow_source_cidr=(), scoped_roles=(), expires_in=None, now=now(),
+    )
+
+
+SHARED = {"AUTHSERVER_ISSUER": "http://authserver.test"}  # one issuer for all instances
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_deletion_through_one_instance_stops_the_other(seeded, database_url: str, tmp_path: Path) -> None:
+    repo, user, hasher = seeded
+    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
+        record, secret = credential(repo, hasher, "authserver.test", user)
+        bearer = {"authorization": f"Bearer {mint(a, record.client_id, secret).json()['access_token']}"}
+        created = httpx.post(f"{a.url}/api/v1/iam/personal_clients", json={"displayName": "ci"}, headers=bearer).json()
+        new_id, new_client_id, new_secret = created["client"]["id"], created["client"]["clientId"], created["clientSecret"]
+        assert mint(b, new_client_id, new_secret).status_code == 200
+        assert httpx.delete(f"{a.url}/api/v1/iam/personal_clients/{new_id}", headers=bearer).json() == {}
+        within(BOUND, lambda: mint(b, new_client_id, new_secret).status_code == 401)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_revocation_through_one_instance_is_seen_by_another(seeded, database_url: str, tmp_path: Path) -> None:
+    repo, user, hasher = seeded
+    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
+        record, secret = credential(repo, hasher, "authserver.test", user)
+        token = mint(a, record.client_id, secret).json()["access_token"]
+        introspect = lambda: httpx.post(f"{a.url}/auth/v1/introspect", data={"token": token}, auth=(record.client_id, secret)).json()  # noqa: E731
+        assert introspect()["active"] is True
+        assert httpx.post(f"{b.url}/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)).status_code == 200
+        within(BOUND, lambda: introspect() == {"active": False})
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_path: Path) -> None:
+    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
+        before = {k["kid"] for k in httpx.get(f"{a.url}/.well-known/jwks.json").json()["keys"]}
+        assert before == {k["kid"] for k in httpx.get(f"{b.url}/.well-known/jwks.json").json()["keys"]}
+        subprocess.run([sys.executable, "-m", "authserver", "keys", "rotate"], env=a.env, cwd=tmp_path, check=True, capture_output=True)
+        rotated = time.monotonic()
+        repo, _, _ = seeded
+        new_kid = next(k.kid for k in repo.list_keys() if k.retired_at is None)
+
+        def published(server: ServerProcess) -> bool:
+            return new_kid in {k["kid"] for k in httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]}
+
+        within(BOUND, lambda: published(a) and published(b))
+        assert time.monotonic() - rotated <= BOUND + 0.5  # the CLI's own exit is included above
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo, user, hasher = seeded
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: credential(repo, hasher, "127.0.0.1", user)[0].client_id, range(24)))
+    assert len(set(results)) == 24
+
+
+def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> None:
+    """Stop PostgreSQL under a running instance: 503s, not 500s; restart it: service resumes."""
+    cluster = PostgresCluster().start()
+    try:
+        url = cluster.create_database("outage")
+        database = Database(url)
+        migrate(database)
+        repo = Repository(database)
+        user = manage.create_user(repo, email="o@example.com", display_name="", role_names=["deploy"], now=now())
+        record, secret = credential(repo, hasher, "127.0.0.1", user)
+        with ServerProcess(url, tmp_path) as server:
+            assert mint(server, record.client_id, secret).status_code == 200
+            cluster.stop()
+            down = mint(server, record.client_id, secret)
+            assert down.status_code == 503
+            assert down.json()["error"] == "temporarily_unavailable"
+            assert httpx.get(f"{server.url}/readyz").status_code == 503
+            cluster.start()
+            within(10, lambda: mint(server, record.client_id, secret).status_code == 200)
+            assert httpx.get(f"{server.url}/readyz").status_code == 200
+            within(5, lambda: repo.get_client(id=record.id).last_used_at is not None)
+        database.dispose()
+    finally:
+        cluster.destroy()
