@@ -118,6 +118,8 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"code": 13, "message": "internal error"}, status_code=500)
     return JSONResponse(
         {"error": "server_error", "error_description": "internal error"}, status_code=500
     )

@@ -117,6 +117,10 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
+        # The source address decides CIDR locks: only our own trusted_proxies logic may
+        # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
+        proxy_headers=False,
+        server_header=False,
     )
 
 
@@ -153,15 +157,24 @@ def users_create(ctx: Context, email: str, name: str | None, roles: tuple[str, .
 @users.command("update")
 @click.argument("ref", metavar="EMAIL|ID")
 @click.option("--role", "roles", multiple=True, help="Replace the roles with these (repeatable).")
+@click.option("--no-roles", is_flag=True, help="Remove every role (instead of --role).")
 @click.option("--disable/--enable", "disabled", default=None, help="Disable or enable the user.")
 @click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
 @_command
 def users_update(
-    ctx: Context, ref: str, roles: tuple[str, ...], disabled: bool | None, as_json: bool
+    ctx: Context,
+    ref: str,
+    roles: tuple[str, ...],
+    no_roles: bool,
+    disabled: bool | None,
+    as_json: bool,
 ) -> None:
     """Replace a user's roles and/or disable or enable the user."""
+    if no_roles and roles:
+        raise click.UsageError("--no-roles and --role exclude each other")
+    new_roles = () if no_roles else (roles or None)
     user = manage.update_user(
-        ctx.repo, ref=ref, role_names=roles or None, disabled=disabled, now=_now()
+        ctx.repo, ref=ref, role_names=new_roles, disabled=disabled, now=_now()
     )
     if as_json:
         _print_json(wire.user_json(user))

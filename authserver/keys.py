@@ -69,6 +69,15 @@ def new_key(alg: str) -> tuple[str, str, dict[str, str]]:
     return thumbprint(public), pem, public
 
 
+# Other instances may sign with a retired key until their next refresh, and clocks differ.
+PUBLISH_MARGIN = timedelta(seconds=60)
+
+
+def _publish_until(settings: Settings, retired_at: datetime) -> datetime:
+    """A retired key stays published until every token it can still have signed expired."""
+    return retired_at + timedelta(seconds=settings.access_token_ttl) + PUBLISH_MARGIN
+
+
 def ensure_active_key(repo: Repository, settings: Settings, *, now: datetime) -> None:
     """Create an active key of the configured algorithm when there is none."""
     if any(k.retired_at is None and k.alg == settings.signing_alg for k in repo.list_keys()):
@@ -80,7 +89,7 @@ def ensure_active_key(repo: Repository, settings: Settings, *, now: datetime) ->
         private_pem=pem,
         public_jwk=public,
         now=now,
-        publish_until=now + timedelta(seconds=settings.access_token_ttl),
+        publish_until=_publish_until(settings, now),
         only_if_none_active=True,
     )
 
@@ -94,7 +103,7 @@ def rotate(repo: Repository, settings: Settings, *, now: datetime) -> KeyRecord:
         private_pem=pem,
         public_jwk=public,
         now=now,
-        publish_until=now + timedelta(seconds=settings.access_token_ttl),
+        publish_until=_publish_until(settings, now),
     )
     assert added is not None
     return added

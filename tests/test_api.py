@@ -393,3 +393,75 @@ def test_api_introspect_describes_the_caller(client: TestClient, caller) -> None
 
 def test_unknown_api_path_is_code_5(client: TestClient) -> None:
     assert_error(client.get("/api/v1/nope"), 404, 5)
+
+
+def test_stale_expiry_check_cannot_extend_at_write_time(repo, caller, client: TestClient) -> None:
+    """Two updates validated against the same old expiry: the later value must not win."""
+    from authserver.errors import PermissionDenied
+    from tests.conftest import now
+
+    _, _, _, token = caller()
+    target = create(client, token, expires="864000s").json()["client"]
+    one_day = now() + timedelta(days=1)
+    five_days = now() + timedelta(days=5)
+    repo.update_client(id=target["id"], changes={"expires_time": one_day}, now=now())
+    with pytest.raises(PermissionDenied):
+        repo.update_client(id=target["id"], changes={"expires_time": five_days}, now=now())
+    assert repo.get_client(id=target["id"]).expires_time == one_day
+
+
+def test_reduced_credential_cannot_unlock_stronger_credential(client: TestClient, caller, make_client) -> None:
+    user, strong, _, _ = caller(roles=("billing:read", "system:owner"))
+    weak, weak_secret = make_client(user, scoped=("billing:read",))
+    weak_token = mint(client, weak.client_id, weak_secret)
+    response = client.post(
+        f"{BASE}/{strong.id}",
+        json={"client": {"allowSourceCidr": []}, "updateMask": "allowSourceCidr"},
+        headers=auth(weak_token),
+    )
+    assert_error(response, 403, 7)
+
+
+def test_reduced_credential_cannot_delete_stronger_credential(client: TestClient, caller, make_client, repo) -> None:
+    user, strong, _, _ = caller(roles=("billing:read", "system:owner"))
+    weak, weak_secret = make_client(user, scoped=("billing:read",))
+    weak_token = mint(client, weak.client_id, weak_secret)
+    assert_error(client.delete(f"{BASE}/{strong.id}", headers=auth(weak_token)), 403, 7)
+    assert repo.get_client(id=strong.id).deleted_at is None
+
+
+def test_reduced_credential_may_manage_equal_credential(client: TestClient, caller) -> None:
+    _, _, _, token = caller(scoped=("deploy",))
+    target = create(client, token, scopedRoles=["deploy"]).json()["client"]
+    assert client.delete(f"{BASE}/{target['id']}", headers=auth(token)).json() == {}
+
+
+@pytest.mark.parametrize("path_id", ["ab%00c", "x" * 26, "../../etc"])
+def test_malformed_ids_are_404(client: TestClient, caller, path_id: str) -> None:
+    _, _, _, token = caller()
+    assert_error(client.get(f"{BASE}/{path_id}", headers=auth(token)), 404, 5)
+
+
+def test_deeply_nested_json_is_code_3(client: TestClient, caller) -> None:
+    _, _, _, token = caller()
+    body = b"[" * 30000 + b"]" * 30000
+    response = client.post(BASE, content=body, headers={**auth(token), "content-type": "application/json"})
+    assert_error(response, 400, 3, "JSON")
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_out_of_range_timestamps_are_code_3(client: TestClient, caller, stamp: str) -> None:
+    _, _, _, token = caller()
+    target = create(client, token).json()["client"]
+    response = client.post(
+        f"{BASE}/{target['id']}",
+        json={"client": {"expiresTime": stamp}, "updateMask": "expiresTime"},
+        headers=auth(token),
+    )
+    assert_error(response, 400, 3, "expiresTime")
+
+
+def test_search_with_nul_in_user_id_is_code_3(client: TestClient, caller) -> None:
+    _, _, _, admin = caller(roles=("system:owner",))
+    response = client.post(SEARCH, json={"users": [{"id": "a\x00b"}]}, headers=auth(admin))
+    assert_error(response, 400, 3, "users")

@@ -238,3 +238,10 @@ def test_bad_config_value_exits_1(db_url: str) -> None:
     )
     assert result.exit_code == 1
     assert "access_token_ttl" in result.stderr
+
+
+def test_users_update_no_roles_clears_roles(run) -> None:
+    run("users", "create", "a@example.com", "--role", "x")
+    result = run("users", "update", "a@example.com", "--no-roles", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["roles"] == []

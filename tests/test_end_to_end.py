@@ -218,3 +218,23 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
         second = oauth.fetch_token(token_url, grant_type="client_credentials")
     assert first["scope"] == "deploy"
     assert first["access_token"] != second["access_token"]
+
+
+def test_forwarded_for_from_loopback_is_not_trusted_by_serve(tmp_path: Path, database_url: str, hasher) -> None:
+    """``authserver serve`` must not let uvicorn rewrite the peer from X-Forwarded-For."""
+    from authserver.config import load_settings
+
+    server = ServerProcess(database_url, tmp_path)
+    settings = load_settings(environ=server.env)
+    database = Database(settings.database_url)
+    migrate(database)
+    record, secret = new_credential(settings, Repository(database), hasher, cidrs=("10.0.0.0/8",))
+    with server:
+        response = httpx.post(
+            f"{server.url}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(record.client_id, secret),
+            headers={"X-Forwarded-For": "10.1.2.3"},
+        )
+    assert response.status_code == 401
+    database.dispose()

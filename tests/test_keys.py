@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -66,10 +67,18 @@ def test_retired_key_is_dropped_after_its_tokens_expire(
     client: TestClient, app, repo, settings
 ) -> None:
     old = repo.list_keys()[0].kid
-    keys.rotate(repo, settings, now=now())
-    time.sleep(1.1)
+    # Retired long enough ago: one TTL plus the publication margin have passed.
+    keys.rotate(repo, settings, now=now() - keys.PUBLISH_MARGIN - timedelta(seconds=2))
     client.portal.call(refresh_keys, app.state.services)
     assert old not in kids(client)
+
+
+def test_retired_key_stays_published_for_ttl_plus_margin(client: TestClient, repo, settings) -> None:
+    retired_at = now()
+    keys.rotate(repo, settings, now=retired_at)
+    old = next(k for k in repo.list_keys() if k.retired_at is not None)
+    expected = retired_at + timedelta(seconds=settings.access_token_ttl) + keys.PUBLISH_MARGIN
+    assert abs((old.publish_until - expected).total_seconds()) < 0.01
 
 
 @pytest.mark.parametrize(

@@ -199,3 +199,14 @@ def test_replay_cache_is_in_the_database(client: TestClient, repo, make_user, ma
     token_with_assertion(client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER))
     with repo.database.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM used_assertions").scalar_one() == 1
+
+
+def test_exp_just_over_five_minutes_is_refused(client: TestClient, make_user, make_client) -> None:
+    record, secret = make_client(make_user())
+    assertion = sign(secret, claims_for(record.client_id, exp=int(time.time()) + 330))
+    assert_invalid_client(token_with_assertion(client, assertion))
+
+
+def test_nul_in_assertion_issuer_is_invalid_client(client: TestClient) -> None:
+    key = Ed25519PrivateKey.generate()
+    assert_invalid_client(token_with_assertion(client, jwt.encode(claims_for("a\x00b"), key, algorithm="EdDSA")))

@@ -296,3 +296,33 @@ def test_malformed_jwks_is_invalid_client_metadata(client: TestClient, initial_t
     _, token = initial_token()
     response = register(client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": "nope"})
     assert_metadata_error(response, "jwks")
+
+
+def test_read_echoes_the_registration_access_token(client: TestClient, registered) -> None:
+    body, path, headers = registered
+    assert client.get(path, headers=headers).json()["registration_access_token"] == body["registration_access_token"]
+
+
+def test_disabled_owner_cannot_manage_registration(client: TestClient, registered, repo) -> None:
+    body, path, headers = registered
+    record, _ = repo.find_client(client_id=body["client_id"])
+    manage.update_user(repo, ref=record.user_id, role_names=None, disabled=True, now=now())
+    assert client.get(path, headers=headers).status_code == 401
+    assert client.delete(path, headers=headers).status_code == 401
+    assert repo.get_client(id=record.id).deleted_at is None
+
+
+def test_nul_in_registration_path_is_401(client: TestClient, registered) -> None:
+    _, _, headers = registered
+    assert client.get("/auth/v1/register/ab%00c", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_registration_during_outage_is_503(client: TestClient, initial_token, database, tmp_path) -> None:
+    _, token = initial_token()
+    (tmp_path / "authserver.db").rename(tmp_path / "moved.db")
+    (tmp_path / "authserver.db").mkdir()
+    database.engine.dispose()
+    response = register(client, token)
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"

@@ -388,3 +388,22 @@ def test_invalid_scope_is_counted_by_its_error(client: TestClient, make_user, ma
         'authserver_token_requests_total{outcome="invalid_scope"} 1.0'
         in client.get("/metrics").text
     )
+
+
+def test_nul_in_basic_client_id_is_invalid_client(client: TestClient) -> None:
+    header = "Basic " + base64.b64encode(b"abc%00:xyz").decode()
+    response = client.post("/auth/v1/token", data={"grant_type": "client_credentials"}, headers={"authorization": header})
+    assert_invalid_client(response)
+
+
+def test_refused_credential_never_takes_the_cached_fast_path(app, make_user, make_client) -> None:
+    """A right secret for a refused credential costs argon2 like a wrong one: no timing oracle."""
+    record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
+    hasher = app.state.services.hasher
+    with TestClient(app, client=("203.0.113.7", 1)) as inside:
+        assert token_request(inside, record.client_id, secret).status_code == 200
+        assert token_request(inside, record.client_id, secret).status_code == 200
+        hits = hasher.cache_hits
+    with TestClient(app, client=("198.51.100.1", 1)) as outside:
+        assert_invalid_client(token_request(outside, record.client_id, secret))
+    assert hasher.cache_hits == hits

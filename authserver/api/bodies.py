@@ -42,6 +42,8 @@ async def json_object(request: Request) -> dict[str, Any]:
         document = json.loads(raw, object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("malformed JSON body: nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidArgument("the JSON body must be an object")
     return document
@@ -112,7 +114,13 @@ def optional_timestamp(document: dict[str, Any], name: str) -> datetime | None:
         raise InvalidArgument(f"{name}: expected an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise InvalidArgument(f"{name}: the timestamp needs a time zone offset (e.g. Z)")
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidArgument(f"{name}: out of range") from None
+    if not 1970 <= utc.year <= 9998:
+        raise InvalidArgument(f"{name}: out of range")
+    return utc
 
 
 def page_size(value: Any) -> int:
@@ -140,6 +148,11 @@ def decode_page_token(token: Any) -> str | None:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
     except (binascii.Error, ValueError):
         raise InvalidArgument("pageToken: malformed") from None
-    if not text.startswith("v1:") or len(text) < 4:
+    if not text.startswith("v1:") or not is_record_id(text[3:]):
         raise InvalidArgument("pageToken: malformed")
     return text[3:]
+
+
+def is_record_id(value: str) -> bool:
+    """Record ids are 26 lower-case Crockford base32 characters (see ``new_record_id``)."""
+    return len(value) == 26 and value.isascii() and value.isalnum() and value.islower()

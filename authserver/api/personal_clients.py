@@ -12,8 +12,15 @@ from starlette.responses import JSONResponse, Response
 from authserver import manage, wire
 from authserver.api import bodies
 from authserver.api.auth import bearer, caller_of, is_admin
-from authserver.domain.credentials import WRITABLE, check_update, parse_update_mask
+from authserver.domain.credentials import (
+    WRITABLE,
+    check_may_manage,
+    check_update,
+    has_control_characters,
+    parse_update_mask,
+)
 from authserver.domain.durations import parse_proto_duration
+from authserver.domain.roles import effective_roles
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
 from authserver.services import Services
 from authserver.store.repository import ClientRecord
@@ -33,6 +40,8 @@ def _no_store(document: dict[str, Any], status: int = 200) -> Response:
 
 async def _visible_client(services: Services, token: ActiveToken, client_id: str) -> ClientRecord:
     """The live credential ``client_id`` if the caller owns it or is admin; NotFound otherwise."""
+    if not bodies.is_record_id(client_id):
+        raise NotFound(f"no personal client {client_id!r}")
     try:
         record = await anyio.to_thread.run_sync(lambda: services.repo.get_client(id=client_id))
     except NotFound:
@@ -101,12 +110,12 @@ async def search(request: Request) -> Response:
         user_ids = []
         for entry in users:
             ref = entry.get("id") if isinstance(entry, dict) else None
-            if not isinstance(ref, str) or set(entry) - {"id"}:
+            if not isinstance(ref, str) or set(entry) - {"id"} or has_control_characters(ref):
                 raise InvalidArgument('users: expected a list of {"id": …} objects')
             user_ids.append(ref)
     query = bodies.optional_string(body, "query")
-    if query is not None and len(query) > 200:
-        raise InvalidArgument("query: at most 200 characters")
+    if query is not None and (len(query) > 200 or has_control_characters(query)):
+        raise InvalidArgument("query: at most 200 printable characters")
     return await _page(
         services,
         user_ids=user_ids or None,
@@ -164,6 +173,7 @@ async def update(request: Request) -> Response:
 
     def work() -> ClientRecord:
         owner = services.repo.find_user(ref=record.user_id)
+        check_may_manage(caller_of(token), effective_roles(owner.roles, record.scoped_roles))
         changes = check_update(
             caller=caller_of(token),
             owner_roles=owner.roles,
@@ -182,9 +192,13 @@ async def delete(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
     record = await _visible_client(services, token, request.path_params["id"])
-    await anyio.to_thread.run_sync(
-        lambda: services.repo.delete_client(id=record.id, now=datetime.now(UTC))
-    )
+
+    def work() -> None:
+        owner = services.repo.find_user(ref=record.user_id)
+        check_may_manage(caller_of(token), effective_roles(owner.roles, record.scoped_roles))
+        services.repo.delete_client(id=record.id, now=datetime.now(UTC))
+
+    await anyio.to_thread.run_sync(work)
     services.hasher.forget(record.id)
     return JSONResponse({})
 

@@ -81,6 +81,11 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     return jwk
 
 
+def has_control_characters(text: str) -> bool:
+    """True for C0 controls or DEL; such text is never a valid identifier (and NUL breaks SQL)."""
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+
+
 def new_opaque_token() -> str:
     """A bearer token for registration (initial access or RFC 7592 management): 256 random bits."""
     return secrets.token_urlsafe(32)
@@ -151,6 +156,21 @@ def check_new_credential(
         scoped_roles=scoped,
         expires_time=now + expires_in if expires_in is not None else None,
     )
+
+
+def check_may_manage(caller: Caller, target_roles: Iterable[str]) -> None:
+    """A reduced caller may change or delete only credentials holding no more than it does.
+
+    Otherwise a credential reduced to ``billing:read`` could lift the CIDR lock of,
+    or delete, its owner's ``system:owner`` credential.
+    """
+    if caller.is_operator or not caller.reduced:
+        return
+    extra = sorted(set(target_roles) - caller.effective_roles)
+    if extra:
+        raise PermissionDenied(
+            f"a reduced credential cannot manage a credential holding {', '.join(extra)}"
+        )
 
 
 def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:

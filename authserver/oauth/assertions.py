@@ -73,7 +73,7 @@ def verify(
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise AssertionError_("exp missing")
     timestamp = now.timestamp()
-    if exp > timestamp + MAX_LIFETIME + LEEWAY:
+    if exp > timestamp + MAX_LIFETIME:
         raise AssertionError_("exp more than 5 minutes ahead")
     jti = claims.get("jti")
     nonce = header.get("nonce")

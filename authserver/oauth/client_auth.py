@@ -22,7 +22,12 @@ from starlette.requests import Request
 
 from authserver.config import Settings
 from authserver.domain import network
-from authserver.domain.credentials import AuthState, method_allowed, refusal_reason
+from authserver.domain.credentials import (
+    AuthState,
+    has_control_characters,
+    method_allowed,
+    refusal_reason,
+)
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
 from authserver.store.repository import Repository
@@ -165,21 +170,26 @@ class ClientAuthenticator:
         source = self.source_address(request)
         if len(presented.client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
             raise _fail(presented.client_id[:64], "credential too long", source)
+        if has_control_characters(presented.client_id):
+            raise _fail(None, "control characters in client_id", source)
         state = await anyio.to_thread.run_sync(
             lambda: self.repo.auth_state(client_id=presented.client_id)
         )
         now = datetime.now(UTC)
+        reason = refusal_reason(state, now=now, source=source)
+        if reason is None and state is not None and not method_allowed(state, presented.method):
+            reason = f"registered for {state.auth_method} only"
+        if reason is not None or state is None:
+            if presented.method != "private_key_jwt":
+                # Pay one argon2 run whatever the secret: a refused credential must not
+                # reveal, by a fast answer, that the secret presented was the right one.
+                await self.hasher.verify_dummy(presented.secret)
+            raise _fail(presented.client_id, reason or "unknown client_id", source)
         if presented.method == "private_key_jwt":
             replay_key = self._check_assertion(request, presented, state, now, source)
         else:
             replay_key = None
             await self._check_secret(presented, state, source)
-        assert state is not None
-        reason = refusal_reason(state, now=now, source=source)
-        if reason is None and not method_allowed(state, presented.method):
-            reason = f"registered for {state.auth_method} only"
-        if reason is not None:
-            raise _fail(presented.client_id, reason, source)
         if replay_key is not None:
             key, until = replay_key
             fresh = await anyio.to_thread.run_sync(
@@ -189,12 +199,7 @@ class ClientAuthenticator:
                 raise _fail(presented.client_id, "assertion replayed", source)
         return AuthenticatedClient(state=state, method=presented.method)
 
-    async def _check_secret(
-        self, presented: Presented, state: AuthState | None, source: object
-    ) -> None:
-        if state is None:
-            await self.hasher.verify_dummy(presented.secret)
-            raise _fail(presented.client_id, "unknown client_id", source)
+    async def _check_secret(self, presented: Presented, state: AuthState, source: object) -> None:
         ok = await self.hasher.verify(
             credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
         )
@@ -205,12 +210,10 @@ class ClientAuthenticator:
         self,
         request: Request,
         presented: Presented,
-        state: AuthState | None,
+        state: AuthState,
         now: datetime,
         source: object,
     ) -> tuple[str, datetime]:
-        if state is None:
-            raise _fail(presented.client_id, "unknown client_id", source)
         settings = self.settings
         audiences = assertions.audiences_for(
             settings.issuer, settings.issuer_host, settings.endpoint(request.url.path)

@@ -6,11 +6,12 @@ import functools
 from collections.abc import Awaitable, Callable
 
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.errors import Unavailable
-from authserver.oauth.adapter import TemporarilyUnavailable, error_response
+from authserver.errors import AuthserverError, Unavailable
+from authserver.oauth.adapter import TemporarilyUnavailable, error_response, printable
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -28,5 +29,8 @@ def oauth_errors(endpoint: Endpoint) -> Endpoint:
         except Unavailable:
             request.state.oauth_error = TemporarilyUnavailable.error
             return error_response(TemporarilyUnavailable())
+        except AuthserverError as error:
+            request.state.oauth_error = "invalid_request"
+            return error_response(InvalidRequestError(printable(error.message)))
 
     return wrapper

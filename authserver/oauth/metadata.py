@@ -42,5 +42,6 @@ async def jwks(request: Request) -> Response:
     return Response(
         services.keyring.jwks_body,
         media_type="application/json",
-        headers={"Cache-Control": "max-age=60"},
+        # Short: a rotated key signs at once, and verifiers fetch unknown kids anyway.
+        headers={"Cache-Control": "max-age=10"},
     )

@@ -29,7 +29,13 @@ from authserver import manage
 from authserver.api.bodies import json_object
 from authserver.domain import credentials, network, roles
 from authserver.domain.credentials import Caller
-from authserver.errors import AuthserverError, NotFound, Unauthenticated
+from authserver.errors import (
+    AuthserverError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
@@ -73,6 +79,12 @@ def _field(name: str, check: Callable[[], T]) -> T:
         raise InvalidClientMetadata(f"{name}: {exc.message}") from None
 
 
+def _as_scope(message: str) -> str:
+    """Domain messages name ``scopedRoles``; registration clients know it as ``scope``."""
+    message = message.replace("scopedRoles", "scope")
+    return message if message.startswith(("scope", "expiresTime")) else f"scope: {message}"
+
+
 def _ascii(text: str) -> str:
     """RFC 6749 restricts ``error_description`` to printable ASCII without quote or backslash."""
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
@@ -89,7 +101,9 @@ def _client_uri(services: Services, client_id: str) -> str:
     return services.settings.endpoint("/auth/v1/register/" + quote(client_id, safe=""))
 
 
-def _metadata(services: Services, record: ClientRecord) -> dict[str, Any]:
+def _metadata(
+    services: Services, record: ClientRecord, registration_token: str | None = None
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "client_id": record.client_id,
         "client_id_issued_at": int(record.created_at.timestamp()),
@@ -105,6 +119,9 @@ def _metadata(services: Services, record: ClientRecord) -> dict[str, Any]:
     }
     if record.jwks is not None:
         document["jwks"] = {"keys": [dict(k) for k in record.jwks]}
+    if registration_token is not None:
+        # RFC 7592 section 3: the configuration response carries the token in use.
+        document["registration_access_token"] = registration_token
     return document
 
 
@@ -250,8 +267,9 @@ async def register(request: Request) -> Response:
         registration = await anyio.to_thread.run_sync(work)
     except (Unauthenticated, NotFound):
         raise InvalidToken("the bearer token cannot register clients") from None
-    except AuthserverError as exc:
-        raise InvalidClientMetadata(f"scope: {exc.message}") from None
+    except (InvalidArgument, PermissionDenied) as exc:
+        # What is left to fail after the per-field checks is the scope (no escalation).
+        raise InvalidClientMetadata(_as_scope(exc.message)) from None
     document = _metadata(services, registration.record)
     if registration.secret is not None:
         document["client_secret"] = registration.secret
@@ -262,13 +280,26 @@ async def register(request: Request) -> Response:
 # RFC 7592 ----------------------------------------------------------------------------
 
 
-async def _managed_client(request: Request, services: Services) -> ClientRecord:
-    """The live client named in the path, if the bearer is its registration access token."""
+async def _managed_client(request: Request, services: Services) -> tuple[ClientRecord, str]:
+    """The live client named in the path and the bearer, if that is its registration token.
+
+    Refused alike: unknown or deleted client, wrong token, disabled owner.
+    """
     token = _bearer(request)
     client_id = request.path_params["client_id"]
-    found = await anyio.to_thread.run_sync(lambda: services.repo.find_client(client_id=client_id))
-    if found is None:
-        raise InvalidToken("unknown client or wrong registration access token")
+    refused = InvalidToken("unknown client or wrong registration access token")
+    if len(client_id) > 255 or credentials.has_control_characters(client_id):
+        raise refused
+
+    def load() -> tuple[tuple[ClientRecord, str | None] | None, bool]:
+        found = services.repo.find_client(client_id=client_id)
+        if found is None:
+            return None, False
+        return found, services.repo.find_user(ref=found[0].user_id).disabled
+
+    found, owner_disabled = await anyio.to_thread.run_sync(load)
+    if found is None or owner_disabled:
+        raise refused
     record, stored_hash = found
     presented = credentials.token_hash(token)
     if (
@@ -276,23 +307,23 @@ async def _managed_client(request: Request, services: Services) -> ClientRecord:
         or stored_hash is None
         or not hmac.compare_digest(stored_hash, presented)
     ):
-        raise InvalidToken("unknown client or wrong registration access token")
-    return record
+        raise refused
+    return record, token
 
 
 @oauth_errors
 async def read(request: Request) -> Response:
     """``GET /auth/v1/register/{client_id}``: the metadata, never a secret or its hash."""
     services: Services = request.app.state.services
-    record = await _managed_client(request, services)
-    return json_response(200, _metadata(services, record), NO_STORE)
+    record, token = await _managed_client(request, services)
+    return json_response(200, _metadata(services, record, token), NO_STORE)
 
 
 @oauth_errors
 async def replace(request: Request) -> Response:
     """``PUT /auth/v1/register/{client_id}``: full replacement of the writable metadata."""
     services: Services = request.app.state.services
-    record = await _managed_client(request, services)
+    record, token = await _managed_client(request, services)
     body = await _json(request)
     if body.get("client_id") != record.client_id:
         raise InvalidClientMetadata("client_id: must be present and match the client")
@@ -333,17 +364,17 @@ async def replace(request: Request) -> Response:
         updated = await anyio.to_thread.run_sync(work)
     except NotFound:
         raise InvalidToken("unknown client or wrong registration access token") from None
-    except AuthserverError as exc:
-        raise InvalidClientMetadata(exc.message) from None
+    except (InvalidArgument, PermissionDenied) as exc:
+        raise InvalidClientMetadata(_as_scope(exc.message)) from None
     services.hasher.forget(updated.id)
-    return json_response(200, _metadata(services, updated), NO_STORE)
+    return json_response(200, _metadata(services, updated, token), NO_STORE)
 
 
 @oauth_errors
 async def remove(request: Request) -> Response:
     """``DELETE /auth/v1/register/{client_id}``: the same soft delete as everywhere."""
     services: Services = request.app.state.services
-    record = await _managed_client(request, services)
+    record, _ = await _managed_client(request, services)
     await anyio.to_thread.run_sync(
         lambda: services.repo.delete_client(id=record.id, now=datetime.now(UTC))
     )

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from authserver.errors import ConfigError, Unavailable
+from authserver.errors import ConfigError, InvalidArgument, Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x61757468  # PostgreSQL advisory lock key held while migrating
@@ -71,6 +71,9 @@ class Database:
                 yield session
         except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
             raise Unavailable("database unavailable") from exc
+        except DataError as exc:
+            # Last line of defence: values the database cannot store (e.g. NUL in text).
+            raise InvalidArgument("a value in the request cannot be stored") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise Unavailable("database unavailable") from exc

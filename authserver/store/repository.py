@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver.domain.credentials import AuthState, CredentialSpec
-from authserver.errors import AlreadyExists, NotFound, Unauthenticated
+from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 from authserver.store.database import Database
 from authserver.store.models import (
     PersonalClient,
@@ -340,14 +340,31 @@ class Repository:
         )
 
     def update_client(self, *, id: str, changes: Mapping[str, Any], now: datetime) -> ClientRecord:
-        """Apply already validated field changes (model attribute names) to a live credential."""
+        """Apply already validated field changes (model attribute names) to a live credential.
+
+        A new ``expires_time`` is written only if it is not later than the stored one
+        *at write time*, so two concurrent updates cannot together extend a credential.
+        """
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
+        statement = (
+            update(PersonalClient)
+            .where(PersonalClient.id == id, PersonalClient.deleted_at.is_(None))
+            .values(**values, updated_at=now)
+        )
+        if "expires_time" in values:
+            new_expiry = values["expires_time"]
+            earlier = PersonalClient.expires_time.is_(None)
+            if new_expiry is not None:
+                earlier = earlier | (PersonalClient.expires_time >= new_expiry)
+            statement = statement.where(earlier)
         with self.database.session() as session:
-            row = session.get(PersonalClient, id)
-            if row is None or row.deleted_at is not None:
-                raise NotFound(f"no personal client {id!r}")
-            for field, value in changes.items():
-                setattr(row, field, list(value) if isinstance(value, tuple) else value)
-            row.updated_at = now
+            result = session.execute(statement)
+            row = session.get(PersonalClient, id, populate_existing=True)
+            if getattr(result, "rowcount", 0) != 1:
+                if row is None or row.deleted_at is not None:
+                    raise NotFound(f"no personal client {id!r}")
+                raise PermissionDenied("expiresTime may only move earlier")
+            assert row is not None
             return _client(row)
 
     def page_clients(
