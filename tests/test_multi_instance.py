@@ -140,3 +140,19 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
         database.dispose()
     finally:
         cluster.destroy()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_last_used_at_keeps_the_latest_issuance_across_instances(seeded, database_url: str, tmp_path: Path) -> None:
+    repo, user, hasher = seeded
+    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
+        record, secret = credential(repo, hasher, "authserver.test", user)
+        for _ in range(5):
+            assert mint(a, record.client_id, secret).status_code == 200
+            assert mint(b, record.client_id, secret).status_code == 200
+        last = now()
+        assert mint(a, record.client_id, secret).status_code == 200
+        # B flushes its older timestamps after A's newer one; the stored value must not go back.
+        within(BOUND + 0.5, lambda: (repo.get_client(id=record.id).last_used_at or last.replace(year=2000)) >= last)
+        time.sleep(1.2)
+        assert repo.get_client(id=record.id).last_used_at >= last
