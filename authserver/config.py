@@ -36,6 +36,7 @@ class Settings:
     argon2_parallelism: int = 1
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
+    auth_cache_ttl: float = 0.5
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -66,6 +67,10 @@ class Settings:
             raise ConfigError("argon2_parallelism must be at least 1")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
+        if not 0 <= self.auth_cache_ttl <= 1:
+            raise ConfigError(
+                "auth_cache_ttl must be in [0, 1] seconds: changes must apply within 1 s"
+            )
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         networks = []

@@ -11,6 +11,7 @@ from authserver.last_used import LastUsedRecorder
 from authserver.metrics import Metrics
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.server import Server
+from authserver.state_cache import StateCache
 from authserver.store.database import Database
 from authserver.store.repository import Repository
 
@@ -28,6 +29,7 @@ class Services:
     authenticator: ClientAuthenticator
     server: Server
     metrics: Metrics
+    state_cache: StateCache
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -35,6 +37,7 @@ class Services:
         repo = Repository(database)
         hasher = SecretHasher(settings)
         keyring = KeyRing()
+        state_cache = StateCache(settings.auth_cache_ttl)
         last_used = LastUsedRecorder(repo, interval=settings.last_used_flush_interval)
         server = Server(
             settings,
@@ -48,7 +51,13 @@ class Services:
             hasher=hasher,
             keyring=keyring,
             last_used=last_used,
-            authenticator=ClientAuthenticator(settings, repo, hasher),
+            authenticator=ClientAuthenticator(settings, repo, hasher, state_cache),
             server=server,
             metrics=Metrics(lambda: (hasher.cache_hits, hasher.cache_misses)),
+            state_cache=state_cache,
         )
+
+    def forget_credential(self, *, id: str, client_id: str) -> None:
+        """Drop what this process remembers of a credential that just changed."""
+        self.hasher.forget(id)
+        self.state_cache.forget(client_id)

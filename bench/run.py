@@ -55,14 +55,28 @@ def seed(database_url: str, credentials: int, users: int) -> list[tuple[str, str
     hasher = SecretHasher(settings)
     now = datetime.now(UTC)
     owners = [
-        manage.create_user(repo, email=f"bench{i}@example.com", display_name="", role_names=["read", "write"], now=now)
+        manage.create_user(
+            repo,
+            email=f"bench{i}@example.com",
+            display_name="",
+            role_names=["read", "write"],
+            now=now,
+        )
         for i in range(users)
     ]
     pairs = []
     for i in range(credentials):
         record, secret = manage.create_credential(
-            repo, hasher, settings, caller=Caller.operator(), owner=owners[i % users],
-            display_name=f"bench {i}", allow_source_cidr=(), scoped_roles=(), expires_in=None, now=now,
+            repo,
+            hasher,
+            settings,
+            caller=Caller.operator(),
+            owner=owners[i % users],
+            display_name=f"bench {i}",
+            allow_source_cidr=(),
+            scoped_roles=(),
+            expires_in=None,
+            now=now,
         )
         pairs.append((record.client_id, secret))
     database.dispose()
@@ -72,15 +86,28 @@ def seed(database_url: str, credentials: int, users: int) -> list[tuple[str, str
 def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
     threads = min(2, connections)
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        check=True, capture_output=True, text=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
+
     def latency(label: str) -> float:
         match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if not match:
             return float("nan")
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -113,8 +140,20 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "AUTHSERVER_DATABASE_URL": database_url, "AUTHSERVER_ISSUER": url}
         server = subprocess.Popen(
-            [sys.executable, "-m", "authserver", "serve", "--port", str(port), "--workers", str(args.workers)],
-            env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "authserver",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 30
@@ -128,10 +167,15 @@ def main() -> None:
                     raise SystemExit("server did not start")
                 time.sleep(0.1)
             for client_id, secret in pairs:  # first use: one argon2 verification each
-                response = httpx.post(f"{url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+                response = httpx.post(
+                    f"{url}/auth/v1/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(client_id, secret),
+                )
                 response.raise_for_status()
             headers = ", ".join(
-                json.dumps("Basic " + base64.b64encode(f"{c}:{s}".encode()).decode()) for c, s in pairs
+                json.dumps("Basic " + base64.b64encode(f"{c}:{s}".encode()).decode())
+                for c, s in pairs
             )
             script = Path(folder) / "token.lua"
             script.write_text(LUA % headers)

@@ -247,3 +247,13 @@ def caller(client: TestClient, make_user, make_client) -> Callable[..., tuple[Us
         return user, record, secret, mint(client, record.client_id, secret, **extra)
 
     return make
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> float:
+    """Poll ``condition`` until true; returns the time it took, fails past ``seconds``."""
+    started = time.monotonic()
+    while not condition():
+        elapsed = time.monotonic() - started
+        assert elapsed <= seconds, f"condition still false after {elapsed:.2f}s"
+        time.sleep(0.02)
+    return time.monotonic() - started

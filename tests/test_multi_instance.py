@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,21 +18,11 @@ from authserver import manage
 from authserver.domain.credentials import Caller
 from authserver.store.database import Database, migrate
 from authserver.store.repository import Repository
-from tests.conftest import now
+from tests.conftest import now, within
 from tests.postgres import PostgresCluster
 from tests.servers import ServerProcess
 
 BOUND = 1.0
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    """Poll ``condition`` until true; returns the time it took, fails past ``seconds``."""
-    started = time.monotonic()
-    while not condition():
-        elapsed = time.monotonic() - started
-        assert elapsed <= seconds, f"condition still false after {elapsed:.2f}s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
@@ -119,6 +108,7 @@ def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
 def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> None:
     """Stop PostgreSQL under a running instance: 503s, not 500s; restart it: service resumes."""
     cluster = PostgresCluster().start()
+    database: Database | None = None
     try:
         url = cluster.create_database("outage")
         database = Database(url)
@@ -129,6 +119,8 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
         with ServerProcess(url, tmp_path) as server:
             assert mint(server, record.client_id, secret).status_code == 200
             cluster.stop()
+            database.dispose()
+            time.sleep(1.0)  # past auth_cache_ttl: the credential is no longer cached
             down = mint(server, record.client_id, secret)
             assert down.status_code == 503
             assert down.json()["error"] == "temporarily_unavailable"
@@ -137,8 +129,9 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
             within(10, lambda: mint(server, record.client_id, secret).status_code == 200)
             assert httpx.get(f"{server.url}/readyz").status_code == 200
             within(5, lambda: repo.get_client(id=record.id).last_used_at is not None)
-        database.dispose()
     finally:
+        if database is not None:
+            database.dispose()
         cluster.destroy()
 
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from authserver import manage
 from authserver.store.repository import Repository
-from tests.conftest import now, token_request
+from tests.conftest import now, token_request, within
 
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
 
@@ -120,6 +120,8 @@ def test_deleted_credential_is_refused(
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
     repo.delete_client(id=record.id, now=now())
+    # Deleted through the store directly (as another instance would): refused within 1 s.
+    within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
     assert_invalid_client(token_request(client, record.client_id, secret))
 
 
@@ -147,6 +149,7 @@ def test_disabled_owner_is_refused(
     owner = make_user()
     record, secret = make_client(owner)
     manage.update_user(repo, ref=owner.id, role_names=None, disabled=True, now=now())
+    within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
     assert_invalid_client(token_request(client, record.client_id, secret))
 
 
@@ -191,6 +194,7 @@ def test_scope_of_role_owner_lost_is_invalid_scope(
     owner = make_user(roles=("a", "b"))
     record, secret = make_client(owner)
     manage.update_user(repo, ref=owner.id, role_names=["a"], disabled=None, now=now())
+    within(1.0, lambda: token_request(client, record.client_id, secret, scope="b").status_code == 400)
     response = token_request(client, record.client_id, secret, scope="b")
     assert response.json()["error"] == "invalid_scope"
 
@@ -407,3 +411,20 @@ def test_refused_credential_never_takes_the_cached_fast_path(app, make_user, mak
     with TestClient(app, client=("198.51.100.1", 1)) as outside:
         assert_invalid_client(token_request(outside, record.client_id, secret))
     assert hasher.cache_hits == hits
+
+
+def test_api_delete_applies_at_once_despite_state_cache(client: TestClient, caller) -> None:
+    _, _, _, token = caller()
+    body = client.post("/api/v1/iam/personal_clients", json={}, headers={"authorization": f"Bearer {token}"}).json()
+    target, secret = body["client"], body["clientSecret"]
+    assert token_request(client, target["clientId"], secret).status_code == 200  # now cached
+    client.delete(f"/api/v1/iam/personal_clients/{target['id']}", headers={"authorization": f"Bearer {token}"})
+    assert_invalid_client(token_request(client, target["clientId"], secret))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"auth_cache_ttl": 0.0}])
+def test_zero_cache_ttl_reads_every_change_at_once(client: TestClient, repo: Repository, make_user, make_client) -> None:
+    record, secret = make_client(make_user())
+    assert token_request(client, record.client_id, secret).status_code == 200
+    repo.delete_client(id=record.id, now=now())
+    assert_invalid_client(token_request(client, record.client_id, secret))

@@ -184,7 +184,7 @@ async def update(request: Request) -> Response:
         return services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
 
     updated = await anyio.to_thread.run_sync(work)
-    services.hasher.forget(updated.id)
+    services.forget_credential(id=updated.id, client_id=updated.client_id)
     return JSONResponse({"client": wire.client_json(updated)})
 
 
@@ -199,7 +199,7 @@ async def delete(request: Request) -> Response:
         services.repo.delete_client(id=record.id, now=datetime.now(UTC))
 
     await anyio.to_thread.run_sync(work)
-    services.hasher.forget(record.id)
+    services.forget_credential(id=record.id, client_id=record.client_id)
     return JSONResponse({})
 
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from authserver.domain.credentials import (
 )
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
+from authserver.state_cache import StateCache
 from authserver.store.repository import Repository
 
 log = logging.getLogger("authserver.auth")
@@ -154,10 +156,25 @@ def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidC
 class ClientAuthenticator:
     """Checks presented credentials against the store and the credential rules."""
 
-    def __init__(self, settings: Settings, repo: Repository, hasher: SecretHasher) -> None:
+    def __init__(
+        self, settings: Settings, repo: Repository, hasher: SecretHasher, cache: StateCache
+    ) -> None:
         self.settings = settings
         self.repo = repo
         self.hasher = hasher
+        self.cache = cache
+
+    async def _state(self, client_id: str) -> AuthState | None:
+        """The credential's state: from the bounded-age cache, else the database."""
+        state = self.cache.get(client_id)
+        if state is None:
+            loaded = time.monotonic()
+            state = await anyio.to_thread.run_sync(
+                lambda: self.repo.auth_state(client_id=client_id)
+            )
+            if state is not None:
+                self.cache.put(state, loaded)
+        return state
 
     def source_address(self, request: Request) -> network.Address | None:
         peer = request.client.host if request.client else None
@@ -172,9 +189,7 @@ class ClientAuthenticator:
             raise _fail(presented.client_id[:64], "credential too long", source)
         if has_control_characters(presented.client_id):
             raise _fail(None, "control characters in client_id", source)
-        state = await anyio.to_thread.run_sync(
-            lambda: self.repo.auth_state(client_id=presented.client_id)
-        )
+        state = await self._state(presented.client_id)
         now = datetime.now(UTC)
         reason = refusal_reason(state, now=now, source=source)
         if reason is None and state is not None and not method_allowed(state, presented.method):

@@ -366,7 +366,7 @@ async def replace(request: Request) -> Response:
         raise InvalidToken("unknown client or wrong registration access token") from None
     except (InvalidArgument, PermissionDenied) as exc:
         raise InvalidClientMetadata(_as_scope(exc.message)) from None
-    services.hasher.forget(updated.id)
+    services.forget_credential(id=updated.id, client_id=updated.client_id)
     return json_response(200, _metadata(services, updated, token), NO_STORE)
 
 
@@ -378,5 +378,5 @@ async def remove(request: Request) -> Response:
     await anyio.to_thread.run_sync(
         lambda: services.repo.delete_client(id=record.id, now=datetime.now(UTC))
     )
-    services.hasher.forget(record.id)
+    services.forget_credential(id=record.id, client_id=record.client_id)
     return Response(status_code=204, headers=NO_STORE)

@@ -46,6 +46,9 @@ class Database:
                 raise ConfigError("database_url must name a SQLite file, not memory")
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+            # Keep a connection per worker thread (anyio runs up to 40): opening a SQLite
+            # connection (and its pragmas) per request would cost more than the query.
+            kwargs.update(pool_size=40, max_overflow=10)
         elif parsed.get_backend_name() == "postgresql":
             if parsed.drivername == "postgresql":
                 url = str(parsed.set(drivername="postgresql+psycopg"))
