@@ -82,31 +82,29 @@ def ensure_active_key(repo: Repository, settings: Settings, *, now: datetime) ->
     """Create an active key of the configured algorithm when there is none."""
     if any(k.retired_at is None and k.alg == settings.signing_alg for k in repo.list_keys()):
         return
-    kid, pem, public = new_key(settings.signing_alg)
-    repo.add_active_key(
-        kid=kid,
-        alg=settings.signing_alg,
-        private_pem=pem,
-        public_jwk=public,
-        now=now,
-        publish_until=_publish_until(settings, now),
-        only_if_none_active=True,
-    )
+    _add_key(repo, settings, now=now, only_if_none_active=True)
 
 
 def rotate(repo: Repository, settings: Settings, *, now: datetime) -> KeyRecord:
-    """Add a new active key; the previous one stays published for one token TTL."""
+    """Add a new active key; the previous one stays published for one token TTL (+ margin)."""
+    added = _add_key(repo, settings, now=now, only_if_none_active=False)
+    assert added is not None
+    return added
+
+
+def _add_key(
+    repo: Repository, settings: Settings, *, now: datetime, only_if_none_active: bool
+) -> KeyRecord | None:
     kid, pem, public = new_key(settings.signing_alg)
-    added = repo.add_active_key(
+    return repo.add_active_key(
         kid=kid,
         alg=settings.signing_alg,
         private_pem=pem,
         public_jwk=public,
         now=now,
         publish_until=_publish_until(settings, now),
+        only_if_none_active=only_if_none_active,
     )
-    assert added is not None
-    return added
 
 
 @dataclass(frozen=True)

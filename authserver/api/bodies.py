@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from authserver.errors import InvalidArgument
+from authserver.http_body import read_body
 
 MAX_JSON_BYTES = 65536
 DEFAULT_PAGE_SIZE = 50
@@ -28,14 +29,9 @@ async def json_object(request: Request) -> dict[str, Any]:
     must parse as JSON whatever it claims. Bearer authentication makes this
     safe from cross-site form posts.
     """
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise InvalidArgument(f"request body larger than {MAX_JSON_BYTES} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_body(request, limit=MAX_JSON_BYTES)
+    if raw is None:
+        raise InvalidArgument(f"request body larger than {MAX_JSON_BYTES} bytes")
     if not raw.strip():
         return {}
     try:

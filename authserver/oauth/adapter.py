@@ -20,6 +20,8 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.http_body import read_body
+
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -67,19 +69,10 @@ async def read_form(request: Request, *, max_bytes: int) -> dict[str, str]:
     charset = params.strip().lower()
     if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
         raise InvalidRequestError("the form must be encoded in UTF-8")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        if not declared.isdigit():
-            raise InvalidRequestError("malformed Content-Length")
+    body = await read_body(request, limit=max_bytes)
+    if body is None:
         raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"request body larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return parse_form(b"".join(chunks))
+    return parse_form(body)
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -31,6 +31,7 @@ from authserver.domain.credentials import (
 )
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
+from authserver.oauth.adapter import read_form
 from authserver.state_cache import StateCache
 from authserver.store.repository import Repository
 
@@ -181,6 +182,17 @@ class ClientAuthenticator:
         return network.source_address(
             peer, request.headers.getlist("x-forwarded-for"), self.settings.trusted_networks
         )
+
+    async def token_request(
+        self, request: Request, *, max_bytes: int
+    ) -> tuple[AuthenticatedClient, str]:
+        """Introspection and revocation: an authenticated caller and its ``token`` parameter."""
+        form = await read_form(request, max_bytes=max_bytes)
+        caller = await self.authenticate(request, form)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequestError("missing token")
+        return caller, token
 
     async def authenticate(self, request: Request, form: Mapping[str, str]) -> AuthenticatedClient:
         presented = presented_credentials(request.headers, form)

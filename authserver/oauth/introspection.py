@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.oauth.adapter import NO_STORE, json_response, read_form
+from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
@@ -27,11 +26,9 @@ def may_introspect(caller: AuthenticatedClient, subject: str, services: Services
 @oauth_errors
 async def introspection_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    form = await read_form(request, max_bytes=services.settings.max_body_bytes)
-    caller = await services.authenticator.authenticate(request, form)
-    token = form.get("token")
-    if not token:
-        raise InvalidRequestError("missing token")
+    caller, token = await services.authenticator.token_request(
+        request, max_bytes=services.settings.max_body_bytes
+    )
     active = await active_token(
         token, keyring=services.keyring, settings=services.settings, repo=services.repo
     )

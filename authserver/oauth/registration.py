@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver import manage
+from authserver.api.auth import caller_of
 from authserver.api.bodies import json_object
 from authserver.domain import credentials, network, roles
 from authserver.domain.credentials import Caller
@@ -219,12 +220,7 @@ async def _registrar(services: Services, token: str) -> tuple[Caller, str, str |
         )
         if active is None:
             raise InvalidToken("the access token is invalid, expired or revoked")
-        caller = Caller(
-            user_id=active.state.user_id,
-            effective_roles=frozenset(active.roles),
-            reduced=active.reduced,
-        )
-        return caller, active.state.user_id, None
+        return caller_of(active), active.state.user_id, None
     digest = credentials.token_hash(token)
     user_id = await anyio.to_thread.run_sync(
         lambda: services.repo.usable_registration_token(token_hash=digest, now=datetime.now(UTC))

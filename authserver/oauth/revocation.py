@@ -6,11 +6,10 @@ import logging
 from datetime import UTC, datetime
 
 import anyio.to_thread
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.oauth.adapter import NO_STORE, read_form
+from authserver.oauth.adapter import NO_STORE
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
 from authserver.tokens import verify_signature
@@ -22,11 +21,9 @@ log = logging.getLogger("authserver.auth")
 async def revocation_endpoint(request: Request) -> Response:
     """Revoke one of the caller's own tokens; anything else is a silent no-op (section 2.2)."""
     services: Services = request.app.state.services
-    form = await read_form(request, max_bytes=services.settings.max_body_bytes)
-    caller = await services.authenticator.authenticate(request, form)
-    token = form.get("token")
-    if not token:
-        raise InvalidRequestError("missing token")
+    caller, token = await services.authenticator.token_request(
+        request, max_bytes=services.settings.max_body_bytes
+    )
     claims = verify_signature(token, keyring=services.keyring, settings=services.settings)
     if claims is not None and claims["client_id"] == caller.state.client_id:
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
