@@ -34,6 +34,9 @@ class Settings:
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    argon2_max_concurrency: int = 2
+    auth_failure_limit: int = 10
+    auth_failure_window: int = 60
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
     auth_cache_ttl: float = 0.5
@@ -65,6 +68,10 @@ class Settings:
                 )
         if self.argon2_parallelism < 1:
             raise ConfigError("argon2_parallelism must be at least 1")
+        if self.argon2_max_concurrency < 1:
+            raise ConfigError("argon2_max_concurrency must be at least 1")
+        if self.auth_failure_limit < 0 or self.auth_failure_window < 1:
+            raise ConfigError("auth_failure_limit must be >= 0 and auth_failure_window >= 1")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
         if not 0 <= self.auth_cache_ttl <= 1:

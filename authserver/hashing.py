@@ -1,10 +1,13 @@
-"""Secret hashing: argon2id at rest, verified off the event loop, with a verified-secret cache.
+"""Secret hashing: argon2id at rest, verified off the event loop, with verification caches.
 
-The cache keeps, per credential, an HMAC of the last secret that verified
-against the credential's current hash (never the secret itself). A presented
-secret whose HMAC matches skips argon2; any other secret pays a full
-verification. Because the stored hash is part of the entry, a new hash
-invalidates it.
+The verified-secret cache keeps, per credential, an HMAC (under a per-process
+random key) of the last secret that matched the credential's current hash —
+never the secret itself. A presented secret whose HMAC matches skips argon2.
+The rejected-secret cache does the same for wrong guesses, so repeating one
+costs nothing. Both entries carry the stored hash they were checked against: a
+new hash invalidates them. argon2 runs in worker threads, at most
+``argon2_max_concurrency`` at once, so a flood of guesses cannot take every
+core from correct traffic.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import hashlib
 import hmac
 import os
 import secrets
+from typing import Any
 
+import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -38,6 +43,9 @@ class SecretHasher:
         self._dummy_hash: str | None = None
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
+        self._rejected: dict[bytes, str] = {}
+        self._max_concurrency = settings.argon2_max_concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -54,30 +62,48 @@ class SecretHasher:
         message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
         return hmac.new(self._cache_key, message, hashlib.sha256).digest()
 
-    async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
-        """True when ``secret`` matches; argon2 runs in a worker thread on a cache miss."""
-        digest = self._digest(credential_id, secret)
+    def matches_cached(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
+        """True when ``secret`` is the one last verified for this credential (no argon2)."""
         cached = self._verified.get(credential_id)
-        if (
-            cached is not None
-            and cached[1] == secret_hash
-            and hmac.compare_digest(cached[0], digest)
-        ):
+        if cached is None or cached[1] != secret_hash:
+            return False
+        return hmac.compare_digest(cached[0], self._digest(credential_id, secret))
+
+    async def _argon2(self, secret_hash: str, secret: str) -> bool:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._max_concurrency)
+        return await anyio.to_thread.run_sync(
+            self._verify_blocking, secret_hash, secret, limiter=self._limiter
+        )
+
+    async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
+        """True when ``secret`` matches; argon2 runs only for a secret not seen before."""
+        if self.matches_cached(credential_id=credential_id, secret_hash=secret_hash, secret=secret):
             self.cache_hits += 1
             return True
+        digest = self._digest(credential_id, secret)
+        if self._rejected.get(digest) == secret_hash:
+            self.cache_hits += 1
+            return False
         self.cache_misses += 1
-        ok = await anyio.to_thread.run_sync(self._verify_blocking, secret_hash, secret)
+        ok = await self._argon2(secret_hash, secret)
         if ok:
-            if len(self._verified) >= MAX_CACHED:
-                self._verified.pop(next(iter(self._verified)))
-            self._verified[credential_id] = (digest, secret_hash)
+            _bounded_put(self._verified, credential_id, (digest, secret_hash))
+        else:
+            _bounded_put(self._rejected, digest, secret_hash)
         return ok
 
     async def verify_dummy(self, secret: str) -> None:
-        """Spend one verification's time for an unknown client, so timing reveals nothing."""
+        """Spend one verification's time for a refused client, so timing reveals nothing."""
         if self._dummy_hash is None:
             self._dummy_hash = await anyio.to_thread.run_sync(self.hash, secrets.token_urlsafe(32))
-        await anyio.to_thread.run_sync(self._verify_blocking, self._dummy_hash, secret)
+        await self._argon2(self._dummy_hash, secret)
 
     def forget(self, credential_id: str) -> None:
         self._verified.pop(credential_id, None)
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if key not in cache and len(cache) >= MAX_CACHED:
+        cache.pop(next(iter(cache)))
+    cache[key] = value

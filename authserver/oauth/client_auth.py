@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 import anyio.to_thread
+from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from starlette.requests import Request
 
@@ -34,6 +35,7 @@ from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
 from authserver.state_cache import StateCache
 from authserver.store.repository import Repository
+from authserver.throttle import FailureThrottle
 
 log = logging.getLogger("authserver.auth")
 MAX_CREDENTIAL_LENGTH = 1024
@@ -147,11 +149,29 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
 
 
 def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidClient:
+    _log_failure(client_id, reason, source)
+    return InvalidClient()
+
+
+def _log_failure(client_id: str | None, reason: str, source: object) -> None:
     log.warning(
         "client authentication failed %s",
         json.dumps({"client_id": client_id, "reason": reason, "source": str(source)}),
     )
-    return InvalidClient()
+
+
+class TooManyAttempts(OAuth2Error):
+    """Too many failed authentications for this client_id or source: 429 with Retry-After."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="too many failed client authentications; retry later")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 class ClientAuthenticator:
@@ -164,6 +184,9 @@ class ClientAuthenticator:
         self.repo = repo
         self.hasher = hasher
         self.cache = cache
+        self.throttle = FailureThrottle(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window
+        )
 
     async def _state(self, client_id: str) -> AuthState | None:
         """The credential's state: from the bounded-age cache, else the database."""
@@ -195,13 +218,32 @@ class ClientAuthenticator:
         return caller, token
 
     async def authenticate(self, request: Request, form: Mapping[str, str]) -> AuthenticatedClient:
+        """The authenticated client, or ``InvalidClient``; ``TooManyAttempts`` when throttled."""
         presented = presented_credentials(request.headers, form)
         source = self.source_address(request)
+        keys = (f"c:{presented.client_id[:255]}", f"s:{source}")
+        try:
+            return await self._authenticate(request, presented, source, keys)
+        except InvalidClient:
+            self.throttle.record_failure(keys)
+            raise
+
+    async def _authenticate(
+        self,
+        request: Request,
+        presented: Presented,
+        source: network.Address | None,
+        keys: tuple[str, str],
+    ) -> AuthenticatedClient:
         if len(presented.client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
             raise _fail(presented.client_id[:64], "credential too long", source)
         if has_control_characters(presented.client_id):
             raise _fail(None, "control characters in client_id", source)
         state = await self._state(presented.client_id)
+        retry_after = self._throttled_for(presented, state, keys)
+        if retry_after:
+            _log_failure(presented.client_id, "throttled after repeated failures", source)
+            raise TooManyAttempts(retry_after)
         now = datetime.now(UTC)
         reason = refusal_reason(state, now=now, source=source)
         if reason is None and state is not None and not method_allowed(state, presented.method):
@@ -225,6 +267,26 @@ class ClientAuthenticator:
             if not fresh:
                 raise _fail(presented.client_id, "assertion replayed", source)
         return AuthenticatedClient(state=state, method=presented.method)
+
+    def _throttled_for(
+        self, presented: Presented, state: AuthState | None, keys: tuple[str, str]
+    ) -> int:
+        """Seconds to wait, or 0. Never throttles a secret already verified here; the source
+        key alone throttles only attempts on unknown client ids, so guessing from one
+        address cannot lock out other credentials there."""
+        client_key, source_key = keys
+        if (
+            state is not None
+            and presented.method != "private_key_jwt"
+            and self.hasher.matches_cached(
+                credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
+            )
+        ):
+            return 0
+        wait = self.throttle.retry_after((client_key,))
+        if not wait and state is None:
+            wait = self.throttle.retry_after((source_key,))
+        return wait
 
     async def _check_secret(self, presented: Presented, state: AuthState, source: object) -> None:
         ok = await self.hasher.verify(
