@@ -269,6 +269,7 @@ def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
 def clients_delete(ctx: Context, client_ref: str) -> None:
     """Delete a personal client (it stops authenticating at once)."""
     record = ctx.repo.delete_client(id=client_ref, now=_now())
+    manage.audit_credential("credential_deleted", record, Caller.operator())
     click.echo(f"deleted {record.id} ({record.client_id})")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain import credentials, roles, users
 from authserver.domain.credentials import Caller
@@ -79,7 +80,19 @@ def create_credential(
         public_jwk=secret.public_jwk,
         now=now,
     )
+    audit_credential("credential_created", record, caller)
     return record, secret.secret
+
+
+def audit_credential(event: str, record: ClientRecord, caller: Caller) -> None:
+    """The audit line for a credential change, naming who made it."""
+    audit(
+        event,
+        credential_id=record.id,
+        client_id=record.client_id,
+        user_id=record.user_id,
+        actor="operator" if caller.is_operator else caller.user_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,7 @@ def register_credential(
         registration_token_hash=credentials.token_hash(registration_token),
         consume_initial_token=initial_token_hash,
     )
+    audit_credential("client_registered", record, caller)
     return Registration(record, secret.secret if secret else None, registration_token)
 
 

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver import audit
 from authserver.services import Services
 
 access_log = logging.getLogger("authserver.access")
@@ -61,6 +62,7 @@ class RequestLogMiddleware:
                 break
         request_id = request_id or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        audit.request_id.set(request_id)
         status = 500
 
         async def send_with_headers(message: Message) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,17 @@ from tests.ports import free_port
 from tests.postgres import PostgresCluster
 
 PEER = "203.0.113.7"
+# What must never reach a log line: secrets, JWTs (access tokens, assertions), argon2 hashes.
+LEAK = re.compile(r"secret-token:|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$")
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test doubles as a leak check: all it logged, at every level, is scanned."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    leaked = [r.getMessage() for r in caplog.records if LEAK.search(r.getMessage())]
+    assert not leaked, f"secret material in logs: {leaked[:3]}"
 
 
 @pytest.fixture

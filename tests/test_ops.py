@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 
@@ -71,14 +73,72 @@ def test_access_log_line_has_no_credentials(
     assert token not in logged
 
 
-def test_authentication_failure_reason_is_logged(
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
+
+
+def test_authentication_failure_reason_is_audited(
     client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
 ) -> None:
     record, _ = make_client(make_user())
     with caplog.at_level(logging.INFO):
-        token_request(client, record.client_id, "wrong")
-    failures = [r.getMessage() for r in caplog.records if r.name == "authserver.auth"]
-    assert any('"reason": "wrong secret"' in line and record.client_id in line for line in failures)
+        response = client.post(
+            "/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(record.client_id, "wrong"),
+            headers={"X-Request-Id": "req-1"},
+        )
+    assert response.status_code == 401
+    [event] = [e for e in audit_events(caplog) if e["event"] == "auth_failed"]
+    assert event["reason"] == "wrong secret"
+    assert event["client_id"] == record.client_id
+    assert event["request_id"] == "req-1"
+    assert event["source"] == "203.0.113.7"
+
+
+def test_token_issuance_is_audited(
+    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = make_user()
+    record, secret = make_client(owner)
+    with caplog.at_level(logging.INFO):
+        token = token_request(client, record.client_id, secret).json()["access_token"]
+    [event] = [e for e in audit_events(caplog) if e["event"] == "token_issued"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert event["credential_id"] == record.id
+    assert event["user_id"] == owner.id
+    assert event["jti"] == claims["jti"]
+    assert event["source"] == "203.0.113.7"
+    assert event["auth_method"] == "client_secret_basic"
+
+
+def test_credential_lifecycle_is_audited(client: TestClient, caller, caplog: pytest.LogCaptureFixture) -> None:
+    user, _, _, token = caller()
+    headers = {"authorization": f"Bearer {token}"}
+    with caplog.at_level(logging.INFO):
+        created = client.post("/api/v1/iam/personal_clients", json={}, headers=headers).json()["client"]
+        client.post(
+            f"/api/v1/iam/personal_clients/{created['id']}",
+            json={"client": {"displayName": "x"}, "updateMask": "displayName"},
+            headers=headers,
+        )
+        client.delete(f"/api/v1/iam/personal_clients/{created['id']}", headers=headers)
+    events = [
+        (e["event"], e["actor"]) for e in audit_events(caplog) if e.get("credential_id") == created["id"]
+    ]
+    assert events == [
+        ("credential_created", user.id),
+        ("credential_updated", user.id),
+        ("credential_deleted", user.id),
+    ]
+
+
+def test_revocation_is_audited(client: TestClient, caller, caplog: pytest.LogCaptureFixture) -> None:
+    _, record, secret, token = caller()
+    with caplog.at_level(logging.INFO):
+        client.post("/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret))
+    [event] = [e for e in audit_events(caplog) if e["event"] == "token_revoked"]
+    assert event["jti"] == jwt.decode(token, options={"verify_signature": False})["jti"]
 
 
 def test_unknown_path_is_json_404(client: TestClient) -> None:

@@ -173,15 +173,18 @@ async def update(request: Request) -> Response:
 
     def work() -> ClientRecord:
         owner = services.repo.find_user(ref=record.user_id)
-        check_may_manage(caller_of(token), effective_roles(owner.roles, record.scoped_roles))
+        caller = caller_of(token)
+        check_may_manage(caller, effective_roles(owner.roles, record.scoped_roles))
         changes = check_update(
-            caller=caller_of(token),
+            caller=caller,
             owner_roles=owner.roles,
             current_expires=record.expires_time,
             paths=paths,
             values=values,
         )
-        return services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
+        updated = services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
+        manage.audit_credential("credential_updated", updated, caller)
+        return updated
 
     updated = await anyio.to_thread.run_sync(work)
     services.forget_credential(id=updated.id, client_id=updated.client_id)
@@ -195,8 +198,10 @@ async def delete(request: Request) -> Response:
 
     def work() -> None:
         owner = services.repo.find_user(ref=record.user_id)
-        check_may_manage(caller_of(token), effective_roles(owner.roles, record.scoped_roles))
-        services.repo.delete_client(id=record.id, now=datetime.now(UTC))
+        caller = caller_of(token)
+        check_may_manage(caller, effective_roles(owner.roles, record.scoped_roles))
+        deleted = services.repo.delete_client(id=record.id, now=datetime.now(UTC))
+        manage.audit_credential("credential_deleted", deleted, caller)
 
     await anyio.to_thread.run_sync(work)
     services.forget_credential(id=record.id, client_id=record.client_id)

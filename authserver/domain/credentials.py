@@ -12,7 +12,7 @@ import json
 import secrets
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -192,13 +192,13 @@ class AuthState:
     id: str
     client_id: str
     user_id: str
-    secret_hash: str
-    allow_source_cidr: tuple[network.Network, ...]
-    scoped_roles: frozenset[str]
-    expires_time: datetime | None
-    deleted: bool
-    owner_roles: frozenset[str]
-    owner_disabled: bool
+    secret_hash: str = field(repr=False)  # never in a log line, even at debug level
+    allow_source_cidr: tuple[network.Network, ...] = ()
+    scoped_roles: frozenset[str] = frozenset()
+    expires_time: datetime | None = None
+    deleted: bool = False
+    owner_roles: frozenset[str] = frozenset()
+    owner_disabled: bool = False
     public_keys: tuple[dict[str, str], ...] = ()
     auth_method: str | None = None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from starlette.requests import Request
 
+from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain import network
 from authserver.domain.credentials import (
@@ -64,6 +64,7 @@ class AuthenticatedClient:
 
     state: AuthState
     method: str
+    source: str | None = None
 
     @property
     def client_id(self) -> str:
@@ -154,10 +155,7 @@ def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidC
 
 
 def _log_failure(client_id: str | None, reason: str, source: object) -> None:
-    log.warning(
-        "client authentication failed %s",
-        json.dumps({"client_id": client_id, "reason": reason, "source": str(source)}),
-    )
+    audit("auth_failed", client_id=client_id, reason=reason, source=source)
 
 
 class TooManyAttempts(OAuth2Error):
@@ -266,7 +264,9 @@ class ClientAuthenticator:
             )
             if not fresh:
                 raise _fail(presented.client_id, "assertion replayed", source)
-        return AuthenticatedClient(state=state, method=presented.method)
+        return AuthenticatedClient(
+            state=state, method=presented.method, source=str(source) if source else None
+        )
 
     def _throttled_for(
         self, presented: Presented, state: AuthState | None, keys: tuple[str, str]

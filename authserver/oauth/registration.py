@@ -354,7 +354,9 @@ async def replace(request: Request) -> Response:
             paths=paths,
             values=values,
         )
-        return services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
+        updated = services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
+        manage.audit_credential("credential_updated", updated, caller)
+        return updated
 
     try:
         updated = await anyio.to_thread.run_sync(work)
@@ -371,8 +373,10 @@ async def remove(request: Request) -> Response:
     """``DELETE /auth/v1/register/{client_id}``: the same soft delete as everywhere."""
     services: Services = request.app.state.services
     record, _ = await _managed_client(request, services)
-    await anyio.to_thread.run_sync(
+    deleted = await anyio.to_thread.run_sync(
         lambda: services.repo.delete_client(id=record.id, now=datetime.now(UTC))
     )
+    owner_caller = Caller(user_id=deleted.user_id, effective_roles=frozenset(), reduced=True)
+    manage.audit_credential("credential_deleted", deleted, owner_caller)
     services.forget_credential(id=record.id, client_id=record.client_id)
     return Response(status_code=204, headers=NO_STORE)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.audit import audit
 from authserver.oauth.adapter import NO_STORE
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
 from authserver.tokens import verify_signature
-
-log = logging.getLogger("authserver.auth")
 
 
 @oauth_errors
@@ -30,5 +28,12 @@ async def revocation_endpoint(request: Request) -> Response:
         await anyio.to_thread.run_sync(
             lambda: services.repo.revoke_token(jti=claims["jti"], expires_at=expires_at)
         )
-        log.info("token revoked client_id=%s jti=%s", caller.state.client_id, claims["jti"])
+        audit(
+            "token_revoked",
+            client_id=caller.state.client_id,
+            credential_id=caller.state.id,
+            user_id=caller.state.user_id,
+            jti=claims["jti"],
+            source=caller.source,
+        )
     return Response(status_code=200, headers=NO_STORE)

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import AuthorizationServer, grants
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from starlette.responses import Response
 
+from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain.credentials import token_expiry
 from authserver.domain.roles import parse_scope
@@ -130,6 +131,17 @@ class Server(AuthorizationServer):
             "scope": " ".join(granted),
             "roles": granted,
         }
+        audit(
+            "token_issued",
+            client_id=client.state.client_id,
+            credential_id=client.state.id,
+            user_id=client.state.user_id,
+            jti=claims["jti"],
+            scope=claims["scope"],
+            exp=exp,
+            auth_method=client.method,
+            source=client.source,
+        )
         token = {
             "access_token": self.keyring.sign(claims),
             "token_type": "Bearer",

@@ -1,0 +1,29 @@
+"""The audit trail: one JSON log line per security event, on the ``authserver.audit`` logger.
+
+Events: ``token_issued``, ``auth_failed`` (with the precise internal reason),
+``credential_created``, ``credential_updated``, ``credential_deleted``,
+``client_registered``, ``token_revoked``. Lines carry ids (credential,
+client_id, user, jti), the source address and the request id — never a
+secret, a token, an assertion or a hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+log = logging.getLogger("authserver.audit")
+
+#: Set by the request-log middleware for the duration of each request.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def audit(event: str, **fields: Any) -> None:
+    """Log one security event; ``None`` fields are left out."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    record = {"event": event, "request_id": request_id.get(), **fields}
+    line = json.dumps({k: v for k, v in record.items() if v is not None}, default=str)
+    log.info(line)
