@@ -25,6 +25,7 @@ class Settings:
 
     database_url: str = "sqlite:///./var/authserver.db"
     issuer: str = "http://127.0.0.1:8000"
+    allow_insecure_issuer: bool = False
     access_token_ttl: int = 600
     audience: str = ""  # empty means "the issuer URL"
     signing_alg: str = "ES256"
@@ -53,6 +54,12 @@ class Settings:
             raise ConfigError(f"issuer must be an absolute http(s) URL, got {self.issuer!r}")
         if parts.query or parts.fragment:
             raise ConfigError("issuer must not have a query or fragment (RFC 8414 section 2)")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            if not self.allow_insecure_issuer:
+                raise ConfigError(
+                    f"issuer {self.issuer} is plain http on a non-loopback host: use https "
+                    "(TLS at a reverse proxy), or set allow_insecure_issuer = true"
+                )
         if self.issuer.endswith("/"):
             object.__setattr__(self, "issuer", self.issuer.rstrip("/"))
         if self.signing_alg not in SIGNING_ALGS:
@@ -106,6 +113,15 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted_networks"}
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
     default = _FIELDS[name].default
     try:
@@ -116,7 +132,14 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
                 return tuple(value)
             raise TypeError
         if isinstance(default, bool):
-            raise TypeError
+            if from_env:
+                lowered = str(value).strip().lower()
+                if lowered not in ("1", "true", "yes", "0", "false", "no"):
+                    raise ValueError
+                return lowered in ("1", "true", "yes")
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
         if isinstance(default, int):
             if from_env:
                 return int(value)

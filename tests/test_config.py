@@ -67,3 +67,25 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
 
 def test_issuer_host_drops_port() -> None:
     assert Settings(issuer="http://127.0.0.1:8000").issuer_host == "127.0.0.1"
+
+
+def test_plain_http_public_issuer_is_refused() -> None:
+    with pytest.raises(ConfigError, match="https"):
+        Settings(issuer="http://auth.example.com")
+
+
+@pytest.mark.parametrize("issuer", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", "https://auth.example.com"])
+def test_loopback_or_https_issuer_is_accepted(issuer: str) -> None:
+    assert Settings(issuer=issuer).issuer == issuer
+
+
+def test_insecure_issuer_can_be_allowed_explicitly() -> None:
+    settings = load_settings(
+        environ={"AUTHSERVER_ISSUER": "http://auth.internal", "AUTHSERVER_ALLOW_INSECURE_ISSUER": "true"}
+    )
+    assert settings.issuer == "http://auth.internal"
+
+
+def test_bad_boolean_is_refused() -> None:
+    with pytest.raises(ConfigError, match="allow_insecure_issuer"):
+        load_settings(environ={"AUTHSERVER_ALLOW_INSECURE_ISSUER": "maybe"})

@@ -238,3 +238,25 @@ def test_forwarded_for_from_loopback_is_not_trusted_by_serve(tmp_path: Path, dat
         )
     assert response.status_code == 401
     database.dispose()
+
+
+def test_sigkill_loses_at_most_the_last_second_of_last_used(tmp_path: Path, database_url: str, hasher) -> None:
+    from authserver.config import load_settings
+
+    server = ServerProcess(database_url, tmp_path)
+    settings = load_settings(environ=server.env)
+    database = Database(settings.database_url)
+    migrate(database)
+    repo = Repository(database)
+    record, secret = new_credential(settings, repo, hasher)
+    with server:
+        before = datetime.now(UTC)
+        response = httpx.post(
+            f"{server.url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
+        )
+        assert response.status_code == 200
+        time.sleep(1.1)  # more than the flush interval (0.5 s) and the 1 s bound
+        server.kill()
+    stored = repo.get_client(id=record.id).last_used_at
+    assert stored is not None and stored >= before
+    database.dispose()

@@ -45,12 +45,13 @@ def credential(repo, hasher, settings_issuer_host: str, user):
     from authserver.config import Settings
 
     return manage.create_credential(
-        repo, hasher, Settings(issuer=f"http://{settings_issuer_host}:1"), caller=Caller.operator(),
+        repo, hasher, Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True),
+        caller=Caller.operator(),
         owner=user, display_name="", allow_source_cidr=(), scoped_roles=(), expires_in=None, now=now(),
     )
 
 
-SHARED = {"AUTHSERVER_ISSUER": "http://authserver.test"}  # one issuer for all instances
+SHARED = {"AUTHSERVER_ISSUER": "http://authserver.test", "AUTHSERVER_ALLOW_INSECURE_ISSUER": "1"}  # one issuer for all instances
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
