@@ -35,7 +35,7 @@ class Settings:
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
-    argon2_max_concurrency: int = 2
+    argon2_max_concurrency: int = 1
     auth_failure_limit: int = 10
     auth_failure_window: int = 60
     max_body_bytes: int = 65536

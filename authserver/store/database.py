@@ -29,6 +29,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _describe(exc: Exception) -> str:
+    """A one-line reason for an outage that an operator can act on (never the SQL)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "full" in text:
+        return "database unavailable: the database or disk is full"
+    if "readonly" in text or "read-only" in text:
+        return "database unavailable: the database is read-only"
+    if "locked" in text:
+        return "database unavailable: the database is locked"
+    return "database unavailable"
+
+
 class Database:
     """One engine and its session factory; repositories borrow short sessions from it."""
 
@@ -73,7 +85,7 @@ class Database:
             with self._sessions.begin() as session:
                 yield session
         except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
-            raise Unavailable("database unavailable") from exc
+            raise Unavailable(_describe(exc)) from exc
         except DataError as exc:
             # Last line of defence: values the database cannot store (e.g. NUL in text).
             raise InvalidArgument("a value in the request cannot be stored") from exc
