@@ -129,6 +129,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--flood",
+        type=float,
+        default=0,
+        metavar="RATE",
+        help="also measure while a second process sends RATE wrong secrets/s (e.g. 200)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.connections, args.credentials, args.users = 1, 2, 3, 1
@@ -180,6 +187,26 @@ def main() -> None:
             script = Path(folder) / "token.lua"
             script.write_text(LUA % headers)
             result = wrk(f"{url}/auth/v1/token", script, args.connections, args.duration)
+            if args.flood:
+                targets = ",".join(client_id for client_id, _ in pairs[:10])
+                flood = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(ROOT / "bench" / "flood.py"),
+                        f"{url}/auth/v1/token",
+                        targets,
+                        str(args.duration + 2),
+                        str(args.flood),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                time.sleep(1)
+                flooded = wrk(f"{url}/auth/v1/token", script, args.connections, args.duration)
+                result["flood_sent"] = float(flood.communicate(timeout=60)[0])
+                result["flood_rps"] = flooded["rps"]
+                result["flood_p99_ms"] = flooded["p99_ms"]
+                result["flood_ratio"] = flooded["rps"] / result["rps"]
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -193,6 +220,12 @@ def main() -> None:
             f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
             f"non-2xx {result['non_2xx']:.0f}, socket errors {result['socket_errors']:.0f}"
         )
+        if args.flood:
+            print(
+                f"under a flood of {args.flood:.0f} wrong secrets/s "
+                f"({result['flood_sent']:.0f} sent): {result['flood_rps']:.0f} tokens/s, "
+                f"p99 {result['flood_p99_ms']:.2f} ms = {result['flood_ratio']:.0%} of unloaded"
+            )
 
 
 if __name__ == "__main__":

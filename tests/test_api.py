@@ -36,6 +36,7 @@ def test_create_returns_client_and_secret_once(client: TestClient, caller) -> No
     response = create(client, token, displayName="laptop", allowSourceCidr=["10.0.0.0/8"], expires="3600s")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
     body = response.json()
     created = body["client"]
     assert created["userId"] == user.id

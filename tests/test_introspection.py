@@ -206,3 +206,11 @@ def test_reduced_token_reports_only_its_roles(client, caller) -> None:
     _, record, secret, _ = caller(roles=("a", "b"))
     token = mint(client, record.client_id, secret, scope="a")
     assert introspect(client, record.client_id, secret, token).json()["roles"] == ["a"]
+
+
+def test_token_with_unknown_kid_is_inactive(client, caller) -> None:
+    _, record, secret, token = caller()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    key = ec.generate_private_key(ec.SECP256R1())
+    forged = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "not-a-published-kid", "typ": "at+jwt"})
+    assert introspect(client, record.client_id, secret, forged).json() == {"active": False}

@@ -40,3 +40,25 @@ def test_full_database_gives_clear_503_and_recovers(client: TestClient, caller, 
     assert len(repo.list_clients()) == 1 + created + 1
     with database.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_read_only_database_gives_clear_503_and_recovers(client: TestClient, caller, database, repo) -> None:
+    _, _, _, token = caller()
+    bearer = {"authorization": f"Bearer {token}"}
+    read_only = {"on": True}
+
+    @event.listens_for(database.engine, "connect")
+    def lock(dbapi_connection, _record) -> None:
+        if read_only["on"]:
+            dbapi_connection.execute("PRAGMA query_only = ON")
+
+    database.engine.dispose()
+    before = len(repo.list_clients())
+    response = client.post("/api/v1/iam/personal_clients", json={}, headers=bearer)
+    assert response.status_code == 503
+    assert response.json() == {"code": 14, "message": "database unavailable: the database is read-only"}
+    read_only["on"] = False
+    database.engine.dispose()
+    assert len(repo.list_clients()) == before
+    assert client.post("/api/v1/iam/personal_clients", json={}, headers=bearer).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -69,27 +71,7 @@ def test_repeated_identical_wrong_secret_costs_no_argon2(client: TestClient, mak
     assert hasher.cache_misses == misses
 
 
-FLOOD = """
-import sys, threading, time, httpx
-url, ids, seconds, rate = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3]), float(sys.argv[4])
-end = time.monotonic() + seconds
-sent = []
-
-def worker(k, per_thread):
-    n = 0
-    with httpx.Client(timeout=10) as http:
-        while time.monotonic() < end:
-            started = time.monotonic()
-            http.post(url, data={"grant_type": "client_credentials"}, auth=(ids[(k + n) % len(ids)], f"guess-{k}-{n}"))
-            n += 1
-            time.sleep(max(0.0, 1 / per_thread - (time.monotonic() - started)))
-    sent.append(n)
-
-threads = [threading.Thread(target=worker, args=(k, rate / 8)) for k in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(sum(sent))
-"""
+FLOOD = Path(__file__).resolve().parents[1] / "bench" / "flood.py"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -137,7 +119,7 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(database_url: str,
 
         unloaded = correct_rate(2.0)
         flood = subprocess.Popen(
-            [sys.executable, "-c", FLOOD, f"{server.url}/auth/v1/token", ",".join(targets), "3", "200"],
+            [sys.executable, str(FLOOD), f"{server.url}/auth/v1/token", ",".join(targets), "3", "200"],
             stdout=subprocess.PIPE, text=True,
         )
         time.sleep(0.3)

@@ -35,7 +35,9 @@ def _services(request: Request) -> Services:
 
 
 def _no_store(document: dict[str, Any], status: int = 200) -> Response:
-    return JSONResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        document, status_code=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+    )
 
 
 async def _visible_client(services: Services, token: ActiveToken, client_id: str) -> ClientRecord:
