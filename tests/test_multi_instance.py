@@ -6,6 +6,7 @@ instance within 1 second.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -150,3 +151,22 @@ def test_last_used_at_keeps_the_latest_issuance_across_instances(seeded, databas
         within(BOUND + 0.5, lambda: (repo.get_client(id=record.id).last_used_at or last.replace(year=2000)) >= last)
         time.sleep(1.2)
         assert repo.get_client(id=record.id).last_used_at >= last
+
+
+def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
+    """Two instances running ``authserver migrate`` at once on an empty database."""
+    url = postgres.create_database("concurrent_migrate")
+    env = {**os.environ, "AUTHSERVER_DATABASE_URL": url}
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "authserver", "migrate"], env=env, cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [run.communicate(timeout=60) + (run.returncode,) for run in runs]
+    assert [code for _, _, code in results] == [0, 0], results
+    database = Database(url)
+    try:
+        with database.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0002"
+    finally:
+        database.dispose()
