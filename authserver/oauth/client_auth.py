@@ -2,14 +2,13 @@
 
 Runs before Authlib sees the request, because it needs I/O (the credential
 record, an argon2 verification) that must not block the event loop. Every
-failure raises the same ``InvalidClient``; the precise reason goes to the log.
+failure raises the same ``InvalidClient``; the precise reason goes to the audit trail.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from authserver.state_cache import StateCache
 from authserver.store.repository import Repository
 from authserver.throttle import FailureThrottle
 
-log = logging.getLogger("authserver.auth")
 MAX_CREDENTIAL_LENGTH = 1024
 
 
@@ -217,8 +215,12 @@ class ClientAuthenticator:
 
     async def authenticate(self, request: Request, form: Mapping[str, str]) -> AuthenticatedClient:
         """The authenticated client, or ``InvalidClient``; ``TooManyAttempts`` when throttled."""
-        presented = presented_credentials(request.headers, form)
         source = self.source_address(request)
+        try:
+            presented = presented_credentials(request.headers, form)
+        except InvalidClient:
+            self.throttle.record_failure((f"s:{source}",))
+            raise
         keys = (f"c:{presented.client_id[:255]}", f"s:{source}")
         try:
             return await self._authenticate(request, presented, source, keys)
@@ -275,17 +277,18 @@ class ClientAuthenticator:
         key alone throttles only attempts on unknown client ids, so guessing from one
         address cannot lock out other credentials there."""
         client_key, source_key = keys
+        wait = self.throttle.retry_after((client_key,))
+        if not wait and state is None:
+            wait = self.throttle.retry_after((source_key,))
         if (
-            state is not None
+            wait
+            and state is not None
             and presented.method != "private_key_jwt"
             and self.hasher.matches_cached(
                 credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
             )
         ):
             return 0
-        wait = self.throttle.retry_after((client_key,))
-        if not wait and state is None:
-            wait = self.throttle.retry_after((source_key,))
         return wait
 
     async def _check_secret(self, presented: Presented, state: AuthState, source: object) -> None:
