@@ -2,12 +2,12 @@
 
 The verified-secret cache keeps, per credential, an HMAC (under a per-process
 random key) of the last secret that matched the credential's current hash —
-never the secret itself. A presented secret whose HMAC matches skips argon2.
-The rejected-secret cache does the same for wrong guesses, so repeating one
-costs nothing. Both entries carry the stored hash they were checked against: a
-new hash invalidates them. argon2 runs in worker threads, at most
-``argon2_max_concurrency`` at once, so a flood of guesses cannot take every
-core from correct traffic.
+never the secret itself. A presented secret whose HMAC matches skips argon2;
+the entry carries the stored hash it was checked against, so a new hash
+invalidates it. argon2 (hashing and verifying) runs in worker threads, at most
+``argon2_max_concurrency`` at once, so neither a flood of requests nor a burst
+of credential creations can take every core (or 19 MiB per run of memory)
+from correct traffic.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
-from typing import Any
+import threading
 
 import anyio
 import anyio.to_thread
@@ -40,23 +39,25 @@ class SecretHasher:
             salt_len=16,
             type=Type.ID,
         )
-        self._dummy_hash: str | None = None
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
-        self._rejected: dict[bytes, str] = {}
         self._max_concurrency = settings.argon2_max_concurrency
+        self._running = threading.BoundedSemaphore(settings.argon2_max_concurrency)
         self._limiter: anyio.CapacityLimiter | None = None
         self.cache_hits = 0
         self.cache_misses = 0
 
     def hash(self, secret: str) -> str:
-        return self._hasher.hash(secret)
+        """Blocking: call from a worker thread (or the CLI)."""
+        with self._running:
+            return self._hasher.hash(secret)
 
     def _verify_blocking(self, secret_hash: str, secret: str) -> bool:
-        try:
-            return self._hasher.verify(secret_hash, secret)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+        with self._running:
+            try:
+                return self._hasher.verify(secret_hash, secret)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
 
     def _digest(self, credential_id: str, secret: str) -> bytes:
         message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
@@ -77,33 +78,14 @@ class SecretHasher:
         )
 
     async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
-        """True when ``secret`` matches; argon2 runs only for a secret not seen before."""
+        """True when ``secret`` matches; argon2 runs only for a secret not verified before."""
         if self.matches_cached(credential_id=credential_id, secret_hash=secret_hash, secret=secret):
             self.cache_hits += 1
             return True
-        digest = self._digest(credential_id, secret)
-        if self._rejected.get(digest) == secret_hash:
-            self.cache_hits += 1
-            return False
         self.cache_misses += 1
         ok = await self._argon2(secret_hash, secret)
         if ok:
-            _bounded_put(self._verified, credential_id, (digest, secret_hash))
-        else:
-            _bounded_put(self._rejected, digest, secret_hash)
+            if credential_id not in self._verified and len(self._verified) >= MAX_CACHED:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[credential_id] = (self._digest(credential_id, secret), secret_hash)
         return ok
-
-    async def verify_dummy(self, secret: str) -> None:
-        """Spend one verification's time for a refused client, so timing reveals nothing."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await anyio.to_thread.run_sync(self.hash, secrets.token_urlsafe(32))
-        await self._argon2(self._dummy_hash, secret)
-
-    def forget(self, credential_id: str) -> None:
-        self._verified.pop(credential_id, None)
-
-
-def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if key not in cache and len(cache) >= MAX_CACHED:
-        cache.pop(next(iter(cache)))
-    cache[key] = value

@@ -57,7 +57,9 @@ class Services:
             state_cache=state_cache,
         )
 
-    def forget_credential(self, *, id: str, client_id: str) -> None:
-        """Drop what this process remembers of a credential that just changed."""
-        self.hasher.forget(id)
+    def forget_credential(self, *, client_id: str) -> None:
+        """Drop what this process remembers of a credential that just changed.
+
+        The verified-secret cache needs nothing: its entries are tied to the stored hash.
+        """
         self.state_cache.forget(client_id)

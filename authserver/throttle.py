@@ -1,11 +1,11 @@
 """Brute-force protection for client authentication.
 
-Failures are counted per client_id and per source address in a sliding
-window. Past the limit, further attempts under that key answer 429 at once —
-except an attempt whose secret this process has already verified for that
-credential (the verified-secret cache, an HMAC comparison): the legitimate
-holder of a credential, or another credential behind the same NAT, is never
-locked out by someone else's guessing. Counters live in this process: each
+Failed authentications are counted per source (an IPv4 address, or an IPv6
+/64) and per credential in a sliding window; past the limit, further failing
+attempts under either key answer 429. A request that proves it holds the
+credential's key (see ``ClientAuthenticator.authenticate``) is never throttled,
+so neither the legitimate holder nor other credentials behind the same address
+are locked out by someone else's guessing. Counters live in this process: each
 instance throttles on its own.
 """
 

@@ -326,3 +326,23 @@ def test_registration_during_outage_is_503(client: TestClient, initial_token, da
     response = register(client, token)
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
+
+
+@pytest.fixture
+def locked_registration(client: TestClient, initial_token):
+    _, token = initial_token()
+    body = register(client, token, allow_source_cidr=["192.0.2.0/24"]).json()
+    return body, body["registration_client_uri"].removeprefix(ISSUER), {"authorization": f"Bearer {body['registration_access_token']}"}
+
+
+def test_registration_token_is_refused_outside_the_clients_networks(client: TestClient, locked_registration) -> None:
+    _, path, headers = locked_registration
+    assert client.get(path, headers=headers).status_code == 401  # the test client is 203.0.113.7
+
+
+def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registration, repo) -> None:
+    body, path, headers = locked_registration
+    with TestClient(app, client=("192.0.2.10", 1)) as inside:
+        response = inside.put(path, json={"client_id": body["client_id"], "client_name": "renamed"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["allow_source_cidr"] == ["192.0.2.0/24"]

@@ -77,3 +77,12 @@ def test_revoked_token_is_refused_by_management_api(client, caller) -> None:
     response = client.get("/api/v1/iam/personal_clients", headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json()["code"] == 16
+
+
+def test_replay_markers_outlive_expiry_by_a_clock_margin(repo) -> None:
+    key = "k" * 64
+    repo.record_assertion(key=key, expires_at=now() - timedelta(seconds=10))
+    repo.purge_assertions(now=now())
+    assert repo.record_assertion(key=key, expires_at=now()) is False  # still remembered
+    repo.purge_assertions(now=now() + timedelta(seconds=31))
+    assert repo.record_assertion(key=key, expires_at=now()) is True

@@ -128,3 +128,70 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(database_url: str,
     assert flood_sent > 50  # the flood was real (argon2 answers slow the flooders down)
     print(f"correct requests/s unloaded {unloaded:.0f}, under flood {loaded:.0f} ({loaded / unloaded:.0%}); flood sent {flood_sent}")
     assert loaded >= 0.5 * unloaded, (loaded, unloaded)
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_holder_of_the_key_is_never_throttled_even_uncached(client: TestClient, make_user, make_client) -> None:
+    record, secret = make_client(make_user())
+    fail_times(client, record.client_id, 3)
+    # Never verified in this process: the secret's key matching the stored public key proves possession.
+    assert token_request(client, record.client_id, secret).status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(client: TestClient, make_user, make_client) -> None:
+    import jwt as pyjwt
+
+    from authserver.client import assertion_form
+
+    record, secret = make_client(make_user())
+    junk = pyjwt.encode({"iss": record.client_id, "sub": record.client_id, "exp": 9999999999}, "k" * 32, algorithm="HS256")
+    for _ in range(4):
+        client.post("/auth/v1/token", data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": junk,
+        })
+    form = assertion_form(secret, client_id=record.client_id, audience="http://127.0.0.1:8000")
+    assert client.post("/auth/v1/token", data={"grant_type": "client_credentials", **form}).status_code == 200
+
+
+def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client) -> None:
+    owner = make_user()
+    victim, _ = make_client(owner)
+    _, someone_elses_secret = make_client(owner)  # well-formed, but another key
+    hasher = client.app.state.services.hasher
+    misses = hasher.cache_misses
+    for _ in range(5):
+        assert token_request(client, victim.client_id, someone_elses_secret).status_code == 401
+    assert hasher.cache_misses == misses
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_refused_credential_with_known_secret_is_throttled_like_any_failure(app, make_user, make_client) -> None:
+    record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
+    with TestClient(app, client=("203.0.113.7", 1)) as inside:
+        assert token_request(inside, record.client_id, secret).status_code == 200
+    with TestClient(app, client=("198.51.100.1", 1)) as outside:
+        for _ in range(3):
+            assert token_request(outside, record.client_id, secret).status_code == 401
+        assert token_request(outside, record.client_id, secret).status_code == 429
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_exhausted_source_answers_alike_for_known_and_unknown_ids(client: TestClient, make_user, make_client) -> None:
+    record, _ = make_client(make_user())
+    for i in range(3):
+        token_request(client, f"ghost-{i}@127.0.0.1/pcc", "x")
+    unknown = token_request(client, "ghost-9@127.0.0.1/pcc", "x")
+    known = token_request(client, record.client_id, "x")
+    assert unknown.status_code == known.status_code == 429
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_ipv6_sources_are_counted_per_64(app) -> None:
+    statuses = []
+    for host in range(1, 5):
+        with TestClient(app, client=(f"2001:db8:1:2::{host}", 1)) as http:
+            statuses.append(token_request(http, "ghost@127.0.0.1/pcc", "x").status_code)
+    assert statuses == [401, 401, 401, 429]

@@ -189,7 +189,7 @@ async def update(request: Request) -> Response:
         return updated
 
     updated = await anyio.to_thread.run_sync(work)
-    services.forget_credential(id=updated.id, client_id=updated.client_id)
+    services.forget_credential(client_id=updated.client_id)
     return JSONResponse({"client": wire.client_json(updated)})
 
 
@@ -206,7 +206,7 @@ async def delete(request: Request) -> Response:
         manage.audit_credential("credential_deleted", deleted, caller)
 
     await anyio.to_thread.run_sync(work)
-    services.forget_credential(id=record.id, client_id=record.client_id)
+    services.forget_credential(client_id=record.client_id)
     return JSONResponse({})
 
 

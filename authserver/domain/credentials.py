@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +95,26 @@ def new_opaque_token() -> str:
 def token_hash(token: str) -> str:
     """SHA-256 hex of a high-entropy token; enough at rest, unlike for user-chosen secrets."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def secret_matches_public_key(secret: str, public_keys: Iterable[Mapping[str, str]]) -> bool:
+    """True when the secret's Ed25519 private key belongs to one of ``public_keys``.
+
+    A cheap proof of possession (no argon2): the public key cannot be turned back
+    into the secret, so a match means the caller holds the credential's key. The
+    argon2 hash stays the authority on the exact secret string.
+    """
+    jwk = parse_secret(secret)
+    if jwk is None:
+        return False
+    try:
+        d = base64.urlsafe_b64decode(jwk["d"] + "=" * (-len(jwk["d"]) % 4))
+        x = _b64url(Ed25519PrivateKey.from_private_bytes(d).public_key().public_bytes_raw())
+    except (ValueError, TypeError):
+        return False
+    return any(
+        isinstance(key.get("x"), str) and hmac.compare_digest(key["x"], x) for key in public_keys
+    )
 
 
 def validate_display_name(name: str | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from authserver.domain.credentials import (
     has_control_characters,
     method_allowed,
     refusal_reason,
+    secret_matches_public_key,
 )
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
@@ -214,18 +216,22 @@ class ClientAuthenticator:
         return caller, token
 
     async def authenticate(self, request: Request, form: Mapping[str, str]) -> AuthenticatedClient:
-        """The authenticated client, or ``InvalidClient``; ``TooManyAttempts`` when throttled."""
+        """The authenticated client, or ``InvalidClient``; ``TooManyAttempts`` when throttled.
+
+        argon2 runs only once the request has shown it holds the credential's key: the
+        secret's embedded Ed25519 key matches the stored public key, or the assertion
+        verifies. Every other failure — unknown id, refused credential, wrong secret —
+        is answered at once, so timing tells nothing and guessing costs no argon2. Those
+        failures count against the source and the credential; past the limit they get
+        429, while a request that proves possession is never throttled.
+        """
         source = self.source_address(request)
+        keys = [_source_key(source)]
         try:
             presented = presented_credentials(request.headers, form)
-        except InvalidClient:
-            self.throttle.record_failure((f"s:{source}",))
-            raise
-        keys = (f"c:{presented.client_id[:255]}", f"s:{source}")
-        try:
             return await self._authenticate(request, presented, source, keys)
         except InvalidClient:
-            self.throttle.record_failure(keys)
+            self.throttle.record_failure(tuple(keys))
             raise
 
     async def _authenticate(
@@ -233,90 +239,82 @@ class ClientAuthenticator:
         request: Request,
         presented: Presented,
         source: network.Address | None,
-        keys: tuple[str, str],
+        keys: list[str],
     ) -> AuthenticatedClient:
-        if len(presented.client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
-            raise _fail(presented.client_id[:64], "credential too long", source)
-        if has_control_characters(presented.client_id):
+        client_id = presented.client_id
+        if len(client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
+            raise _fail(client_id[:64], "credential too long", source)
+        if has_control_characters(client_id):
             raise _fail(None, "control characters in client_id", source)
-        state = await self._state(presented.client_id)
-        retry_after = self._throttled_for(presented, state, keys)
-        if retry_after:
-            _log_failure(presented.client_id, "throttled after repeated failures", source)
-            raise TooManyAttempts(retry_after)
+        state = await self._state(client_id)
+        if state is not None:
+            keys.append(f"c:{state.id}")
         now = datetime.now(UTC)
         reason = refusal_reason(state, now=now, source=source)
         if reason is None and state is not None and not method_allowed(state, presented.method):
             reason = f"registered for {state.auth_method} only"
+        replay: tuple[str, datetime] | None = None
+        if reason is None and state is not None:
+            if presented.method == "private_key_jwt":
+                replay, reason = self._check_assertion(request, presented, state, now)
+            elif not self._holds_key(presented.secret, state):
+                reason = "wrong secret"
         if reason is not None or state is None:
-            if presented.method != "private_key_jwt":
-                # Pay one argon2 run whatever the secret: a refused credential must not
-                # reveal, by a fast answer, that the secret presented was the right one.
-                await self.hasher.verify_dummy(presented.secret)
-            raise _fail(presented.client_id, reason or "unknown client_id", source)
-        if presented.method == "private_key_jwt":
-            replay_key = self._check_assertion(request, presented, state, now, source)
+            wait = self.throttle.retry_after(tuple(keys))
+            if wait:
+                _log_failure(client_id, f"throttled ({reason})", source)
+                raise TooManyAttempts(wait)
+            raise _fail(client_id, reason or "unknown client_id", source)
+        if replay is None:
+            ok = await self.hasher.verify(
+                credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
+            )
+            if not ok:
+                raise _fail(client_id, "wrong secret", source)
         else:
-            replay_key = None
-            await self._check_secret(presented, state, source)
-        if replay_key is not None:
-            key, until = replay_key
+            key, until = replay
             fresh = await anyio.to_thread.run_sync(
                 lambda: self.repo.record_assertion(key=key, expires_at=until)
             )
             if not fresh:
-                raise _fail(presented.client_id, "assertion replayed", source)
+                raise _fail(client_id, "assertion replayed", source)
         return AuthenticatedClient(
             state=state, method=presented.method, source=str(source) if source else None
         )
 
-    def _throttled_for(
-        self, presented: Presented, state: AuthState | None, keys: tuple[str, str]
-    ) -> int:
-        """Seconds to wait, or 0. Never throttles a secret already verified here; the source
-        key alone throttles only attempts on unknown client ids, so guessing from one
-        address cannot lock out other credentials there."""
-        client_key, source_key = keys
-        wait = self.throttle.retry_after((client_key,))
-        if not wait and state is None:
-            wait = self.throttle.retry_after((source_key,))
-        if (
-            wait
-            and state is not None
-            and presented.method != "private_key_jwt"
-            and self.hasher.matches_cached(
-                credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
-            )
+    def _holds_key(self, secret: str, state: AuthState) -> bool:
+        """Cheap proof of possession: the secret verified before, or its key is the stored one."""
+        if self.hasher.matches_cached(
+            credential_id=state.id, secret_hash=state.secret_hash, secret=secret
         ):
-            return 0
-        return wait
-
-    async def _check_secret(self, presented: Presented, state: AuthState, source: object) -> None:
-        ok = await self.hasher.verify(
-            credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
-        )
-        if not ok:
-            raise _fail(presented.client_id, "wrong secret", source)
+            return True
+        return secret_matches_public_key(secret, state.public_keys)
 
     def _check_assertion(
-        self,
-        request: Request,
-        presented: Presented,
-        state: AuthState,
-        now: datetime,
-        source: object,
-    ) -> tuple[str, datetime]:
+        self, request: Request, presented: Presented, state: AuthState, now: datetime
+    ) -> tuple[tuple[str, datetime] | None, str | None]:
+        """(replay-cache entry, None) for a valid assertion, else (None, why not)."""
         settings = self.settings
         audiences = assertions.audiences_for(
             settings.issuer, settings.issuer_host, settings.endpoint(request.url.path)
         )
         try:
-            return assertions.verify(
-                presented.assertion,
-                client_id=state.client_id,
-                keys=state.public_keys,
-                audiences=audiences,
-                now=now,
+            return (
+                assertions.verify(
+                    presented.assertion,
+                    client_id=state.client_id,
+                    keys=state.public_keys,
+                    audiences=audiences,
+                    now=now,
+                ),
+                None,
             )
         except assertions.AssertionError_ as exc:
-            raise _fail(presented.client_id, str(exc), source) from None
+            return None, str(exc)
+
+
+def _source_key(source: network.Address | None) -> str:
+    """Throttle key of a source: the address, or its /64 for IPv6 (one host's usual share)."""
+    if isinstance(source, ipaddress.IPv6Address):
+        return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"
+    return f"s:{source}"

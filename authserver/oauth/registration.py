@@ -15,6 +15,7 @@ Metadata mapping: ``client_name`` ↔ displayName, ``scope`` ↔ scopedRoles,
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -279,7 +280,9 @@ async def register(request: Request) -> Response:
 async def _managed_client(request: Request, services: Services) -> tuple[ClientRecord, str]:
     """The live client named in the path and the bearer, if that is its registration token.
 
-    Refused alike: unknown or deleted client, wrong token, disabled owner.
+    Refused alike: unknown or deleted client, wrong token, disabled owner, and a
+    request from outside the client's ``allow_source_cidr`` (the registration token
+    must not be a way around the lock it manages).
     """
     token = _bearer(request)
     client_id = request.path_params["client_id"]
@@ -297,6 +300,10 @@ async def _managed_client(request: Request, services: Services) -> tuple[ClientR
     if found is None or owner_disabled:
         raise refused
     record, stored_hash = found
+    source = services.authenticator.source_address(request)
+    locks = [ipaddress.ip_network(c) for c in record.allow_source_cidr]
+    if not network.address_allowed(source, locks):
+        raise refused
     presented = credentials.token_hash(token)
     if (
         record.deleted_at is not None
@@ -330,12 +337,15 @@ async def replace(request: Request) -> Response:
         raise InvalidClientMetadata("jwks: cannot be changed")
     fields = _common_fields(body)
     expires_in = _expires_in(body)
-    paths = ["displayName", "allowSourceCidr", "scopedRoles"]
+    paths = ["displayName", "scopedRoles"]
     values: dict[str, Any] = {
         "displayName": fields["display_name"],
         "allowSourceCidr": fields["allow_source_cidr"],
         "scopedRoles": list(fields["scoped_roles"]),
     }
+    if "allow_source_cidr" in body:
+        # Omitted keeps the lock: a PUT that forgets the field must not open the client.
+        paths.append("allowSourceCidr")
     if expires_in is not None:
         paths.append("expiresTime")
         values["expiresTime"] = datetime.now(UTC) + expires_in
@@ -364,7 +374,7 @@ async def replace(request: Request) -> Response:
         raise InvalidToken("unknown client or wrong registration access token") from None
     except (InvalidArgument, PermissionDenied) as exc:
         raise InvalidClientMetadata(_as_scope(exc.message)) from None
-    services.forget_credential(id=updated.id, client_id=updated.client_id)
+    services.forget_credential(client_id=updated.client_id)
     return json_response(200, _metadata(services, updated, token), NO_STORE)
 
 
@@ -378,5 +388,5 @@ async def remove(request: Request) -> Response:
     )
     owner_caller = Caller(user_id=deleted.user_id, effective_roles=frozenset(), reduced=True)
     manage.audit_credential("credential_deleted", deleted, owner_caller)
-    services.forget_credential(id=record.id, client_id=record.client_id)
+    services.forget_credential(client_id=record.client_id)
     return Response(status_code=204, headers=NO_STORE)

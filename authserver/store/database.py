@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,12 +10,21 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.errors import ConfigError, InvalidArgument, Unavailable
 
+log = logging.getLogger("authserver.store")
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x61757468  # PostgreSQL advisory lock key held while migrating
 
@@ -73,7 +83,8 @@ class Database:
             )
         else:
             raise ConfigError("database_url must be sqlite:///… or postgresql://…")
-        self.engine: Engine = create_engine(url, **kwargs)
+        # hide_parameters: an error message must never carry a hash or token into a log.
+        self.engine: Engine = create_engine(url, hide_parameters=True, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -85,10 +96,17 @@ class Database:
             with self._sessions.begin() as session:
                 yield session
         except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
+            log.warning("%s (%s)", _describe(exc), type(exc.__cause__ or exc).__name__)
             raise Unavailable(_describe(exc)) from exc
         except DataError as exc:
             # Last line of defence: values the database cannot store (e.g. NUL in text).
             raise InvalidArgument("a value in the request cannot be stored") from exc
+        except IntegrityError:
+            raise  # a unique value taken: the repository turns it into a domain answer
+        except (DatabaseError, InternalError) as exc:
+            # Corruption, a read-only standby after failover: unavailable, and said so.
+            log.warning("%s (%s)", _describe(exc), type(exc.__cause__ or exc).__name__)
+            raise Unavailable(_describe(exc)) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise Unavailable("database unavailable") from exc

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
@@ -32,6 +32,7 @@ from authserver.store.models import (
 )
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+ASSERTION_SKEW = timedelta(seconds=30)
 
 
 def new_record_id() -> str:
@@ -502,7 +503,9 @@ class Repository:
 
     def purge_assertions(self, *, now: datetime) -> int:
         with self.database.session() as session:
-            result = session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
+            # Kept a while past expiry: instances' clocks differ by a few seconds.
+            cutoff = now - ASSERTION_SKEW
+            result = session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff))
             return int(getattr(result, "rowcount", 0) or 0)
 
     # Revocations -------------------------------------------------------------
