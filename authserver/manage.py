@@ -84,6 +84,39 @@ def create_credential(
     return record, secret.secret
 
 
+def update_credential(
+    repo: Repository,
+    *,
+    record: ClientRecord,
+    caller: Caller | None,
+    paths: list[str],
+    values: dict[str, Any],
+    now: datetime,
+) -> ClientRecord:
+    """Apply a validated update; ``caller`` None means the credential itself (RFC 7592 token).
+
+    A reduced caller may only touch credentials within its roles; the field rules
+    (no escalation, expiry only earlier) are ``credentials.check_update``'s.
+    """
+    owner = repo.find_user(ref=record.user_id)
+    current = roles.effective_roles(owner.roles, record.scoped_roles)
+    if caller is None:
+        caller = Caller(
+            user_id=owner.id, effective_roles=current, reduced=bool(record.scoped_roles)
+        )
+    credentials.check_may_manage(caller, current)
+    changes = credentials.check_update(
+        caller=caller,
+        owner_roles=owner.roles,
+        current_expires=record.expires_time,
+        paths=paths,
+        values=values,
+    )
+    updated = repo.update_client(id=record.id, changes=changes, now=now)
+    audit_credential("credential_updated", updated, caller)
+    return updated
+
+
 def audit_credential(event: str, record: ClientRecord, caller: Caller) -> None:
     """The audit line for a credential change, naming who made it."""
     audit(

@@ -15,7 +15,6 @@ from authserver.api.auth import bearer, caller_of, is_admin
 from authserver.domain.credentials import (
     WRITABLE,
     check_may_manage,
-    check_update,
     has_control_characters,
     parse_update_mask,
 )
@@ -173,22 +172,16 @@ async def update(request: Request) -> Response:
     }
     record = await _visible_client(services, token, request.path_params["id"])
 
-    def work() -> ClientRecord:
-        owner = services.repo.find_user(ref=record.user_id)
-        caller = caller_of(token)
-        check_may_manage(caller, effective_roles(owner.roles, record.scoped_roles))
-        changes = check_update(
-            caller=caller,
-            owner_roles=owner.roles,
-            current_expires=record.expires_time,
+    updated = await anyio.to_thread.run_sync(
+        lambda: manage.update_credential(
+            services.repo,
+            record=record,
+            caller=caller_of(token),
             paths=paths,
             values=values,
+            now=datetime.now(UTC),
         )
-        updated = services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
-        manage.audit_credential("credential_updated", updated, caller)
-        return updated
-
-    updated = await anyio.to_thread.run_sync(work)
+    )
     services.forget_credential(client_id=updated.client_id)
     return JSONResponse({"client": wire.client_json(updated)})
 

@@ -350,26 +350,18 @@ async def replace(request: Request) -> Response:
         paths.append("expiresTime")
         values["expiresTime"] = datetime.now(UTC) + expires_in
 
-    def work() -> ClientRecord:
-        owner = services.repo.find_user(ref=record.user_id)
-        current = roles.effective_roles(owner.roles, record.scoped_roles)
-        # The registration access token manages the client within the client's own powers.
-        caller = Caller(
-            user_id=owner.id, effective_roles=current, reduced=bool(record.scoped_roles)
-        )
-        changes = credentials.check_update(
-            caller=caller,
-            owner_roles=owner.roles,
-            current_expires=record.expires_time,
-            paths=paths,
-            values=values,
-        )
-        updated = services.repo.update_client(id=record.id, changes=changes, now=datetime.now(UTC))
-        manage.audit_credential("credential_updated", updated, caller)
-        return updated
-
     try:
-        updated = await anyio.to_thread.run_sync(work)
+        # caller=None: the registration access token acts with the client's own powers.
+        updated = await anyio.to_thread.run_sync(
+            lambda: manage.update_credential(
+                services.repo,
+                record=record,
+                caller=None,
+                paths=paths,
+                values=values,
+                now=datetime.now(UTC),
+            )
+        )
     except NotFound:
         raise InvalidToken("unknown client or wrong registration access token") from None
     except (InvalidArgument, PermissionDenied) as exc:
