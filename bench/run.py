@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ from authserver.hashing import SecretHasher  # noqa: E402
 from authserver.store.database import Database, migrate  # noqa: E402
 from authserver.store.repository import Repository  # noqa: E402
 from tests.ports import free_port  # noqa: E402
+
+PEER_CACHE = Path.home() / ".cache" / "authserver-bench" / "peer"
 
 LUA = """
 local headers = {%s}
@@ -120,6 +123,52 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
     }
 
 
+def run_peer(args: argparse.Namespace) -> dict[str, float]:
+    """node-oidc-provider with the same grant, auth method, TTL and number of clients."""
+    if not (PEER_CACHE / "node_modules" / "oidc-provider").exists():
+        PEER_CACHE.mkdir(parents=True, exist_ok=True)
+        (PEER_CACHE / "package.json").write_text('{"name":"peer","private":true,"type":"module"}')
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "oidc-provider@9"],
+            cwd=PEER_CACHE,
+            check=True,
+        )
+    script = PEER_CACHE / "peer.mjs"
+    script.write_text((ROOT / "bench" / "peer.mjs").read_text())
+    with tempfile.TemporaryDirectory(prefix="authserver-peer-") as folder:
+        pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
+        clients = Path(folder) / "clients.json"
+        clients.write_text(json.dumps(pairs))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        node = subprocess.Popen(
+            ["node", str(script), str(port), str(clients)],
+            cwd=PEER_CACHE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "NODE_ENV": "production"},
+        )
+        try:
+            assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+            for client_id, secret in pairs:
+                httpx.post(
+                    f"{url}/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(client_id, secret),
+                ).raise_for_status()
+            lua = Path(folder) / "token.lua"
+            headers = ", ".join(
+                json.dumps("Basic " + base64.b64encode(f"{c}:{s}".encode()).decode())
+                for c, s in pairs
+            )
+            lua.write_text((LUA % headers).replace("/auth/v1/token", "/token"))
+            return wrk(f"{url}/token", lua, args.connections, args.duration)
+        finally:
+            node.terminate()
+            node.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -129,6 +178,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run node-oidc-provider 9.x (installed from npm into a cache folder) and compare",
+    )
     parser.add_argument(
         "--flood",
         type=float,
@@ -210,6 +264,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    if args.peer:
+        result["peer"] = run_peer(args)
+        result["ratio"] = result["rps"] / result["peer"]["rps"]
     result.update(workers=args.workers, connections=args.connections, credentials=args.credentials)
     if args.json:
         print(json.dumps(result))
@@ -220,6 +277,14 @@ def main() -> None:
             f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
             f"non-2xx {result['non_2xx']:.0f}, socket errors {result['socket_errors']:.0f}"
         )
+        if args.peer:
+            peer = result["peer"]
+            print(
+                f"node-oidc-provider same load: {peer['rps']:.0f} tokens/s, "
+                f"p50 {peer['p50_ms']:.2f} ms, "
+                f"p99 {peer['p99_ms']:.2f} ms, non-2xx {peer['non_2xx']:.0f} "
+                f"-> authserver/peer throughput ratio {result['ratio']:.2f}"
+            )
         if args.flood:
             print(
                 f"under a flood of {args.flood:.0f} wrong secrets/s "
