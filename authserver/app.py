@@ -75,6 +75,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     await refresh_keys(services)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
+        tasks.start_soon(services.state_cache.follow, services.repo)
         tasks.start_soon(_key_refresher, services)
         tasks.start_soon(_purger, services)
         try:

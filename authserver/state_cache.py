@@ -1,44 +1,149 @@
-"""Credential state cache: the token endpoint's answer to "who is this client?" without I/O.
+"""What this instance knows of credential state and revocations, kept current by a change feed.
 
-An entry lives at most ``auth_cache_ttl`` seconds (default 0.5, at most 1), so a
-change made anywhere else — another instance, the CLI — takes effect within
-that bound, as SPEC section 7 allows. Changes made through this instance
-(management API, RFC 7592) drop the entry at once. Unknown client ids are not
-cached, so a credential created elsewhere works immediately.
+Token requests and token checks need a credential's state (with its owner)
+and, for tokens, whether a ``jti`` is revoked. Reading those from the database
+on every request costs a thread hop and a query, so this cache answers
+instead, as long as it is *in sync*: a background task (``follow``) asks the
+database every ``auth_cache_ttl / 2`` seconds for everything changed since the
+last version it saw (``Repository.changes_since``) and drops those entries.
+If the last successful sync started ``auth_cache_ttl`` (at most 1 s) ago or
+more, the cache answers nothing and callers read the database, so a change
+made anywhere — another instance, the CLI — applies within that bound, as
+SPEC section 7 requires, even while the database is away.
+
+Changes made through this instance (management API, RFC 7592, revocation)
+apply at once. Unknown client ids are never cached, so a new credential works
+immediately.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
 
 from authserver.domain.credentials import AuthState
+from authserver.store.repository import Changes, Repository
 
+log = logging.getLogger("authserver.state_cache")
 MAX_ENTRIES = 200_000
+PURGE_SECONDS = 10.0  # how often revocations of expired tokens are forgotten
 
 
 class StateCache:
-    """client_id → (AuthState, loaded at), bounded in age and size."""
+    """client_id → AuthState and the set of revoked ``jti``, valid while in sync."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[AuthState, float]] = {}
+        self._clock = clock
+        self._entries: dict[str, AuthState] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._revoked: dict[str, datetime] = {}
+        self.version: int | None = None
+        self._synced_at = -math.inf  # start of the last successful sync
+        self._dropped_at = -math.inf  # last time entries were dropped for a change
+        self._purged_at = -math.inf
+
+    def in_sync(self) -> bool:
+        return self.ttl > 0 and self._clock() - self._synced_at < self.ttl
 
     def get(self, client_id: str) -> AuthState | None:
-        entry = self._entries.get(client_id)
-        if entry is None:
-            return None
-        state, loaded = entry
-        if time.monotonic() - loaded >= self.ttl:
-            del self._entries[client_id]
-            return None
-        return state
+        return self._entries.get(client_id) if self.in_sync() else None
 
     def put(self, state: AuthState, loaded: float) -> None:
-        if self.ttl <= 0:
+        """Remember state read from the database at ``loaded`` (a ``clock()`` value).
+
+        State read before the latest drop may predate that change; it is not kept.
+        """
+        if self.ttl <= 0 or loaded <= self._dropped_at:
             return
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[state.client_id] = (state, loaded)
+        if state.client_id not in self._entries and len(self._entries) >= MAX_ENTRIES:
+            self._evict(next(iter(self._entries)))
+        self._entries[state.client_id] = state
+        self._by_user.setdefault(state.user_id, set()).add(state.client_id)
+
+    def revoked(self, jti: str) -> bool | None:
+        """Whether ``jti`` is revoked; None when not in sync (ask the database)."""
+        return jti in self._revoked if self.in_sync() else None
+
+    def add_revoked(self, jti: str, expires_at: datetime) -> None:
+        self._revoked[jti] = expires_at
 
     def forget(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)
+        self._evict(client_id)
+        self._dropped_at = self._clock()
+
+    def apply(self, changes: Changes, *, started: float, now: datetime) -> None:
+        """Take in a sync that began at ``started``; a first sync starts from nothing."""
+        if self.version is None:
+            self._entries.clear()
+            self._by_user.clear()
+            self._revoked = dict(changes.revoked)
+            self._dropped_at = self._clock()
+        else:
+            dropped = set(changes.client_ids)
+            for user_id in changes.user_ids:
+                dropped |= self._by_user.get(user_id, set())
+            for client_id in dropped:
+                self._evict(client_id)
+            if dropped:
+                self._dropped_at = self._clock()
+            self._revoked.update(changes.revoked)
+            if started - self._purged_at > PURGE_SECONDS:
+                self._revoked = {j: e for j, e in self._revoked.items() if e >= now}
+                self._purged_at = started
+        self.version = changes.version
+        self._synced_at = started
+
+    def _evict(self, client_id: str) -> None:
+        state = self._entries.pop(client_id, None)
+        if state is not None:
+            owned = self._by_user.get(state.user_id)
+            if owned is not None:
+                owned.discard(client_id)
+                if not owned:
+                    del self._by_user[state.user_id]
+
+    async def credential(self, repo: Repository, client_id: str) -> AuthState | None:
+        """A credential's state: cached, else read from the database (and cached)."""
+        state = self.get(client_id)
+        if state is None:
+            loaded = self._clock()
+            state = await anyio.to_thread.run_sync(lambda: repo.auth_state(client_id=client_id))
+            if state is not None:
+                self.put(state, loaded)
+        return state
+
+    async def token(
+        self, repo: Repository, client_id: str, jti: str
+    ) -> tuple[AuthState | None, bool]:
+        """The credential behind a token and whether its ``jti`` is revoked."""
+        revoked = self.revoked(jti)
+        if revoked is None:
+            return await anyio.to_thread.run_sync(
+                lambda: repo.token_state(client_id=client_id, jti=jti)
+            )
+        return await self.credential(repo, client_id), revoked
+
+    async def sync(self, repo: Repository) -> None:
+        started = self._clock()
+        now = datetime.now(UTC)
+        since = self.version
+        changes = await anyio.to_thread.run_sync(lambda: repo.changes_since(since=since, now=now))
+        self.apply(changes, started=started, now=now)
+
+    async def follow(self, repo: Repository) -> None:
+        """Sync every ``ttl / 2`` seconds until cancelled."""
+        if self.ttl <= 0:
+            return
+        while True:
+            try:
+                await self.sync(repo)
+            except Exception as exc:  # the database may be away; the cache stops answering
+                log.warning("credential state sync failed: %s", exc)
+            await anyio.sleep(self.ttl / 2)

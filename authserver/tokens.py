@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 import jwt
 
 from authserver.config import Settings
 from authserver.domain.credentials import AuthState, refusal_reason
 from authserver.keys import KeyRing
+from authserver.state_cache import StateCache
 from authserver.store.repository import Repository
 
 MAX_TOKEN_LENGTH = 8192
@@ -73,15 +73,13 @@ def verify_signature(token: str, *, keyring: KeyRing, settings: Settings) -> dic
 
 
 async def active_token(
-    token: str, *, keyring: KeyRing, settings: Settings, repo: Repository
+    token: str, *, keyring: KeyRing, settings: Settings, repo: Repository, cache: StateCache
 ) -> ActiveToken | None:
     """The token if it is active now, with its roles narrowed to the credential's current roles."""
     claims = verify_signature(token, keyring=keyring, settings=settings)
     if claims is None:
         return None
-    state, revoked = await anyio.to_thread.run_sync(
-        lambda: repo.token_state(client_id=claims["client_id"], jti=claims["jti"])
-    )
+    state, revoked = await cache.token(repo, claims["client_id"], claims["jti"])
     if state is None or revoked or state.user_id != claims["sub"]:
         return None
     if refusal_reason(state, now=datetime.now(UTC), source=None, check_source=False) is not None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 
 from authserver import manage
 from authserver.domain.credentials import Caller
-from authserver.store.database import Database, migrate
+from authserver.store.database import MIGRATIONS, Database, migrate
 from authserver.store.repository import Repository
 from tests.conftest import now, within
 from tests.postgres import PostgresCluster
@@ -153,6 +154,9 @@ def test_last_used_at_keeps_the_latest_issuance_across_instances(seeded, databas
         assert repo.get_client(id=record.id).last_used_at >= last
 
 
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
     """Two instances running ``authserver migrate`` at once on an empty database."""
     url = postgres.create_database("concurrent_migrate")
@@ -167,6 +171,6 @@ def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
     database = Database(url)
     try:
         with database.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0002"
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == HEAD
     finally:
         database.dispose()

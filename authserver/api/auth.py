@@ -16,7 +16,11 @@ async def bearer(request: Request, services: Services) -> ActiveToken:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a Bearer access token is required")
     active = await active_token(
-        token.strip(), keyring=services.keyring, settings=services.settings, repo=services.repo
+        token.strip(),
+        keyring=services.keyring,
+        settings=services.settings,
+        repo=services.repo,
+        cache=services.state_cache,
     )
     if active is None:
         raise Unauthenticated("the access token is invalid, expired or revoked")

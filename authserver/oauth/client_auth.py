@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,18 +185,6 @@ class ClientAuthenticator:
             limit=settings.auth_failure_limit, window=settings.auth_failure_window
         )
 
-    async def _state(self, client_id: str) -> AuthState | None:
-        """The credential's state: from the bounded-age cache, else the database."""
-        state = self.cache.get(client_id)
-        if state is None:
-            loaded = time.monotonic()
-            state = await anyio.to_thread.run_sync(
-                lambda: self.repo.auth_state(client_id=client_id)
-            )
-            if state is not None:
-                self.cache.put(state, loaded)
-        return state
-
     def source_address(self, request: Request) -> network.Address | None:
         peer = request.client.host if request.client else None
         return network.source_address(
@@ -246,7 +233,7 @@ class ClientAuthenticator:
             raise _fail(client_id[:64], "credential too long", source)
         if has_control_characters(client_id):
             raise _fail(None, "control characters in client_id", source)
-        state = await self._state(client_id)
+        state = await self.cache.credential(self.repo, client_id)
         if state is not None:
             keys.append(f"c:{state.id}")
         now = datetime.now(UTC)

@@ -30,7 +30,11 @@ async def introspection_endpoint(request: Request) -> Response:
         request, max_bytes=services.settings.max_body_bytes
     )
     active = await active_token(
-        token, keyring=services.keyring, settings=services.settings, repo=services.repo
+        token,
+        keyring=services.keyring,
+        settings=services.settings,
+        repo=services.repo,
+        cache=services.state_cache,
     )
     if active is None or not may_introspect(caller, active.state.user_id, services):
         return json_response(200, INACTIVE, NO_STORE)

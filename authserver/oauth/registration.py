@@ -217,7 +217,11 @@ async def _registrar(services: Services, token: str) -> tuple[Caller, str, str |
     """(caller, owner id, initial-token hash) for an access token or an initial access token."""
     if token.count(".") == 2:
         active = await active_token(
-            token, keyring=services.keyring, settings=services.settings, repo=services.repo
+            token,
+            keyring=services.keyring,
+            settings=services.settings,
+            repo=services.repo,
+            cache=services.state_cache,
         )
         if active is None:
             raise InvalidToken("the access token is invalid, expired or revoked")

@@ -28,6 +28,7 @@ async def revocation_endpoint(request: Request) -> Response:
         await anyio.to_thread.run_sync(
             lambda: services.repo.revoke_token(jti=claims["jti"], expires_at=expires_at)
         )
+        services.state_cache.add_revoked(claims["jti"], expires_at)
         audit(
             "token_revoked",
             client_id=caller.state.client_id,

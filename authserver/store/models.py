@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,6 +53,7 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
 
 
 class PersonalClient(Base):
@@ -67,6 +79,7 @@ class PersonalClient(Base):
     auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     jwks: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
 
 
 class SigningKey(Base):
@@ -90,6 +103,7 @@ class RevokedToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
 
 
 class RegistrationToken(Base):
@@ -111,3 +125,18 @@ class UsedAssertion(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ChangeCounter(Base):
+    """One row (id 1): the version of the last change to users, credentials or revocations.
+
+    Every transaction that changes what authentication or a token check reads
+    increments it and stamps the changed row with the new value. The row lock
+    orders those transactions, so instances follow changes by asking for rows
+    with a version above the last one they saw (``state_cache``).
+    """
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -23,6 +23,7 @@ from authserver.domain.credentials import AuthState, CredentialSpec
 from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 from authserver.store.database import Database
 from authserver.store.models import (
+    ChangeCounter,
     PersonalClient,
     RegistrationToken,
     RevokedToken,
@@ -134,6 +135,28 @@ def _key(row: SigningKey) -> KeyRecord:
     )
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a version: credentials, users and new revocations (``changes_since``)."""
+
+    version: int
+    client_ids: frozenset[str]
+    user_ids: frozenset[str]
+    revoked: tuple[tuple[str, datetime], ...]
+
+
+def _next_version(session: Session) -> int:
+    """Increment the change counter; its row lock orders changing transactions (commit order)."""
+    return int(
+        session.execute(
+            update(ChangeCounter)
+            .where(ChangeCounter.id == 1)
+            .values(value=ChangeCounter.value + 1)
+            .returning(ChangeCounter.value)
+        ).scalar_one()
+    )
+
+
 class Repository:
     """Reads and writes users, personal clients, signing keys and revocations."""
 
@@ -188,6 +211,7 @@ class Repository:
             if disabled is not None:
                 row.disabled = disabled
             row.updated_at = now
+            row.version = _next_version(session)
             return _user(row)
 
     def list_users(self) -> list[UserRecord]:
@@ -297,6 +321,7 @@ class Repository:
                 raise NotFound(f"no personal client {id!r}")
             row.deleted_at = now
             row.updated_at = now
+            row.version = _next_version(session)
             return _client(row)
 
     def auth_state(self, *, client_id: str) -> AuthState | None:
@@ -359,7 +384,7 @@ class Repository:
                 earlier = earlier | (PersonalClient.expires_time >= new_expiry)
             statement = statement.where(earlier)
         with self.database.session() as session:
-            result = session.execute(statement)
+            result = session.execute(statement.values(version=_next_version(session)))
             row = session.get(PersonalClient, id, populate_existing=True)
             if getattr(result, "rowcount", 0) != 1:
                 if row is None or row.deleted_at is not None:
@@ -514,9 +539,48 @@ class Repository:
         try:
             with self.database.session() as session:
                 if session.get(RevokedToken, jti) is None:
-                    session.add(RevokedToken(jti=jti, expires_at=expires_at))
+                    version = _next_version(session)
+                    session.add(RevokedToken(jti=jti, expires_at=expires_at, version=version))
         except IntegrityError:
             pass  # revoked concurrently by another request or instance
+
+    def changes_since(self, *, since: int | None, now: datetime) -> Changes:
+        """Changes with a version above ``since``; with ``since=None``, every live revocation.
+
+        The counter is read first: every change up to its value has committed, so a
+        caller that asks again from that value misses nothing.
+        """
+        with self.database.session() as session:
+            version = session.execute(
+                select(ChangeCounter.value).where(ChangeCounter.id == 1)
+            ).scalar_one()
+            if since is None:
+                revoked = session.execute(
+                    select(RevokedToken.jti, RevokedToken.expires_at).where(
+                        RevokedToken.expires_at >= now
+                    )
+                )
+                return Changes(
+                    int(version),
+                    frozenset(),
+                    frozenset(),
+                    tuple((jti, until) for jti, until in revoked),
+                )
+            clients = session.scalars(
+                select(PersonalClient.client_id).where(PersonalClient.version > since)
+            )
+            users = session.scalars(select(User.id).where(User.version > since))
+            revoked = session.execute(
+                select(RevokedToken.jti, RevokedToken.expires_at).where(
+                    RevokedToken.version > since
+                )
+            )
+            return Changes(
+                int(version),
+                frozenset(clients),
+                frozenset(users),
+                tuple((jti, until) for jti, until in revoked),
+            )
 
     def is_revoked(self, *, jti: str) -> bool:
         with self.database.session() as session:

@@ -1,0 +1,177 @@
+"""The credential-state cache and the change feed that keeps it current (SPEC section 7)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+from starlette.testclient import TestClient
+
+from authserver import manage
+from authserver.domain.credentials import AuthState
+from authserver.errors import PermissionDenied
+from authserver.state_cache import StateCache
+from authserver.store.repository import Changes, Repository
+from tests.conftest import mint, now, token_request, within
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.value = 100.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+def state(client_id: str = "c1", user_id: str = "u1") -> AuthState:
+    return AuthState(
+        id="id-" + client_id,
+        client_id=client_id,
+        user_id=user_id,
+        secret_hash="h",
+        allow_source_cidr=(),
+        scoped_roles=frozenset(),
+        expires_time=None,
+        deleted=False,
+        owner_roles=frozenset({"a"}),
+        owner_disabled=False,
+        public_keys=(),
+        auth_method=None,
+    )
+
+
+def changes(version: int, clients=(), users=(), revoked=()) -> Changes:
+    return Changes(version, frozenset(clients), frozenset(users), tuple(revoked))
+
+
+def synced_cache(clock: Clock) -> StateCache:
+    cache = StateCache(0.5, clock=clock)
+    cache.apply(changes(1), started=clock(), now=now())
+    clock.value += 0.01
+    return cache
+
+
+def test_cache_answers_nothing_before_its_first_sync() -> None:
+    clock = Clock()
+    cache = StateCache(0.5, clock=clock)
+    cache.put(state(), clock())
+    assert cache.get("c1") is None
+    assert cache.revoked("any") is None
+
+
+def test_cache_stops_answering_when_syncs_stop() -> None:
+    clock = Clock()
+    cache = synced_cache(clock)
+    cache.put(state(), clock())
+    assert cache.get("c1") == state()
+    clock.value += 0.5  # no successful sync for a whole ttl: the database must be asked
+    assert cache.get("c1") is None
+    assert cache.revoked("any") is None
+
+
+def test_sync_drops_changed_credentials_only() -> None:
+    clock = Clock()
+    cache = synced_cache(clock)
+    cache.put(state("c1"), clock())
+    cache.put(state("c2"), clock())
+    cache.apply(changes(2, clients=["c1"]), started=clock(), now=now())
+    assert cache.get("c1") is None
+    assert cache.get("c2") == state("c2")
+
+
+def test_sync_drops_every_credential_of_a_changed_user() -> None:
+    clock = Clock()
+    cache = synced_cache(clock)
+    cache.put(state("c1", "u1"), clock())
+    cache.put(state("c2", "u1"), clock())
+    cache.put(state("c3", "u2"), clock())
+    cache.apply(changes(2, users=["u1"]), started=clock(), now=now())
+    assert (cache.get("c1"), cache.get("c2")) == (None, None)
+    assert cache.get("c3") == state("c3", "u2")
+
+
+def test_state_read_before_a_change_is_not_kept() -> None:
+    """A read that started before a sync dropped its entry may carry the old state."""
+    clock = Clock()
+    cache = synced_cache(clock)
+    read_started = clock()
+    clock.value += 0.01
+    cache.apply(changes(2, clients=["c1"]), started=clock(), now=now())
+    cache.put(state("c1"), read_started)
+    assert cache.get("c1") is None
+
+
+def test_revocations_arrive_through_sync() -> None:
+    clock = Clock()
+    cache = synced_cache(clock)
+    assert cache.revoked("j1") is False
+    cache.apply(changes(2, revoked=[("j1", now() + timedelta(minutes=5))]), started=clock(), now=now())
+    assert cache.revoked("j1") is True
+
+
+def test_first_sync_loads_live_revocations(repo: Repository) -> None:
+    repo.revoke_token(jti="live", expires_at=now() + timedelta(minutes=5))
+    repo.revoke_token(jti="gone", expires_at=now() - timedelta(minutes=5))
+    cache = StateCache(0.5)
+    anyio.run(cache.sync, repo)
+    assert (cache.revoked("live"), cache.revoked("gone")) == (True, False)
+
+
+def test_changes_since_lists_exactly_what_changed(repo: Repository, make_user, make_client) -> None:
+    owner = make_user()
+    first, _ = make_client(owner)
+    second, _ = make_client(owner)
+    other = make_user()
+    start = repo.changes_since(since=None, now=now()).version
+    repo.delete_client(id=first.id, now=now())
+    manage.update_user(repo, ref=other.id, role_names=["x"], disabled=None, now=now())
+    repo.revoke_token(jti="j", expires_at=now() + timedelta(minutes=5))
+    seen = repo.changes_since(since=start, now=now())
+    assert seen.version == start + 3
+    assert seen.client_ids == {first.client_id}
+    assert seen.user_ids == {other.id}
+    assert [jti for jti, _ in seen.revoked] == ["j"]
+    assert second.client_id not in seen.client_ids
+
+
+def test_last_used_is_not_a_change(repo: Repository, make_user, make_client) -> None:
+    """Recording use must not invalidate every instance's cache."""
+    record, _ = make_client(make_user())
+    start = repo.changes_since(since=None, now=now()).version
+    repo.record_last_used(used={record.id: now()})
+    assert repo.changes_since(since=start, now=now()) == changes(start)
+
+
+def test_refused_expiry_edit_is_not_a_change(repo: Repository, make_user, make_client) -> None:
+    record, _ = make_client(make_user(), expires_in=timedelta(days=1))
+    start = repo.changes_since(since=None, now=now()).version
+    with pytest.raises(PermissionDenied):
+        repo.update_client(id=record.id, changes={"expires_time": now() + timedelta(days=9)}, now=now())
+    assert repo.changes_since(since=start, now=now()).version == start
+
+
+def test_warm_token_requests_read_no_credential_state(
+    client: TestClient, make_user, make_client, monkeypatch
+) -> None:
+    record, secret = make_client(make_user())
+    services = client.app.state.services
+    within(1.0, services.state_cache.in_sync)
+    repo = services.repo
+    reads = []
+    original = repo.auth_state
+    monkeypatch.setattr(repo, "auth_state", lambda **kw: reads.append(kw) or original(**kw))
+    mint(client, record.client_id, secret)  # may load once: the entry can predate a sync
+    reads.clear()
+    for _ in range(5):
+        mint(client, record.client_id, secret)
+    assert reads == []
+
+
+def test_change_from_another_process_applies_within_a_second(
+    client: TestClient, repo: Repository, make_user, make_client
+) -> None:
+    record, secret = make_client(make_user())
+    mint(client, record.client_id, secret)
+    repo.delete_client(id=record.id, now=now())  # as the CLI or another instance would
+    within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
