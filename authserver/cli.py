@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,10 +101,9 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     import uvicorn
 
     settings = ctx.settings
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from authserver.ops import configure_logging
+
+    configure_logging(settings.log_level)
     migrate(ctx.database)
     ctx.close()
     uvicorn.run(

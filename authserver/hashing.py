@@ -68,7 +68,9 @@ class SecretHasher:
         cached = self._verified.get(credential_id)
         if cached is None or cached[1] != secret_hash:
             return False
-        return hmac.compare_digest(cached[0], self._digest(credential_id, secret))
+        hit = hmac.compare_digest(cached[0], self._digest(credential_id, secret))
+        self.cache_hits += hit
+        return hit
 
     async def _argon2(self, secret_hash: str, secret: str) -> bool:
         if self._limiter is None:
@@ -80,7 +82,6 @@ class SecretHasher:
     async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
         """True when ``secret`` matches; argon2 runs only for a secret not verified before."""
         if self.matches_cached(credential_id=credential_id, secret_hash=secret_hash, secret=secret):
-            self.cache_hits += 1
             return True
         self.cache_misses += 1
         ok = await self._argon2(secret_hash, secret)

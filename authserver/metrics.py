@@ -43,3 +43,11 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_CacheCollector(cache_stats))
+        self._outcomes: dict[str, Counter] = {}
+
+    def token_outcome(self, outcome: str) -> Counter:
+        """The counter of one token endpoint outcome (looked up once per outcome)."""
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.token_requests.labels(outcome=outcome)
+        return child

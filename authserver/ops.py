@@ -21,6 +21,23 @@ access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+def configure_logging(level: str) -> None:
+    """Log lines to stderr at ``level``; called by ``serve`` and in each worker process.
+
+    Every request writes an access line and usually an audit line, so the record
+    fields the format never shows (caller's file and line, thread, process) are
+    not collected: the logging module's documented optimisations.
+    """
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,9 +83,12 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     return jwk
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def has_control_characters(text: str) -> bool:
     """True for C0 controls or DEL; such text is never a valid identifier (and NUL breaks SQL)."""
-    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def new_opaque_token() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -12,6 +13,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_CIDRS = 32
 
 
+@functools.lru_cache(maxsize=4096)  # a server sees the same peers and proxies again and again
 def parse_address(text: str) -> Address | None:
     """Parse an IP address; IPv4-mapped IPv6 (``::ffff:a.b.c.d``) becomes IPv4."""
     try:

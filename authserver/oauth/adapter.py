@@ -136,11 +136,9 @@ def json_response(
     status: int, body: Any, headers: list[tuple[str, str]] | Mapping[str, str] | None = None
 ) -> Response:
     content = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-    response = Response(content, status_code=status, media_type="application/json")
-    for key, value in headers.items() if isinstance(headers, Mapping) else headers or []:
-        if key.lower() != "content-type":
-            response.headers[key] = value
-    return response
+    items = headers.items() if isinstance(headers, Mapping) else headers or []
+    extra = {key: value for key, value in items if key.lower() != "content-type"}
+    return Response(content, status_code=status, headers=extra, media_type="application/json")
 
 
 def error_response(error: OAuth2Error) -> Response:

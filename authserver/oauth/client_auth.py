@@ -241,11 +241,18 @@ class ClientAuthenticator:
         if reason is None and state is not None and not method_allowed(state, presented.method):
             reason = f"registered for {state.auth_method} only"
         replay: tuple[str, datetime] | None = None
+        verified = False  # the secret is the one argon2 last accepted for this hash
         if reason is None and state is not None:
             if presented.method == "private_key_jwt":
                 replay, reason = self._check_assertion(request, presented, state, now)
-            elif not self._holds_key(presented.secret, state):
-                reason = "wrong secret"
+            else:
+                verified = self.hasher.matches_cached(
+                    credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
+                )
+                if not verified and not secret_matches_public_key(
+                    presented.secret, state.public_keys
+                ):
+                    reason = "wrong secret"
         if reason is not None or state is None:
             wait = self.throttle.retry_after(tuple(keys))
             if wait:
@@ -253,7 +260,8 @@ class ClientAuthenticator:
                 raise TooManyAttempts(wait)
             raise _fail(client_id, reason or "unknown client_id", source)
         if replay is None:
-            ok = await self.hasher.verify(
+            # Verified before, or the secret carries the credential's key: worth one argon2.
+            ok = verified or await self.hasher.verify(
                 credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
             )
             if not ok:
@@ -268,14 +276,6 @@ class ClientAuthenticator:
         return AuthenticatedClient(
             state=state, method=presented.method, source=str(source) if source else None
         )
-
-    def _holds_key(self, secret: str, state: AuthState) -> bool:
-        """Cheap proof of possession: the secret verified before, or its key is the stored one."""
-        if self.hasher.matches_cached(
-            credential_id=state.id, secret_hash=state.secret_hash, secret=secret
-        ):
-            return True
-        return secret_matches_public_key(secret, state.public_keys)
 
     def _check_assertion(
         self, request: Request, presented: Presented, state: AuthState, now: datetime

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from authserver.store.models import (
     SigningKey,
     UsedAssertion,
     User,
+    UTCDateTime,
 )
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -424,20 +425,24 @@ class Repository:
         """Set ``lastUsedAt`` per credential id, never moving it backwards."""
         if not used:
             return
-        with self.database.session() as session:
-            # A fixed order keeps two instances flushing the same rows from deadlocking.
-            for client_pk, when in sorted(used.items()):
-                session.execute(
-                    update(PersonalClient)
-                    .where(PersonalClient.id == client_pk)
-                    .values(
-                        last_used_at=case(
-                            (PersonalClient.last_used_at.is_(None), when),
-                            (PersonalClient.last_used_at < when, when),
-                            else_=PersonalClient.last_used_at,
-                        )
-                    )
+        table = PersonalClient.__table__
+        when = bindparam("used", type_=UTCDateTime())
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("pk"))
+            .values(
+                last_used_at=case(
+                    (table.c.last_used_at.is_(None), when),
+                    (table.c.last_used_at < when, when),
+                    else_=table.c.last_used_at,
                 )
+            )
+        )
+        # One executemany; a fixed order keeps two instances flushing the same rows
+        # from deadlocking.
+        rows = [{"pk": pk, "used": used_at} for pk, used_at in sorted(used.items())]
+        with self.database.session() as session:
+            session.execute(statement, rows)
 
     # Signing keys ----------------------------------------------------------
 
