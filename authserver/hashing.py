@@ -4,27 +4,36 @@ The verified-secret cache keeps, per credential, an HMAC (under a per-process
 random key) of the last secret that matched the credential's current hash —
 never the secret itself. A presented secret whose HMAC matches skips argon2;
 the entry carries the stored hash it was checked against, so a new hash
-invalidates it. argon2 (hashing and verifying) runs in worker threads, at most
-``argon2_max_concurrency`` at once, so neither a flood of requests nor a burst
-of credential creations can take every core (or 19 MiB per run of memory)
-from correct traffic.
+invalidates it. argon2 (hashing and verifying) runs in its own threads, at most
+``argon2_max_concurrency`` at once and at a lower scheduling priority (nice
+10), so neither a flood of requests, nor a burst of first uses or credential
+creations, can take every core (or 19 MiB per run of memory) from warm traffic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
-import anyio
-import anyio.to_thread
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authserver.config import Settings
 
 MAX_CACHED = 200_000
+ARGON2_NICE = 10  # argon2 threads yield the CPU to the event loop (and to warm traffic)
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's scheduling priority (Linux sets nice per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
 
 
 class SecretHasher:
@@ -41,23 +50,25 @@ class SecretHasher:
         )
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
-        self._max_concurrency = settings.argon2_max_concurrency
-        self._running = threading.BoundedSemaphore(settings.argon2_max_concurrency)
-        self._limiter: anyio.CapacityLimiter | None = None
+        # Every argon2 run (hash or verify, from the event loop, an API worker thread or
+        # the CLI) goes through these threads: their number bounds concurrency.
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.argon2_max_concurrency,
+            thread_name_prefix="argon2",
+            initializer=_yield_cpu,
+        )
         self.cache_hits = 0
         self.cache_misses = 0
 
     def hash(self, secret: str) -> str:
         """Blocking: call from a worker thread (or the CLI)."""
-        with self._running:
-            return self._hasher.hash(secret)
+        return self._pool.submit(self._hasher.hash, secret).result()
 
     def _verify_blocking(self, secret_hash: str, secret: str) -> bool:
-        with self._running:
-            try:
-                return self._hasher.verify(secret_hash, secret)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                return False
+        try:
+            return self._hasher.verify(secret_hash, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
     def _digest(self, credential_id: str, secret: str) -> bytes:
         message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
@@ -73,11 +84,8 @@ class SecretHasher:
         return hit
 
     async def _argon2(self, secret_hash: str, secret: str) -> bool:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._max_concurrency)
-        return await anyio.to_thread.run_sync(
-            self._verify_blocking, secret_hash, secret, limiter=self._limiter
-        )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._verify_blocking, secret_hash, secret)
 
     async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
         """True when ``secret`` matches; argon2 runs only for a secret not verified before."""

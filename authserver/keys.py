@@ -70,6 +70,8 @@ def new_key(alg: str) -> tuple[str, str, dict[str, str]]:
     return thumbprint(public), pem, public
 
 
+MAX_VERIFIED = 10_000  # tokens whose signature check is remembered (introspection)
+
 # Other instances may sign with a retired key until their next refresh, and clocks differ.
 PUBLISH_MARGIN = timedelta(seconds=60)
 
@@ -154,6 +156,7 @@ class KeyRing:
         self.jwks_body: bytes = b'{"keys":[]}'
         self._public: dict[str, Any] = {}
         self._loaded: tuple[tuple[str, datetime | None], ...] = ()
+        self._verified: dict[bytes, tuple[str, dict[str, Any]]] = {}
 
     def load(self, records: list[KeyRecord], *, alg: str, now: datetime) -> None:
         """Adopt the newest active key of ``alg`` and publish every key still needed."""
@@ -173,6 +176,7 @@ class KeyRing:
         self._public = {
             r.kid: jwt.PyJWK({**r.public_jwk, "kid": r.kid}, algorithm=r.alg) for r in published
         }
+        self._verified = {}  # the published set changed: every token is checked afresh
         self._loaded = fingerprint
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -183,3 +187,15 @@ class KeyRing:
 
     def public_key(self, kid: str) -> jwt.PyJWK | None:
         return self._public.get(kid)
+
+    def verified(self, digest: bytes) -> dict[str, Any] | None:
+        """Claims of a token (by SHA-256) whose signature checked out under a published key."""
+        entry = self._verified.get(digest)
+        if entry is None or entry[0] not in self._public:
+            return None
+        return entry[1]
+
+    def remember_verified(self, digest: bytes, kid: str, claims: dict[str, Any]) -> None:
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[digest] = (kid, claims)

@@ -9,6 +9,8 @@ owner is not disabled. Its roles are re-evaluated against current state.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,13 +44,38 @@ class ActiveToken:
 
 
 def verify_signature(token: str, *, keyring: KeyRing, settings: Settings) -> dict[str, Any] | None:
-    """The claims of a well-formed token signed by one of our published keys, else None."""
+    """The claims of a well-formed token signed by one of our published keys, else None.
+
+    A token verified before (resource servers introspect the same token on every
+    call) is recognised by its SHA-256 while its key is still published; only its
+    time claims are checked again.
+    """
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    claims = keyring.verified(digest)
+    if claims is not None:
+        now = time.time()
+        if claims["exp"] + CLOCK_SKEW <= now or claims["iat"] - CLOCK_SKEW > now:
+            return None
+        return claims
+    verified = _verify(token, keyring=keyring, settings=settings)
+    if verified is None:
+        return None
+    kid, claims = verified
+    keyring.remember_verified(digest, kid, claims)
+    return claims
+
+
+def _verify(
+    token: str, *, keyring: KeyRing, settings: Settings
+) -> tuple[str, dict[str, Any]] | None:
     try:
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
-        key = keyring.public_key(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            return None
+        key = keyring.public_key(kid)
         if key is None or header.get("alg") != key.algorithm_name:
             return None
         if header.get("typ") not in ("at+jwt", "application/at+jwt"):
@@ -66,10 +93,12 @@ def verify_signature(token: str, *, keyring: KeyRing, settings: Settings) -> dic
         return None
     if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("client_id"), str):
         return None
+    if not isinstance(claims["exp"], int | float) or not isinstance(claims["iat"], int | float):
+        return None
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         return None
-    return claims
+    return kid, claims
 
 
 async def active_token(

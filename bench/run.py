@@ -1,10 +1,24 @@
-"""Token endpoint benchmark: a real ``authserver serve`` process under wrk.
+"""Benchmark: real ``authserver serve`` processes under wrk, optionally against node-oidc-provider.
 
-The server runs with its default configuration (argon2id secrets, every
-credential rule, ES256 signing, batched lastUsedAt, SQLite file) on a
-temporary database seeded through the same code the CLI uses. wrk (C, from
-Debian) generates the load, so the generator is not the bottleneck; it shares
-the machine's cores with the server, which the numbers include.
+Scenarios (each on a fresh SQLite file, seeded through the same code the CLI
+uses; the server keeps its default configuration: argon2id secrets, every
+credential rule, ES256 signing, batched lastUsedAt, audit and access logs):
+
+- token: ``client_credentials`` with ``client_secret_basic``, round-robin over
+  the credentials, 32 keep-alive connections;
+- introspection: each credential introspects its own access token;
+- cold: the token load again while 20 never-used credentials authenticate
+  (one argon2 verification each) — p99 of the warm traffic meanwhile;
+- scale: the token load with 100,000 credentials of 10,000 users in the
+  database (the 100 load credentials plus rows inserted in bulk that share
+  one argon2 hash, since 100,000 hashes would take half an hour);
+- workers: the token load against ``serve --workers 2``.
+
+wrk (C, from Debian) generates the load on the same machine, so the figures
+include its share of the two cores. ``--peer`` runs node-oidc-provider 9.x
+(installed from npm into ``~/.cache/authserver-bench/peer``) under the same
+token and introspection loads and prints the ratios. ``--plot FILE`` also
+sweeps the connection count for both servers and draws throughput and p99.
 """
 
 from __future__ import annotations
@@ -18,11 +32,16 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,25 +51,41 @@ from authserver.config import load_settings  # noqa: E402
 from authserver.domain.credentials import Caller  # noqa: E402
 from authserver.hashing import SecretHasher  # noqa: E402
 from authserver.store.database import Database, migrate  # noqa: E402
-from authserver.store.repository import Repository  # noqa: E402
+from authserver.store.models import PersonalClient, User  # noqa: E402
+from authserver.store.repository import Repository, new_record_id  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 PEER_CACHE = Path.home() / ".cache" / "authserver-bench" / "peer"
+SWEEP = (1, 4, 16, 32, 64)
 
+# Each request i uses requests[i % n]: (path, Authorization header, form body).
 LUA = """
-local headers = {%s}
+local requests = {%s}
 local i = 0
 request = function()
   i = i + 1
-  local h = headers[(i %% #headers) + 1]
-  return wrk.format("POST", "/auth/v1/token",
-    {["Authorization"] = h, ["Content-Type"] = "application/x-www-form-urlencoded"},
-    "grant_type=client_credentials")
+  local r = requests[(i %% #requests) + 1]
+  return wrk.format("POST", r[1],
+    {["Authorization"] = r[2], ["Content-Type"] = "application/x-www-form-urlencoded"}, r[3])
 end
 """
 
+Pairs = list[tuple[str, str]]
 
-def seed(database_url: str, credentials: int, users: int) -> list[tuple[str, str]]:
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def lua_script(folder: Path, name: str, requests: list[tuple[str, str, str]]) -> Path:
+    rows = ", ".join("{" + ", ".join(json.dumps(part) for part in r) + "}" for r in requests)
+    path = folder / f"{name}.lua"
+    path.write_text(LUA % rows)
+    return path
+
+
+def seed(database_url: str, credentials: int, users: int) -> Pairs:
+    """Users and credentials created through the code the CLI uses (one argon2 hash each)."""
     settings = load_settings(environ={"AUTHSERVER_DATABASE_URL": database_url})
     database = Database(database_url)
     migrate(database)
@@ -74,7 +109,7 @@ def seed(database_url: str, credentials: int, users: int) -> list[tuple[str, str
             hasher,
             settings,
             caller=Caller.operator(),
-            owner=owners[i % users],
+            owner=owners[i % len(owners)],
             display_name=f"bench {i}",
             allow_source_cidr=(),
             scoped_roles=(),
@@ -86,14 +121,59 @@ def seed(database_url: str, credentials: int, users: int) -> list[tuple[str, str
     return pairs
 
 
-def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
-    threads = min(2, connections)
+def add_bulk_rows(database_url: str, credentials: int, users: int) -> None:
+    """Fill the database to scale: rows shaped like real ones, inserted in one transaction.
+
+    They copy the stored hash and public key of an existing credential; their
+    secrets are never presented, so they only add volume to tables and indexes.
+    """
+    database = Database(database_url)
+    now = datetime.now(UTC)
+    with database.session() as session:
+        template = session.scalars(select(PersonalClient).limit(1)).first()
+        assert template is not None
+        user_rows = [
+            {
+                "id": new_record_id(),
+                "email": f"scale{i}@example.com",
+                "display_name": "",
+                "roles": ["read", "write"],
+                "disabled": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(users)
+        ]
+        session.execute(User.__table__.insert(), user_rows)
+        client_rows = [
+            {
+                "id": new_record_id(),
+                "client_id": f"scale-{i}-{secrets.token_hex(4)}@bench/pcc",
+                "user_id": user_rows[i % users]["id"],
+                "display_name": f"scale {i}",
+                "allow_source_cidr": [],
+                "scoped_roles": [],
+                "expires_time": None,
+                "last_used_at": None,
+                "created_at": now,
+                "updated_at": now,
+                "deleted_at": None,
+                "secret_hash": template.secret_hash,
+                "public_jwk": dict(template.public_jwk),
+            }
+            for i in range(credentials)
+        ]
+        session.execute(PersonalClient.__table__.insert(), client_rows)
+    database.dispose()
+
+
+def wrk(url: str, script: Path, connections: int, duration: float) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
-            f"-t{threads}",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
-            f"-d{duration}s",
+            f"-d{max(1, round(duration))}s",
             "--latency",
             "-s",
             str(script),
@@ -111,20 +191,51 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
-        "rps": rps,
+        "rps": float(rps.group(1)) if rps else 0.0,
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
-        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
+        "errors": (float(non2xx.group(1)) if non2xx else 0.0)
+        + (float(sum(int(g) for g in errors.groups())) if errors else 0.0),
+        "connections": connections,
     }
 
 
-def run_peer(args: argparse.Namespace) -> dict[str, float]:
-    """node-oidc-provider with the same grant, auth method, TTL and number of clients."""
+@contextmanager
+def authserver(database_url: str, workers: int = 1) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AUTHSERVER_DATABASE_URL": database_url, "AUTHSERVER_ISSUER": url}
+    command = [sys.executable, "-m", "authserver", "serve", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("authserver did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextmanager
+def peer_server(folder: Path, pairs: Pairs) -> Iterator[str]:
+    """node-oidc-provider with the same grant, auth method, TTL and clients (bench/peer.mjs)."""
     if not (PEER_CACHE / "node_modules" / "oidc-provider").exists():
         PEER_CACHE.mkdir(parents=True, exist_ok=True)
         (PEER_CACHE / "package.json").write_text('{"name":"peer","private":true,"type":"module"}')
@@ -135,162 +246,282 @@ def run_peer(args: argparse.Namespace) -> dict[str, float]:
         )
     script = PEER_CACHE / "peer.mjs"
     script.write_text((ROOT / "bench" / "peer.mjs").read_text())
-    with tempfile.TemporaryDirectory(prefix="authserver-peer-") as folder:
-        pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
-        clients = Path(folder) / "clients.json"
-        clients.write_text(json.dumps(pairs))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        node = subprocess.Popen(
-            ["node", str(script), str(port), str(clients)],
-            cwd=PEER_CACHE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "NODE_ENV": "production"},
-        )
-        try:
-            assert node.stdout is not None and node.stdout.readline().strip() == "ready"
-            for client_id, secret in pairs:
-                httpx.post(
-                    f"{url}/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(client_id, secret),
-                ).raise_for_status()
-            lua = Path(folder) / "token.lua"
-            headers = ", ".join(
-                json.dumps("Basic " + base64.b64encode(f"{c}:{s}".encode()).decode())
-                for c, s in pairs
+    clients = folder / "peer-clients.json"
+    clients.write_text(json.dumps(pairs))
+    port = free_port()
+    node = subprocess.Popen(
+        ["node", str(script), str(port), str(clients)],
+        cwd=PEER_CACHE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "NODE_ENV": "production"},
+    )
+    try:
+        assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+
+
+def first_tokens(url: str, path: str, pairs: Pairs) -> list[str]:
+    """One token per credential (for authserver this is the argon2 verification of each)."""
+    tokens = []
+    with httpx.Client(timeout=30) as http:
+        for client_id, secret in pairs:
+            response = http.post(
+                url + path, data={"grant_type": "client_credentials"}, auth=(client_id, secret)
             )
-            lua.write_text((LUA % headers).replace("/auth/v1/token", "/token"))
-            return wrk(f"{url}/token", lua, args.connections, args.duration)
-        finally:
-            node.terminate()
-            node.wait(timeout=30)
+            response.raise_for_status()
+            tokens.append(response.json()["access_token"])
+    return tokens
+
+
+def token_requests(path: str, pairs: Pairs) -> list[tuple[str, str, str]]:
+    return [(path, basic(c, s), "grant_type=client_credentials") for c, s in pairs]
+
+
+def introspection_requests(
+    path: str, pairs: Pairs, tokens: list[str]
+) -> list[tuple[str, str, str]]:
+    return [(path, basic(c, s), f"token={t}") for (c, s), t in zip(pairs, tokens, strict=True)]
+
+
+def cold_start(url: str, pairs: Pairs, delay: float) -> list[float]:
+    """After ``delay``, the first token request of every credential in ``pairs``, all at once."""
+    latencies: list[float] = []
+    time.sleep(delay)
+
+    def one(client_id: str, secret: str) -> None:
+        started = time.perf_counter()
+        httpx.post(
+            f"{url}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+            timeout=60,
+        ).raise_for_status()
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def run_authserver(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Any], Pairs]:
+    results: dict[str, Any] = {}
+    url_db = f"sqlite:///{folder}/bench.db"
+    all_pairs = seed(url_db, args.credentials + args.cold, args.users)
+    pairs, cold = all_pairs[: args.credentials], all_pairs[args.credentials :]
+    token_lua = lua_script(folder, "token", token_requests("/auth/v1/token", pairs))
+    with authserver(url_db) as url:
+        tokens = first_tokens(url, "/auth/v1/token", pairs)
+        wrk(url, token_lua, args.connections, args.warmup)
+        results["token"] = wrk(url, token_lua, args.connections, args.duration)
+        introspect_lua = lua_script(
+            folder, "introspect", introspection_requests("/auth/v1/introspect", pairs, tokens)
+        )
+        results["introspection"] = wrk(url, introspect_lua, args.connections, args.duration)
+        latencies: list[float] = []
+        starter = threading.Thread(
+            target=lambda: latencies.extend(cold_start(url, cold, delay=1.0))
+        )
+        starter.start()
+        results["cold"] = wrk(url, token_lua, args.connections, args.duration)
+        starter.join()
+        results["cold"]["cold_credentials"] = len(latencies)
+        results["cold"]["cold_max_ms"] = max(latencies, default=float("nan"))
+        if args.plot:
+            results["sweep"] = [wrk(url, token_lua, c, args.sweep_duration) for c in SWEEP]
+    with authserver(url_db, workers=2) as url:
+        # Each worker verifies each secret once (argon2, one at a time): warm up longer.
+        wrk(url, token_lua, args.connections, 3 * args.warmup)
+        results["workers2"] = wrk(url, token_lua, args.connections, args.duration)
+    if args.scale_credentials:
+        scale_db = f"sqlite:///{folder}/scale.db"
+        scale_pairs = seed(scale_db, args.credentials, args.users)
+        add_bulk_rows(
+            scale_db,
+            args.scale_credentials - args.credentials,
+            max(1, args.scale_users - args.users),
+        )
+        scale_lua = lua_script(folder, "scale", token_requests("/auth/v1/token", scale_pairs))
+        with authserver(scale_db) as url:
+            first_tokens(url, "/auth/v1/token", scale_pairs)
+            wrk(url, scale_lua, args.connections, args.warmup)
+            results["scale"] = wrk(url, scale_lua, args.connections, args.duration)
+    return results, pairs
+
+
+def run_peer(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
+    with peer_server(folder, pairs) as url:
+        tokens = first_tokens(url, "/token", pairs)
+        token_lua = lua_script(folder, "peer-token", token_requests("/token", pairs))
+        wrk(url, token_lua, args.connections, args.warmup)
+        results["token"] = wrk(url, token_lua, args.connections, args.duration)
+        introspect_lua = lua_script(
+            folder, "peer-introspect", introspection_requests("/token/introspection", pairs, tokens)
+        )
+        results["introspection"] = wrk(url, introspect_lua, args.connections, args.duration)
+        if args.plot:
+            results["sweep"] = [wrk(url, token_lua, c, args.sweep_duration) for c in SWEEP]
+    return results
+
+
+def flood_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    url_db = f"sqlite:///{folder}/flood.db"
+    pairs = seed(url_db, args.credentials, args.users)
+    script = lua_script(folder, "flood-token", token_requests("/auth/v1/token", pairs))
+    with authserver(url_db) as url:
+        first_tokens(url, "/auth/v1/token", pairs)
+        unloaded = wrk(url, script, args.connections, args.duration)
+        flood = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "flood.py"),
+                f"{url}/auth/v1/token",
+                ",".join(client_id for client_id, _ in pairs[:10]),
+                str(args.duration + 2),
+                str(args.flood),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        flooded = wrk(url, script, args.connections, args.duration)
+        sent = float(flood.communicate(timeout=60)[0])
+    return {
+        "rps": unloaded["rps"],
+        "flood_rps": flooded["rps"],
+        "flood_p99_ms": flooded["p99_ms"],
+        "flood_sent": sent,
+        "ratio": flooded["rps"] / unloaded["rps"],
+    }
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    return (
+        f"  {name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>7.2f} ms   "
+        f"p99 {r['p99_ms']:>7.2f} ms   errors {r['errors']:.0f}"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(args: argparse.Namespace, ours: dict[str, Any], peer: dict[str, Any] | None) -> None:
+    print(
+        f"authserver, {args.credentials} credentials, {args.connections} connections, "
+        f"{args.duration} s per run (wrk on the same machine)"
+    )
+    print(line("token (1 worker)", ours["token"]))
+    print(line("introspection (1 worker)", ours["introspection"]))
+    print(line(f"token while {args.cold} cold credentials", ours["cold"]))
+    print(line("token, serve --workers 2", ours["workers2"]))
+    if "scale" in ours:
+        print(line(f"token, {args.scale_credentials:,} credentials in db", ours["scale"]))
+    if peer:
+        print("node-oidc-provider 9, same load")
+        print(line("token", peer["token"]))
+        print(line("introspection", peer["introspection"]))
+    print("targets")
+    token = ours["token"]
+    if peer:
+        ratio = token["rps"] / peer["token"]["rps"]
+        print(
+            f"  token throughput vs peer: {ratio:.2f}x (target >= 1.0: {verdict(ratio >= 1.0)}); "
+            f"p99 {token['p99_ms']:.1f} ms (target <= 10 ms: {verdict(token['p99_ms'] <= 10)})"
+        )
+        ratio = ours["introspection"]["rps"] / peer["introspection"]["rps"]
+        print(f"  introspection vs peer: {ratio:.2f}x (target >= 1.0: {verdict(ratio >= 1.0)})")
+    cold = ours["cold"]
+    ratio = cold["p99_ms"] / token["p99_ms"]
+    print(
+        f"  cold path: warm p99 {cold['p99_ms']:.1f} ms while {cold['cold_credentials']:.0f} "
+        f"credentials did their argon2 verification (slowest {cold['cold_max_ms']:.0f} ms), "
+        f"{ratio:.2f}x the p99 without them, {cold['errors']:.0f} errors "
+        f"(target: warm traffic keeps being served, p99 <= 1.5x: {verdict(ratio <= 1.5)})"
+    )
+    if "scale" in ours:
+        ratio = ours["scale"]["rps"] / token["rps"]
+        print(
+            f"  scale: {args.scale_credentials:,} credentials / {args.scale_users:,} users give "
+            f"{ratio:.2f}x the throughput of {args.credentials} (target >= 0.9: "
+            f"{verdict(ratio >= 0.9)})"
+        )
+    ratio = ours["workers2"]["rps"] / token["rps"]
+    print(f"  serve --workers 2: {ratio:.2f}x one worker (target >= 1.5: {verdict(ratio >= 1.5)})")
+
+
+def plot(path: Path, ours: dict[str, Any], peer: dict[str, Any] | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    series = [("authserver (1 worker)", ours["sweep"])]
+    if peer:
+        series.append(("node-oidc-provider 9", peer["sweep"]))
+    for label, runs in series:
+        connections = [r["connections"] for r in runs]
+        left.plot(connections, [r["rps"] for r in runs], marker="o", label=label)
+        right.plot(connections, [r["p99_ms"] for r in runs], marker="o", label=label)
+    left.set(xlabel="keep-alive connections", ylabel="tokens/s", title="Token endpoint throughput")
+    right.set(xlabel="keep-alive connections", ylabel="ms", title="p99 latency", yscale="log")
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(list(SWEEP), [str(c) for c in SWEEP])
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--credentials", type=int, default=100)
     parser.add_argument("--users", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--cold", type=int, default=20, help="never-used credentials (cold path)")
+    parser.add_argument("--scale-credentials", type=int, default=100_000)
+    parser.add_argument("--scale-users", type=int, default=10_000)
+    parser.add_argument("--peer", action="store_true", help="also run node-oidc-provider 9.x")
+    parser.add_argument("--plot", type=Path, help="sweep connection counts and draw this PNG")
+    parser.add_argument("--sweep-duration", type=int, default=3)
+    parser.add_argument("--flood", type=float, default=0, metavar="RATE", help="wrong secrets/s")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--peer",
-        action="store_true",
-        help="also run node-oidc-provider 9.x (installed from npm into a cache folder) and compare",
-    )
-    parser.add_argument(
-        "--flood",
-        type=float,
-        default=0,
-        metavar="RATE",
-        help="also measure while a second process sends RATE wrong secrets/s (e.g. 200)",
-    )
     args = parser.parse_args()
     if args.smoke:
-        args.duration, args.connections, args.credentials, args.users = 1, 2, 3, 1
+        args.duration, args.warmup, args.connections, args.credentials = 1, 1, 2, 3
+        args.users, args.cold, args.scale_credentials, args.scale_users = 1, 2, 200, 20
 
-    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as folder:
-        database_url = f"sqlite:///{folder}/bench.db"
-        pairs = seed(database_url, args.credentials, args.users)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "AUTHSERVER_DATABASE_URL": database_url, "AUTHSERVER_ISSUER": url}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "authserver",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not start")
-                time.sleep(0.1)
-            for client_id, secret in pairs:  # first use: one argon2 verification each
-                response = httpx.post(
-                    f"{url}/auth/v1/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(client_id, secret),
-                )
-                response.raise_for_status()
-            headers = ", ".join(
-                json.dumps("Basic " + base64.b64encode(f"{c}:{s}".encode()).decode())
-                for c, s in pairs
-            )
-            script = Path(folder) / "token.lua"
-            script.write_text(LUA % headers)
-            result = wrk(f"{url}/auth/v1/token", script, args.connections, args.duration)
-            if args.flood:
-                targets = ",".join(client_id for client_id, _ in pairs[:10])
-                flood = subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(ROOT / "bench" / "flood.py"),
-                        f"{url}/auth/v1/token",
-                        targets,
-                        str(args.duration + 2),
-                        str(args.flood),
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                time.sleep(1)
-                flooded = wrk(f"{url}/auth/v1/token", script, args.connections, args.duration)
-                result["flood_sent"] = float(flood.communicate(timeout=60)[0])
-                result["flood_rps"] = flooded["rps"]
-                result["flood_p99_ms"] = flooded["p99_ms"]
-                result["flood_ratio"] = flooded["rps"] / result["rps"]
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    if args.peer:
-        result["peer"] = run_peer(args)
-        result["ratio"] = result["rps"] / result["peer"]["rps"]
-    result.update(workers=args.workers, connections=args.connections, credentials=args.credentials)
-    if args.json:
-        print(json.dumps(result))
-    else:
+    with tempfile.TemporaryDirectory(prefix="authserver-bench-") as name:
+        folder = Path(name)
+        ours, _ = run_authserver(args, folder)
+        peer = run_peer(args, folder) if args.peer else None
+        flood = flood_ratio(args, folder) if args.flood else None
+    report(args, ours, peer)
+    if flood:
         print(
-            f"token endpoint  workers={args.workers} connections={args.connections} "
-            f"credentials={args.credentials}: {result['rps']:.0f} tokens/s, "
-            f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
-            f"non-2xx {result['non_2xx']:.0f}, socket errors {result['socket_errors']:.0f}"
+            f"  flood of {args.flood:.0f} wrong secrets/s ({flood['flood_sent']:.0f} sent): "
+            f"{flood['flood_rps']:.0f} tokens/s, p99 {flood['flood_p99_ms']:.1f} ms = "
+            f"{flood['ratio']:.0%} of {flood['rps']:.0f} unloaded"
         )
-        if args.peer:
-            peer = result["peer"]
-            print(
-                f"node-oidc-provider same load: {peer['rps']:.0f} tokens/s, "
-                f"p50 {peer['p50_ms']:.2f} ms, "
-                f"p99 {peer['p99_ms']:.2f} ms, non-2xx {peer['non_2xx']:.0f} "
-                f"-> authserver/peer throughput ratio {result['ratio']:.2f}"
-            )
-        if args.flood:
-            print(
-                f"under a flood of {args.flood:.0f} wrong secrets/s "
-                f"({result['flood_sent']:.0f} sent): {result['flood_rps']:.0f} tokens/s, "
-                f"p99 {result['flood_p99_ms']:.2f} ms = {result['flood_ratio']:.0%} of unloaded"
-            )
+    if args.json:
+        args.json.write_text(json.dumps({"authserver": ours, "peer": peer, "flood": flood}))
+    if args.plot:
+        plot(args.plot, ours, peer)
+        print(f"plot written to {args.plot}")
 
 
 if __name__ == "__main__":

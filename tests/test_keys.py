@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from authserver import keys
+from authserver import keys, tokens
 from authserver.app import refresh_keys
 from tests.conftest import now, token_request
 
@@ -111,3 +112,38 @@ def test_thumbprint_matches_rfc7638_example() -> None:
         "e": "AQAB",
     }
     assert keys.thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+def test_remembered_token_is_refused_once_its_key_is_unpublished(
+    client: TestClient, repo, settings, make_user, make_client
+) -> None:
+    services = client.app.state.services
+    record, secret = make_client(make_user())
+    token = token_request(client, record.client_id, secret).json()["access_token"]
+    assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is not None
+    gone = [replace(r, retired_at=now(), publish_until=now()) for r in repo.list_keys()]
+    services.keyring.load(gone, alg=settings.signing_alg, now=now())
+    assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is None
+
+
+def test_remembered_token_is_refused_after_it_expires(
+    client: TestClient, settings, make_user, make_client, monkeypatch
+) -> None:
+    services = client.app.state.services
+    record, secret = make_client(make_user())
+    token = token_request(client, record.client_id, secret).json()["access_token"]
+    claims = tokens.verify_signature(token, keyring=services.keyring, settings=settings)
+    assert claims is not None
+    monkeypatch.setattr(tokens.time, "time", lambda: claims["exp"] + tokens.CLOCK_SKEW + 1)
+    assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is None
+
+
+def test_altered_token_is_not_taken_for_a_remembered_one(
+    client: TestClient, settings, make_user, make_client
+) -> None:
+    services = client.app.state.services
+    record, secret = make_client(make_user())
+    token = token_request(client, record.client_id, secret).json()["access_token"]
+    assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is not None
+    altered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    assert tokens.verify_signature(altered, keyring=services.keyring, settings=settings) is None

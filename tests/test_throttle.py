@@ -195,3 +195,16 @@ def test_ipv6_sources_are_counted_per_64(app) -> None:
         with TestClient(app, client=(f"2001:db8:1:2::{host}", 1)) as http:
             statuses.append(token_request(http, "ghost@127.0.0.1/pcc", "x").status_code)
     assert statuses == [401, 401, 401, 429]
+
+
+def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
+    """First uses and floods must not take the CPU from warm traffic (Linux nice per thread)."""
+    import os
+    import threading
+
+    from authserver.hashing import ARGON2_NICE
+
+    pool_nice = hasher._pool.submit(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ).result()
+    assert pool_nice >= ARGON2_NICE > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -425,7 +425,7 @@ class Repository:
         """Set ``lastUsedAt`` per credential id, never moving it backwards."""
         if not used:
             return
-        table = PersonalClient.__table__
+        table = cast(Table, PersonalClient.__table__)
         when = bindparam("used", type_=UTCDateTime())
         statement = (
             update(table)
