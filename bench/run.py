@@ -17,8 +17,9 @@ credential rule, ES256 signing, batched lastUsedAt, audit and access logs):
 wrk (C, from Debian) generates the load on the same machine, so the figures
 include its share of the two cores. ``--peer`` runs node-oidc-provider 9.x
 (installed from npm into ``~/.cache/authserver-bench/peer``) under the same
-token and introspection loads and prints the ratios. ``--plot FILE`` also
-sweeps the connection count for both servers and draws throughput and p99.
+token and introspection loads, alternating runs with authserver's (median of
+``--rounds``), and prints the ratios. ``--plot FILE`` also sweeps the
+connection count for both servers and draws throughput and p99.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,17 @@ def wrk(url: str, script: Path, connections: int, duration: float) -> dict[str, 
     }
 
 
+def warm_up(url: str, script: Path, connections: int, seconds: float) -> None:
+    """Unmeasured load until a run is clean: every process has verified every secret once.
+
+    Under full load argon2 runs at low priority, so first uses finish slowly.
+    """
+    for _ in range(8):
+        run = wrk(url, script, connections, seconds)
+        if run["errors"] == 0 and run["p99_ms"] < 250:
+            return
+
+
 @contextmanager
 def authserver(database_url: str, workers: int = 1) -> Iterator[str]:
     port = free_port()
@@ -289,57 +301,113 @@ def introspection_requests(
 
 
 def cold_start(url: str, pairs: Pairs, delay: float) -> list[float]:
-    """After ``delay``, the first token request of every credential in ``pairs``, all at once."""
+    """After ``delay``, the first token request of every credential in ``pairs``, all at once.
+
+    Clients are made beforehand: creating one costs the load generator more CPU
+    than the request does.
+    """
     latencies: list[float] = []
+    clients = [httpx.Client(base_url=url, timeout=60) for _ in pairs]
     time.sleep(delay)
 
-    def one(client_id: str, secret: str) -> None:
+    def one(http: httpx.Client, client_id: str, secret: str) -> None:
         started = time.perf_counter()
-        httpx.post(
-            f"{url}/auth/v1/token",
-            data={"grant_type": "client_credentials"},
-            auth=(client_id, secret),
-            timeout=60,
+        http.post(
+            "/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
         ).raise_for_status()
         latencies.append((time.perf_counter() - started) * 1000)
 
-    threads = [threading.Thread(target=one, args=pair) for pair in pairs]
+    threads = [
+        threading.Thread(target=one, args=(http, *pair))
+        for http, pair in zip(clients, pairs, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    for http in clients:
+        http.close()
     return latencies
 
 
-def run_authserver(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Any], Pairs]:
-    results: dict[str, Any] = {}
+class Target:
+    """A running server under test and its wrk scripts."""
+
+    def __init__(self, url: str, token: Path, introspection: Path) -> None:
+        self.url, self.token, self.introspection = url, token, introspection
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def side_by_side(
+    args: argparse.Namespace, targets: dict[str, Target], scenario: str, connections: int
+) -> dict[str, dict[str, float]]:
+    """``args.rounds`` runs per server, alternating, so drift of a shared machine hits all alike.
+
+    Each server's median run (by throughput) is kept.
+    """
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    duration = args.duration if connections == args.connections else args.sweep_duration
+    for _ in range(args.rounds):
+        for name, target in targets.items():
+            script = getattr(target, scenario)
+            runs[name].append(wrk(target.url, script, connections, duration))
+    return {name: median_run(r) for name, r in runs.items()}
+
+
+def run_all(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    ours: dict[str, Any] = {}
+    peer: dict[str, Any] = {}
     url_db = f"sqlite:///{folder}/bench.db"
     all_pairs = seed(url_db, args.credentials + args.cold, args.users)
     pairs, cold = all_pairs[: args.credentials], all_pairs[args.credentials :]
     token_lua = lua_script(folder, "token", token_requests("/auth/v1/token", pairs))
-    with authserver(url_db) as url:
+    peer_pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
+    with ExitStack() as stack:
+        url = stack.enter_context(authserver(url_db))
         tokens = first_tokens(url, "/auth/v1/token", pairs)
-        wrk(url, token_lua, args.connections, args.warmup)
-        results["token"] = wrk(url, token_lua, args.connections, args.duration)
         introspect_lua = lua_script(
             folder, "introspect", introspection_requests("/auth/v1/introspect", pairs, tokens)
         )
-        results["introspection"] = wrk(url, introspect_lua, args.connections, args.duration)
+        targets = {"authserver": Target(url, token_lua, introspect_lua)}
+        if args.peer:
+            peer_url = stack.enter_context(peer_server(folder, peer_pairs))
+            peer_tokens = first_tokens(peer_url, "/token", peer_pairs)
+            targets["peer"] = Target(
+                peer_url,
+                lua_script(folder, "peer-token", token_requests("/token", peer_pairs)),
+                lua_script(
+                    folder,
+                    "peer-introspect",
+                    introspection_requests("/token/introspection", peer_pairs, peer_tokens),
+                ),
+            )
+        for target in targets.values():
+            warm_up(target.url, target.token, args.connections, args.warmup)
+        for scenario in ("token", "introspection"):
+            measured = side_by_side(args, targets, scenario, args.connections)
+            ours[scenario] = measured["authserver"]
+            if args.peer:
+                peer[scenario] = measured["peer"]
         latencies: list[float] = []
         starter = threading.Thread(
             target=lambda: latencies.extend(cold_start(url, cold, delay=1.0))
         )
         starter.start()
-        results["cold"] = wrk(url, token_lua, args.connections, args.duration)
+        ours["cold"] = wrk(url, token_lua, args.connections, args.duration)
         starter.join()
-        results["cold"]["cold_credentials"] = len(latencies)
-        results["cold"]["cold_max_ms"] = max(latencies, default=float("nan"))
+        ours["cold"]["cold_credentials"] = len(latencies)
+        ours["cold"]["cold_max_ms"] = max(latencies, default=float("nan"))
         if args.plot:
-            results["sweep"] = [wrk(url, token_lua, c, args.sweep_duration) for c in SWEEP]
+            sweep = [side_by_side(args, targets, "token", c) for c in SWEEP]
+            ours["sweep"] = [point["authserver"] for point in sweep]
+            if args.peer:
+                peer["sweep"] = [point["peer"] for point in sweep]
     with authserver(url_db, workers=2) as url:
-        # Each worker verifies each secret once (argon2, one at a time): warm up longer.
-        wrk(url, token_lua, args.connections, 3 * args.warmup)
-        results["workers2"] = wrk(url, token_lua, args.connections, args.duration)
+        warm_up(url, token_lua, args.connections, args.warmup)
+        ours["workers2"] = wrk(url, token_lua, args.connections, args.duration)
     if args.scale_credentials:
         scale_db = f"sqlite:///{folder}/scale.db"
         scale_pairs = seed(scale_db, args.credentials, args.users)
@@ -351,26 +419,9 @@ def run_authserver(args: argparse.Namespace, folder: Path) -> tuple[dict[str, An
         scale_lua = lua_script(folder, "scale", token_requests("/auth/v1/token", scale_pairs))
         with authserver(scale_db) as url:
             first_tokens(url, "/auth/v1/token", scale_pairs)
-            wrk(url, scale_lua, args.connections, args.warmup)
-            results["scale"] = wrk(url, scale_lua, args.connections, args.duration)
-    return results, pairs
-
-
-def run_peer(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
-    with peer_server(folder, pairs) as url:
-        tokens = first_tokens(url, "/token", pairs)
-        token_lua = lua_script(folder, "peer-token", token_requests("/token", pairs))
-        wrk(url, token_lua, args.connections, args.warmup)
-        results["token"] = wrk(url, token_lua, args.connections, args.duration)
-        introspect_lua = lua_script(
-            folder, "peer-introspect", introspection_requests("/token/introspection", pairs, tokens)
-        )
-        results["introspection"] = wrk(url, introspect_lua, args.connections, args.duration)
-        if args.plot:
-            results["sweep"] = [wrk(url, token_lua, c, args.sweep_duration) for c in SWEEP]
-    return results
+            warm_up(url, scale_lua, args.connections, args.warmup)
+            ours["scale"] = wrk(url, scale_lua, args.connections, args.duration)
+    return ours, peer
 
 
 def flood_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
@@ -418,7 +469,8 @@ def verdict(ok: bool) -> str:
 def report(args: argparse.Namespace, ours: dict[str, Any], peer: dict[str, Any] | None) -> None:
     print(
         f"authserver, {args.credentials} credentials, {args.connections} connections, "
-        f"{args.duration} s per run (wrk on the same machine)"
+        f"{args.duration} s per run; token and introspection: median of {args.rounds} runs "
+        "alternating with the peer (wrk on the same machine)"
     )
     print(line("token (1 worker)", ours["token"]))
     print(line("introspection (1 worker)", ours["introspection"]))
@@ -486,7 +538,10 @@ def plot(path: Path, ours: dict[str, Any], peer: dict[str, Any] | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating runs per server (median kept)"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--credentials", type=int, default=100)
@@ -503,12 +558,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.warmup, args.connections, args.credentials = 1, 1, 2, 3
+        args.rounds = 1
         args.users, args.cold, args.scale_credentials, args.scale_users = 1, 2, 200, 20
 
     with tempfile.TemporaryDirectory(prefix="authserver-bench-") as name:
         folder = Path(name)
-        ours, _ = run_authserver(args, folder)
-        peer = run_peer(args, folder) if args.peer else None
+        ours, peer_results = run_all(args, folder)
+        peer = peer_results or None
         flood = flood_ratio(args, folder) if args.flood else None
     report(args, ours, peer)
     if flood:
