@@ -193,7 +193,7 @@ class KeyRing:
         entry = self._verified.get(digest)
         if entry is None or entry[0] not in self._public:
             return None
-        return entry[1]
+        return dict(entry[1])
 
     def remember_verified(self, digest: bytes, kid: str, claims: dict[str, Any]) -> None:
         if len(self._verified) >= MAX_VERIFIED:

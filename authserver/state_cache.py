@@ -28,7 +28,7 @@ import anyio
 import anyio.to_thread
 
 from authserver.domain.credentials import AuthState
-from authserver.store.repository import Changes, Repository
+from authserver.store.repository import REVOCATION_MARGIN, Changes, Repository
 
 log = logging.getLogger("authserver.state_cache")
 MAX_ENTRIES = 200_000
@@ -80,7 +80,8 @@ class StateCache:
 
     def apply(self, changes: Changes, *, started: float, now: datetime) -> None:
         """Take in a sync that began at ``started``; a first sync starts from nothing."""
-        if self.version is None:
+        if self.version is None or changes.version < self.version:
+            # First sync, or the counter went back (database restored): start from nothing.
             self._entries.clear()
             self._by_user.clear()
             self._revoked = dict(changes.revoked)
@@ -91,11 +92,13 @@ class StateCache:
                 dropped |= self._by_user.get(user_id, set())
             for client_id in dropped:
                 self._evict(client_id)
-            if dropped:
+            if changes.client_ids or changes.user_ids:
+                # Also when nothing cached was dropped: a read in flight may predate the change.
                 self._dropped_at = self._clock()
             self._revoked.update(changes.revoked)
             if started - self._purged_at > PURGE_SECONDS:
-                self._revoked = {j: e for j, e in self._revoked.items() if e >= now}
+                cutoff = now - REVOCATION_MARGIN
+                self._revoked = {j: e for j, e in self._revoked.items() if e >= cutoff}
                 self._purged_at = started
         self.version = changes.version
         self._synced_at = started

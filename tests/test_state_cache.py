@@ -175,3 +175,36 @@ def test_change_from_another_process_applies_within_a_second(
     mint(client, record.client_id, secret)
     repo.delete_client(id=record.id, now=now())  # as the CLI or another instance would
     within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
+
+
+def test_state_read_before_a_user_change_is_not_kept_even_if_nothing_was_cached() -> None:
+    clock = Clock()
+    cache = synced_cache(clock)
+    read_started = clock()  # a token request starts reading c1 (owner u1 still enabled)
+    clock.value += 0.01
+    cache.apply(changes(2, users=["u1"]), started=clock(), now=now())  # u1 disabled meanwhile
+    cache.put(state("c1", "u1"), read_started)
+    assert cache.get("c1") is None
+
+
+def test_counter_going_back_starts_the_cache_afresh() -> None:
+    """A database restored from a backup: versions seen before mean nothing any more."""
+    clock = Clock()
+    cache = StateCache(0.5, clock=clock)
+    cache.apply(changes(10), started=clock(), now=now())
+    clock.value += 0.01
+    cache.put(state("c1"), clock())
+    cache.apply(changes(3), started=clock(), now=now())
+    assert cache.get("c1") is None
+    assert cache.version == 3
+
+
+def test_revocation_outlives_token_expiry_by_the_clock_skew_margin(repo: Repository) -> None:
+    """Token checks accept a token a few seconds past exp; its revocation must still be known."""
+    expired = now() - timedelta(seconds=10)
+    repo.revoke_token(jti="just-expired", expires_at=expired)
+    repo.purge_revocations(now=now())
+    assert repo.is_revoked(jti="just-expired")
+    cache = StateCache(0.5)
+    anyio.run(cache.sync, repo)
+    assert cache.revoked("just-expired") is True

@@ -35,6 +35,8 @@ from authserver.store.models import (
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 ASSERTION_SKEW = timedelta(seconds=30)
+# Revocations outlive their token's exp: token checks allow a few seconds of clock skew.
+REVOCATION_MARGIN = timedelta(seconds=60)
 
 
 def new_record_id() -> str:
@@ -147,14 +149,17 @@ class Changes:
 
 
 def _next_version(session: Session) -> int:
-    """Increment the change counter; its row lock orders changing transactions (commit order)."""
+    """Increment the change counter; its row lock orders changing transactions (commit order).
+
+    Call it before touching any other row: every changing transaction then takes
+    the counter first, so two of them cannot deadlock over rows.
+    """
+    session.execute(
+        update(ChangeCounter).where(ChangeCounter.id == 1).values(value=ChangeCounter.value + 1)
+    )
+    # Read back in the same transaction (UPDATE … RETURNING needs SQLite 3.35).
     return int(
-        session.execute(
-            update(ChangeCounter)
-            .where(ChangeCounter.id == 1)
-            .values(value=ChangeCounter.value + 1)
-            .returning(ChangeCounter.value)
-        ).scalar_one()
+        session.execute(select(ChangeCounter.value).where(ChangeCounter.id == 1)).scalar_one()
     )
 
 
@@ -204,6 +209,7 @@ class Repository:
         now: datetime,
     ) -> UserRecord:
         with self.database.session() as session:
+            version = _next_version(session)
             row = session.get(User, user_id)
             if row is None:
                 raise NotFound(f"no user {user_id!r}")
@@ -212,7 +218,7 @@ class Repository:
             if disabled is not None:
                 row.disabled = disabled
             row.updated_at = now
-            row.version = _next_version(session)
+            row.version = version
             return _user(row)
 
     def list_users(self) -> list[UserRecord]:
@@ -317,12 +323,13 @@ class Repository:
     def delete_client(self, *, id: str, now: datetime) -> ClientRecord:
         """Soft delete: sets ``deletedAt``; deleting twice is NotFound."""
         with self.database.session() as session:
+            version = _next_version(session)
             row = session.get(PersonalClient, id)
             if row is None or row.deleted_at is not None:
                 raise NotFound(f"no personal client {id!r}")
             row.deleted_at = now
             row.updated_at = now
-            row.version = _next_version(session)
+            row.version = version
             return _client(row)
 
     def auth_state(self, *, client_id: str) -> AuthState | None:
@@ -543,8 +550,8 @@ class Repository:
     def revoke_token(self, *, jti: str, expires_at: datetime) -> None:
         try:
             with self.database.session() as session:
+                version = _next_version(session)
                 if session.get(RevokedToken, jti) is None:
-                    version = _next_version(session)
                     session.add(RevokedToken(jti=jti, expires_at=expires_at, version=version))
         except IntegrityError:
             pass  # revoked concurrently by another request or instance
@@ -562,7 +569,7 @@ class Repository:
             if since is None:
                 revoked = session.execute(
                     select(RevokedToken.jti, RevokedToken.expires_at).where(
-                        RevokedToken.expires_at >= now
+                        RevokedToken.expires_at >= now - REVOCATION_MARGIN
                     )
                 )
                 return Changes(
@@ -593,5 +600,6 @@ class Repository:
 
     def purge_revocations(self, *, now: datetime) -> int:
         with self.database.session() as session:
-            result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+            cutoff = now - REVOCATION_MARGIN
+            result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < cutoff))
             return int(getattr(result, "rowcount", 0) or 0)
