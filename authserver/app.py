@@ -37,17 +37,19 @@ PURGE_SECONDS = 60.0
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
-async def refresh_keys(services: Services) -> None:
+async def refresh_keys(services: Services, limiter: anyio.CapacityLimiter | None = None) -> None:
     """Load signing keys from the database (another instance or the CLI may have rotated)."""
-    records = await anyio.to_thread.run_sync(services.repo.list_keys)
+    records = await anyio.to_thread.run_sync(services.repo.list_keys, limiter=limiter)
     services.keyring.load(records, alg=services.settings.signing_alg, now=datetime.now(UTC))
 
 
 async def _key_refresher(services: Services) -> None:
+    # Its own worker-thread slot: requests filling the default ones must not delay rotation.
+    limiter = anyio.CapacityLimiter(1)
     while True:
         await anyio.sleep(KEY_REFRESH_SECONDS)
         try:
-            await refresh_keys(services)
+            await refresh_keys(services, limiter)
         except Exception as exc:  # the database may be briefly away; keep the keys we have
             log.warning("signing key refresh failed: %s", exc)
 

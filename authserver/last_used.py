@@ -25,6 +25,7 @@ class LastUsedRecorder:
         self.repo = repo
         self.interval = interval
         self._pending: dict[str, datetime] = {}
+        self._limiter: anyio.CapacityLimiter | None = None  # own thread slot, see flush
 
     def touch(self, credential_id: str, when: datetime) -> None:
         previous = self._pending.get(credential_id)
@@ -39,8 +40,13 @@ class LastUsedRecorder:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
+        if self._limiter is None:
+            # Requests that fill anyio's default worker threads must not hold up the flush.
+            self._limiter = anyio.CapacityLimiter(1)
         try:
-            await anyio.to_thread.run_sync(lambda: self.repo.record_last_used(used=batch))
+            await anyio.to_thread.run_sync(
+                lambda: self.repo.record_last_used(used=batch), limiter=self._limiter
+            )
         except Exception:
             log.exception("lastUsedAt flush failed; %d updates kept for retry", len(batch))
             for credential_id, when in batch.items():

@@ -48,6 +48,9 @@ class StateCache:
         self._synced_at = -math.inf  # start of the last successful sync
         self._dropped_at = -math.inf  # last time entries were dropped for a change
         self._purged_at = -math.inf
+        # Its own worker-thread slot: requests filling anyio's default pool (e.g. a burst
+        # of credential creations waiting for argon2) must not stop the sync.
+        self._sync_limiter: anyio.CapacityLimiter | None = None
 
     def in_sync(self) -> bool:
         return self.ttl > 0 and self._clock() - self._synced_at < self.ttl
@@ -137,7 +140,11 @@ class StateCache:
         started = self._clock()
         now = datetime.now(UTC)
         since = self.version
-        changes = await anyio.to_thread.run_sync(lambda: repo.changes_since(since=since, now=now))
+        if self._sync_limiter is None:
+            self._sync_limiter = anyio.CapacityLimiter(1)
+        changes = await anyio.to_thread.run_sync(
+            lambda: repo.changes_since(since=since, now=now), limiter=self._sync_limiter
+        )
         self.apply(changes, started=started, now=now)
 
     async def follow(self, repo: Repository) -> None:

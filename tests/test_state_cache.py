@@ -208,3 +208,23 @@ def test_revocation_outlives_token_expiry_by_the_clock_skew_margin(repo: Reposit
     cache = StateCache(0.5)
     anyio.run(cache.sync, repo)
     assert cache.revoked("just-expired") is True
+
+
+def test_sync_runs_while_every_default_worker_thread_is_taken(repo: Repository) -> None:
+    """A burst of slow blocking work (argon2 for many creations) must not stop the sync."""
+
+    async def scenario() -> None:
+        default = anyio.to_thread.current_default_thread_limiter()
+        holders = [object() for _ in range(int(default.total_tokens))]
+        for holder in holders:
+            await default.acquire_on_behalf_of(holder)
+        try:
+            cache = StateCache(0.5)
+            with anyio.fail_after(5):
+                await cache.sync(repo)
+            assert cache.in_sync()
+        finally:
+            for holder in holders:
+                default.release_on_behalf_of(holder)
+
+    anyio.run(scenario)
