@@ -14,6 +14,7 @@ from authserver.oauth.server import Server
 from authserver.state_cache import StateCache
 from authserver.store.database import Database
 from authserver.store.repository import Repository
+from authserver.tokens import ActiveToken, active_token
 
 
 @dataclass
@@ -55,6 +56,16 @@ class Services:
             server=server,
             metrics=Metrics(lambda: (hasher.cache_hits, hasher.cache_misses)),
             state_cache=state_cache,
+        )
+
+    async def active_token(self, token: str) -> ActiveToken | None:
+        """``tokens.active_token`` with this instance's keys, settings, store and cache."""
+        return await active_token(
+            token,
+            keyring=self.keyring,
+            settings=self.settings,
+            repo=self.repo,
+            cache=self.state_cache,
         )
 
     def forget_credential(self, *, client_id: str) -> None:

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from authserver import manage
 from authserver.app import create_app
 from authserver.config import Settings
-from authserver.domain.credentials import Caller
+from authserver.domain.credentials import AuthState, Caller
 from authserver.hashing import SecretHasher
 from authserver.store.database import Database, migrate
 from authserver.store.repository import ClientRecord, Repository, UserRecord
@@ -260,6 +260,23 @@ def caller(client: TestClient, make_user, make_client) -> Callable[..., tuple[Us
         return user, record, secret, mint(client, record.client_id, secret, **extra)
 
     return make
+
+
+def auth_state(**changes: Any) -> AuthState:
+    """A credential's authentication state for unit tests: live, unlocked, owner role "a"."""
+    base: dict[str, Any] = dict(
+        id="1",
+        client_id="c",
+        user_id="u",
+        secret_hash="h",
+        allow_source_cidr=(),
+        scoped_roles=frozenset(),
+        expires_time=None,
+        deleted=False,
+        owner_roles=frozenset({"a"}),
+        owner_disabled=False,
+    )
+    return AuthState(**{**base, **changes})
 
 
 def within(seconds: float, condition: Callable[[], bool]) -> float:

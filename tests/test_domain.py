@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from authserver.domain import credentials, durations, network, roles
-from authserver.domain.credentials import AuthState, Caller
+from authserver.domain.credentials import Caller
 from authserver.errors import InvalidArgument, PermissionDenied
+from tests.conftest import auth_state
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8")]
@@ -176,22 +177,6 @@ def test_display_name_rejects_control_characters() -> None:
         credentials.validate_display_name("a\nb")
 
 
-def state(**changes) -> AuthState:
-    base = dict(
-        id="1",
-        client_id="c",
-        user_id="u",
-        secret_hash="h",
-        allow_source_cidr=(),
-        scoped_roles=frozenset(),
-        expires_time=None,
-        deleted=False,
-        owner_roles=frozenset({"a"}),
-        owner_disabled=False,
-    )
-    return AuthState(**{**base, **changes})
-
-
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
@@ -201,14 +186,14 @@ def state(**changes) -> AuthState:
     ],
 )
 def test_refusal_reasons(changes: dict, reason: str) -> None:
-    assert credentials.refusal_reason(state(**changes), now=NOW, source=None) == reason
+    assert credentials.refusal_reason(auth_state(**changes), now=NOW, source=None) == reason
 
 
 def test_live_credential_has_no_refusal() -> None:
     future = NOW + timedelta(seconds=1)
-    assert credentials.refusal_reason(state(expires_time=future), now=NOW, source=None) is None
+    assert credentials.refusal_reason(auth_state(expires_time=future), now=NOW, source=None) is None
 
 
 def test_token_expiry_is_capped_by_credential_expiry() -> None:
     expires = NOW + timedelta(seconds=30)
-    assert credentials.token_expiry(state(expires_time=expires), now=NOW, ttl=600) == expires
+    assert credentials.token_expiry(auth_state(expires_time=expires), now=NOW, ttl=600) == expires

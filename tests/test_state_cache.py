@@ -13,7 +13,7 @@ from authserver.domain.credentials import AuthState
 from authserver.errors import PermissionDenied
 from authserver.state_cache import StateCache
 from authserver.store.repository import Changes, Repository
-from tests.conftest import mint, now, token_request, within
+from tests.conftest import auth_state, mint, now, token_request, within
 
 
 class Clock:
@@ -25,20 +25,7 @@ class Clock:
 
 
 def state(client_id: str = "c1", user_id: str = "u1") -> AuthState:
-    return AuthState(
-        id="id-" + client_id,
-        client_id=client_id,
-        user_id=user_id,
-        secret_hash="h",
-        allow_source_cidr=(),
-        scoped_roles=frozenset(),
-        expires_time=None,
-        deleted=False,
-        owner_roles=frozenset({"a"}),
-        owner_disabled=False,
-        public_keys=(),
-        auth_method=None,
-    )
+    return auth_state(client_id=client_id, user_id=user_id)
 
 
 def changes(version: int, clients=(), users=(), revoked=()) -> Changes:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from authserver.domain.credentials import Caller
 from authserver.errors import Unauthenticated
 from authserver.services import Services
-from authserver.tokens import ActiveToken, active_token
+from authserver.tokens import ActiveToken
 
 
 async def bearer(request: Request, services: Services) -> ActiveToken:
@@ -15,13 +15,7 @@ async def bearer(request: Request, services: Services) -> ActiveToken:
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a Bearer access token is required")
-    active = await active_token(
-        token.strip(),
-        keyring=services.keyring,
-        settings=services.settings,
-        repo=services.repo,
-        cache=services.state_cache,
-    )
+    active = await services.active_token(token.strip())
     if active is None:
         raise Unauthenticated("the access token is invalid, expired or revoked")
     return active

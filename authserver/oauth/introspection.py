@@ -9,7 +9,6 @@ from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
-from authserver.tokens import active_token
 
 INACTIVE = {"active": False}
 
@@ -29,13 +28,7 @@ async def introspection_endpoint(request: Request) -> Response:
     caller, token = await services.authenticator.token_request(
         request, max_bytes=services.settings.max_body_bytes
     )
-    active = await active_token(
-        token,
-        keyring=services.keyring,
-        settings=services.settings,
-        repo=services.repo,
-        cache=services.state_cache,
-    )
+    active = await services.active_token(token)
     if active is None or not may_introspect(caller, active.state.user_id, services):
         return json_response(200, INACTIVE, NO_STORE)
     claims = active.claims

@@ -42,7 +42,6 @@ from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
 from authserver.store.repository import ClientRecord
-from authserver.tokens import active_token
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 GRANT_TYPES = ["client_credentials"]
@@ -216,13 +215,7 @@ async def _json(request: Request) -> dict[str, Any]:
 async def _registrar(services: Services, token: str) -> tuple[Caller, str, str | None]:
     """(caller, owner id, initial-token hash) for an access token or an initial access token."""
     if token.count(".") == 2:
-        active = await active_token(
-            token,
-            keyring=services.keyring,
-            settings=services.settings,
-            repo=services.repo,
-            cache=services.state_cache,
-        )
+        active = await services.active_token(token)
         if active is None:
             raise InvalidToken("the access token is invalid, expired or revoked")
         return caller_of(active), active.state.user_id, None
