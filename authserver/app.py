@@ -6,22 +6,23 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver import keys, ops
+from authserver.api.bodies import FIELD_NAMES as API_FIELD_NAMES
 from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError, Unauthenticated
-from authserver.oauth import registration
+from authserver.oauth import client_configuration, registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
 from authserver.oauth.revocation import revocation_endpoint
@@ -33,13 +34,11 @@ log = logging.getLogger("authserver")
 Endpoint = Callable[[Request], Awaitable[Response]]
 KEY_REFRESH_SECONDS = 0.5  # a rotation reaches every instance well within 1 s
 PURGE_SECONDS = 60.0
-# OAuth endpoints answer every method themselves (405 in RFC 6749 JSON).
-ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 async def refresh_keys(services: Services, limiter: anyio.CapacityLimiter | None = None) -> None:
     """Load signing keys from the database (another instance or the CLI may have rotated)."""
-    records = await anyio.to_thread.run_sync(services.repo.list_keys, limiter=limiter)
+    records = await anyio.to_thread.run_sync(services.store.keys.all, limiter=limiter)
     services.keyring.load(records, alg=services.settings.signing_alg, now=datetime.now(UTC))
 
 
@@ -56,9 +55,9 @@ async def _key_refresher(services: Services) -> None:
 
 def _purge_once(services: Services) -> None:
     now = datetime.now(UTC)
-    services.repo.purge_revocations(now=now)
-    services.repo.purge_keys(now=now)
-    services.repo.purge_assertions(now=now)
+    services.store.revocations.purge(now=now)
+    services.store.keys.purge(now=now)
+    services.store.revocations.purge_assertions(now=now)
 
 
 async def _purger(services: Services) -> None:
@@ -75,12 +74,14 @@ async def _purger(services: Services) -> None:
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     services: Services = app.state.services
     await anyio.to_thread.run_sync(
-        lambda: keys.ensure_active_key(services.repo, services.settings, now=datetime.now(UTC))
+        lambda: keys.ensure_active_key(
+            services.store.keys, services.settings, now=datetime.now(UTC)
+        )
     )
     await refresh_keys(services)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
-        tasks.start_soon(services.state_cache.follow, services.repo)
+        tasks.start_soon(services.state_cache.follow, services.store.changes)
         tasks.start_soon(_key_refresher, services)
         tasks.start_soon(_purger, services)
         try:
@@ -118,7 +119,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthenticated):
         headers = {"WWW-Authenticate": 'Bearer realm="authserver"'}
     return JSONResponse(
-        {"code": exc.code, "message": exc.message}, status_code=exc.http_status, headers=headers
+        {"code": exc.code, "message": exc.describe(API_FIELD_NAMES)},
+        status_code=exc.http_status,
+        headers=headers,
     )
 
 
@@ -131,51 +134,45 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-class App(Starlette):
-    """Starlette, with the OAuth endpoints dispatched straight from the request-log layer.
+class OAuthEndpoints:
+    """Middleware that answers the token, introspection and revocation endpoints itself.
 
-    Every client calls the token, introspection and revocation endpoints, and
-    Starlette's router and exception middleware cost a noticeable share of each
-    request there. Those endpoints answer every method and every error
-    themselves (RFC 6749 JSON), so they need neither; the access log, the
-    security headers and the 500 answer stay the same as on every other route.
+    Every client calls these, and Starlette's router and exception middleware
+    cost a noticeable share of each request there. The endpoints answer every
+    method and every error themselves (RFC 6749 JSON), so they need neither.
+    Placed last in the app's middleware list, it keeps every middleware declared
+    before it (or added later with ``add_middleware``) on these paths too; an
+    unexpected error still reaches the app's 500 handler.
     """
 
-    def __init__(self, *, hot: dict[str, Endpoint], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._hot = hot
-        self._hot_stack = ops.RequestLogMiddleware(self._serve_hot)
+    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self._hot:
-            scope["app"] = self
-            await self._hot_stack(scope, receive, send)
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
-
-    async def _serve_hot(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            response = await self._hot[scope["path"]](request)
-        except Exception as exc:
-            response = await _unexpected(request, exc)
+        response = await endpoint(Request(scope, receive))
         await response(scope, receive, send)
 
 
 def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
     """Build the application; the database schema must already be migrated."""
     services = Services.build(settings, database)
-    hot: dict[str, Endpoint] = {
+    oauth_endpoints: dict[str, Endpoint] = {
         "/auth/v1/token": token_endpoint,
         "/auth/v1/introspect": introspection_endpoint,
         "/auth/v1/revoke": revocation_endpoint,
     }
     routes = [
-        *(Route(path, endpoint, methods=ANY_METHOD) for path, endpoint in hot.items()),
         Route("/auth/v1/register", registration.register, methods=["POST"]),
-        Route("/auth/v1/register/{client_id:path}", registration.read, methods=["GET"]),
-        Route("/auth/v1/register/{client_id:path}", registration.replace, methods=["PUT"]),
-        Route("/auth/v1/register/{client_id:path}", registration.remove, methods=["DELETE"]),
+        Route("/auth/v1/register/{client_id:path}", client_configuration.read, methods=["GET"]),
+        Route("/auth/v1/register/{client_id:path}", client_configuration.replace, methods=["PUT"]),
+        Route(
+            "/auth/v1/register/{client_id:path}", client_configuration.remove, methods=["DELETE"]
+        ),
         Route("/.well-known/oauth-authorization-server", authorization_server_metadata),
         Route("/.well-known/jwks.json", jwks),
         Route("/healthz", ops.healthz),
@@ -183,9 +180,12 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         Route("/metrics", ops.metrics),
         *API_ROUTES,
     ]
-    app = App(
-        hot=hot,
+    app = Starlette(
         routes=routes,
+        middleware=[
+            Middleware(ops.RequestLogMiddleware),
+            Middleware(OAuthEndpoints, endpoints=oauth_endpoints),
+        ],
         lifespan=_lifespan,
         exception_handlers={
             HTTPException: _http_error,
@@ -194,7 +194,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         },
     )
     app.state.services = services
-    app.add_middleware(ops.RequestLogMiddleware)
     return app
 
 

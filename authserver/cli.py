@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -11,16 +12,26 @@ from typing import Any, TypeVar
 
 import click
 
-from authserver import keys, manage, wire
+from authserver import keys, wire
 from authserver.config import Settings, load_settings
-from authserver.domain.credentials import Caller
+from authserver.domain.credentials import Caller, NewCredential
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
 from authserver.hashing import SecretHasher
+from authserver.store import Store
 from authserver.store.database import Database, migrate
-from authserver.store.repository import Repository
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
 
 T = TypeVar("T")
+#: How the command line names the domain's fields: by the option that sets them.
+FIELD_NAMES = {
+    "display_name": "--name",
+    "allow_source_cidr": "--allow-cidr",
+    "scoped_roles": "--scoped-role",
+    "expires_time": "--expires",
+    "roles": "--role",
+}
 
 
 class Context:
@@ -43,9 +54,17 @@ class Context:
             migrate(self._database)
         return self._database
 
-    @property
-    def repo(self) -> Repository:
-        return Repository(self.database)
+    @functools.cached_property
+    def store(self) -> Store:
+        return Store(self.database)
+
+    @functools.cached_property
+    def credentials(self) -> CredentialService:
+        return CredentialService(self.store, SecretHasher(self.settings), self.settings)
+
+    @functools.cached_property
+    def users(self) -> UserService:
+        return UserService(self.store)
 
     def close(self) -> None:
         if self._database is not None:
@@ -58,7 +77,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except AuthserverError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {exc.describe(FIELD_NAMES)}", err=True)
         sys.exit(1)
 
 
@@ -141,11 +160,11 @@ def users() -> None:
 @click.option("--role", "roles", multiple=True, help="Role (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
 @_command
-def users_create(ctx: Context, email: str, name: str | None, roles: tuple[str, ...], as_json: bool):
+def users_create(
+    ctx: Context, email: str, name: str | None, roles: tuple[str, ...], as_json: bool
+) -> None:
     """Create a user."""
-    user = manage.create_user(
-        ctx.repo, email=email, display_name=name, role_names=roles, now=_now()
-    )
+    user = ctx.users.create(email=email, display_name=name, role_names=roles, now=_now())
     if as_json:
         _print_json(wire.user_json(user))
     else:
@@ -171,9 +190,7 @@ def users_update(
     if no_roles and roles:
         raise click.UsageError("--no-roles and --role exclude each other")
     new_roles = () if no_roles else (roles or None)
-    user = manage.update_user(
-        ctx.repo, ref=ref, role_names=new_roles, disabled=disabled, now=_now()
-    )
+    user = ctx.users.update(ref=ref, role_names=new_roles, disabled=disabled, now=_now())
     if as_json:
         _print_json(wire.user_json(user))
     else:
@@ -188,7 +205,7 @@ def users_update(
 @_command
 def users_list(ctx: Context, as_json: bool) -> None:
     """List users."""
-    records = ctx.repo.list_users()
+    records = ctx.store.users.all()
     if as_json:
         _print_json([wire.user_json(u) for u in records])
         return
@@ -220,21 +237,17 @@ def clients_create(
     as_json: bool,
 ) -> None:
     """Create a personal client; its secret is printed once."""
-    expires_in = parse_duration(expires) if expires is not None else None
-    repo = ctx.repo
-    owner = repo.find_user(ref=user_ref)
-    record, secret = manage.create_credential(
-        repo,
-        SecretHasher(ctx.settings),
-        ctx.settings,
-        caller=Caller.operator(),
-        owner=owner,
+    new = NewCredential(
         display_name=name,
         allow_source_cidr=cidrs,
         scoped_roles=scoped_roles,
-        expires_in=expires_in,
-        now=_now(),
+        expires_in=parse_duration(expires) if expires is not None else None,
     )
+    owner = ctx.store.users.find(ref=user_ref)
+    created = ctx.credentials.create(
+        caller=Caller.operator(), owner_id=owner.id, new=new, now=_now()
+    )
+    record, secret = created.record, created.secret
     if as_json:
         _print_json({"client": wire.client_json(record), "clientSecret": secret})
         return
@@ -250,9 +263,8 @@ def clients_create(
 @_command
 def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
     """List personal clients (not deleted)."""
-    repo = ctx.repo
-    user_id = repo.find_user(ref=user_ref).id if user_ref else None
-    records = repo.list_clients(user_id=user_id)
+    user_id = ctx.store.users.find(ref=user_ref).id if user_ref else None
+    records = ctx.store.credentials.all(user_id=user_id)
     if as_json:
         _print_json([wire.client_json(c) for c in records])
         return
@@ -262,12 +274,11 @@ def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
 
 
 @clients.command("delete")
-@click.argument("client_ref", metavar="ID")
+@click.argument("client_ref", metavar="ID|CLIENT_ID")
 @_command
 def clients_delete(ctx: Context, client_ref: str) -> None:
     """Delete a personal client (it stops authenticating at once)."""
-    record = ctx.repo.delete_client(id=client_ref, now=_now())
-    manage.audit_credential("credential_deleted", record, Caller.operator())
+    record = ctx.credentials.delete(caller=Caller.operator(), ref=client_ref, now=_now())
     click.echo(f"deleted {record.id} ({record.client_id})")
 
 
@@ -280,7 +291,7 @@ def keys_group() -> None:
 @_command
 def keys_rotate(ctx: Context) -> None:
     """Add a new active signing key; the old one stays published until its tokens expire."""
-    record = keys.rotate(ctx.repo, ctx.settings, now=_now())
+    record = keys.rotate(ctx.store.keys, ctx.settings, now=_now())
     click.echo(f"active key {record.kid} ({record.alg})")
 
 
@@ -289,7 +300,7 @@ def keys_rotate(ctx: Context) -> None:
 @_command
 def keys_list(ctx: Context, as_json: bool) -> None:
     """List signing keys."""
-    records = ctx.repo.list_keys()
+    records = ctx.store.keys.all()
     if as_json:
         _print_json([wire.key_json(k) for k in records])
         return
@@ -314,8 +325,8 @@ def registration_tokens() -> None:
 @_command
 def registration_tokens_create(ctx: Context, user_ref: str, ttl: str, as_json: bool) -> None:
     """Mint a one-time token that registers one client for a user."""
-    token, expires_at = manage.create_registration_token(
-        ctx.repo, user_ref=user_ref, ttl=parse_duration(ttl), now=_now()
+    token, expires_at = ctx.credentials.mint_registration_token(
+        user_ref=user_ref, ttl=parse_duration(ttl), now=_now()
     )
     if as_json:
         _print_json({"token": token, "expiresTime": wire.timestamp(expires_at)})

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
-import jwt
+from joserfc import jwt
+from joserfc.jwk import OKPKey
 
-from authserver.domain.credentials import parse_secret
+from authserver.domain.secrets import parse_secret
+from authserver.jose import ASSERTION_ALGORITHMS
 from authserver.oauth.assertions import ASSERTION_TYPE
 
 
@@ -32,7 +33,7 @@ def signed_assertion(
     secret: str, *, client_id: str, audience: str | list[str], lifetime: int = 60
 ) -> str:
     """An EdDSA-signed JWT with ``iss`` = ``sub`` = client_id, a fresh ``jti``, ``exp`` soon."""
-    key: Any = jwt.PyJWK(private_jwk(secret), algorithm="EdDSA").key
+    key = OKPKey.import_key({k: v for k, v in private_jwk(secret).items()})
     now = int(time.time())
     claims = {
         "iss": client_id,
@@ -42,7 +43,7 @@ def signed_assertion(
         "exp": now + lifetime,
         "jti": secrets.token_urlsafe(16),
     }
-    return jwt.encode(claims, key, algorithm="EdDSA")
+    return jwt.encode({"alg": "EdDSA"}, claims, key, registry=ASSERTION_ALGORITHMS)
 
 
 def assertion_form(secret: str, *, client_id: str, audience: str | list[str]) -> dict[str, str]:

@@ -16,16 +16,38 @@ message and exits 1. Each mapping happens once, at that boundary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Self
+
 
 class AuthserverError(Exception):
-    """Base class; ``code`` is the gRPC status code, ``http_status`` its HTTP twin."""
+    """Base class; ``code`` is the gRPC status code, ``http_status`` its HTTP twin.
+
+    ``field`` names the input the error is about by its domain name
+    (``scoped_roles``, ``display_name``, ...); ``describe`` renders it in a front
+    door's own vocabulary (``scopedRoles`` for the API, ``scope`` for RFC 7591).
+    """
 
     code = 2
     http_status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
+
+    def describe(self, names: Mapping[str, str] | None = None) -> str:
+        """``"<field>: <message>"`` with the field named as ``names`` says, or the message."""
+        if self.field is None:
+            return self.message
+        return f"{(names or {}).get(self.field, self.field)}: {self.message}"
+
+    def about(self, field: str) -> Self:
+        """The same error, about ``field`` (kept if it names one already)."""
+        return type(self)(self.message, field=self.field or field)
+
+    def __str__(self) -> str:
+        return self.describe()
 
 
 class ConfigError(AuthserverError):

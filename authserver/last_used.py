@@ -13,7 +13,7 @@ from datetime import datetime
 import anyio
 import anyio.to_thread
 
-from authserver.store.repository import Repository
+from authserver.store.credentials import CredentialStore
 
 log = logging.getLogger("authserver.last_used")
 
@@ -21,8 +21,8 @@ log = logging.getLogger("authserver.last_used")
 class LastUsedRecorder:
     """Coalesces ``lastUsedAt`` updates: one row write per credential per interval."""
 
-    def __init__(self, repo: Repository, *, interval: float) -> None:
-        self.repo = repo
+    def __init__(self, credentials: CredentialStore, *, interval: float) -> None:
+        self.credentials = credentials
         self.interval = interval
         self._pending: dict[str, datetime] = {}
         self._limiter: anyio.CapacityLimiter | None = None  # own thread slot, see flush
@@ -45,7 +45,7 @@ class LastUsedRecorder:
             self._limiter = anyio.CapacityLimiter(1)
         try:
             await anyio.to_thread.run_sync(
-                lambda: self.repo.record_last_used(used=batch), limiter=self._limiter
+                lambda: self.credentials.record_last_used(used=batch), limiter=self._limiter
             )
         except Exception:
             log.exception("lastUsedAt flush failed; %d updates kept for retry", len(batch))

@@ -12,18 +12,19 @@ from authserver.metrics import Metrics
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.server import Server
 from authserver.state_cache import StateCache
-from authserver.store.database import Database
-from authserver.store.repository import Repository
+from authserver.store import Database, Store
 from authserver.tokens import ActiveToken, active_token
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
 
 
 @dataclass
 class Services:
-    """Settings, storage and the long-lived helpers handlers use."""
+    """Settings, storage, the use cases and the long-lived helpers handlers use."""
 
     settings: Settings
     database: Database
-    repo: Repository
+    store: Store
     hasher: SecretHasher
     keyring: KeyRing
     last_used: LastUsedRecorder
@@ -31,15 +32,17 @@ class Services:
     server: Server
     metrics: Metrics
     state_cache: StateCache
+    credentials: CredentialService
+    users: UserService
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
         database = database or Database(settings.database_url)
-        repo = Repository(database)
+        store = Store(database)
         hasher = SecretHasher(settings)
         keyring = KeyRing()
         state_cache = StateCache(settings.auth_cache_ttl)
-        last_used = LastUsedRecorder(repo, interval=settings.last_used_flush_interval)
+        last_used = LastUsedRecorder(store.credentials, interval=settings.last_used_flush_interval)
         server = Server(
             settings,
             keyring,
@@ -48,14 +51,17 @@ class Services:
         return cls(
             settings=settings,
             database=database,
-            repo=repo,
+            store=store,
             hasher=hasher,
             keyring=keyring,
             last_used=last_used,
-            authenticator=ClientAuthenticator(settings, repo, hasher, state_cache),
+            authenticator=ClientAuthenticator(settings, store, hasher, state_cache),
             server=server,
             metrics=Metrics(lambda: (hasher.cache_hits, hasher.cache_misses)),
             state_cache=state_cache,
+            # Changes through this process apply here at once; others follow the change feed.
+            credentials=CredentialService(store, hasher, settings, on_change=state_cache.forget),
+            users=UserService(store),
         )
 
     async def active_token(self, token: str) -> ActiveToken | None:
@@ -64,13 +70,6 @@ class Services:
             token,
             keyring=self.keyring,
             settings=self.settings,
-            repo=self.repo,
+            credentials=self.store.credentials,
             cache=self.state_cache,
         )
-
-    def forget_credential(self, *, client_id: str) -> None:
-        """Drop what this process remembers of a credential that just changed.
-
-        The verified-secret cache needs nothing: its entries are tied to the stored hash.
-        """
-        self.state_cache.forget(client_id)

@@ -5,7 +5,7 @@ and, for tokens, whether a ``jti`` is revoked. Reading those from the database
 on every request costs a thread hop and a query, so this cache answers
 instead, as long as it is *in sync*: a background task (``follow``) asks the
 database every ``auth_cache_ttl / 2`` seconds for everything changed since the
-last version it saw (``Repository.changes_since``) and drops those entries.
+last version it saw (``ChangeFeed.since``) and drops those entries.
 If the last successful sync started ``auth_cache_ttl`` (at most 1 s) ago or
 more, the cache answers nothing and callers read the database, so a change
 made anywhere — another instance, the CLI — applies within that bound, as
@@ -28,7 +28,9 @@ import anyio
 import anyio.to_thread
 
 from authserver.domain.credentials import AuthState
-from authserver.store.repository import REVOCATION_MARGIN, Changes, Repository
+from authserver.records import Changes
+from authserver.store.changes import REVOCATION_MARGIN, ChangeFeed
+from authserver.store.credentials import CredentialStore
 
 log = logging.getLogger("authserver.state_cache")
 MAX_ENTRIES = 200_000
@@ -115,45 +117,45 @@ class StateCache:
                 if not owned:
                     del self._by_user[state.user_id]
 
-    async def credential(self, repo: Repository, client_id: str) -> AuthState | None:
+    async def credential(self, store: CredentialStore, client_id: str) -> AuthState | None:
         """A credential's state: cached, else read from the database (and cached)."""
         state = self.get(client_id)
         if state is None:
             loaded = self._clock()
-            state = await anyio.to_thread.run_sync(lambda: repo.auth_state(client_id=client_id))
+            state = await anyio.to_thread.run_sync(lambda: store.auth_state(client_id=client_id))
             if state is not None:
                 self.put(state, loaded)
         return state
 
     async def token(
-        self, repo: Repository, client_id: str, jti: str
+        self, store: CredentialStore, client_id: str, jti: str
     ) -> tuple[AuthState | None, bool]:
         """The credential behind a token and whether its ``jti`` is revoked."""
         revoked = self.revoked(jti)
         if revoked is None:
             return await anyio.to_thread.run_sync(
-                lambda: repo.token_state(client_id=client_id, jti=jti)
+                lambda: store.token_state(client_id=client_id, jti=jti)
             )
-        return await self.credential(repo, client_id), revoked
+        return await self.credential(store, client_id), revoked
 
-    async def sync(self, repo: Repository) -> None:
+    async def sync(self, feed: ChangeFeed) -> None:
         started = self._clock()
         now = datetime.now(UTC)
         since = self.version
         if self._sync_limiter is None:
             self._sync_limiter = anyio.CapacityLimiter(1)
         changes = await anyio.to_thread.run_sync(
-            lambda: repo.changes_since(since=since, now=now), limiter=self._sync_limiter
+            lambda: feed.since(version=since, now=now), limiter=self._sync_limiter
         )
         self.apply(changes, started=started, now=now)
 
-    async def follow(self, repo: Repository) -> None:
+    async def follow(self, feed: ChangeFeed) -> None:
         """Sync every ``ttl / 2`` seconds until cancelled."""
         if self.ttl <= 0:
             return
         while True:
             try:
-                await self.sync(repo)
+                await self.sync(feed)
             except Exception as exc:  # the database may be away; the cache stops answering
                 log.warning("credential state sync failed: %s", exc)
             await anyio.sleep(self.ttl / 2)

@@ -10,23 +10,26 @@ owner is not disabled. Its roles are re-evaluated against current state.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from authserver.config import Settings
-from authserver.domain.credentials import AuthState, refusal_reason
+from authserver.domain.credentials import AuthState, Caller, refusal_reason
+from authserver.jose import TOKEN_ALGORITHMS
 from authserver.keys import KeyRing
 from authserver.state_cache import StateCache
-from authserver.store.repository import Repository
+from authserver.store.credentials import CredentialStore
 
 MAX_TOKEN_LENGTH = 8192
 # Instances' clocks differ slightly: a token minted on one must check out on another at once.
 CLOCK_SKEW = 5
-_REQUIRED = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,16 @@ class ActiveToken:
     def reduced(self) -> bool:
         """True when the token carries less than its owner's current roles."""
         return bool(self.state.scoped_roles) or set(self.roles) != set(self.state.owner_roles)
+
+    def caller(self) -> Caller:
+        """The token's holder as the credential rules see it."""
+        return Caller(
+            user_id=self.state.user_id,
+            effective_roles=frozenset(self.roles),
+            reduced=self.reduced,
+            credential_id=self.state.id,
+            via="access_token",
+        )
 
 
 def verify_signature(token: str, *, keyring: KeyRing, settings: Settings) -> dict[str, Any] | None:
@@ -71,25 +84,23 @@ def _verify(
     token: str, *, keyring: KeyRing, settings: Settings
 ) -> tuple[str, dict[str, Any]] | None:
     try:
-        header = jwt.get_unverified_header(token)
+        signed = jws.extract_compact(token.encode("ascii"), registry=TOKEN_ALGORITHMS)
+        header = signed.headers()
         kid = header.get("kid")
         if not isinstance(kid, str):
             return None
-        key = keyring.public_key(kid)
-        if key is None or header.get("alg") != key.algorithm_name:
+        published = keyring.public_key(kid)
+        if published is None or header.get("alg") != published[0]:
             return None
         if header.get("typ") not in ("at+jwt", "application/at+jwt"):
             return None
-        claims = jwt.decode(
-            token,
-            key.key,
-            algorithms=[key.algorithm_name],
-            audience=settings.token_audience,
-            issuer=settings.issuer,
-            options={"require": _REQUIRED},
-            leeway=CLOCK_SKEW,
-        )
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        if not jws.validate_compact(signed, published[1], registry=TOKEN_ALGORITHMS):
+            return None
+        claims = json.loads(signed.payload or b"")
+        if not isinstance(claims, dict):
+            return None
+        _claims_rules(settings).validate(claims)
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
         return None
     if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("client_id"), str):
         return None
@@ -101,14 +112,34 @@ def _verify(
     return kid, claims
 
 
+def _claims_rules(settings: Settings) -> JWTClaimsRegistry:
+    """RFC 9068 section 4: our issuer and audience, every claim present, times valid."""
+    required: ClaimsOption = {"essential": True}
+    return JWTClaimsRegistry(
+        leeway=CLOCK_SKEW,
+        iss={"essential": True, "value": settings.issuer},
+        aud={"essential": True, "value": settings.token_audience},
+        sub=required,
+        exp=required,
+        iat=required,
+        jti=required,
+        client_id=required,
+    )
+
+
 async def active_token(
-    token: str, *, keyring: KeyRing, settings: Settings, repo: Repository, cache: StateCache
+    token: str,
+    *,
+    keyring: KeyRing,
+    settings: Settings,
+    credentials: CredentialStore,
+    cache: StateCache,
 ) -> ActiveToken | None:
     """The token if it is active now, with its roles narrowed to the credential's current roles."""
     claims = verify_signature(token, keyring=keyring, settings=settings)
     if claims is None:
         return None
-    state, revoked = await cache.token(repo, claims["client_id"], claims["jti"])
+    state, revoked = await cache.token(credentials, claims["client_id"], claims["jti"])
     if state is None or revoked or state.user_id != claims["sub"]:
         return None
     if refusal_reason(state, now=datetime.now(UTC), source=None, check_source=False) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.store.repository import ClientRecord, KeyRecord, UserRecord
+from authserver.records import ClientRecord, KeyRecord, UserRecord
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -47,13 +47,15 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from authserver import manage  # noqa: E402
 from authserver.config import load_settings  # noqa: E402
-from authserver.domain.credentials import Caller  # noqa: E402
+from authserver.domain.credentials import Caller, NewCredential  # noqa: E402
 from authserver.hashing import SecretHasher  # noqa: E402
+from authserver.store import Store  # noqa: E402
 from authserver.store.database import Database, migrate  # noqa: E402
+from authserver.store.ids import new_record_id  # noqa: E402
 from authserver.store.models import PersonalClient, User  # noqa: E402
-from authserver.store.repository import Repository, new_record_id  # noqa: E402
+from authserver.usecases.credentials import CredentialService  # noqa: E402
+from authserver.usecases.users import UserService  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 PEER_CACHE = Path.home() / ".cache" / "authserver-bench" / "peer"
@@ -90,34 +92,24 @@ def seed(database_url: str, credentials: int, users: int) -> Pairs:
     settings = load_settings(environ={"AUTHSERVER_DATABASE_URL": database_url})
     database = Database(database_url)
     migrate(database)
-    repo = Repository(database)
-    hasher = SecretHasher(settings)
+    store = Store(database)
+    service = CredentialService(store, SecretHasher(settings), settings)
     now = datetime.now(UTC)
     owners = [
-        manage.create_user(
-            repo,
-            email=f"bench{i}@example.com",
-            display_name="",
-            role_names=["read", "write"],
-            now=now,
+        UserService(store).create(
+            email=f"bench{i}@example.com", display_name="", role_names=["read", "write"], now=now
         )
         for i in range(users)
     ]
     pairs = []
     for i in range(credentials):
-        record, secret = manage.create_credential(
-            repo,
-            hasher,
-            settings,
+        created = service.create(
             caller=Caller.operator(),
-            owner=owners[i % len(owners)],
-            display_name=f"bench {i}",
-            allow_source_cidr=(),
-            scoped_roles=(),
-            expires_in=None,
+            owner_id=owners[i % len(owners)].id,
+            new=NewCredential(display_name=f"bench {i}"),
             now=now,
         )
-        pairs.append((record.client_id, secret))
+        pairs.append((created.record.client_id, created.secret))
     database.dispose()
     return pairs
 

@@ -1,4 +1,4 @@
-"""Fixtures chained settings → database → repo → app → client, plus a live uvicorn server."""
+"""Fixtures chained settings → database → store → app → client, plus a live uvicorn server."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from authserver import manage
 from authserver.app import create_app
 from authserver.config import Settings
-from authserver.domain.credentials import AuthState, Caller
+from authserver.domain.credentials import AuthState, Caller, NewCredential
 from authserver.hashing import SecretHasher
+from authserver.records import ClientRecord, UserRecord
+from authserver.store import Store
 from authserver.store.database import Database, migrate
-from authserver.store.repository import ClientRecord, Repository, UserRecord
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
 from tests.ports import free_port
 from tests.postgres import PostgresCluster
 
@@ -47,7 +49,9 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
-TABLES = "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions"
+TABLES = (
+    "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions"
+)
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +106,8 @@ def database(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def repo(database: Database) -> Repository:
-    return Repository(database)
+def store(database: Database) -> Store:
+    return Store(database)
 
 
 @pytest.fixture(scope="session")
@@ -116,14 +120,13 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def make_user(repo: Repository) -> Callable[..., UserRecord]:
+def make_user(store: Store) -> Callable[..., UserRecord]:
     counter = iter(range(1, 10_000))
 
     def make(
         email: str | None = None, roles: tuple[str, ...] = ("billing:read", "deploy")
     ) -> UserRecord:
-        return manage.create_user(
-            repo,
+        return UserService(store).create(
             email=email or f"user{next(counter)}@example.com",
             display_name="Test User",
             role_names=roles,
@@ -134,9 +137,30 @@ def make_user(repo: Repository) -> Callable[..., UserRecord]:
 
 
 @pytest.fixture
-def make_client(
-    repo: Repository, settings: Settings, hasher: SecretHasher
-) -> Callable[..., tuple[ClientRecord, str]]:
+def credential_service(store: Store, settings: Settings, hasher: SecretHasher) -> CredentialService:
+    """The credential service as the CLI builds it (no in-process cache to tell)."""
+    return CredentialService(store, hasher, settings)
+
+
+def operator_creates(
+    service: CredentialService,
+    owner: UserRecord,
+    *,
+    cidrs: tuple[str, ...] = (),
+    scoped: tuple[str, ...] = (),
+    expires_in: timedelta | None = None,
+    name: str = "test",
+) -> tuple[ClientRecord, str]:
+    """A credential created by the operator, as ``authserver clients create`` does."""
+    new = NewCredential(
+        display_name=name, allow_source_cidr=cidrs, scoped_roles=scoped, expires_in=expires_in
+    )
+    created = service.create(caller=Caller.operator(), owner_id=owner.id, new=new, now=now())
+    return created.record, created.secret
+
+
+@pytest.fixture
+def make_client(credential_service: CredentialService) -> Callable[..., tuple[ClientRecord, str]]:
     def make(
         owner: UserRecord,
         *,
@@ -144,17 +168,8 @@ def make_client(
         scoped: tuple[str, ...] = (),
         expires_in: timedelta | None = None,
     ) -> tuple[ClientRecord, str]:
-        return manage.create_credential(
-            repo,
-            hasher,
-            settings,
-            caller=Caller.operator(),
-            owner=owner,
-            display_name="test",
-            allow_source_cidr=cidrs,
-            scoped_roles=scoped,
-            expires_in=expires_in,
-            now=now(),
+        return operator_creates(
+            credential_service, owner, cidrs=cidrs, scoped=scoped, expires_in=expires_in
         )
 
     return make
@@ -183,7 +198,11 @@ class LiveServer:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
             proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
@@ -211,7 +230,7 @@ def live_settings_overrides() -> dict[str, Any]:
 @pytest.fixture
 def live_server(
     tmp_path: Path, live_settings_overrides: dict[str, Any]
-) -> Iterator[tuple[LiveServer, Settings, Repository]]:
+) -> Iterator[tuple[LiveServer, Settings, Store]]:
     """A real HTTP server whose issuer is its own URL."""
     port = free_port()
     settings = Settings(
@@ -222,7 +241,7 @@ def live_server(
     database = Database(settings.database_url)
     migrate(database)
     with LiveServer(create_app(settings, database=database), port) as server:
-        yield server, settings, Repository(database)
+        yield server, settings, Store(database)
     database.dispose()
 
 
@@ -246,7 +265,9 @@ def mint(client: TestClient | httpx.Client, client_id: str, secret: str, **form:
 
 
 @pytest.fixture
-def caller(client: TestClient, make_user, make_client) -> Callable[..., tuple[UserRecord, ClientRecord, str, str]]:
+def caller(
+    client: TestClient, make_user, make_client
+) -> Callable[..., tuple[UserRecord, ClientRecord, str, str]]:
     """A user with a credential and a fresh access token: (user, credential, secret, token)."""
 
     def make(

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from tests.ports import free_port
 
-SEARCH_PATH = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+SEARCH_PATH = (
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+)
 
 
 def _binary(name: str) -> str:
@@ -45,18 +49,37 @@ class PostgresCluster:
         command = list(args)
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        subprocess.run(
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120
+        )
 
     def start(self) -> PostgresCluster:
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
         if not self.data.exists():
-            self._run(_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--no-sync")
+            self._run(
+                _binary("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
         self._run(
-            _binary("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
-            "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            _binary("pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
         )
         return self
 

@@ -33,7 +33,9 @@ def assert_error(response, status: int, code: int, mentions: str = "") -> None:
 
 def test_create_returns_client_and_secret_once(client: TestClient, caller) -> None:
     user, _, _, token = caller()
-    response = create(client, token, displayName="laptop", allowSourceCidr=["10.0.0.0/8"], expires="3600s")
+    response = create(
+        client, token, displayName="laptop", allowSourceCidr=["10.0.0.0/8"], expires="3600s"
+    )
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
@@ -53,7 +55,9 @@ def test_create_returns_client_and_secret_once(client: TestClient, caller) -> No
 def test_created_secret_mints_tokens(client: TestClient, caller) -> None:
     _, _, _, token = caller()
     body = create(client, token, displayName="x").json()
-    assert token_request(client, body["client"]["clientId"], body["clientSecret"]).status_code == 200
+    assert (
+        token_request(client, body["client"]["clientId"], body["clientSecret"]).status_code == 200
+    )
 
 
 def test_create_accepts_snake_case_keys(client: TestClient, caller) -> None:
@@ -77,7 +81,9 @@ def test_create_wrong_type_names_field(client: TestClient, caller) -> None:
 
 def test_create_malformed_json_is_code_3(client: TestClient, caller) -> None:
     _, _, _, token = caller()
-    response = client.post(BASE, content=b"{nope", headers={**auth(token), "content-type": "application/json"})
+    response = client.post(
+        BASE, content=b"{nope", headers={**auth(token), "content-type": "application/json"}
+    )
     assert_error(response, 400, 3, "JSON")
 
 
@@ -182,7 +188,9 @@ def test_expiry_may_move_earlier(client: TestClient, caller) -> None:
 
 def test_update_changes_only_masked_fields(client: TestClient, caller) -> None:
     _, _, _, token = caller()
-    target = create(client, token, displayName="old", allowSourceCidr=["10.0.0.0/8"]).json()["client"]
+    target = create(client, token, displayName="old", allowSourceCidr=["10.0.0.0/8"]).json()[
+        "client"
+    ]
     response = client.post(
         f"{BASE}/{target['id']}",
         json={"client": {"displayName": "new", "allowSourceCidr": []}, "updateMask": "displayName"},
@@ -199,7 +207,10 @@ def test_update_mask_accepts_snake_case_and_lists(client: TestClient, caller) ->
     target = create(client, token).json()["client"]
     response = client.post(
         f"{BASE}/{target['id']}",
-        json={"client": {"display_name": "n", "allow_source_cidr": ["192.0.2.1"]}, "update_mask": "display_name, allow_source_cidr"},
+        json={
+            "client": {"display_name": "n", "allow_source_cidr": ["192.0.2.1"]},
+            "update_mask": "display_name, allow_source_cidr",
+        },
         headers=auth(token),
     )
     updated = response.json()["client"]
@@ -250,11 +261,11 @@ def test_other_users_credential_is_404(client: TestClient, caller) -> None:
     assert_error(client.get(f"{BASE}/{bob_record.id}", headers=auth(alice)), 404, 5)
 
 
-def test_other_users_credential_cannot_be_deleted(client: TestClient, caller, repo) -> None:
+def test_other_users_credential_cannot_be_deleted(client: TestClient, caller, store) -> None:
     _, _, _, alice = caller()
     _, bob_record, _, _ = caller()
     assert_error(client.delete(f"{BASE}/{bob_record.id}", headers=auth(alice)), 404, 5)
-    assert repo.get_client(id=bob_record.id).deleted_at is None
+    assert store.credentials.get(id=bob_record.id).deleted_at is None
 
 
 def test_admin_sees_other_users_credential(client: TestClient, caller) -> None:
@@ -277,7 +288,9 @@ def test_garbage_bearer_is_code_16(client: TestClient) -> None:
 # List and paging ------------------------------------------------------------------
 
 
-def test_list_pages_through_own_credentials_without_gaps(client: TestClient, caller, make_client) -> None:
+def test_list_pages_through_own_credentials_without_gaps(
+    client: TestClient, caller, make_client
+) -> None:
     user, record, _, token = caller()
     for _ in range(4):
         make_client(user)
@@ -286,7 +299,9 @@ def test_list_pages_through_own_credentials_without_gaps(client: TestClient, cal
     page_token = ""
     pages = 0
     while True:
-        response = client.get(BASE, params={"pageSize": 2, "pageToken": page_token}, headers=auth(token))
+        response = client.get(
+            BASE, params={"pageSize": 2, "pageToken": page_token}, headers=auth(token)
+        )
         body = response.json()
         seen += [c["id"] for c in body["list"]]
         pages += 1
@@ -298,7 +313,7 @@ def test_list_pages_through_own_credentials_without_gaps(client: TestClient, cal
     assert record.id in seen
 
 
-def test_list_omits_deleted(client: TestClient, caller, repo) -> None:
+def test_list_omits_deleted(client: TestClient, caller, store) -> None:
     _, record, _, token = caller()
     extra = create(client, token).json()["client"]
     client.delete(f"{BASE}/{extra['id']}", headers=auth(token))
@@ -308,12 +323,16 @@ def test_list_omits_deleted(client: TestClient, caller, repo) -> None:
 
 def test_bad_page_token_is_code_3(client: TestClient, caller) -> None:
     _, _, _, token = caller()
-    assert_error(client.get(BASE, params={"pageToken": "!!"}, headers=auth(token)), 400, 3, "pageToken")
+    assert_error(
+        client.get(BASE, params={"pageToken": "!!"}, headers=auth(token)), 400, 3, "pageToken"
+    )
 
 
 def test_bad_page_size_is_code_3(client: TestClient, caller) -> None:
     _, _, _, token = caller()
-    assert_error(client.get(BASE, params={"pageSize": "-1"}, headers=auth(token)), 400, 3, "pageSize")
+    assert_error(
+        client.get(BASE, params={"pageSize": "-1"}, headers=auth(token)), 400, 3, "pageSize"
+    )
 
 
 # Delete ---------------------------------------------------------------------------
@@ -326,7 +345,9 @@ def test_delete_stops_the_credential_and_its_tokens(client: TestClient, caller) 
     minted = mint(client, target["clientId"], target_secret)
     assert client.delete(f"{BASE}/{target['id']}", headers=auth(token)).json() == {}
     assert token_request(client, target["clientId"], target_secret).status_code == 401
-    introspection = client.post("/auth/v1/introspect", data={"token": minted}, auth=(record.client_id, secret))
+    introspection = client.post(
+        "/auth/v1/introspect", data={"token": minted}, auth=(record.client_id, secret)
+    )
     assert introspection.json() == {"active": False}
 
 
@@ -355,7 +376,10 @@ def test_search_by_display_name_across_users(client: TestClient, caller) -> None
     create(client, alice, displayName="Deploy bot 100%")
     create(client, bob, displayName="nightly DEPLOY")
     create(client, bob, displayName="other")
-    names = [c["displayName"] for c in client.post(SEARCH, json={"query": "deploy"}, headers=auth(admin)).json()["list"]]
+    names = [
+        c["displayName"]
+        for c in client.post(SEARCH, json={"query": "deploy"}, headers=auth(admin)).json()["list"]
+    ]
     assert sorted(names) == ["Deploy bot 100%", "nightly DEPLOY"]
 
 
@@ -372,7 +396,9 @@ def test_search_pages(client: TestClient, caller) -> None:
     for _ in range(2):
         caller()
     first = client.post(SEARCH, json={"pageSize": 2}, headers=auth(admin)).json()
-    second = client.post(SEARCH, json={"pageSize": 2, "pageToken": first["nextPageToken"]}, headers=auth(admin)).json()
+    second = client.post(
+        SEARCH, json={"pageSize": 2, "pageToken": first["nextPageToken"]}, headers=auth(admin)
+    ).json()
     ids = [c["id"] for c in first["list"] + second["list"]]
     assert len(ids) == len(set(ids)) == 3
     assert second["nextPageToken"] == ""
@@ -389,15 +415,22 @@ def test_search_unknown_field_is_code_3(client: TestClient, caller) -> None:
 def test_api_introspect_describes_the_caller(client: TestClient, caller) -> None:
     user, _, _, token = caller(roles=("a", "b"), scope="a")
     body = client.get("/api/v1/auth/introspect", headers=auth(token)).json()
-    assert body == {"principleId": user.id, "userId": user.id, "roles": ["a"], "permissions": [], "features": []}
+    assert body == {
+        "principleId": user.id,
+        "userId": user.id,
+        "roles": ["a"],
+        "permissions": [],
+        "features": [],
+    }
 
 
 def test_unknown_api_path_is_code_5(client: TestClient) -> None:
     assert_error(client.get("/api/v1/nope"), 404, 5)
 
 
-def test_stale_expiry_check_cannot_extend_at_write_time(repo, caller, client: TestClient) -> None:
+def test_stale_expiry_check_cannot_extend_at_write_time(store, caller, client: TestClient) -> None:
     """Two updates validated against the same old expiry: the later value must not win."""
+    from authserver.domain.credentials import CheckedPatch
     from authserver.errors import PermissionDenied
     from tests.conftest import now
 
@@ -405,13 +438,17 @@ def test_stale_expiry_check_cannot_extend_at_write_time(repo, caller, client: Te
     target = create(client, token, expires="864000s").json()["client"]
     one_day = now() + timedelta(days=1)
     five_days = now() + timedelta(days=5)
-    repo.update_client(id=target["id"], changes={"expires_time": one_day}, now=now())
+    store.credentials.update(id=target["id"], patch=CheckedPatch(expires_time=one_day), now=now())
     with pytest.raises(PermissionDenied):
-        repo.update_client(id=target["id"], changes={"expires_time": five_days}, now=now())
-    assert repo.get_client(id=target["id"]).expires_time == one_day
+        store.credentials.update(
+            id=target["id"], patch=CheckedPatch(expires_time=five_days), now=now()
+        )
+    assert store.credentials.get(id=target["id"]).expires_time == one_day
 
 
-def test_reduced_credential_cannot_unlock_stronger_credential(client: TestClient, caller, make_client) -> None:
+def test_reduced_credential_cannot_unlock_stronger_credential(
+    client: TestClient, caller, make_client
+) -> None:
     user, strong, _, _ = caller(roles=("billing:read", "system:owner"))
     weak, weak_secret = make_client(user, scoped=("billing:read",))
     weak_token = mint(client, weak.client_id, weak_secret)
@@ -423,12 +460,14 @@ def test_reduced_credential_cannot_unlock_stronger_credential(client: TestClient
     assert_error(response, 403, 7)
 
 
-def test_reduced_credential_cannot_delete_stronger_credential(client: TestClient, caller, make_client, repo) -> None:
+def test_reduced_credential_cannot_delete_stronger_credential(
+    client: TestClient, caller, make_client, store
+) -> None:
     user, strong, _, _ = caller(roles=("billing:read", "system:owner"))
     weak, weak_secret = make_client(user, scoped=("billing:read",))
     weak_token = mint(client, weak.client_id, weak_secret)
     assert_error(client.delete(f"{BASE}/{strong.id}", headers=auth(weak_token)), 403, 7)
-    assert repo.get_client(id=strong.id).deleted_at is None
+    assert store.credentials.get(id=strong.id).deleted_at is None
 
 
 def test_reduced_credential_may_manage_equal_credential(client: TestClient, caller) -> None:
@@ -446,7 +485,9 @@ def test_malformed_ids_are_404(client: TestClient, caller, path_id: str) -> None
 def test_deeply_nested_json_is_code_3(client: TestClient, caller) -> None:
     _, _, _, token = caller()
     body = b"[" * 30000 + b"]" * 30000
-    response = client.post(BASE, content=body, headers={**auth(token), "content-type": "application/json"})
+    response = client.post(
+        BASE, content=body, headers={**auth(token), "content-type": "application/json"}
+    )
     assert_error(response, 400, 3, "JSON")
 
 

@@ -11,8 +11,8 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 
 from authserver.cli import main
+from authserver.store import Store
 from authserver.store.database import Database
-from authserver.store.repository import Repository
 
 CLIENT_ID = re.compile(r"[a-z]+-[a-z]+-[0-9]{5}@127\.0\.0\.1/pcc")
 
@@ -33,10 +33,10 @@ def run(db_url: str):
 
 
 @pytest.fixture
-def cli_repo(db_url: str, run):
+def cli_store(db_url: str, run):
     run("migrate")
     database = Database(db_url)
-    yield Repository(database)
+    yield Store(database)
     database.dispose()
 
 
@@ -69,20 +69,20 @@ def test_users_create_json_prints_the_user(run) -> None:
     assert user["createdAt"].endswith("Z")
 
 
-def test_duplicate_email_exits_1_and_writes_nothing(run, cli_repo: Repository) -> None:
+def test_duplicate_email_exits_1_and_writes_nothing(run, cli_store: Store) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("users", "create", "a@example.com", "--role", "y")
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0
     assert "already exists" in result.stderr
-    assert [u.roles for u in cli_repo.list_users()] == [("x",)]
+    assert [u.roles for u in cli_store.users.all()] == [("x",)]
 
 
-def test_invalid_role_name_exits_1(run, cli_repo: Repository) -> None:
+def test_invalid_role_name_exits_1(run, cli_store: Store) -> None:
     result = run("users", "create", "a@example.com", "--role", "has space")
     assert result.exit_code == 1
     assert "invalid role name" in result.stderr
-    assert cli_repo.list_users() == []
+    assert cli_store.users.all() == []
 
 
 def test_invalid_email_exits_1(run) -> None:
@@ -150,12 +150,14 @@ def test_clients_create_json_has_api_shape(run) -> None:
     assert body["clientSecret"].startswith("secret-token:127.0.0.1:v1:")
 
 
-def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_path: Path, backend: str) -> None:
+def test_secret_is_stored_only_as_argon2id_hash(
+    run, cli_store: Store, tmp_path: Path, backend: str
+) -> None:
     run("users", "create", "a@example.com")
     secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
         "clientSecret"
     ]
-    with cli_repo.database.engine.connect() as conn:
+    with cli_store.database.engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT secret_hash FROM personal_clients").scalar_one()
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert PasswordHasher().verify(stored, secret)
@@ -163,33 +165,33 @@ def test_secret_is_stored_only_as_argon2id_hash(run, cli_repo: Repository, tmp_p
         assert secret.encode() not in (tmp_path / "authserver.db").read_bytes()
 
 
-def test_clients_create_unknown_user_exits_1(run, cli_repo: Repository) -> None:
+def test_clients_create_unknown_user_exits_1(run, cli_store: Store) -> None:
     result = run("clients", "create", "--user", "ghost@example.com")
     assert result.exit_code == 1
-    assert cli_repo.list_clients() == []
+    assert cli_store.credentials.all() == []
 
 
-def test_clients_create_malformed_cidr_writes_nothing(run, cli_repo: Repository) -> None:
+def test_clients_create_malformed_cidr_writes_nothing(run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     result = run("clients", "create", "--user", "a@example.com", "--allow-cidr", "10.0.0.1/8")
     assert result.exit_code == 1
     assert "invalid CIDR" in result.stderr
-    assert cli_repo.list_clients() == []
+    assert cli_store.credentials.all() == []
 
 
-def test_clients_create_bad_duration_writes_nothing(run, cli_repo: Repository) -> None:
+def test_clients_create_bad_duration_writes_nothing(run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     result = run("clients", "create", "--user", "a@example.com", "--expires", "3 weeks")
     assert result.exit_code == 1
     assert "invalid duration" in result.stderr
-    assert cli_repo.list_clients() == []
+    assert cli_store.credentials.all() == []
 
 
-def test_clients_create_scoped_role_owner_lacks_exits_1(run, cli_repo: Repository) -> None:
+def test_clients_create_scoped_role_owner_lacks_exits_1(run, cli_store: Store) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("clients", "create", "--user", "a@example.com", "--scoped-role", "admin")
     assert result.exit_code == 1
-    assert cli_repo.list_clients() == []
+    assert cli_store.credentials.all() == []
 
 
 def test_clients_list_filters_by_user(run) -> None:
@@ -202,14 +204,14 @@ def test_clients_list_filters_by_user(run) -> None:
     assert "clientSecret" not in listed[0]
 
 
-def test_clients_delete_soft_deletes(run, cli_repo: Repository) -> None:
+def test_clients_delete_soft_deletes(run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     client = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
         "client"
     ]
     result = run("clients", "delete", client["id"])
     assert result.exit_code == 0
-    assert cli_repo.get_client(id=client["id"]).deleted_at is not None
+    assert cli_store.credentials.get(id=client["id"]).deleted_at is not None
     assert json.loads(run("clients", "list", "--json").stdout) == []
 
 

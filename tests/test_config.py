@@ -74,14 +74,25 @@ def test_plain_http_public_issuer_is_refused() -> None:
         Settings(issuer="http://auth.example.com")
 
 
-@pytest.mark.parametrize("issuer", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", "https://auth.example.com"])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "http://[::1]:8000",
+        "https://auth.example.com",
+    ],
+)
 def test_loopback_or_https_issuer_is_accepted(issuer: str) -> None:
     assert Settings(issuer=issuer).issuer == issuer
 
 
 def test_insecure_issuer_can_be_allowed_explicitly() -> None:
     settings = load_settings(
-        environ={"AUTHSERVER_ISSUER": "http://auth.internal", "AUTHSERVER_ALLOW_INSECURE_ISSUER": "true"}
+        environ={
+            "AUTHSERVER_ISSUER": "http://auth.internal",
+            "AUTHSERVER_ALLOW_INSECURE_ISSUER": "true",
+        }
     )
     assert settings.issuer == "http://auth.internal"
 
@@ -89,3 +100,15 @@ def test_insecure_issuer_can_be_allowed_explicitly() -> None:
 def test_bad_boolean_is_refused() -> None:
     with pytest.raises(ConfigError, match="allow_insecure_issuer"):
         load_settings(environ={"AUTHSERVER_ALLOW_INSECURE_ISSUER": "maybe"})
+
+
+def test_postgresql_url_without_its_driver_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from authserver.store.database import Database
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigError, match=r"authserver\[postgresql\]"):
+        Database("postgresql://user@127.0.0.1:1/db")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authserver.domain import credentials, durations, network, roles
+from authserver.domain import credentials, durations, network, roles, secrets
 from authserver.domain.credentials import Caller
 from authserver.errors import InvalidArgument, PermissionDenied
 from tests.conftest import auth_state
@@ -120,16 +120,16 @@ def test_client_id_format() -> None:
 
 
 def test_secret_round_trips_to_its_private_jwk() -> None:
-    new = credentials.new_secret("auth.example.com")
+    new = secrets.new_secret("auth.example.com")
     assert new.secret.startswith("secret-token:auth.example.com:v1:")
-    jwk = credentials.parse_secret(new.secret)
+    jwk = secrets.parse_secret(new.secret)
     assert jwk is not None and jwk["x"] == new.public_jwk["x"] and "d" in jwk
     assert "d" not in new.public_jwk
 
 
 @pytest.mark.parametrize("secret", ["", "secret-token:h:v1:", "secret-token:h:v1:!!!", "plain"])
 def test_foreign_secret_does_not_parse(secret: str) -> None:
-    assert credentials.parse_secret(secret) is None
+    assert secrets.parse_secret(secret) is None
 
 
 def reduced(*roles_: str) -> Caller:
@@ -140,10 +140,7 @@ def check(caller: Caller, scoped: tuple[str, ...]) -> credentials.CredentialSpec
     return credentials.check_new_credential(
         caller=caller,
         owner_roles={"a", "b"},
-        display_name="x",
-        allow_source_cidr=(),
-        scoped_roles=scoped,
-        expires_in=None,
+        new=credentials.NewCredential(display_name="x", scoped_roles=scoped),
         now=NOW,
     )
 

@@ -14,40 +14,29 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
-from authserver import manage
-from authserver.domain.credentials import Caller
 from authserver.hashing import SecretHasher
+from authserver.store import Store
 from authserver.store.database import Database, migrate
-from authserver.store.repository import Repository
-from tests.conftest import token_request
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
+from tests.conftest import operator_creates, token_request
 from tests.servers import ServerProcess
 
 
-def new_credential(settings, repo: Repository, hasher: SecretHasher, **kwargs):
-    owner = manage.create_user(
-        repo,
+def new_credential(settings, store: Store, hasher: SecretHasher, **kwargs):
+    owner = UserService(store).create(
         email="e2e@example.com",
         display_name="E2E",
         role_names=["deploy", "read"],
         now=datetime.now(UTC),
     )
-    return manage.create_credential(
-        repo,
-        hasher,
-        settings,
-        caller=Caller.operator(),
-        owner=owner,
-        display_name="e2e",
-        allow_source_cidr=kwargs.get("cidrs", ()),
-        scoped_roles=(),
-        expires_in=None,
-        now=datetime.now(UTC),
-    )
+    service = CredentialService(store, hasher, settings)
+    return operator_creates(service, owner, cidrs=kwargs.get("cidrs", ()), name="e2e")
 
 
 def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher)
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher)
     with httpx.Client(base_url=server.url) as http:
         token = token_request(http, record.client_id, secret).json()["access_token"]
     signing_key = jwt.PyJWKClient(f"{server.url}/.well-known/jwks.json").get_signing_key_from_jwt(
@@ -67,11 +56,11 @@ def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
 def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
     from authserver import keys
 
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher)
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher)
     with httpx.Client(base_url=server.url) as http:
         old_token = token_request(http, record.client_id, secret).json()["access_token"]
-        new = keys.rotate(repo, settings, now=datetime.now(UTC))
+        new = keys.rotate(store.keys, settings, now=datetime.now(UTC))
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             new_token = token_request(http, record.client_id, secret).json()["access_token"]
@@ -108,8 +97,8 @@ def test_metadata_advertises_live_endpoints(live_server) -> None:
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, method: str) -> None:
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher)
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher)
     with OAuth2Client(
         record.client_id, secret, token_endpoint_auth_method=method, scope="read"
     ) as oauth:
@@ -120,8 +109,8 @@ def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, me
 
 def test_requests_oauthlib_backend_application_client(live_server, hasher, monkeypatch) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher)
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher)
     session = OAuth2Session(client=BackendApplicationClient(client_id=record.client_id))
     token = session.fetch_token(
         token_url=f"{server.url}/auth/v1/token", client_id=record.client_id, client_secret=secret
@@ -133,8 +122,8 @@ def test_requests_oauthlib_backend_application_client(live_server, hasher, monke
 
 
 def test_loopback_peer_is_matched_against_cidr(live_server, hasher) -> None:
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher, cidrs=("127.0.0.0/8",))
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher, cidrs=("127.0.0.0/8",))
     with httpx.Client(base_url=server.url) as http:
         assert token_request(http, record.client_id, secret).status_code == 200
 
@@ -147,8 +136,8 @@ def test_sigterm_flushes_last_used_at(tmp_path: Path, database_url: str, hasher)
     settings = load_settings(environ=server.env)
     database = Database(settings.database_url)
     migrate(database)
-    repo = Repository(database)
-    record, secret = new_credential(settings, repo, hasher)
+    store = Store(database)
+    record, secret = new_credential(settings, store, hasher)
     with server:
         response = httpx.post(
             f"{server.url}/auth/v1/token",
@@ -158,20 +147,28 @@ def test_sigterm_flushes_last_used_at(tmp_path: Path, database_url: str, hasher)
         assert response.status_code == 200
         # uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit.
         assert server.terminate() in (0, -signal.SIGTERM)
-    assert repo.get_client(id=record.id).last_used_at is not None
+    assert store.credentials.get(id=record.id).last_used_at is not None
     database.dispose()
 
 
 def test_management_loop_over_real_http(live_server, hasher) -> None:
     """create → token → list → update → delete → token refused, all through uvicorn."""
-    server, settings, repo = live_server
-    record, secret = new_credential(settings, repo, hasher)
+    server, settings, store = live_server
+    record, secret = new_credential(settings, store, hasher)
     with httpx.Client(base_url=server.url) as http:
-        bearer = {"authorization": f"Bearer {token_request(http, record.client_id, secret).json()['access_token']}"}
+        bearer = {
+            "authorization": f"Bearer {token_request(http, record.client_id, secret).json()['access_token']}"
+        }
         created = http.post(
-            "/api/v1/iam/personal_clients", json={"displayName": "ci", "expires": "86400s"}, headers=bearer
+            "/api/v1/iam/personal_clients",
+            json={"displayName": "ci", "expires": "86400s"},
+            headers=bearer,
         ).json()
-        new_id, new_client_id, new_secret = created["client"]["id"], created["client"]["clientId"], created["clientSecret"]
+        new_id, new_client_id, new_secret = (
+            created["client"]["id"],
+            created["client"]["clientId"],
+            created["clientSecret"],
+        )
         assert token_request(http, new_client_id, new_secret).status_code == 200
         listed = http.get("/api/v1/iam/personal_clients", headers=bearer).json()["list"]
         assert new_id in [c["id"] for c in listed]
@@ -197,14 +194,21 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
 
         def sign(self, auth, token_endpoint):
             return private_key_jwt_sign(
-                auth.client_secret, client_id=auth.client_id, token_endpoint=token_endpoint,
-                alg=self.alg, expires_in=60,
+                auth.client_secret,
+                client_id=auth.client_id,
+                token_endpoint=token_endpoint,
+                alg=self.alg,
+                expires_in=60,
             )
 
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
-    server, settings, repo = live_server
-    user = manage.create_user(repo, email="reg@example.com", display_name="", role_names=["deploy"], now=datetime.now(UTC))
-    initial, _ = manage.create_registration_token(repo, user_ref=user.id, ttl=timedelta(minutes=5), now=datetime.now(UTC))
+    server, settings, store = live_server
+    user = UserService(store).create(
+        email="reg@example.com", display_name="", role_names=["deploy"], now=datetime.now(UTC)
+    )
+    initial, _ = CredentialService(store, SecretHasher(settings), settings).mint_registration_token(
+        user_ref=user.id, ttl=timedelta(minutes=5), now=datetime.now(UTC)
+    )
     registered = httpx.post(
         f"{server.url}/auth/v1/register",
         json={"client_name": "authlib", "token_endpoint_auth_method": "private_key_jwt"},
@@ -212,7 +216,9 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
     ).json()
     token_url = f"{server.url}/auth/v1/token"
     key = OKPKey.import_key(private_jwk(registered["client_secret"]))
-    with OAuth2Client(registered["client_id"], key, token_endpoint_auth_method="private_key_jwt") as oauth:
+    with OAuth2Client(
+        registered["client_id"], key, token_endpoint_auth_method="private_key_jwt"
+    ) as oauth:
         oauth.register_client_auth_method(ShortLivedPrivateKeyJWT(token_url, alg="Ed25519"))
         first = oauth.fetch_token(token_url, grant_type="client_credentials")
         second = oauth.fetch_token(token_url, grant_type="client_credentials")
@@ -220,7 +226,9 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
     assert first["access_token"] != second["access_token"]
 
 
-def test_forwarded_for_from_loopback_is_not_trusted_by_serve(tmp_path: Path, database_url: str, hasher) -> None:
+def test_forwarded_for_from_loopback_is_not_trusted_by_serve(
+    tmp_path: Path, database_url: str, hasher
+) -> None:
     """``authserver serve`` must not let uvicorn rewrite the peer from X-Forwarded-For."""
     from authserver.config import load_settings
 
@@ -228,7 +236,7 @@ def test_forwarded_for_from_loopback_is_not_trusted_by_serve(tmp_path: Path, dat
     settings = load_settings(environ=server.env)
     database = Database(settings.database_url)
     migrate(database)
-    record, secret = new_credential(settings, Repository(database), hasher, cidrs=("10.0.0.0/8",))
+    record, secret = new_credential(settings, Store(database), hasher, cidrs=("10.0.0.0/8",))
     with server:
         response = httpx.post(
             f"{server.url}/auth/v1/token",
@@ -240,23 +248,27 @@ def test_forwarded_for_from_loopback_is_not_trusted_by_serve(tmp_path: Path, dat
     database.dispose()
 
 
-def test_sigkill_loses_at_most_the_last_second_of_last_used(tmp_path: Path, database_url: str, hasher) -> None:
+def test_sigkill_loses_at_most_the_last_second_of_last_used(
+    tmp_path: Path, database_url: str, hasher
+) -> None:
     from authserver.config import load_settings
 
     server = ServerProcess(database_url, tmp_path)
     settings = load_settings(environ=server.env)
     database = Database(settings.database_url)
     migrate(database)
-    repo = Repository(database)
-    record, secret = new_credential(settings, repo, hasher)
+    store = Store(database)
+    record, secret = new_credential(settings, store, hasher)
     with server:
         before = datetime.now(UTC)
         response = httpx.post(
-            f"{server.url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
+            f"{server.url}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(record.client_id, secret),
         )
         assert response.status_code == 200
         time.sleep(1.1)  # more than the flush interval (0.5 s) and the 1 s bound
         server.kill()
-    stored = repo.get_client(id=record.id).last_used_at
+    stored = store.credentials.get(id=record.id).last_used_at
     assert stored is not None and stored >= before
     database.dispose()

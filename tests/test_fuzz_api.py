@@ -22,27 +22,31 @@ SCHEMA = schemathesis.openapi.from_dict(openapi_document(Settings()))
 OPERATIONS = [op.ok() for op in SCHEMA.get_all_operations()]
 
 
-def snapshot(repo) -> list:
+def snapshot(store) -> list:
     return [
         (c.id, c.display_name, c.allow_source_cidr, c.scoped_roles, c.expires_time, c.deleted_at)
-        for c in repo.list_clients(include_deleted=True)
+        for c in store.credentials.all(include_deleted=True)
     ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
-def test_management_api_survives_generated_requests(client: TestClient, caller, repo, operation) -> None:
+def test_management_api_survives_generated_requests(
+    client: TestClient, caller, store, operation
+) -> None:
     _, record, _, token = caller(roles=("system:owner", "deploy"))
     bearer = {"authorization": f"Bearer {token}"}
     seen: list[int] = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(case=operation.as_strategy())
     def run(case) -> None:
         path = case.formatted_path
         if "{id}" in operation.path and case.path_parameters.get("id") == "own":
             path = path.replace("own", record.id)
-        before = snapshot(repo)
+        before = snapshot(store)
         response = client.request(
             case.method,
             path,
@@ -53,7 +57,7 @@ def test_management_api_survives_generated_requests(client: TestClient, caller, 
         seen.append(response.status_code)
         assert response.status_code < 500, (case.method, path, case.body, response.text[:300])
         if response.status_code >= 400:
-            assert snapshot(repo) == before, "a rejected request changed stored state"
+            assert snapshot(store) == before, "a rejected request changed stored state"
 
     run()
     assert seen

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.testclient import TestClient
 
-from authserver import manage
+from authserver.usecases.users import UserService
 from tests.conftest import mint, now, within
 
 
@@ -43,33 +43,52 @@ def test_own_token_is_active_with_all_fields(client: TestClient, caller, setting
     }
 
 
-def test_token_is_inactive_after_its_credential_is_deleted(client, caller, repo) -> None:
+def test_token_is_inactive_after_its_credential_is_deleted(client, caller, store) -> None:
     user, record, secret, token = caller()
     _, other_record, other_secret, _ = caller(roles=("system:token-introspector",))
-    repo.delete_client(id=record.id, now=now())  # as the CLI or another instance would
-    within(1.0, lambda: introspect(client, other_record.client_id, other_secret, token).json() == {"active": False})
+    store.credentials.delete(id=record.id, now=now())  # as the CLI or another instance would
+    within(
+        1.0,
+        lambda: (
+            introspect(client, other_record.client_id, other_secret, token).json()
+            == {"active": False}
+        ),
+    )
 
 
-def test_roles_shrink_when_owner_loses_a_role(client, caller, repo) -> None:
+def test_roles_shrink_when_owner_loses_a_role(client, caller, store) -> None:
     user, record, secret, token = caller(roles=("a", "b"))
-    manage.update_user(repo, ref=user.id, role_names=["a"], disabled=None, now=now())
-    within(1.0, lambda: introspect(client, record.client_id, secret, token).json()["roles"] == ["a"])
+    UserService(store).update(ref=user.id, role_names=["a"], disabled=None, now=now())
+    within(
+        1.0, lambda: introspect(client, record.client_id, secret, token).json()["roles"] == ["a"]
+    )
     body = introspect(client, record.client_id, secret, token).json()
     assert body["active"] is True
     assert body["roles"] == ["a"]
     assert body["scope"] == "a"
 
 
-def test_token_is_inactive_when_owner_is_disabled(client, caller, repo) -> None:
+def test_token_is_inactive_when_owner_is_disabled(client, caller, store) -> None:
     user, _, _, token = caller()
     _, admin_record, admin_secret, _ = caller(roles=("system:owner",))
-    manage.update_user(repo, ref=user.id, role_names=None, disabled=True, now=now())
-    within(1.0, lambda: introspect(client, admin_record.client_id, admin_secret, token).json() == {"active": False})
+    UserService(store).update(ref=user.id, role_names=None, disabled=True, now=now())
+    within(
+        1.0,
+        lambda: (
+            introspect(client, admin_record.client_id, admin_secret, token).json()
+            == {"active": False}
+        ),
+    )
 
 
 def test_token_is_inactive_after_revocation(client, caller) -> None:
     _, record, secret, token = caller()
-    assert client.post("/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)).status_code == 200
+    assert (
+        client.post(
+            "/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)
+        ).status_code
+        == 200
+    )
     assert introspect(client, record.client_id, secret, token).json() == {"active": False}
 
 
@@ -126,10 +145,16 @@ def _b64(data: dict) -> str:
     [
         pytest.param(lambda t: "garbage", id="garbage"),
         pytest.param(lambda t: t[: len(t) // 2], id="truncated"),
-        pytest.param(lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), id="bad-signature"),
         pytest.param(
-            lambda t: _b64({"alg": "none", "typ": "at+jwt", "kid": jwt.get_unverified_header(t)["kid"]})
-            + "." + t.split(".")[1] + ".",
+            lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), id="bad-signature"
+        ),
+        pytest.param(
+            lambda t: (
+                _b64({"alg": "none", "typ": "at+jwt", "kid": jwt.get_unverified_header(t)["kid"]})
+                + "."
+                + t.split(".")[1]
+                + "."
+            ),
             id="alg-none",
         ),
         pytest.param(
@@ -162,8 +187,12 @@ def test_hs256_signed_with_public_key_is_inactive(client, caller) -> None:
     import hashlib
     import hmac
 
-    signature = hmac.new(json.dumps(jwk).encode(), f"{forged_header}.{payload}".encode(), hashlib.sha256).digest()
-    forged = f"{forged_header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    signature = hmac.new(
+        json.dumps(jwk).encode(), f"{forged_header}.{payload}".encode(), hashlib.sha256
+    ).digest()
+    forged = (
+        f"{forged_header}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    )
     assert introspect(client, record.client_id, secret, forged).json() == {"active": False}
 
 
@@ -174,7 +203,9 @@ def test_introspection_needs_client_authentication(client, caller) -> None:
     assert response.json()["error"] == "invalid_client"
 
 
-def test_introspection_caller_from_outside_its_cidr_is_refused(client, make_user, make_client, caller) -> None:
+def test_introspection_caller_from_outside_its_cidr_is_refused(
+    client, make_user, make_client, caller
+) -> None:
     _, _, _, token = caller()
     record, secret = make_client(make_user(), cidrs=("192.0.2.0/24",))
     assert introspect(client, record.client_id, secret, token).status_code == 401
@@ -189,16 +220,18 @@ def test_missing_token_parameter_is_invalid_request(client, caller) -> None:
 
 def test_token_type_hint_is_accepted(client, caller) -> None:
     _, record, secret, token = caller()
-    body = introspect(client, record.client_id, secret, token, token_type_hint="access_token").json()
+    body = introspect(
+        client, record.client_id, secret, token, token_type_hint="access_token"
+    ).json()
     assert body["active"] is True
 
 
-def test_token_from_before_rotation_stays_active(client, caller, repo, settings) -> None:
+def test_token_from_before_rotation_stays_active(client, caller, store, settings) -> None:
     from authserver import keys
     from authserver.app import refresh_keys
 
     _, record, secret, token = caller()
-    keys.rotate(repo, settings, now=now())
+    keys.rotate(store.keys, settings, now=now())
     client.portal.call(refresh_keys, client.app.state.services)
     assert introspect(client, record.client_id, secret, token).json()["active"] is True
 
@@ -213,5 +246,7 @@ def test_token_with_unknown_kid_is_inactive(client, caller) -> None:
     _, record, secret, token = caller()
     claims = jwt.decode(token, options={"verify_signature": False})
     key = ec.generate_private_key(ec.SECP256R1())
-    forged = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "not-a-published-kid", "typ": "at+jwt"})
+    forged = jwt.encode(
+        claims, key, algorithm="ES256", headers={"kid": "not-a-published-kid", "typ": "at+jwt"}
+    )
     assert introspect(client, record.client_id, secret, forged).json() == {"active": False}

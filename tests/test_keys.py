@@ -19,8 +19,8 @@ def kids(client: TestClient) -> list[str]:
     return [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]]
 
 
-def test_first_start_creates_one_published_key(client: TestClient, repo) -> None:
-    records = repo.list_keys()
+def test_first_start_creates_one_published_key(client: TestClient, store) -> None:
+    records = store.keys.all()
     assert len(records) == 1
     assert kids(client) == [records[0].kid]
 
@@ -32,7 +32,7 @@ def test_jwks_publishes_only_public_members(client: TestClient) -> None:
     assert "d" not in key
 
 
-def test_restart_reuses_the_stored_key(app, repo, settings, database, peer) -> None:
+def test_restart_reuses_the_stored_key(app, store, settings, database, peer) -> None:
     from authserver.app import create_app
 
     with TestClient(app, client=(peer, 1)) as first:
@@ -42,21 +42,21 @@ def test_restart_reuses_the_stored_key(app, repo, settings, database, peer) -> N
 
 
 def test_rotation_signs_with_new_key_and_keeps_old_published(
-    client: TestClient, app, repo, settings, make_user, make_client
+    client: TestClient, app, store, settings, make_user, make_client
 ) -> None:
     record, secret = make_client(make_user())
     old_kid = jwt.get_unverified_header(
         token_request(client, record.client_id, secret).json()["access_token"]
     )["kid"]
-    new = keys.rotate(repo, settings, now=now())
+    new = keys.rotate(store.keys, settings, now=now())
     client.portal.call(refresh_keys, app.state.services)  # what the 1 s refresher does
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert jwt.get_unverified_header(token)["kid"] == new.kid
     assert set(kids(client)) == {old_kid, new.kid}
 
 
-def test_rotation_is_picked_up_without_restart(client: TestClient, repo, settings) -> None:
-    new = keys.rotate(repo, settings, now=now())
+def test_rotation_is_picked_up_without_restart(client: TestClient, store, settings) -> None:
+    new = keys.rotate(store.keys, settings, now=now())
     deadline = time.monotonic() + 3
     while new.kid not in kids(client) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -65,19 +65,21 @@ def test_rotation_is_picked_up_without_restart(client: TestClient, repo, setting
 
 @pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 1}])
 def test_retired_key_is_dropped_after_its_tokens_expire(
-    client: TestClient, app, repo, settings
+    client: TestClient, app, store, settings
 ) -> None:
-    old = repo.list_keys()[0].kid
+    old = store.keys.all()[0].kid
     # Retired long enough ago: one TTL plus the publication margin have passed.
-    keys.rotate(repo, settings, now=now() - keys.PUBLISH_MARGIN - timedelta(seconds=2))
+    keys.rotate(store.keys, settings, now=now() - keys.PUBLISH_MARGIN - timedelta(seconds=2))
     client.portal.call(refresh_keys, app.state.services)
     assert old not in kids(client)
 
 
-def test_retired_key_stays_published_for_ttl_plus_margin(client: TestClient, repo, settings) -> None:
+def test_retired_key_stays_published_for_ttl_plus_margin(
+    client: TestClient, store, settings
+) -> None:
     retired_at = now()
-    keys.rotate(repo, settings, now=retired_at)
-    old = next(k for k in repo.list_keys() if k.retired_at is not None)
+    keys.rotate(store.keys, settings, now=retired_at)
+    old = next(k for k in store.keys.all() if k.retired_at is not None)
     expected = retired_at + timedelta(seconds=settings.access_token_ttl) + keys.PUBLISH_MARGIN
     assert abs((old.publish_until - expected).total_seconds()) < 0.01
 
@@ -115,13 +117,13 @@ def test_thumbprint_matches_rfc7638_example() -> None:
 
 
 def test_remembered_token_is_refused_once_its_key_is_unpublished(
-    client: TestClient, repo, settings, make_user, make_client
+    client: TestClient, store, settings, make_user, make_client
 ) -> None:
     services = client.app.state.services
     record, secret = make_client(make_user())
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is not None
-    gone = [replace(r, retired_at=now(), publish_until=now()) for r in repo.list_keys()]
+    gone = [replace(r, retired_at=now(), publish_until=now()) for r in store.keys.all()]
     services.keyring.load(gone, alg=settings.signing_alg, now=now())
     assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is None
 

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
-from authserver import manage
-from authserver.domain.credentials import Caller
+from authserver.store import Store
 from authserver.store.database import MIGRATIONS, Database, migrate
-from authserver.store.repository import Repository
-from tests.conftest import now, within
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
+from tests.conftest import now, operator_creates, within
 from tests.postgres import PostgresCluster
 from tests.servers import ServerProcess
 
@@ -29,7 +29,9 @@ BOUND = 1.0
 
 def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
     return httpx.post(
-        f"{server.url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        f"{server.url}/auth/v1/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
     )
 
 
@@ -37,62 +39,110 @@ def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
 def seeded(postgres_url: str, database_url: str, hasher):
     """A user with an unreduced credential in the shared database (emptied first)."""
     database = Database(database_url)
-    repo = Repository(database)
-    user = manage.create_user(repo, email="multi@example.com", display_name="", role_names=["deploy"], now=now())
-    yield repo, user, hasher
+    store = Store(database)
+    user = UserService(store).create(
+        email="multi@example.com", display_name="", role_names=["deploy"], now=now()
+    )
+    yield store, user, hasher
     database.dispose()
 
 
-def credential(repo, hasher, settings_issuer_host: str, user):
+def credential(store, hasher, settings_issuer_host: str, user):
     from authserver.config import Settings
 
-    return manage.create_credential(
-        repo, hasher, Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True),
-        caller=Caller.operator(),
-        owner=user, display_name="", allow_source_cidr=(), scoped_roles=(), expires_in=None, now=now(),
-    )
+    settings = Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True)
+    return operator_creates(CredentialService(store, hasher, settings), user, name="")
 
 
-SHARED = {"AUTHSERVER_ISSUER": "http://authserver.test", "AUTHSERVER_ALLOW_INSECURE_ISSUER": "1"}  # one issuer for all instances
+SHARED = {
+    "AUTHSERVER_ISSUER": "http://authserver.test",
+    "AUTHSERVER_ALLOW_INSECURE_ISSUER": "1",
+}  # one issuer for all instances
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_deletion_through_one_instance_stops_the_other(seeded, database_url: str, tmp_path: Path) -> None:
-    repo, user, hasher = seeded
-    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
-        record, secret = credential(repo, hasher, "authserver.test", user)
-        bearer = {"authorization": f"Bearer {mint(a, record.client_id, secret).json()['access_token']}"}
-        created = httpx.post(f"{a.url}/api/v1/iam/personal_clients", json={"displayName": "ci"}, headers=bearer).json()
-        new_id, new_client_id, new_secret = created["client"]["id"], created["client"]["clientId"], created["clientSecret"]
+def test_deletion_through_one_instance_stops_the_other(
+    seeded, database_url: str, tmp_path: Path
+) -> None:
+    store, user, hasher = seeded
+    with (
+        ServerProcess(database_url, tmp_path, **SHARED) as a,
+        ServerProcess(database_url, tmp_path, **SHARED) as b,
+    ):
+        record, secret = credential(store, hasher, "authserver.test", user)
+        bearer = {
+            "authorization": f"Bearer {mint(a, record.client_id, secret).json()['access_token']}"
+        }
+        created = httpx.post(
+            f"{a.url}/api/v1/iam/personal_clients", json={"displayName": "ci"}, headers=bearer
+        ).json()
+        new_id, new_client_id, new_secret = (
+            created["client"]["id"],
+            created["client"]["clientId"],
+            created["clientSecret"],
+        )
         assert mint(b, new_client_id, new_secret).status_code == 200
-        assert httpx.delete(f"{a.url}/api/v1/iam/personal_clients/{new_id}", headers=bearer).json() == {}
+        assert (
+            httpx.delete(f"{a.url}/api/v1/iam/personal_clients/{new_id}", headers=bearer).json()
+            == {}
+        )
         within(BOUND, lambda: mint(b, new_client_id, new_secret).status_code == 401)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_revocation_through_one_instance_is_seen_by_another(seeded, database_url: str, tmp_path: Path) -> None:
-    repo, user, hasher = seeded
-    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
-        record, secret = credential(repo, hasher, "authserver.test", user)
+def test_revocation_through_one_instance_is_seen_by_another(
+    seeded, database_url: str, tmp_path: Path
+) -> None:
+    store, user, hasher = seeded
+    with (
+        ServerProcess(database_url, tmp_path, **SHARED) as a,
+        ServerProcess(database_url, tmp_path, **SHARED) as b,
+    ):
+        record, secret = credential(store, hasher, "authserver.test", user)
         token = mint(a, record.client_id, secret).json()["access_token"]
-        introspect = lambda: httpx.post(f"{a.url}/auth/v1/introspect", data={"token": token}, auth=(record.client_id, secret)).json()  # noqa: E731
+
+        def introspect() -> dict:
+            return httpx.post(
+                f"{a.url}/auth/v1/introspect",
+                data={"token": token},
+                auth=(record.client_id, secret),
+            ).json()
+
         assert introspect()["active"] is True
-        assert httpx.post(f"{b.url}/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)).status_code == 200
+        assert (
+            httpx.post(
+                f"{b.url}/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret)
+            ).status_code
+            == 200
+        )
         within(BOUND, lambda: introspect() == {"active": False})
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_path: Path) -> None:
-    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
+    with (
+        ServerProcess(database_url, tmp_path, **SHARED) as a,
+        ServerProcess(database_url, tmp_path, **SHARED) as b,
+    ):
         before = {k["kid"] for k in httpx.get(f"{a.url}/.well-known/jwks.json").json()["keys"]}
-        assert before == {k["kid"] for k in httpx.get(f"{b.url}/.well-known/jwks.json").json()["keys"]}
-        subprocess.run([sys.executable, "-m", "authserver", "keys", "rotate"], env=a.env, cwd=tmp_path, check=True, capture_output=True)
+        assert before == {
+            k["kid"] for k in httpx.get(f"{b.url}/.well-known/jwks.json").json()["keys"]
+        }
+        subprocess.run(
+            [sys.executable, "-m", "authserver", "keys", "rotate"],
+            env=a.env,
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
         rotated = time.monotonic()
-        repo, _, _ = seeded
-        new_kid = next(k.kid for k in repo.list_keys() if k.retired_at is None)
+        store, _, _ = seeded
+        new_kid = next(k.kid for k in store.keys.all() if k.retired_at is None)
 
         def published(server: ServerProcess) -> bool:
-            return new_kid in {k["kid"] for k in httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]}
+            return new_kid in {
+                k["kid"] for k in httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
+            }
 
         within(BOUND, lambda: published(a) and published(b))
         assert time.monotonic() - rotated <= BOUND + 0.5  # the CLI's own exit is included above
@@ -102,9 +152,11 @@ def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_
 def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    repo, user, hasher = seeded
+    store, user, hasher = seeded
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: credential(repo, hasher, "127.0.0.1", user)[0].client_id, range(24)))
+        results = list(
+            pool.map(lambda _: credential(store, hasher, "127.0.0.1", user)[0].client_id, range(24))
+        )
     assert len(set(results)) == 24
 
 
@@ -116,9 +168,11 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
         url = cluster.create_database("outage")
         database = Database(url)
         migrate(database)
-        repo = Repository(database)
-        user = manage.create_user(repo, email="o@example.com", display_name="", role_names=["deploy"], now=now())
-        record, secret = credential(repo, hasher, "127.0.0.1", user)
+        store = Store(database)
+        user = UserService(store).create(
+            email="o@example.com", display_name="", role_names=["deploy"], now=now()
+        )
+        record, secret = credential(store, hasher, "127.0.0.1", user)
         with ServerProcess(url, tmp_path) as server:
             assert mint(server, record.client_id, secret).status_code == 200
             cluster.stop()
@@ -131,7 +185,7 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
             cluster.start()
             within(10, lambda: mint(server, record.client_id, secret).status_code == 200)
             assert httpx.get(f"{server.url}/readyz").status_code == 200
-            within(5, lambda: repo.get_client(id=record.id).last_used_at is not None)
+            within(5, lambda: store.credentials.get(id=record.id).last_used_at is not None)
     finally:
         if database is not None:
             database.dispose()
@@ -139,19 +193,30 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_last_used_at_keeps_the_latest_issuance_across_instances(seeded, database_url: str, tmp_path: Path) -> None:
-    repo, user, hasher = seeded
-    with ServerProcess(database_url, tmp_path, **SHARED) as a, ServerProcess(database_url, tmp_path, **SHARED) as b:
-        record, secret = credential(repo, hasher, "authserver.test", user)
+def test_last_used_at_keeps_the_latest_issuance_across_instances(
+    seeded, database_url: str, tmp_path: Path
+) -> None:
+    store, user, hasher = seeded
+    with (
+        ServerProcess(database_url, tmp_path, **SHARED) as a,
+        ServerProcess(database_url, tmp_path, **SHARED) as b,
+    ):
+        record, secret = credential(store, hasher, "authserver.test", user)
         for _ in range(5):
             assert mint(a, record.client_id, secret).status_code == 200
             assert mint(b, record.client_id, secret).status_code == 200
         last = now()
         assert mint(a, record.client_id, secret).status_code == 200
         # B flushes its older timestamps after A's newer one; the stored value must not go back.
-        within(BOUND + 0.5, lambda: (repo.get_client(id=record.id).last_used_at or last.replace(year=2000)) >= last)
+        within(
+            BOUND + 0.5,
+            lambda: (
+                (store.credentials.get(id=record.id).last_used_at or last.replace(year=2000))
+                >= last
+            ),
+        )
         time.sleep(1.2)
-        assert repo.get_client(id=record.id).last_used_at >= last
+        assert store.credentials.get(id=record.id).last_used_at >= last
 
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
@@ -162,8 +227,14 @@ def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
     url = postgres.create_database("concurrent_migrate")
     env = {**os.environ, "AUTHSERVER_DATABASE_URL": url}
     runs = [
-        subprocess.Popen([sys.executable, "-m", "authserver", "migrate"], env=env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "authserver", "migrate"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     results = [run.communicate(timeout=60) + (run.returncode,) for run in runs]
@@ -171,6 +242,8 @@ def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
     database = Database(url)
     try:
         with database.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == HEAD
+            assert (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == HEAD
+            )
     finally:
         database.dispose()

@@ -14,7 +14,9 @@ def test_openapi_lists_exactly_the_api_routes(client: TestClient) -> None:
     served = {
         (route.path, method)
         for route in client.app.routes
-        if isinstance(route, Route) and route.path.startswith("/api/") and route.path != "/api/v1/openapi.json"
+        if isinstance(route, Route)
+        and route.path.startswith("/api/")
+        and route.path != "/api/v1/openapi.json"
         for method in (route.methods or ()) - {"HEAD"}
     }
     assert documented == served

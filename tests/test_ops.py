@@ -9,7 +9,9 @@ from pathlib import Path
 
 import jwt
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.app import create_app
 from authserver.config import Settings
@@ -112,11 +114,15 @@ def test_token_issuance_is_audited(
     assert event["auth_method"] == "client_secret_basic"
 
 
-def test_credential_lifecycle_is_audited(client: TestClient, caller, caplog: pytest.LogCaptureFixture) -> None:
+def test_credential_lifecycle_is_audited(
+    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+) -> None:
     user, _, _, token = caller()
     headers = {"authorization": f"Bearer {token}"}
     with caplog.at_level(logging.INFO):
-        created = client.post("/api/v1/iam/personal_clients", json={}, headers=headers).json()["client"]
+        created = client.post("/api/v1/iam/personal_clients", json={}, headers=headers).json()[
+            "client"
+        ]
         client.post(
             f"/api/v1/iam/personal_clients/{created['id']}",
             json={"client": {"displayName": "x"}, "updateMask": "displayName"},
@@ -124,7 +130,9 @@ def test_credential_lifecycle_is_audited(client: TestClient, caller, caplog: pyt
         )
         client.delete(f"/api/v1/iam/personal_clients/{created['id']}", headers=headers)
     events = [
-        (e["event"], e["actor"]) for e in audit_events(caplog) if e.get("credential_id") == created["id"]
+        (e["event"], e["actor"])
+        for e in audit_events(caplog)
+        if e.get("credential_id") == created["id"]
     ]
     assert events == [
         ("credential_created", user.id),
@@ -133,7 +141,9 @@ def test_credential_lifecycle_is_audited(client: TestClient, caller, caplog: pyt
     ]
 
 
-def test_revocation_is_audited(client: TestClient, caller, caplog: pytest.LogCaptureFixture) -> None:
+def test_revocation_is_audited(
+    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+) -> None:
     _, record, secret, token = caller()
     with caplog.at_level(logging.INFO):
         client.post("/auth/v1/revoke", data={"token": token}, auth=(record.client_id, secret))
@@ -145,3 +155,40 @@ def test_unknown_path_is_json_404(client: TestClient) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+class _Stamp:
+    """A middleware added after the app was built, as an operator's extension would be."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-stamp", b"1")]
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+@pytest.mark.parametrize("path", ["/auth/v1/token", "/auth/v1/introspect", "/auth/v1/revoke"])
+def test_added_middleware_runs_on_the_oauth_endpoints(app: Starlette, peer: str, path: str) -> None:
+    app.add_middleware(_Stamp)
+    with TestClient(app, client=(peer, 50000)) as client:
+        response = client.post(path, data={"grant_type": "client_credentials"})
+    assert response.status_code in (400, 401)
+    assert response.headers["x-stamp"] == "1"
+
+
+def test_unexpected_error_on_the_token_endpoint_is_a_json_500(
+    app: Starlette, peer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, client=(peer, 50000), raise_server_exceptions=False) as client:
+        monkeypatch.setattr(app.state.services.authenticator, "authenticate", broken)
+        response = client.post("/auth/v1/token", data={"grant_type": "client_credentials"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error", "error_description": "internal error"}

@@ -35,8 +35,14 @@ def sign(secret: str, claims: dict, headers: dict | None = None) -> str:
 
 def claims_for(client_id: str, **changes) -> dict:
     now = int(time.time())
-    base = {"iss": client_id, "sub": client_id, "aud": ISSUER, "iat": now, "exp": now + 60,
-            "jti": secrets.token_urlsafe(12)}
+    base = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": ISSUER,
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(12),
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -57,9 +63,16 @@ def assert_invalid_client(response) -> None:
 )
 def test_assertion_authenticates(client: TestClient, make_user, make_client, audience) -> None:
     record, secret = make_client(make_user())
-    response = token_with_assertion(client, signed_assertion(secret, client_id=record.client_id, audience=audience))
+    response = token_with_assertion(
+        client, signed_assertion(secret, client_id=record.client_id, audience=audience)
+    )
     assert response.status_code == 200, response.text
-    assert jwt.decode(response.json()["access_token"], options={"verify_signature": False})["client_id"] == record.client_id
+    assert (
+        jwt.decode(response.json()["access_token"], options={"verify_signature": False})[
+            "client_id"
+        ]
+        == record.client_id
+    )
 
 
 def test_helper_form_authenticates(client: TestClient, make_user, make_client) -> None:
@@ -83,12 +96,18 @@ def test_nonce_header_replaces_missing_jti(client: TestClient, make_user, make_c
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_assertion_without_jti_or_nonce_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_assertion_without_jti_or_nonce_is_refused(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
-    assert_invalid_client(token_with_assertion(client, sign(secret, claims_for(record.client_id, jti=None))))
+    assert_invalid_client(
+        token_with_assertion(client, sign(secret, claims_for(record.client_id, jti=None)))
+    )
 
 
-def test_assertion_signed_by_other_credentials_key_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_assertion_signed_by_other_credentials_key_is_refused(
+    client: TestClient, make_user, make_client
+) -> None:
     owner = make_user()
     record, _ = make_client(owner)
     _, other_secret = make_client(owner)
@@ -104,18 +123,24 @@ def test_exp_too_far_ahead_is_refused(client: TestClient, make_user, make_client
 
 def test_missing_exp_is_refused(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    assert_invalid_client(token_with_assertion(client, sign(secret, claims_for(record.client_id, exp=None))))
+    assert_invalid_client(
+        token_with_assertion(client, sign(secret, claims_for(record.client_id, exp=None)))
+    )
 
 
 def test_expired_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    assertion = sign(secret, claims_for(record.client_id, exp=int(time.time()) - 120, iat=int(time.time()) - 180))
+    assertion = sign(
+        secret, claims_for(record.client_id, exp=int(time.time()) - 120, iat=int(time.time()) - 180)
+    )
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
 def test_exp_within_leeway_is_accepted(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    assertion = sign(secret, claims_for(record.client_id, exp=int(time.time()) - 30, iat=int(time.time()) - 90))
+    assertion = sign(
+        secret, claims_for(record.client_id, exp=int(time.time()) - 30, iat=int(time.time()) - 90)
+    )
     assert token_with_assertion(client, assertion).status_code == 200
 
 
@@ -129,7 +154,9 @@ def test_exp_within_leeway_is_accepted(client: TestClient, make_user, make_clien
 )
 def test_bad_claims_are_refused(client: TestClient, make_user, make_client, changes) -> None:
     record, secret = make_client(make_user())
-    assert_invalid_client(token_with_assertion(client, sign(secret, claims_for(record.client_id, **changes))))
+    assert_invalid_client(
+        token_with_assertion(client, sign(secret, claims_for(record.client_id, **changes)))
+    )
 
 
 def test_non_eddsa_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
@@ -156,16 +183,25 @@ def test_wrong_assertion_type_is_refused(client: TestClient, make_user, make_cli
     assertion = signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
     response = client.post(
         "/auth/v1/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": "urn:other", "client_assertion": assertion},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:other",
+            "client_assertion": assertion,
+        },
     )
     assert_invalid_client(response)
 
 
-def test_assertion_plus_basic_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_assertion_plus_basic_is_invalid_request(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
-        data={"grant_type": "client_credentials", **assertion_form(secret, client_id=record.client_id, audience=ISSUER)},
+        data={
+            "grant_type": "client_credentials",
+            **assertion_form(secret, client_id=record.client_id, audience=ISSUER),
+        },
         auth=(record.client_id, secret),
     )
     assert response.status_code == 400
@@ -174,30 +210,44 @@ def test_assertion_plus_basic_is_invalid_request(client: TestClient, make_user, 
 
 def test_assertion_respects_cidr_lock(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user(), cidrs=("192.0.2.0/24",))
-    assert_invalid_client(token_with_assertion(client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER)))
+    assert_invalid_client(
+        token_with_assertion(
+            client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
+        )
+    )
 
 
 def test_assertion_at_introspection_endpoint(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    token = client.post("/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)).json()["access_token"]
-    form = assertion_form(secret, client_id=record.client_id, audience=f"{ISSUER}/auth/v1/introspect")
+    token = client.post(
+        "/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
+    ).json()["access_token"]
+    form = assertion_form(
+        secret, client_id=record.client_id, audience=f"{ISSUER}/auth/v1/introspect"
+    )
     response = client.post("/auth/v1/introspect", data={"token": token, **form})
     assert response.json()["active"] is True
 
 
 def test_assertion_at_revocation_endpoint(client: TestClient, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    token = client.post("/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)).json()["access_token"]
+    token = client.post(
+        "/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
+    ).json()["access_token"]
     form = assertion_form(secret, client_id=record.client_id, audience=ISSUER)
     assert client.post("/auth/v1/revoke", data={"token": token, **form}).status_code == 200
-    check = client.post("/auth/v1/introspect", data={"token": token}, auth=(record.client_id, secret))
+    check = client.post(
+        "/auth/v1/introspect", data={"token": token}, auth=(record.client_id, secret)
+    )
     assert check.json() == {"active": False}
 
 
-def test_replay_cache_is_in_the_database(client: TestClient, repo, make_user, make_client) -> None:
+def test_replay_cache_is_in_the_database(client: TestClient, store, make_user, make_client) -> None:
     record, secret = make_client(make_user())
-    token_with_assertion(client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER))
-    with repo.database.engine.connect() as conn:
+    token_with_assertion(
+        client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
+    )
+    with store.database.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM used_assertions").scalar_one() == 1
 
 
@@ -209,4 +259,6 @@ def test_exp_just_over_five_minutes_is_refused(client: TestClient, make_user, ma
 
 def test_nul_in_assertion_issuer_is_invalid_client(client: TestClient) -> None:
     key = Ed25519PrivateKey.generate()
-    assert_invalid_client(token_with_assertion(client, jwt.encode(claims_for("a\x00b"), key, algorithm="EdDSA")))
+    assert_invalid_client(
+        token_with_assertion(client, jwt.encode(claims_for("a\x00b"), key, algorithm="EdDSA"))
+    )

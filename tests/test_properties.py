@@ -11,7 +11,8 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authserver.domain import credentials, durations, network, roles
+from authserver.api import bodies
+from authserver.domain import durations, network, roles
 from authserver.errors import InvalidArgument
 from authserver.oauth.adapter import parse_form
 from authserver.oauth.client_auth import InvalidClient, presented_credentials
@@ -89,10 +90,10 @@ def test_scope_parser_returns_valid_role_names_or_none(text: str) -> None:
 @given(st.one_of(st.text(max_size=120), st.lists(st.text(max_size=20), max_size=5)))
 def test_update_mask_accepts_only_writable_fields(mask) -> None:
     try:
-        paths = credentials.parse_update_mask(mask)
+        paths = bodies.parse_update_mask(mask)
     except InvalidArgument:
         return
-    assert paths and set(paths) <= set(credentials.WRITABLE)
+    assert paths and set(paths) <= set(bodies.WRITABLE)
 
 
 @FAST

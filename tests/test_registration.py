@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from starlette.testclient import TestClient
 
-from authserver import manage
 from authserver.cli import main
 from authserver.client import signed_assertion
+from authserver.usecases.users import UserService
 from tests.conftest import now, token_request
 
 REGISTER = "/auth/v1/register"
@@ -27,10 +27,10 @@ def register(client: TestClient, bearer: str, **metadata):
 
 
 @pytest.fixture
-def initial_token(repo, make_user):
+def initial_token(credential_service, make_user):
     def make(roles=("billing:read", "deploy"), ttl=timedelta(hours=1)):
         user = make_user(roles=roles)
-        token, _ = manage.create_registration_token(repo, user_ref=user.id, ttl=ttl, now=now())
+        token, _ = credential_service.mint_registration_token(user_ref=user.id, ttl=ttl, now=now())
         return user, token
 
     return make
@@ -47,7 +47,14 @@ def assert_metadata_error(response, field: str) -> None:
 
 def test_register_with_initial_access_token(client: TestClient, initial_token) -> None:
     user, token = initial_token()
-    response = register(client, token, client_name="ci", scope="deploy", allow_source_cidr=["10.0.0.0/8"], expires_in=3600)
+    response = register(
+        client,
+        token,
+        client_name="ci",
+        scope="deploy",
+        allow_source_cidr=["10.0.0.0/8"],
+        expires_in=3600,
+    )
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
@@ -59,7 +66,10 @@ def test_register_with_initial_access_token(client: TestClient, initial_token) -
     assert body["client_secret"].startswith("secret-token:")
     assert abs(body["client_secret_expires_at"] - (time.time() + 3600)) < 10
     assert abs(body["client_id_issued_at"] - time.time()) < 10
-    assert body["registration_client_uri"] == f"{ISSUER}/auth/v1/register/{quote(body['client_id'], safe='')}"
+    assert (
+        body["registration_client_uri"]
+        == f"{ISSUER}/auth/v1/register/{quote(body['client_id'], safe='')}"
+    )
     assert body["registration_access_token"]
 
 
@@ -69,7 +79,10 @@ def test_registered_secret_mints_tokens_for_the_user(client: TestClient, initial
     user, token = initial_token()
     body = register(client, token, client_name="ci").json()
     minted = token_request(client, body["client_id"], body["client_secret"])
-    assert jwt.decode(minted.json()["access_token"], options={"verify_signature": False})["sub"] == user.id
+    assert (
+        jwt.decode(minted.json()["access_token"], options={"verify_signature": False})["sub"]
+        == user.id
+    )
 
 
 def test_never_expiring_registration_says_zero(client: TestClient, initial_token) -> None:
@@ -86,7 +99,9 @@ def test_initial_access_token_is_single_use(client: TestClient, initial_token) -
     assert again.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_rejected_metadata_does_not_spend_the_initial_token(client: TestClient, initial_token) -> None:
+def test_rejected_metadata_does_not_spend_the_initial_token(
+    client: TestClient, initial_token
+) -> None:
     _, token = initial_token()
     assert register(client, token, grant_types=["authorization_code"]).status_code == 400
     assert register(client, token).status_code == 201
@@ -133,8 +148,12 @@ def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token) -> N
     [
         pytest.param({"grant_types": ["authorization_code"]}, "grant_types", id="grant-type"),
         pytest.param({"response_types": ["code"]}, "response_types", id="response-types"),
-        pytest.param({"redirect_uris": ["https://x.example/cb"]}, "redirect_uris", id="redirect-uris"),
-        pytest.param({"token_endpoint_auth_method": "none"}, "token_endpoint_auth_method", id="auth-none"),
+        pytest.param(
+            {"redirect_uris": ["https://x.example/cb"]}, "redirect_uris", id="redirect-uris"
+        ),
+        pytest.param(
+            {"token_endpoint_auth_method": "none"}, "token_endpoint_auth_method", id="auth-none"
+        ),
         pytest.param({"allow_source_cidr": ["10.0.0.1/8"]}, "allow_source_cidr", id="bad-cidr"),
         pytest.param({"allow_source_cidr": "10.0.0.0/8"}, "allow_source_cidr", id="cidr-not-list"),
         pytest.param({"expires_in": -5}, "expires_in", id="negative-expiry"),
@@ -145,7 +164,9 @@ def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token) -> N
         pytest.param({"jwks": {"keys": []}}, "jwks", id="jwks-without-pkjwt"),
     ],
 )
-def test_invalid_metadata_names_the_field(client: TestClient, initial_token, metadata, field) -> None:
+def test_invalid_metadata_names_the_field(
+    client: TestClient, initial_token, metadata, field
+) -> None:
     _, token = initial_token()
     assert_metadata_error(register(client, token, **metadata), field)
 
@@ -156,20 +177,34 @@ def test_malformed_json_is_invalid_client_metadata(client: TestClient, initial_t
     assert response.json()["error"] == "invalid_client_metadata"
 
 
-def test_client_with_own_jwks_gets_no_secret_and_uses_its_key(client: TestClient, initial_token) -> None:
+def test_client_with_own_jwks_gets_no_secret_and_uses_its_key(
+    client: TestClient, initial_token
+) -> None:
     import jwt
 
     _, token = initial_token()
     key = Ed25519PrivateKey.generate()
     public = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    body = register(client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": [public]}).json()
+    body = register(
+        client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": [public]}
+    ).json()
     assert "client_secret" not in body
     assert body["jwks"]["keys"][0]["x"] == public["x"]
-    claims = {"iss": body["client_id"], "sub": body["client_id"], "aud": ISSUER, "exp": int(time.time()) + 60, "jti": "j1"}
+    claims = {
+        "iss": body["client_id"],
+        "sub": body["client_id"],
+        "aud": ISSUER,
+        "exp": int(time.time()) + 60,
+        "jti": "j1",
+    }
     assertion = jwt.encode(claims, key, algorithm="EdDSA")
     response = client.post(
         "/auth/v1/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
     )
     assert response.status_code == 200
 
@@ -177,17 +212,28 @@ def test_client_with_own_jwks_gets_no_secret_and_uses_its_key(client: TestClient
 def test_private_key_in_jwks_is_refused(client: TestClient, initial_token) -> None:
     _, token = initial_token()
     key = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
-    assert_metadata_error(register(client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key]}), "jwks")
+    assert_metadata_error(
+        register(client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key]}),
+        "jwks",
+    )
 
 
-def test_private_key_jwt_client_cannot_use_its_secret_directly(client: TestClient, initial_token) -> None:
+def test_private_key_jwt_client_cannot_use_its_secret_directly(
+    client: TestClient, initial_token
+) -> None:
     _, token = initial_token()
     body = register(client, token, token_endpoint_auth_method="private_key_jwt").json()
     assert token_request(client, body["client_id"], body["client_secret"]).status_code == 401
-    assertion = signed_assertion(body["client_secret"], client_id=body["client_id"], audience=ISSUER)
+    assertion = signed_assertion(
+        body["client_secret"], client_id=body["client_id"], audience=ISSUER
+    )
     response = client.post(
         "/auth/v1/token",
-        data={"grant_type": "client_credentials", "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion},
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
     )
     assert response.status_code == 200
 
@@ -196,7 +242,11 @@ def test_cli_mints_registration_tokens(database_url: str) -> None:
     env = {"AUTHSERVER_DATABASE_URL": database_url}
     runner = CliRunner()
     runner.invoke(main, ["users", "create", "a@example.com"], env=env)
-    result = runner.invoke(main, ["registration-tokens", "create", "--user", "a@example.com", "--ttl", "15m", "--json"], env=env)
+    result = runner.invoke(
+        main,
+        ["registration-tokens", "create", "--user", "a@example.com", "--ttl", "15m", "--json"],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert set(body) == {"token", "expiresTime"}
@@ -206,7 +256,9 @@ def test_cli_mints_registration_tokens(database_url: str) -> None:
 
 def test_cli_registration_token_for_unknown_user_exits_1(database_url: str) -> None:
     env = {"AUTHSERVER_DATABASE_URL": database_url}
-    result = CliRunner().invoke(main, ["registration-tokens", "create", "--user", "ghost@example.com"], env=env)
+    result = CliRunner().invoke(
+        main, ["registration-tokens", "create", "--user", "ghost@example.com"], env=env
+    )
     assert result.exit_code == 1
 
 
@@ -229,7 +281,7 @@ def test_read_returns_metadata_without_secrets(client: TestClient, registered) -
     assert read["client_id"] == body["client_id"]
     assert read["client_name"] == "ci"
     text = response.text
-    assert "client_secret\"" not in text and "argon2" not in text and "secret_hash" not in text
+    assert 'client_secret"' not in text and "argon2" not in text and "secret_hash" not in text
     assert body["client_secret"] not in text
 
 
@@ -240,17 +292,31 @@ def test_read_with_wrong_token_is_401(client: TestClient, registered) -> None:
     assert response.json()["error"] == "invalid_token"
 
 
-def test_another_clients_registration_token_is_refused(client: TestClient, registered, initial_token) -> None:
+def test_another_clients_registration_token_is_refused(
+    client: TestClient, registered, initial_token
+) -> None:
     _, path, _ = registered
     _, token = initial_token()
     other = register(client, token).json()
-    assert client.get(path, headers={"authorization": f"Bearer {other['registration_access_token']}"}).status_code == 401
+    assert (
+        client.get(
+            path, headers={"authorization": f"Bearer {other['registration_access_token']}"}
+        ).status_code
+        == 401
+    )
 
 
 def test_update_replaces_metadata(client: TestClient, registered) -> None:
     body, path, headers = registered
     response = client.put(
-        path, json={"client_id": body["client_id"], "client_name": "renamed", "scope": "deploy", "allow_source_cidr": ["192.0.2.0/24"]}, headers=headers
+        path,
+        json={
+            "client_id": body["client_id"],
+            "client_name": "renamed",
+            "scope": "deploy",
+            "allow_source_cidr": ["192.0.2.0/24"],
+        },
+        headers=headers,
     )
     assert response.status_code == 200, response.text
     updated = response.json()
@@ -260,28 +326,38 @@ def test_update_replaces_metadata(client: TestClient, registered) -> None:
 
 def test_update_cannot_widen_a_reduced_client(client: TestClient, registered) -> None:
     body, path, headers = registered
-    response = client.put(path, json={"client_id": body["client_id"], "scope": "deploy billing:read"}, headers=headers)
+    response = client.put(
+        path, json={"client_id": body["client_id"], "scope": "deploy billing:read"}, headers=headers
+    )
     assert_metadata_error(response, "scope")
 
 
 def test_update_cannot_extend_expiry(client: TestClient, registered) -> None:
     body, path, headers = registered
-    response = client.put(path, json={"client_id": body["client_id"], "scope": "deploy", "expires_in": 86400}, headers=headers)
-    assert_metadata_error(response, "expiresTime")
+    response = client.put(
+        path,
+        json={"client_id": body["client_id"], "scope": "deploy", "expires_in": 86400},
+        headers=headers,
+    )
+    assert_metadata_error(response, "expires_in")
 
 
 def test_update_needs_matching_client_id(client: TestClient, registered) -> None:
     _, path, headers = registered
-    assert_metadata_error(client.put(path, json={"client_id": "other"}, headers=headers), "client_id")
+    assert_metadata_error(
+        client.put(path, json={"client_id": "other"}, headers=headers), "client_id"
+    )
 
 
-def test_delete_soft_deletes_and_revokes_the_registration_token(client: TestClient, registered, repo) -> None:
+def test_delete_soft_deletes_and_revokes_the_registration_token(
+    client: TestClient, registered, store
+) -> None:
     body, path, headers = registered
     response = client.delete(path, headers=headers)
     assert response.status_code == 204
     assert token_request(client, body["client_id"], body["client_secret"]).status_code == 401
     assert client.get(path, headers=headers).status_code == 401
-    record, _ = repo.find_client(client_id=body["client_id"])
+    record, _ = store.credentials.find(client_id=body["client_id"])
     assert record.deleted_at is not None
 
 
@@ -294,22 +370,27 @@ def test_metadata_advertises_registration(client: TestClient) -> None:
 
 def test_malformed_jwks_is_invalid_client_metadata(client: TestClient, initial_token) -> None:
     _, token = initial_token()
-    response = register(client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": "nope"})
+    response = register(
+        client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": "nope"}
+    )
     assert_metadata_error(response, "jwks")
 
 
 def test_read_echoes_the_registration_access_token(client: TestClient, registered) -> None:
     body, path, headers = registered
-    assert client.get(path, headers=headers).json()["registration_access_token"] == body["registration_access_token"]
+    assert (
+        client.get(path, headers=headers).json()["registration_access_token"]
+        == body["registration_access_token"]
+    )
 
 
-def test_disabled_owner_cannot_manage_registration(client: TestClient, registered, repo) -> None:
+def test_disabled_owner_cannot_manage_registration(client: TestClient, registered, store) -> None:
     body, path, headers = registered
-    record, _ = repo.find_client(client_id=body["client_id"])
-    manage.update_user(repo, ref=record.user_id, role_names=None, disabled=True, now=now())
+    record, _ = store.credentials.find(client_id=body["client_id"])
+    UserService(store).update(ref=record.user_id, role_names=None, disabled=True, now=now())
     assert client.get(path, headers=headers).status_code == 401
     assert client.delete(path, headers=headers).status_code == 401
-    assert repo.get_client(id=record.id).deleted_at is None
+    assert store.credentials.get(id=record.id).deleted_at is None
 
 
 def test_nul_in_registration_path_is_401(client: TestClient, registered) -> None:
@@ -318,7 +399,9 @@ def test_nul_in_registration_path_is_401(client: TestClient, registered) -> None
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_registration_during_outage_is_503(client: TestClient, initial_token, database, tmp_path) -> None:
+def test_registration_during_outage_is_503(
+    client: TestClient, initial_token, database, tmp_path
+) -> None:
     _, token = initial_token()
     (tmp_path / "authserver.db").rename(tmp_path / "moved.db")
     (tmp_path / "authserver.db").mkdir()
@@ -332,17 +415,25 @@ def test_registration_during_outage_is_503(client: TestClient, initial_token, da
 def locked_registration(client: TestClient, initial_token):
     _, token = initial_token()
     body = register(client, token, allow_source_cidr=["192.0.2.0/24"]).json()
-    return body, body["registration_client_uri"].removeprefix(ISSUER), {"authorization": f"Bearer {body['registration_access_token']}"}
+    return (
+        body,
+        body["registration_client_uri"].removeprefix(ISSUER),
+        {"authorization": f"Bearer {body['registration_access_token']}"},
+    )
 
 
-def test_registration_token_is_refused_outside_the_clients_networks(client: TestClient, locked_registration) -> None:
+def test_registration_token_is_refused_outside_the_clients_networks(
+    client: TestClient, locked_registration
+) -> None:
     _, path, headers = locked_registration
     assert client.get(path, headers=headers).status_code == 401  # the test client is 203.0.113.7
 
 
-def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registration, repo) -> None:
+def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registration, store) -> None:
     body, path, headers = locked_registration
     with TestClient(app, client=("192.0.2.10", 1)) as inside:
-        response = inside.put(path, json={"client_id": body["client_id"], "client_name": "renamed"}, headers=headers)
+        response = inside.put(
+            path, json={"client_id": body["client_id"], "client_name": "renamed"}, headers=headers
+        )
     assert response.status_code == 200, response.text
     assert response.json()["allow_source_cidr"] == ["192.0.2.0/24"]

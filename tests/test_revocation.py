@@ -26,18 +26,18 @@ def test_revoking_own_token_makes_it_inactive(client, caller) -> None:
     assert not is_active(client, record.client_id, secret, token)
 
 
-def test_revocation_is_stored_until_the_token_expires(client, caller, repo) -> None:
+def test_revocation_is_stored_until_the_token_expires(client, caller, store) -> None:
     import jwt
 
     _, record, secret, token = caller()
     revoke(client, record.client_id, secret, token)
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    assert repo.is_revoked(jti=jti)
-    repo.purge_revocations(now=now())
-    assert repo.is_revoked(jti=jti)
+    assert store.revocations.is_revoked(jti=jti)
+    store.revocations.purge(now=now())
+    assert store.revocations.is_revoked(jti=jti)
     # Kept a minute past exp (token checks allow clock skew), then dropped.
-    repo.purge_revocations(now=now() + timedelta(seconds=601 + 60))
-    assert not repo.is_revoked(jti=jti)
+    store.revocations.purge(now=now() + timedelta(seconds=601 + 60))
+    assert not store.revocations.is_revoked(jti=jti)
 
 
 def test_revoking_one_token_leaves_others_active(client, caller) -> None:
@@ -75,15 +75,19 @@ def test_revocation_requires_client_authentication(client, caller) -> None:
 def test_revoked_token_is_refused_by_management_api(client, caller) -> None:
     _, record, secret, token = caller()
     revoke(client, record.client_id, secret, token)
-    response = client.get("/api/v1/iam/personal_clients", headers={"authorization": f"Bearer {token}"})
+    response = client.get(
+        "/api/v1/iam/personal_clients", headers={"authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 401
     assert response.json()["code"] == 16
 
 
-def test_replay_markers_outlive_expiry_by_a_clock_margin(repo) -> None:
+def test_replay_markers_outlive_expiry_by_a_clock_margin(store) -> None:
     key = "k" * 64
-    repo.record_assertion(key=key, expires_at=now() - timedelta(seconds=10))
-    repo.purge_assertions(now=now())
-    assert repo.record_assertion(key=key, expires_at=now()) is False  # still remembered
-    repo.purge_assertions(now=now() + timedelta(seconds=31))
-    assert repo.record_assertion(key=key, expires_at=now()) is True
+    store.revocations.record_assertion(key=key, expires_at=now() - timedelta(seconds=10))
+    store.revocations.purge_assertions(now=now())
+    assert (
+        store.revocations.record_assertion(key=key, expires_at=now()) is False
+    )  # still remembered
+    store.revocations.purge_assertions(now=now() + timedelta(seconds=31))
+    assert store.revocations.record_assertion(key=key, expires_at=now()) is True

@@ -8,11 +8,12 @@ import anyio
 import pytest
 from starlette.testclient import TestClient
 
-from authserver import manage
-from authserver.domain.credentials import AuthState
+from authserver.domain.credentials import AuthState, CheckedPatch
 from authserver.errors import PermissionDenied
+from authserver.records import Changes
 from authserver.state_cache import StateCache
-from authserver.store.repository import Changes, Repository
+from authserver.store import Store
+from authserver.usecases.users import UserService
 from tests.conftest import auth_state, mint, now, token_request, within
 
 
@@ -93,28 +94,30 @@ def test_revocations_arrive_through_sync() -> None:
     clock = Clock()
     cache = synced_cache(clock)
     assert cache.revoked("j1") is False
-    cache.apply(changes(2, revoked=[("j1", now() + timedelta(minutes=5))]), started=clock(), now=now())
+    cache.apply(
+        changes(2, revoked=[("j1", now() + timedelta(minutes=5))]), started=clock(), now=now()
+    )
     assert cache.revoked("j1") is True
 
 
-def test_first_sync_loads_live_revocations(repo: Repository) -> None:
-    repo.revoke_token(jti="live", expires_at=now() + timedelta(minutes=5))
-    repo.revoke_token(jti="gone", expires_at=now() - timedelta(minutes=5))
+def test_first_sync_loads_live_revocations(store: Store) -> None:
+    store.revocations.revoke(jti="live", expires_at=now() + timedelta(minutes=5))
+    store.revocations.revoke(jti="gone", expires_at=now() - timedelta(minutes=5))
     cache = StateCache(0.5)
-    anyio.run(cache.sync, repo)
+    anyio.run(cache.sync, store.changes)
     assert (cache.revoked("live"), cache.revoked("gone")) == (True, False)
 
 
-def test_changes_since_lists_exactly_what_changed(repo: Repository, make_user, make_client) -> None:
+def test_changes_since_lists_exactly_what_changed(store: Store, make_user, make_client) -> None:
     owner = make_user()
     first, _ = make_client(owner)
     second, _ = make_client(owner)
     other = make_user()
-    start = repo.changes_since(since=None, now=now()).version
-    repo.delete_client(id=first.id, now=now())
-    manage.update_user(repo, ref=other.id, role_names=["x"], disabled=None, now=now())
-    repo.revoke_token(jti="j", expires_at=now() + timedelta(minutes=5))
-    seen = repo.changes_since(since=start, now=now())
+    start = store.changes.since(version=None, now=now()).version
+    store.credentials.delete(id=first.id, now=now())
+    UserService(store).update(ref=other.id, role_names=["x"], disabled=None, now=now())
+    store.revocations.revoke(jti="j", expires_at=now() + timedelta(minutes=5))
+    seen = store.changes.since(version=start, now=now())
     assert seen.version == start + 3
     assert seen.client_ids == {first.client_id}
     assert seen.user_ids == {other.id}
@@ -122,20 +125,22 @@ def test_changes_since_lists_exactly_what_changed(repo: Repository, make_user, m
     assert second.client_id not in seen.client_ids
 
 
-def test_last_used_is_not_a_change(repo: Repository, make_user, make_client) -> None:
+def test_last_used_is_not_a_change(store: Store, make_user, make_client) -> None:
     """Recording use must not invalidate every instance's cache."""
     record, _ = make_client(make_user())
-    start = repo.changes_since(since=None, now=now()).version
-    repo.record_last_used(used={record.id: now()})
-    assert repo.changes_since(since=start, now=now()) == changes(start)
+    start = store.changes.since(version=None, now=now()).version
+    store.credentials.record_last_used(used={record.id: now()})
+    assert store.changes.since(version=start, now=now()) == changes(start)
 
 
-def test_refused_expiry_edit_is_not_a_change(repo: Repository, make_user, make_client) -> None:
+def test_refused_expiry_edit_is_not_a_change(store: Store, make_user, make_client) -> None:
     record, _ = make_client(make_user(), expires_in=timedelta(days=1))
-    start = repo.changes_since(since=None, now=now()).version
+    start = store.changes.since(version=None, now=now()).version
     with pytest.raises(PermissionDenied):
-        repo.update_client(id=record.id, changes={"expires_time": now() + timedelta(days=9)}, now=now())
-    assert repo.changes_since(since=start, now=now()).version == start
+        store.credentials.update(
+            id=record.id, patch=CheckedPatch(expires_time=now() + timedelta(days=9)), now=now()
+        )
+    assert store.changes.since(version=start, now=now()).version == start
 
 
 def test_warm_token_requests_read_no_credential_state(
@@ -144,10 +149,10 @@ def test_warm_token_requests_read_no_credential_state(
     record, secret = make_client(make_user())
     services = client.app.state.services
     within(1.0, services.state_cache.in_sync)
-    repo = services.repo
+    store = services.store.credentials
     reads = []
-    original = repo.auth_state
-    monkeypatch.setattr(repo, "auth_state", lambda **kw: reads.append(kw) or original(**kw))
+    original = store.auth_state
+    monkeypatch.setattr(store, "auth_state", lambda **kw: reads.append(kw) or original(**kw))
     mint(client, record.client_id, secret)  # may load once: the entry can predate a sync
     reads.clear()
     for _ in range(5):
@@ -156,11 +161,11 @@ def test_warm_token_requests_read_no_credential_state(
 
 
 def test_change_from_another_process_applies_within_a_second(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     record, secret = make_client(make_user())
     mint(client, record.client_id, secret)
-    repo.delete_client(id=record.id, now=now())  # as the CLI or another instance would
+    store.credentials.delete(id=record.id, now=now())  # as the CLI or another instance would
     within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
 
 
@@ -186,18 +191,18 @@ def test_counter_going_back_starts_the_cache_afresh() -> None:
     assert cache.version == 3
 
 
-def test_revocation_outlives_token_expiry_by_the_clock_skew_margin(repo: Repository) -> None:
+def test_revocation_outlives_token_expiry_by_the_clock_skew_margin(store: Store) -> None:
     """Token checks accept a token a few seconds past exp; its revocation must still be known."""
     expired = now() - timedelta(seconds=10)
-    repo.revoke_token(jti="just-expired", expires_at=expired)
-    repo.purge_revocations(now=now())
-    assert repo.is_revoked(jti="just-expired")
+    store.revocations.revoke(jti="just-expired", expires_at=expired)
+    store.revocations.purge(now=now())
+    assert store.revocations.is_revoked(jti="just-expired")
     cache = StateCache(0.5)
-    anyio.run(cache.sync, repo)
+    anyio.run(cache.sync, store.changes)
     assert cache.revoked("just-expired") is True
 
 
-def test_sync_runs_while_every_default_worker_thread_is_taken(repo: Repository) -> None:
+def test_sync_runs_while_every_default_worker_thread_is_taken(store: Store) -> None:
     """A burst of slow blocking work (argon2 for many creations) must not stop the sync."""
 
     async def scenario() -> None:
@@ -208,7 +213,7 @@ def test_sync_runs_while_every_default_worker_thread_is_taken(repo: Repository) 
         try:
             cache = StateCache(0.5)
             with anyio.fail_after(5):
-                await cache.sync(repo)
+                await cache.sync(store.changes)
             assert cache.in_sync()
         finally:
             for holder in holders:

@@ -8,7 +8,9 @@ from starlette.testclient import TestClient
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_full_database_gives_clear_503_and_recovers(client: TestClient, caller, database, repo) -> None:
+def test_full_database_gives_clear_503_and_recovers(
+    client: TestClient, caller, database, store
+) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}
     with database.engine.connect() as conn:
@@ -23,27 +25,34 @@ def test_full_database_gives_clear_503_and_recovers(client: TestClient, caller, 
     created = 0
     full = None
     for _ in range(200):
-        response = client.post("/api/v1/iam/personal_clients", json={"displayName": "x" * 190}, headers=bearer)
+        response = client.post(
+            "/api/v1/iam/personal_clients", json={"displayName": "x" * 190}, headers=bearer
+        )
         if response.status_code != 200:
             full = response
             break
         created += 1
     assert full is not None, "the capped database never filled up"
     assert full.status_code == 503
-    assert full.json() == {"code": 14, "message": "database unavailable: the database or disk is full"}
+    assert full.json() == {
+        "code": 14,
+        "message": "database unavailable: the database or disk is full",
+    }
     assert "clientSecret" not in full.text
 
     limit["pages"] = 1_000_000
     database.engine.dispose()
     assert client.post("/api/v1/iam/personal_clients", json={}, headers=bearer).status_code == 200
     # Every answered create is stored, nothing else is, and the file is sound.
-    assert len(repo.list_clients()) == 1 + created + 1
+    assert len(store.credentials.all()) == 1 + created + 1
     with database.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_read_only_database_gives_clear_503_and_recovers(client: TestClient, caller, database, repo) -> None:
+def test_read_only_database_gives_clear_503_and_recovers(
+    client: TestClient, caller, database, store
+) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}
     read_only = {"on": True}
@@ -54,11 +63,14 @@ def test_read_only_database_gives_clear_503_and_recovers(client: TestClient, cal
             dbapi_connection.execute("PRAGMA query_only = ON")
 
     database.engine.dispose()
-    before = len(repo.list_clients())
+    before = len(store.credentials.all())
     response = client.post("/api/v1/iam/personal_clients", json={}, headers=bearer)
     assert response.status_code == 503
-    assert response.json() == {"code": 14, "message": "database unavailable: the database is read-only"}
+    assert response.json() == {
+        "code": 14,
+        "message": "database unavailable: the database is read-only",
+    }
     read_only["on"] = False
     database.engine.dispose()
-    assert len(repo.list_clients()) == before
+    assert len(store.credentials.all()) == before
     assert client.post("/api/v1/iam/personal_clients", json={}, headers=bearer).status_code == 200

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import token_request
+from tests.conftest import operator_creates, token_request
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
 
@@ -18,7 +18,9 @@ def fail_times(client: TestClient, client_id: str, times: int) -> None:
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_repeated_failures_for_a_client_id_get_429(client: TestClient, make_user, make_client) -> None:
+def test_repeated_failures_for_a_client_id_get_429(
+    client: TestClient, make_user, make_client
+) -> None:
     record, _ = make_client(make_user())
     fail_times(client, record.client_id, 3)
     response = token_request(client, record.client_id, "another-guess")
@@ -28,7 +30,9 @@ def test_repeated_failures_for_a_client_id_get_429(client: TestClient, make_user
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_throttled_client_id_still_admits_its_verified_secret(client: TestClient, make_user, make_client) -> None:
+def test_throttled_client_id_still_admits_its_verified_secret(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
     fail_times(client, record.client_id, 3)
@@ -47,7 +51,9 @@ def test_guessing_unknown_ids_does_not_throttle_other_credentials_at_that_source
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_another_credentials_failures_do_not_throttle_this_one(client: TestClient, make_user, make_client) -> None:
+def test_another_credentials_failures_do_not_throttle_this_one(
+    client: TestClient, make_user, make_client
+) -> None:
     owner = make_user()
     victim, _ = make_client(owner)
     bystander, secret = make_client(owner)
@@ -62,7 +68,9 @@ def test_zero_limit_disables_throttling(client: TestClient, make_user, make_clie
     fail_times(client, record.client_id, 12)
 
 
-def test_repeated_identical_wrong_secret_costs_no_argon2(client: TestClient, make_user, make_client) -> None:
+def test_repeated_identical_wrong_secret_costs_no_argon2(
+    client: TestClient, make_user, make_client
+) -> None:
     record, _ = make_client(make_user())
     hasher = client.app.state.services.hasher
     token_request(client, record.client_id, "same-wrong")
@@ -75,7 +83,9 @@ FLOOD = Path(__file__).resolve().parents[1] / "bench" / "flood.py"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_flood_of_wrong_secrets_leaves_correct_traffic_served(database_url: str, tmp_path, hasher) -> None:
+def test_flood_of_wrong_secrets_leaves_correct_traffic_served(
+    database_url: str, tmp_path, hasher
+) -> None:
     """A separate process sends ~200 wrong secrets/s while correct requests are timed."""
     import subprocess
     import sys
@@ -84,25 +94,24 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(database_url: str,
 
     import httpx
 
-    from authserver import manage
     from authserver.config import load_settings
-    from authserver.domain.credentials import Caller
+    from authserver.store import Store
     from authserver.store.database import Database, migrate
-    from authserver.store.repository import Repository
+    from authserver.usecases.credentials import CredentialService
+    from authserver.usecases.users import UserService
     from tests.servers import ServerProcess
 
     server = ServerProcess(database_url, tmp_path)
     settings = load_settings(environ=server.env)
     database = Database(settings.database_url)
     migrate(database)
-    repo = Repository(database)
-    owner = manage.create_user(repo, email="f@example.com", display_name="", role_names=["r"], now=datetime.now(UTC))
+    store = Store(database)
+    owner = UserService(store).create(
+        email="f@example.com", display_name="", role_names=["r"], now=datetime.now(UTC)
+    )
 
     def new_credential():
-        return manage.create_credential(
-            repo, hasher, settings, caller=Caller.operator(), owner=owner, display_name="",
-            allow_source_cidr=(), scoped_roles=(), expires_in=None, now=datetime.now(UTC),
-        )
+        return operator_creates(CredentialService(store, hasher, settings), owner, name="")
 
     good, good_secret = new_credential()
     targets = [new_credential()[0].client_id for _ in range(10)]
@@ -119,19 +128,31 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(database_url: str,
 
         unloaded = correct_rate(2.0)
         flood = subprocess.Popen(
-            [sys.executable, str(FLOOD), f"{server.url}/auth/v1/token", ",".join(targets), "3", "200"],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(FLOOD),
+                f"{server.url}/auth/v1/token",
+                ",".join(targets),
+                "3",
+                "200",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         time.sleep(0.3)
         loaded = correct_rate(2.0)
         flood_sent = int(flood.communicate(timeout=30)[0])
     assert flood_sent > 50  # the flood was real (argon2 answers slow the flooders down)
-    print(f"correct requests/s unloaded {unloaded:.0f}, under flood {loaded:.0f} ({loaded / unloaded:.0%}); flood sent {flood_sent}")
+    print(
+        f"correct requests/s unloaded {unloaded:.0f}, under flood {loaded:.0f} ({loaded / unloaded:.0%}); flood sent {flood_sent}"
+    )
     assert loaded >= 0.5 * unloaded, (loaded, unloaded)
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_holder_of_the_key_is_never_throttled_even_uncached(client: TestClient, make_user, make_client) -> None:
+def test_holder_of_the_key_is_never_throttled_even_uncached(
+    client: TestClient, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     fail_times(client, record.client_id, 3)
     # Never verified in this process: the secret's key matching the stored public key proves possession.
@@ -139,21 +160,33 @@ def test_holder_of_the_key_is_never_throttled_even_uncached(client: TestClient, 
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(client: TestClient, make_user, make_client) -> None:
+def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(
+    client: TestClient, make_user, make_client
+) -> None:
     import jwt as pyjwt
 
     from authserver.client import assertion_form
 
     record, secret = make_client(make_user())
-    junk = pyjwt.encode({"iss": record.client_id, "sub": record.client_id, "exp": 9999999999}, "k" * 32, algorithm="HS256")
+    junk = pyjwt.encode(
+        {"iss": record.client_id, "sub": record.client_id, "exp": 9999999999},
+        "k" * 32,
+        algorithm="HS256",
+    )
     for _ in range(4):
-        client.post("/auth/v1/token", data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": junk,
-        })
+        client.post(
+            "/auth/v1/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": junk,
+            },
+        )
     form = assertion_form(secret, client_id=record.client_id, audience="http://127.0.0.1:8000")
-    assert client.post("/auth/v1/token", data={"grant_type": "client_credentials", **form}).status_code == 200
+    assert (
+        client.post("/auth/v1/token", data={"grant_type": "client_credentials", **form}).status_code
+        == 200
+    )
 
 
 def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client) -> None:
@@ -168,7 +201,9 @@ def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_refused_credential_with_known_secret_is_throttled_like_any_failure(app, make_user, make_client) -> None:
+def test_refused_credential_with_known_secret_is_throttled_like_any_failure(
+    app, make_user, make_client
+) -> None:
     record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
     with TestClient(app, client=("203.0.113.7", 1)) as inside:
         assert token_request(inside, record.client_id, secret).status_code == 200
@@ -179,7 +214,9 @@ def test_refused_credential_with_known_secret_is_throttled_like_any_failure(app,
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_exhausted_source_answers_alike_for_known_and_unknown_ids(client: TestClient, make_user, make_client) -> None:
+def test_exhausted_source_answers_alike_for_known_and_unknown_ids(
+    client: TestClient, make_user, make_client
+) -> None:
     record, _ = make_client(make_user())
     for i in range(3):
         token_request(client, f"ghost-{i}@127.0.0.1/pcc", "x")

@@ -10,8 +10,8 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from authserver import manage
-from authserver.store.repository import Repository
+from authserver.store import Store
+from authserver.usecases.users import UserService
 from tests.conftest import now, token_request, within
 
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
@@ -115,11 +115,11 @@ def test_another_credentials_secret_is_refused(client: TestClient, make_user, ma
 
 
 def test_deleted_credential_is_refused(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
-    repo.delete_client(id=record.id, now=now())
+    store.credentials.delete(id=record.id, now=now())
     # Deleted through the store directly (as another instance would): refused within 1 s.
     within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
     assert_invalid_client(token_request(client, record.client_id, secret))
@@ -144,22 +144,22 @@ def test_token_never_outlives_credential(client: TestClient, make_user, make_cli
 
 
 def test_disabled_owner_is_refused(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
-    manage.update_user(repo, ref=owner.id, role_names=None, disabled=True, now=now())
+    UserService(store).update(ref=owner.id, role_names=None, disabled=True, now=now())
     within(1.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
     assert_invalid_client(token_request(client, record.client_id, secret))
 
 
 def test_reenabled_owner_can_mint_again(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
-    manage.update_user(repo, ref=owner.id, role_names=None, disabled=True, now=now())
-    manage.update_user(repo, ref=owner.id, role_names=None, disabled=False, now=now())
+    UserService(store).update(ref=owner.id, role_names=None, disabled=True, now=now())
+    UserService(store).update(ref=owner.id, role_names=None, disabled=False, now=now())
     assert token_request(client, record.client_id, secret).status_code == 200
 
 
@@ -189,12 +189,14 @@ def test_scope_beyond_scoped_roles_is_invalid_scope(
 
 
 def test_scope_of_role_owner_lost_is_invalid_scope(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     owner = make_user(roles=("a", "b"))
     record, secret = make_client(owner)
-    manage.update_user(repo, ref=owner.id, role_names=["a"], disabled=None, now=now())
-    within(1.0, lambda: token_request(client, record.client_id, secret, scope="b").status_code == 400)
+    UserService(store).update(ref=owner.id, role_names=["a"], disabled=None, now=now())
+    within(
+        1.0, lambda: token_request(client, record.client_id, secret, scope="b").status_code == 400
+    )
     response = token_request(client, record.client_id, secret, scope="b")
     assert response.json()["error"] == "invalid_scope"
 
@@ -206,37 +208,35 @@ def test_malformed_scope_is_invalid_scope(client: TestClient, make_user, make_cl
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_last_used_at_is_recorded(
-    client: TestClient, repo: Repository, make_user, make_client
-) -> None:
+def test_last_used_at_is_recorded(client: TestClient, store: Store, make_user, make_client) -> None:
     record, secret = make_client(make_user())
     before = now()
     assert token_request(client, record.client_id, secret).status_code == 200
     deadline = time.monotonic() + 2
-    while repo.get_client(id=record.id).last_used_at is None and time.monotonic() < deadline:
+    while store.credentials.get(id=record.id).last_used_at is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    last_used = repo.get_client(id=record.id).last_used_at
+    last_used = store.credentials.get(id=record.id).last_used_at
     assert last_used is not None and last_used >= before
 
 
 @pytest.mark.parametrize("settings_overrides", [{"last_used_flush_interval": 1.0}])
 def test_last_used_at_is_flushed_on_shutdown(
-    app, repo: Repository, make_user, make_client, peer
+    app, store: Store, make_user, make_client, peer
 ) -> None:
     record, secret = make_client(make_user())
     with TestClient(app, client=(peer, 1)) as client:
         assert token_request(client, record.client_id, secret).status_code == 200
-        assert repo.get_client(id=record.id).last_used_at is None
-    assert repo.get_client(id=record.id).last_used_at is not None
+        assert store.credentials.get(id=record.id).last_used_at is None
+    assert store.credentials.get(id=record.id).last_used_at is not None
 
 
 def test_failed_authentication_does_not_touch_last_used(
-    client: TestClient, repo: Repository, make_user, make_client
+    client: TestClient, store: Store, make_user, make_client
 ) -> None:
     record, _ = make_client(make_user())
     token_request(client, record.client_id, "wrong")
     time.sleep(0.7)
-    assert repo.get_client(id=record.id).last_used_at is None
+    assert store.credentials.get(id=record.id).last_used_at is None
 
 
 # Protocol errors (RFC 6749 section 5.2) -------------------------------------
@@ -396,7 +396,11 @@ def test_invalid_scope_is_counted_by_its_error(client: TestClient, make_user, ma
 
 def test_nul_in_basic_client_id_is_invalid_client(client: TestClient) -> None:
     header = "Basic " + base64.b64encode(b"abc%00:xyz").decode()
-    response = client.post("/auth/v1/token", data={"grant_type": "client_credentials"}, headers={"authorization": header})
+    response = client.post(
+        "/auth/v1/token",
+        data={"grant_type": "client_credentials"},
+        headers={"authorization": header},
+    )
     assert_invalid_client(response)
 
 
@@ -415,16 +419,22 @@ def test_refused_credential_never_takes_the_cached_fast_path(app, make_user, mak
 
 def test_api_delete_applies_at_once_despite_state_cache(client: TestClient, caller) -> None:
     _, _, _, token = caller()
-    body = client.post("/api/v1/iam/personal_clients", json={}, headers={"authorization": f"Bearer {token}"}).json()
+    body = client.post(
+        "/api/v1/iam/personal_clients", json={}, headers={"authorization": f"Bearer {token}"}
+    ).json()
     target, secret = body["client"], body["clientSecret"]
     assert token_request(client, target["clientId"], secret).status_code == 200  # now cached
-    client.delete(f"/api/v1/iam/personal_clients/{target['id']}", headers={"authorization": f"Bearer {token}"})
+    client.delete(
+        f"/api/v1/iam/personal_clients/{target['id']}", headers={"authorization": f"Bearer {token}"}
+    )
     assert_invalid_client(token_request(client, target["clientId"], secret))
 
 
 @pytest.mark.parametrize("settings_overrides", [{"auth_cache_ttl": 0.0}])
-def test_zero_cache_ttl_reads_every_change_at_once(client: TestClient, repo: Repository, make_user, make_client) -> None:
+def test_zero_cache_ttl_reads_every_change_at_once(
+    client: TestClient, store: Store, make_user, make_client
+) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
-    repo.delete_client(id=record.id, now=now())
+    store.credentials.delete(id=record.id, now=now())
     assert_invalid_client(token_request(client, record.client_id, secret))

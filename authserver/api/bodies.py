@@ -7,51 +7,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
-
+from authserver.domain.credentials import UNSET, CredentialPatch
 from authserver.errors import InvalidArgument
-from authserver.http_body import read_body
+from authserver.store.ids import is_record_id
 
-MAX_JSON_BYTES = 65536
+#: How the API names the domain's fields in its messages.
+FIELD_NAMES = {
+    "display_name": "displayName",
+    "allow_source_cidr": "allowSourceCidr",
+    "scoped_roles": "scopedRoles",
+    "expires_time": "expiresTime",
+}
+#: Writable fields of a personal client, in the API's names (``updateMask`` paths).
+WRITABLE = tuple(FIELD_NAMES.values())
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (an empty body is ``{}``).
-
-    The Content-Type is not checked (``curl -d`` sends a form type): the body
-    must parse as JSON whatever it claims. Bearer authentication makes this
-    safe from cross-site form posts.
-    """
-    raw = await read_body(request, limit=MAX_JSON_BYTES)
-    if raw is None:
-        raise InvalidArgument(f"request body larger than {MAX_JSON_BYTES} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        document = json.loads(raw, object_pairs_hook=_no_duplicates)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"malformed JSON body: {exc}") from None
-    except RecursionError:
-        raise InvalidArgument("malformed JSON body: nested too deeply") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument("the JSON body must be an object")
-    return document
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def camel(name: str) -> str:
@@ -149,6 +123,43 @@ def decode_page_token(token: Any) -> str | None:
     return text[3:]
 
 
-def is_record_id(value: str) -> bool:
-    """Record ids are 26 lower-case Crockford base32 characters (see ``new_record_id``)."""
-    return len(value) == 26 and value.isascii() and value.isalnum() and value.islower()
+def parse_update_mask(mask: Any) -> list[str]:
+    """Field paths of an ``updateMask``: comma-separated (or a list), camelCase or snake_case."""
+    raw = mask.split(",") if isinstance(mask, str) else mask
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise InvalidArgument("updateMask: expected a comma-separated string of field paths")
+    paths: list[str] = []
+    for path in (p.strip() for p in raw):
+        if not path:
+            continue
+        name = camel(path)
+        if name not in WRITABLE:
+            raise InvalidArgument(
+                f"updateMask: unknown or read-only field {path!r}; writable: {', '.join(WRITABLE)}"
+            )
+        if name not in paths:
+            paths.append(name)
+    if not paths:
+        raise InvalidArgument("updateMask: name at least one field to update")
+    return paths
+
+
+def credential_patch(client: dict[str, Any], paths: list[str]) -> CredentialPatch:
+    """The fields named by the mask, taken from ``client`` (camelCase keys); others UNSET.
+
+    A masked field absent from ``client`` is cleared, as protobuf field masks do.
+    Every field present is type-checked, masked or not.
+    """
+    values: dict[str, Any] = {
+        "displayName": optional_string(client, "displayName"),
+        "allowSourceCidr": string_list(client, "allowSourceCidr"),
+        "scopedRoles": string_list(client, "scopedRoles"),
+        "expiresTime": optional_timestamp(client, "expiresTime"),
+    }
+    masked = {name: value if name in paths else UNSET for name, value in values.items()}
+    return CredentialPatch(
+        display_name=masked["displayName"],
+        allow_source_cidr=masked["allowSourceCidr"],
+        scoped_roles=masked["scopedRoles"],
+        expires_time=masked["expiresTime"],
+    )

@@ -10,6 +10,10 @@ from typing import Any
 from authserver.config import Settings
 
 
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -117,10 +121,6 @@ _SCHEMAS: dict[str, Any] = {
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The document; ``servers`` points at the configured issuer."""
-    body = lambda name: {  # noqa: E731
-        "required": True,
-        "content": {"application/json": {"schema": _ref(name)}},
-    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "authserver management API", "version": "v1"},
@@ -136,7 +136,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/api/v1/iam/personal_clients": {
                 "post": {
                     "operationId": "CreatePersonalClient",
-                    "requestBody": body("CreateRequest"),
+                    "requestBody": _body("CreateRequest"),
                     "responses": {"200": _json(_ref("CreateResponse")), **_ERRORS},
                 },
                 "get": {
@@ -161,7 +161,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "post": {
                     "operationId": "UpdatePersonalClient",
                     "parameters": [_ID],
-                    "requestBody": body("UpdateRequest"),
+                    "requestBody": _body("UpdateRequest"),
                     "responses": {"200": _json(_ref("ClientResponse")), **_ERRORS},
                 },
                 "delete": {
@@ -173,7 +173,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/api/v1/search/iam/personal_clients": {
                 "post": {
                     "operationId": "SearchPersonalClients",
-                    "requestBody": body("SearchRequest"),
+                    "requestBody": _body("SearchRequest"),
                     "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
                 },
             },

@@ -1,4 +1,4 @@
-"""``/api/v1/iam/personal_clients`` and friends: parse, delegate to ``manage``, render."""
+"""``/api/v1/iam/personal_clients`` and friends: parse, call the credential service, render."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authserver import manage, wire
+from authserver import wire
 from authserver.api import bodies
-from authserver.api.auth import bearer, caller_of, is_admin
-from authserver.domain.credentials import (
-    WRITABLE,
-    check_may_manage,
-    has_control_characters,
-    parse_update_mask,
-)
+from authserver.api.auth import bearer
+from authserver.domain.credentials import NewCredential, has_control_characters
 from authserver.domain.durations import parse_proto_duration
-from authserver.domain.roles import effective_roles
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
+from authserver.http_body import json_object
 from authserver.services import Services
-from authserver.store.repository import ClientRecord
-from authserver.tokens import ActiveToken
+from authserver.store.ids import is_record_id
 
 CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires")
 READ_ONLY = ("id", "clientId", "userId", "lastUsedAt", "createdAt", "updatedAt", "deletedAt")
@@ -39,48 +33,31 @@ def _no_store(document: dict[str, Any], status: int = 200) -> Response:
     )
 
 
-async def _visible_client(services: Services, token: ActiveToken, client_id: str) -> ClientRecord:
-    """The live credential ``client_id`` if the caller owns it or is admin; NotFound otherwise."""
-    if not bodies.is_record_id(client_id):
-        raise NotFound(f"no personal client {client_id!r}")
-    try:
-        record = await anyio.to_thread.run_sync(lambda: services.repo.get_client(id=client_id))
-    except NotFound:
-        raise NotFound(f"no personal client {client_id!r}") from None
-    if record.deleted_at is not None:
-        raise NotFound(f"no personal client {client_id!r}")
-    if record.user_id != token.state.user_id and not is_admin(token, services):
-        raise NotFound(f"no personal client {client_id!r}")
-    return record
+def _record_id(request: Request) -> str:
+    """The ``{id}`` path parameter; only record ids name a personal client here."""
+    ref: str = request.path_params["id"]
+    if not is_record_id(ref):
+        raise NotFound(f"no personal client {ref!r}")
+    return ref
 
 
 async def create(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    body = bodies.fields(await bodies.json_object(request), allowed=CREATE_FIELDS)
+    body = bodies.fields(await json_object(request), allowed=CREATE_FIELDS)
     expires = bodies.optional_string(body, "expires")
-    expires_in = parse_proto_duration(expires) if expires else None
-    display_name = bodies.optional_string(body, "displayName")
-    cidrs = bodies.string_list(body, "allowSourceCidr")
-    scoped = bodies.string_list(body, "scopedRoles")
-
-    def work() -> tuple[ClientRecord, str]:
-        owner = services.repo.find_user(ref=token.state.user_id)
-        return manage.create_credential(
-            services.repo,
-            services.hasher,
-            services.settings,
-            caller=caller_of(token),
-            owner=owner,
-            display_name=display_name,
-            allow_source_cidr=cidrs,
-            scoped_roles=scoped,
-            expires_in=expires_in,
-            now=datetime.now(UTC),
+    new = NewCredential(
+        display_name=bodies.optional_string(body, "displayName"),
+        allow_source_cidr=bodies.string_list(body, "allowSourceCidr"),
+        scoped_roles=bodies.string_list(body, "scopedRoles"),
+        expires_in=parse_proto_duration(expires) if expires else None,
+    )
+    created = await anyio.to_thread.run_sync(
+        lambda: services.credentials.create(
+            caller=token.caller(), owner_id=token.state.user_id, new=new, now=datetime.now(UTC)
         )
-
-    record, secret = await anyio.to_thread.run_sync(work)
-    return _no_store({"client": wire.client_json(record), "clientSecret": secret})
+    )
+    return _no_store({"client": wire.client_json(created.record), "clientSecret": created.secret})
 
 
 async def list_own(request: Request) -> Response:
@@ -98,10 +75,10 @@ async def list_own(request: Request) -> Response:
 async def search(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    if not is_admin(token, services):
+    if not services.credentials.is_admin(token.caller()):
         raise PermissionDenied("searching personal clients requires the admin role")
     body = bodies.fields(
-        await bodies.json_object(request), allowed=("pageSize", "pageToken", "query", "users")
+        await json_object(request), allowed=("pageSize", "pageToken", "query", "users")
     )
     users = body.get("users")
     user_ids: list[str] | None = None
@@ -135,7 +112,7 @@ async def _page(
     size: int,
 ) -> Response:
     records, more = await anyio.to_thread.run_sync(
-        lambda: services.repo.page_clients(
+        lambda: services.store.credentials.page(
             user_ids=user_ids, name_query=query, after_id=after, limit=size
         )
     )
@@ -148,58 +125,42 @@ async def _page(
 async def get(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    record = await _visible_client(services, token, request.path_params["id"])
+    ref = _record_id(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: services.credentials.visible(caller=token.caller(), ref=ref)
+    )
     return JSONResponse({"client": wire.client_json(record)})
 
 
 async def update(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    body = bodies.fields(await bodies.json_object(request), allowed=("client", "updateMask"))
+    body = bodies.fields(await json_object(request), allowed=("client", "updateMask"))
     mask = body.get("updateMask")
     if mask is None:
         raise InvalidArgument("updateMask: required")
-    paths = parse_update_mask(mask)
+    paths = bodies.parse_update_mask(mask)
     client = body.get("client") or {}
     if not isinstance(client, dict):
         raise InvalidArgument("client: expected an object")
-    client = bodies.fields(client, allowed=WRITABLE, ignored=READ_ONLY, where="client.")
-    values: dict[str, Any] = {
-        "displayName": bodies.optional_string(client, "displayName"),
-        "allowSourceCidr": bodies.string_list(client, "allowSourceCidr"),
-        "scopedRoles": bodies.string_list(client, "scopedRoles"),
-        "expiresTime": bodies.optional_timestamp(client, "expiresTime"),
-    }
-    record = await _visible_client(services, token, request.path_params["id"])
-
+    client = bodies.fields(client, allowed=bodies.WRITABLE, ignored=READ_ONLY, where="client.")
+    patch = bodies.credential_patch(client, paths)
+    ref = _record_id(request)
     updated = await anyio.to_thread.run_sync(
-        lambda: manage.update_credential(
-            services.repo,
-            record=record,
-            caller=caller_of(token),
-            paths=paths,
-            values=values,
-            now=datetime.now(UTC),
+        lambda: services.credentials.update(
+            caller=token.caller(), ref=ref, patch=patch, now=datetime.now(UTC)
         )
     )
-    services.forget_credential(client_id=updated.client_id)
     return JSONResponse({"client": wire.client_json(updated)})
 
 
 async def delete(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    record = await _visible_client(services, token, request.path_params["id"])
-
-    def work() -> None:
-        owner = services.repo.find_user(ref=record.user_id)
-        caller = caller_of(token)
-        check_may_manage(caller, effective_roles(owner.roles, record.scoped_roles))
-        deleted = services.repo.delete_client(id=record.id, now=datetime.now(UTC))
-        manage.audit_credential("credential_deleted", deleted, caller)
-
-    await anyio.to_thread.run_sync(work)
-    services.forget_credential(client_id=record.client_id)
+    ref = _record_id(request)
+    await anyio.to_thread.run_sync(
+        lambda: services.credentials.delete(caller=token.caller(), ref=ref, now=datetime.now(UTC))
+    )
     return JSONResponse({})
 
 

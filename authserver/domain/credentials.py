@@ -1,31 +1,27 @@
-"""Personal client credentials: identifiers, secrets and the rules that govern them.
+"""Personal client credentials: the rules that govern them.
 
-Every entry point (token endpoint, management API, registration, CLI) calls
-these functions; none re-implements a rule.
+Every front door (token endpoint, management API, registration, CLI, pages)
+calls these functions, through the credential use cases; none re-implements a
+rule. Errors name the field they are about with its domain name
+(``display_name``, ``allow_source_cidr``, ``scoped_roles``, ``expires_time``);
+each front door renders that name in its own vocabulary.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
+import enum
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authserver.domain import network, roles
 from authserver.domain.words import ADJECTIVES, NOUNS
 from authserver.errors import InvalidArgument, PermissionDenied
+from authserver.records import ClientRecord
 
-SECRET_PREFIX = "secret-token:"
-SECRET_VERSION = "v1"
 MAX_DISPLAY_NAME = 200
 
 
@@ -40,49 +36,6 @@ def new_client_id(issuer_host: str) -> str:
     return f"{adjective}-{noun}-{digits}@{issuer_host}/pcc"
 
 
-@dataclass(frozen=True)
-class NewSecret:
-    """A freshly generated secret: the string shown once and the public JWK we keep."""
-
-    secret: str
-    public_jwk: dict[str, str]
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def new_secret(issuer_host: str) -> NewSecret:
-    """``secret-token:<host>:v1:<b64url of the Ed25519 private JWK>``."""
-    key = Ed25519PrivateKey.generate()
-    x = _b64url(key.public_key().public_bytes_raw())
-    d = _b64url(key.private_bytes_raw())
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "d": d}
-    encoded = _b64url(json.dumps(jwk, separators=(",", ":")).encode())
-    return NewSecret(
-        secret=f"{SECRET_PREFIX}{issuer_host}:{SECRET_VERSION}:{encoded}",
-        public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x},
-    )
-
-
-def parse_secret(secret: str) -> dict[str, str] | None:
-    """The private JWK inside a secret string, or None when it is not one of ours."""
-    if not secret.startswith(SECRET_PREFIX):
-        return None
-    _, sep, encoded = secret.rpartition(f":{SECRET_VERSION}:")
-    if not sep or not encoded:
-        return None
-    try:
-        jwk = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
-        return None
-    if not isinstance(jwk.get("x"), str) or not isinstance(jwk.get("d"), str):
-        return None
-    return jwk
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -91,61 +44,68 @@ def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
-def new_opaque_token() -> str:
-    """A bearer token for registration (initial access or RFC 7592 management): 256 random bits."""
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    """SHA-256 hex of a high-entropy token; enough at rest, unlike for user-chosen secrets."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def secret_matches_public_key(secret: str, public_keys: Iterable[Mapping[str, str]]) -> bool:
-    """True when the secret's Ed25519 private key belongs to one of ``public_keys``.
-
-    A cheap proof of possession (no argon2): the public key cannot be turned back
-    into the secret, so a match means the caller holds the credential's key. The
-    argon2 hash stays the authority on the exact secret string.
-    """
-    jwk = parse_secret(secret)
-    if jwk is None:
-        return False
-    try:
-        d = base64.urlsafe_b64decode(jwk["d"] + "=" * (-len(jwk["d"]) % 4))
-        x = _b64url(Ed25519PrivateKey.from_private_bytes(d).public_key().public_bytes_raw())
-    except (ValueError, TypeError):
-        return False
-    return any(
-        isinstance(key.get("x"), str) and hmac.compare_digest(key["x"], x) for key in public_keys
-    )
-
-
 def validate_display_name(name: str | None) -> str:
     """Free text, at most 200 characters, no control characters."""
     if name is None:
         return ""
     if not isinstance(name, str):
-        raise InvalidArgument("displayName: expected a string")
+        raise InvalidArgument("expected a string", field="display_name")
     if len(name) > MAX_DISPLAY_NAME:
-        raise InvalidArgument(f"displayName: at most {MAX_DISPLAY_NAME} characters")
+        raise InvalidArgument(f"at most {MAX_DISPLAY_NAME} characters", field="display_name")
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
-        raise InvalidArgument("displayName: control characters are not allowed")
+        raise InvalidArgument("control characters are not allowed", field="display_name")
     return name.strip()
+
+
+# Who asks -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks for a credential change: a token's holder (API) or the operator (CLI)."""
+    """Who asks for a credential change, and with which powers.
+
+    A token's holder (management API, registration with an access token), a
+    person signed in to the pages, a registration access token acting for its
+    own credential, or the operator (CLI). ``reduced`` callers hold less than
+    their owner's roles and may manage only what holds no more than they do.
+    """
 
     user_id: str | None
     effective_roles: frozenset[str]
     reduced: bool
     is_operator: bool = False
+    #: The credential the caller acts through, if any (it may always manage itself).
+    credential_id: str | None = None
+    #: How the caller authenticated, for the audit trail (e.g. "access_token").
+    via: str | None = None
 
     @classmethod
     def operator(cls) -> Caller:
-        return cls(user_id=None, effective_roles=frozenset(), reduced=False, is_operator=True)
+        return cls(
+            user_id=None,
+            effective_roles=frozenset(),
+            reduced=False,
+            is_operator=True,
+            via="cli",
+        )
+
+    @property
+    def actor(self) -> str:
+        """The audit trail's name for the caller: the user id, or ``operator``."""
+        return "operator" if self.is_operator or self.user_id is None else self.user_id
+
+
+# Creating --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """What a front door asks for when it creates a credential (not yet validated)."""
+
+    display_name: str | None = None
+    allow_source_cidr: Sequence[str] = ()
+    scoped_roles: Sequence[str] = ()
+    expires_in: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -159,43 +119,37 @@ class CredentialSpec:
 
 
 def check_new_credential(
-    *,
-    caller: Caller,
-    owner_roles: Iterable[str],
-    display_name: str | None,
-    allow_source_cidr: Iterable[str],
-    scoped_roles: Iterable[str],
-    expires_in: timedelta | None,
-    now: datetime,
+    *, caller: Caller, owner_roles: Iterable[str], new: NewCredential, now: datetime
 ) -> CredentialSpec:
     """Validate a new credential's fields and apply the no-escalation rule."""
-    scoped = roles.normalize_roles(scoped_roles, field="scopedRoles")
-    owner = frozenset(owner_roles)
-    missing = sorted(set(scoped) - owner)
-    if missing:
-        raise InvalidArgument(f"scopedRoles: the owner does not hold {', '.join(missing)}")
-    _check_no_escalation(caller, scoped)
+    scoped = _check_scoped_roles(caller, owner_roles, new.scoped_roles)
     return CredentialSpec(
-        display_name=validate_display_name(display_name),
-        allow_source_cidr=network.normalize_cidrs(allow_source_cidr),
+        display_name=validate_display_name(new.display_name),
+        allow_source_cidr=_cidrs(new.allow_source_cidr),
         scoped_roles=scoped,
-        expires_time=now + expires_in if expires_in is not None else None,
+        expires_time=now + new.expires_in if new.expires_in is not None else None,
     )
 
 
-def check_may_manage(caller: Caller, target_roles: Iterable[str]) -> None:
-    """A reduced caller may change or delete only credentials holding no more than it does.
+def _cidrs(values: Iterable[str]) -> tuple[str, ...]:
+    try:
+        return network.normalize_cidrs(values)
+    except InvalidArgument as exc:
+        raise exc.about("allow_source_cidr") from None
 
-    Otherwise a credential reduced to ``billing:read`` could lift the CIDR lock of,
-    or delete, its owner's ``system:owner`` credential.
-    """
-    if caller.is_operator or not caller.reduced:
-        return
-    extra = sorted(set(target_roles) - caller.effective_roles)
-    if extra:
-        raise PermissionDenied(
-            f"a reduced credential cannot manage a credential holding {', '.join(extra)}"
-        )
+
+def _check_scoped_roles(
+    caller: Caller, owner_roles: Iterable[str], requested: Iterable[str]
+) -> tuple[str, ...]:
+    try:
+        scoped = roles.normalize_roles(requested)
+    except InvalidArgument as exc:
+        raise exc.about("scoped_roles") from None
+    missing = sorted(set(scoped) - set(owner_roles))
+    if missing:
+        raise InvalidArgument(f"the owner does not hold {', '.join(missing)}", field="scoped_roles")
+    _check_no_escalation(caller, scoped)
+    return scoped
 
 
 def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:
@@ -203,11 +157,106 @@ def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:
         return
     if not scoped:
         raise PermissionDenied(
-            "a reduced credential cannot create an unreduced credential; set scopedRoles"
+            "a reduced credential cannot create an unreduced credential; name its roles",
+            field="scoped_roles",
         )
     extra = sorted(set(scoped) - caller.effective_roles)
     if extra:
-        raise PermissionDenied(f"scopedRoles exceed the caller's roles: {', '.join(extra)}")
+        raise PermissionDenied(
+            f"exceed the caller's roles: {', '.join(extra)}", field="scoped_roles"
+        )
+
+
+# Managing --------------------------------------------------------------------------
+
+
+def check_may_manage(caller: Caller, target: ClientRecord, owner_roles: Iterable[str]) -> None:
+    """A reduced caller may change or delete only credentials holding no more than it does.
+
+    Otherwise a credential reduced to ``billing:read`` could lift the CIDR lock of,
+    or delete, its owner's ``system:owner`` credential. A credential may always
+    manage itself.
+    """
+    if caller.is_operator or not caller.reduced or caller.credential_id == target.id:
+        return
+    target_roles = roles.effective_roles(owner_roles, target.scoped_roles)
+    extra = sorted(set(target_roles) - caller.effective_roles)
+    if extra:
+        raise PermissionDenied(
+            f"a reduced credential cannot manage a credential holding {', '.join(extra)}"
+        )
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: a field a patch leaves as it is."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class CredentialPatch:
+    """A change to a credential: each field is a new value, or ``UNSET`` to keep it.
+
+    ``expires_time`` may be ``None`` in a request (clearing it), which the rules
+    refuse once an expiry is set.
+    """
+
+    display_name: str | None | Unset = UNSET
+    allow_source_cidr: Sequence[str] | Unset = UNSET
+    scoped_roles: Sequence[str] | Unset = UNSET
+    expires_time: datetime | None | Unset = UNSET
+
+    @property
+    def is_empty(self) -> bool:
+        return all(
+            value is UNSET
+            for value in (
+                self.display_name,
+                self.allow_source_cidr,
+                self.scoped_roles,
+                self.expires_time,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CheckedPatch:
+    """A ``CredentialPatch`` after validation: normalised values, ready to store."""
+
+    display_name: str | Unset = UNSET
+    allow_source_cidr: tuple[str, ...] | Unset = UNSET
+    scoped_roles: tuple[str, ...] | Unset = UNSET
+    expires_time: datetime | None | Unset = UNSET
+
+
+def check_update(
+    *,
+    caller: Caller,
+    owner_roles: Iterable[str],
+    current: ClientRecord,
+    patch: CredentialPatch,
+) -> CheckedPatch:
+    """Validate a patch: no escalation for ``scoped_roles``, ``expires_time`` only earlier."""
+    checked = CheckedPatch()
+    if patch.display_name is not UNSET:
+        checked = replace(checked, display_name=validate_display_name(patch.display_name))
+    if patch.allow_source_cidr is not UNSET:
+        checked = replace(checked, allow_source_cidr=_cidrs(patch.allow_source_cidr))
+    if patch.scoped_roles is not UNSET:
+        scoped = _check_scoped_roles(caller, owner_roles, patch.scoped_roles)
+        checked = replace(checked, scoped_roles=scoped)
+    if patch.expires_time is not UNSET:
+        value = patch.expires_time
+        if current.expires_time is not None and (value is None or value > current.expires_time):
+            raise PermissionDenied("may only move earlier", field="expires_time")
+        checked = replace(checked, expires_time=value)
+    return checked
+
+
+# Authenticating ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -272,75 +321,3 @@ def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:
     if state.expires_time is not None and state.expires_time < expiry:
         return state.expires_time
     return expiry
-
-
-# Updates (management API and registration) ------------------------------------
-
-#: Writable fields: wire name → storage attribute.
-WRITABLE = {
-    "displayName": "display_name",
-    "allowSourceCidr": "allow_source_cidr",
-    "scopedRoles": "scoped_roles",
-    "expiresTime": "expires_time",
-}
-
-
-def parse_update_mask(mask: str | list[str]) -> list[str]:
-    """Field paths of an ``updateMask``: comma-separated (or a list), camelCase or snake_case."""
-    raw = mask.split(",") if isinstance(mask, str) else mask
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise InvalidArgument("updateMask: expected a comma-separated string of field paths")
-    paths: list[str] = []
-    for path in (p.strip() for p in raw):
-        if not path:
-            continue
-        camel = _camel(path)
-        if camel not in WRITABLE:
-            raise InvalidArgument(
-                f"updateMask: unknown or read-only field {path!r}; writable: {', '.join(WRITABLE)}"
-            )
-        if camel not in paths:
-            paths.append(camel)
-    if not paths:
-        raise InvalidArgument("updateMask: name at least one field to update")
-    return paths
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def check_update(
-    *,
-    caller: Caller,
-    owner_roles: Iterable[str],
-    current_expires: datetime | None,
-    paths: Sequence[str],
-    values: dict[str, Any],
-) -> dict[str, Any]:
-    """Validate the masked fields of an update; returns storage attribute → new value.
-
-    ``values`` holds already type-checked wire values (``expiresTime`` as a
-    datetime or None). Rules: no escalation for ``scopedRoles``, and
-    ``expiresTime`` only moves earlier (never cleared once set).
-    """
-    changes: dict[str, Any] = {}
-    for path in paths:
-        value = values.get(path)
-        if path == "displayName":
-            changes["display_name"] = validate_display_name(value)
-        elif path == "allowSourceCidr":
-            changes["allow_source_cidr"] = network.normalize_cidrs(value or ())
-        elif path == "scopedRoles":
-            scoped = roles.normalize_roles(value or (), field="scopedRoles")
-            missing = sorted(set(scoped) - set(owner_roles))
-            if missing:
-                raise InvalidArgument(f"scopedRoles: the owner does not hold {', '.join(missing)}")
-            _check_no_escalation(caller, scoped)
-            changes["scoped_roles"] = scoped
-        elif path == "expiresTime":
-            if current_expires is not None and (value is None or value > current_expires):
-                raise PermissionDenied("expiresTime may only move earlier")
-            changes["expires_time"] = value
-    return changes

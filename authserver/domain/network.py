@@ -51,7 +51,7 @@ def normalize_cidrs(values: Iterable[str]) -> tuple[str, ...]:
         if canonical not in result:
             result.append(canonical)
     if len(result) > MAX_CIDRS:
-        raise InvalidArgument(f"allowSourceCidr: at most {MAX_CIDRS} entries")
+        raise InvalidArgument(f"at most {MAX_CIDRS} entries")
     return tuple(result)
 
 

@@ -22,11 +22,11 @@ def validate_role(name: str) -> str:
     return name
 
 
-def normalize_roles(names: Iterable[str], *, field: str = "roles") -> tuple[str, ...]:
+def normalize_roles(names: Iterable[str]) -> tuple[str, ...]:
     """Validate, de-duplicate and sort role names."""
     roles = sorted({validate_role(n) for n in names})
     if len(roles) > MAX_ROLES:
-        raise InvalidArgument(f"{field}: at most {MAX_ROLES} roles")
+        raise InvalidArgument(f"at most {MAX_ROLES} roles")
     return tuple(roles)
 
 

@@ -96,10 +96,10 @@ def parse_form(body: bytes) -> dict[str, str]:
     return form
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, limit: int = 64) -> str:
     """Restrict echoed input to the characters RFC 6749 allows in ``error_description``."""
     cleaned = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "?" for ch in text)
-    return cleaned[:64]
+    return cleaned[:limit]
 
 
 class FormRequest(OAuth2Request):
@@ -113,7 +113,7 @@ class FormRequest(OAuth2Request):
         self._body = None
         self._form = form
         self.payload = BasicOAuth2Payload(form)
-        self.client = None
+        self.client: Any = None
         self.auth_method = None
         self.user = None
         self.authorization_code = None

@@ -10,14 +10,18 @@ before — the replay cache lives in the database so every instance shares it.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from jwt.utils import base64url_decode
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+from joserfc.jws import CompactSignature
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
+from authserver.jose import ASSERTION_ALGORITHMS
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # "EdDSA" (RFC 8037) and its fully specified successor "Ed25519" (RFC 9864).
@@ -31,14 +35,23 @@ class AssertionError_(Exception):
     """Why an assertion was refused (logged, never shown to the caller)."""
 
 
-def unverified_client_id(assertion: str) -> str:
-    """The ``iss`` of an assertion, read before verification to find the credential."""
+def _parse(assertion: str) -> tuple[CompactSignature, dict[str, Any]]:
+    """The JWS and its claims, unverified; any malformation is an ``AssertionError_``."""
     if len(assertion) > MAX_ASSERTION_LENGTH:
         raise AssertionError_("assertion too long")
     try:
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+        signed = jws.extract_compact(assertion.encode("ascii"), registry=ASSERTION_ALGORITHMS)
+        claims = json.loads(signed.payload or b"")
+    except (JoseError, ValueError, UnicodeError) as exc:
         raise AssertionError_(f"malformed assertion: {type(exc).__name__}") from None
+    if not isinstance(claims, dict):
+        raise AssertionError_("malformed assertion: the payload is not a JSON object")
+    return signed, claims
+
+
+def unverified_client_id(assertion: str) -> str:
+    """The ``iss`` of an assertion, read before verification to find the credential."""
+    _, claims = _parse(assertion)
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise AssertionError_("assertion has no iss")
@@ -54,13 +67,24 @@ def verify(
     now: datetime,
 ) -> tuple[str, datetime]:
     """Verify signature and claims; returns the replay-cache key and when it may be forgotten."""
-    try:
-        header = jwt.get_unverified_header(assertion)
-    except jwt.PyJWTError:
-        raise AssertionError_("malformed assertion header") from None
+    signed, claims = _parse(assertion)
+    header = signed.headers()
     if header.get("alg") not in SIGNING_ALGS:
         raise AssertionError_(f"assertion alg {header.get('alg')!r} is not EdDSA or Ed25519")
-    claims = _verified_claims(assertion, header, keys, now)
+    _check_signature(signed, header, keys)
+    required: ClaimsOption = {"essential": True}
+    rules = JWTClaimsRegistry(
+        now=int(now.timestamp()),
+        leeway=LEEWAY,
+        exp=required,
+        iss=required,
+        sub=required,
+        aud=required,
+    )
+    try:
+        rules.validate(claims)
+    except JoseError as exc:
+        raise AssertionError_(f"assertion rejected: {type(exc).__name__}: {exc}") from None
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise AssertionError_("iss and sub must both be the client_id")
     audience = claims.get("aud")
@@ -69,11 +93,8 @@ def verify(
         isinstance(a, str) and a in audiences for a in values
     ):
         raise AssertionError_("aud names none of this server's identifiers")
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise AssertionError_("exp missing")
-    timestamp = now.timestamp()
-    if exp > timestamp + MAX_LIFETIME:
+    exp = claims["exp"]
+    if exp > now.timestamp() + MAX_LIFETIME:
         raise AssertionError_("exp more than 5 minutes ahead")
     jti = claims.get("jti")
     nonce = header.get("nonce")
@@ -87,19 +108,10 @@ def verify(
     return key, datetime.fromtimestamp(exp, UTC) + timedelta(seconds=LEEWAY)
 
 
-def _verified_claims(
-    assertion: str, header: dict[str, Any], keys: Sequence[dict[str, str]], now: datetime
-) -> dict[str, Any]:
-    """Check the Ed25519 signature against each candidate key, then the time claims.
-
-    The signature is checked with ``cryptography`` directly because PyJWT does
-    not know the RFC 9864 name ``Ed25519``.
-    """
-    try:
-        signing_input, _, signature_b64 = assertion.rpartition(".")
-        signature = base64url_decode(signature_b64)
-    except (ValueError, TypeError):
-        raise AssertionError_("malformed assertion signature") from None
+def _check_signature(
+    signed: CompactSignature, header: dict[str, Any], keys: Sequence[dict[str, str]]
+) -> None:
+    """The Ed25519 signature must check out under one of the credential's keys."""
     kid = header.get("kid")
     for jwk in keys:
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
@@ -107,24 +119,11 @@ def _verified_claims(
         if kid is not None and jwk.get("kid") not in (None, kid):
             continue
         try:
-            public = Ed25519PublicKey.from_public_bytes(base64url_decode(jwk["x"]))
-            public.verify(signature, signing_input.encode("ascii"))
-        except (InvalidSignature, ValueError, KeyError, UnicodeEncodeError):
+            key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]})
+            if jws.validate_compact(signed, key, registry=ASSERTION_ALGORITHMS):
+                return
+        except (JoseError, ValueError, KeyError, TypeError):
             continue
-        try:
-            return jwt.decode(
-                assertion,
-                options={
-                    "verify_signature": False,
-                    "verify_exp": True,
-                    "verify_iat": True,
-                    "verify_nbf": True,
-                    "require": ["exp", "iss", "sub", "aud"],
-                },
-                leeway=LEEWAY,
-            )
-        except jwt.PyJWTError as exc:
-            raise AssertionError_(f"assertion rejected: {type(exc).__name__}: {exc}") from None
     raise AssertionError_("no registered key verifies the assertion")
 
 

@@ -28,13 +28,13 @@ from authserver.domain.credentials import (
     has_control_characters,
     method_allowed,
     refusal_reason,
-    secret_matches_public_key,
 )
+from authserver.domain.secrets import secret_matches_public_key
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
 from authserver.state_cache import StateCache
-from authserver.store.repository import Repository
+from authserver.store import Store
 from authserver.throttle import FailureThrottle
 
 MAX_CREDENTIAL_LENGTH = 1024
@@ -175,10 +175,10 @@ class ClientAuthenticator:
     """Checks presented credentials against the store and the credential rules."""
 
     def __init__(
-        self, settings: Settings, repo: Repository, hasher: SecretHasher, cache: StateCache
+        self, settings: Settings, store: Store, hasher: SecretHasher, cache: StateCache
     ) -> None:
         self.settings = settings
-        self.repo = repo
+        self.store = store
         self.hasher = hasher
         self.cache = cache
         self.throttle = FailureThrottle(
@@ -233,7 +233,7 @@ class ClientAuthenticator:
             raise _fail(client_id[:64], "credential too long", source)
         if has_control_characters(client_id):
             raise _fail(None, "control characters in client_id", source)
-        state = await self.cache.credential(self.repo, client_id)
+        state = await self.cache.credential(self.store.credentials, client_id)
         if state is not None:
             keys.append(f"c:{state.id}")
         now = datetime.now(UTC)
@@ -269,7 +269,7 @@ class ClientAuthenticator:
         else:
             key, until = replay
             fresh = await anyio.to_thread.run_sync(
-                lambda: self.repo.record_assertion(key=key, expires_at=until)
+                lambda: self.store.revocations.record_assertion(key=key, expires_at=until)
             )
             if not fresh:
                 raise _fail(client_id, "assertion replayed", source)

@@ -15,7 +15,7 @@ async def authorization_server_metadata(request: Request) -> Response:
     """RFC 8414 section 2."""
     services: Services = request.app.state.services
     settings = services.settings
-    roles = await anyio.to_thread.run_sync(services.repo.known_roles)
+    roles = await anyio.to_thread.run_sync(services.store.users.known_roles)
     signing = list(SIGNING_ALGS)  # private_key_jwt assertions: the secret's Ed25519 key
     metadata = {
         "issuer": settings.issuer,

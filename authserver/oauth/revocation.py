@@ -26,7 +26,7 @@ async def revocation_endpoint(request: Request) -> Response:
     if claims is not None and claims["client_id"] == caller.state.client_id:
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         await anyio.to_thread.run_sync(
-            lambda: services.repo.revoke_token(jti=claims["jti"], expires_at=expires_at)
+            lambda: services.store.revocations.revoke(jti=claims["jti"], expires_at=expires_at)
         )
         services.state_cache.add_revoked(claims["jti"], expires_at)
         audit(

@@ -95,7 +95,8 @@ class Server(AuthorizationServer):
 
     def handle_error_response(self, request: FormRequest, error: Any) -> Response:
         request.error = error.error
-        return super().handle_error_response(request, error)
+        response: Response = super().handle_error_response(request, error)
+        return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None

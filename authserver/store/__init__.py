@@ -1,1 +1,32 @@
-"""Storage: SQLAlchemy models, the repository, Alembic migrations."""
+"""Storage: one store per aggregate over SQLAlchemy, the change feed, Alembic migrations.
+
+Every store method is one short transaction, takes keyword-only arguments and
+returns frozen records (``authserver.records``), never ORM objects or
+sessions. They block: async code calls them through a worker thread.
+"""
+
+from __future__ import annotations
+
+from authserver.store.changes import ChangeFeed
+from authserver.store.credentials import CredentialStore
+from authserver.store.database import Database
+from authserver.store.registration_tokens import RegistrationTokenStore
+from authserver.store.revocations import RevocationStore
+from authserver.store.signing_keys import KeyStore
+from authserver.store.users import UserStore
+
+
+class Store:
+    """Every store over one database."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.users = UserStore(database)
+        self.credentials = CredentialStore(database)
+        self.keys = KeyStore(database)
+        self.revocations = RevocationStore(database)
+        self.registration_tokens = RegistrationTokenStore(database)
+        self.changes = ChangeFeed(database)
+
+
+__all__ = ["Database", "Store"]

@@ -83,8 +83,13 @@ class Database:
             )
         else:
             raise ConfigError("database_url must be sqlite:///… or postgresql://…")
-        # hide_parameters: an error message must never carry a hash or token into a log.
-        self.engine: Engine = create_engine(url, hide_parameters=True, **kwargs)
+        try:
+            # hide_parameters: an error message must never carry a hash or token into a log.
+            self.engine: Engine = create_engine(url, hide_parameters=True, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"database_url needs the {exc.name} driver: pip install 'authserver[postgresql]'"
+            ) from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -102,7 +107,7 @@ class Database:
             # Last line of defence: values the database cannot store (e.g. NUL in text).
             raise InvalidArgument("a value in the request cannot be stored") from exc
         except IntegrityError:
-            raise  # a unique value taken: the repository turns it into a domain answer
+            raise  # a unique value taken: the store turns it into a domain answer
         except (DatabaseError, InternalError) as exc:
             # Corruption, a read-only standby after failover: unavailable, and said so.
             log.warning("%s (%s)", _describe(exc), type(exc.__cause__ or exc).__name__)

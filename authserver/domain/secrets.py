@@ -1,0 +1,100 @@
+"""Secrets: the ``secret-token:`` format (RFC 8959) and the opaque bearer tokens we mint.
+
+A client secret is ``secret-token:<domain>:v1:<base64url of an Ed25519 private
+JWK>``. The whole string is the secret (stored as an argon2id hash); the key
+inside it also signs ``private_key_jwt`` assertions, and its public half is
+stored in the clear so that possession can be checked without argon2.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+SECRET_PREFIX = "secret-token:"
+SECRET_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A freshly generated secret: the string shown once and the public JWK we keep."""
+
+    secret: str
+    public_jwk: dict[str, str]
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_secret(domain: str) -> NewSecret:
+    """``secret-token:<domain>:v1:<b64url of the Ed25519 private JWK>``."""
+    key = Ed25519PrivateKey.generate()
+    x = b64url(key.public_key().public_bytes_raw())
+    d = b64url(key.private_bytes_raw())
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "d": d}
+    encoded = b64url(json.dumps(jwk, separators=(",", ":")).encode())
+    return NewSecret(
+        secret=f"{SECRET_PREFIX}{domain}:{SECRET_VERSION}:{encoded}",
+        public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x},
+    )
+
+
+def parse_secret(secret: str) -> dict[str, str] | None:
+    """The private JWK inside a secret string, or None when it is not one of ours."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    _, sep, encoded = secret.rpartition(f":{SECRET_VERSION}:")
+    if not sep or not encoded:
+        return None
+    try:
+        jwk = json.loads(b64url_decode(encoded))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        return None
+    if not isinstance(jwk.get("x"), str) or not isinstance(jwk.get("d"), str):
+        return None
+    return jwk
+
+
+def secret_matches_public_key(secret: str, public_keys: Iterable[Mapping[str, str]]) -> bool:
+    """True when the secret's Ed25519 private key belongs to one of ``public_keys``.
+
+    A cheap proof of possession (no argon2): the public key cannot be turned back
+    into the secret, so a match means the caller holds the credential's key. The
+    argon2 hash stays the authority on the exact secret string.
+    """
+    jwk = parse_secret(secret)
+    if jwk is None:
+        return False
+    try:
+        d = b64url_decode(jwk["d"])
+        x = b64url(Ed25519PrivateKey.from_private_bytes(d).public_key().public_bytes_raw())
+    except (ValueError, TypeError):
+        return False
+    return any(
+        isinstance(key.get("x"), str) and hmac.compare_digest(key["x"], x) for key in public_keys
+    )
+
+
+def new_opaque_token() -> str:
+    """A bearer token (initial access, RFC 7592 management, ...): 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 hex of a high-entropy token; enough at rest, unlike for user-chosen secrets."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,67 @@
+"""The records the rest of the code sees: frozen values read from storage.
+
+Storage (``authserver.store``) builds them; handlers, wire shapes and use cases
+only name them. None of them carries a secret or its hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person who owns personal clients."""
+
+    id: str
+    email: str
+    display_name: str
+    roles: tuple[str, ...]
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A personal client (credential) without its secret hash."""
+
+    id: str
+    client_id: str
+    user_id: str
+    display_name: str
+    allow_source_cidr: tuple[str, ...]
+    scoped_roles: tuple[str, ...]
+    expires_time: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    public_jwk: Mapping[str, str]
+    auth_method: str | None = None
+    jwks: tuple[Mapping[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A token signing key."""
+
+    kid: str
+    alg: str
+    private_pem: str
+    public_jwk: Mapping[str, str]
+    created_at: datetime
+    retired_at: datetime | None
+    publish_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a version: credentials, users and new revocations (the change feed)."""
+
+    version: int
+    client_ids: frozenset[str]
+    user_ids: frozenset[str]
+    revoked: tuple[tuple[str, datetime], ...]

@@ -1,0 +1,94 @@
+"""Users: create, find, update, list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from authserver.errors import AlreadyExists, NotFound
+from authserver.records import UserRecord
+from authserver.store.changes import next_version
+from authserver.store.database import Database
+from authserver.store.ids import new_record_id
+from authserver.store.models import User
+
+
+def user_record(row: User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        roles=tuple(row.roles),
+        disabled=row.disabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class UserStore:
+    """Reads and writes users."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(
+        self, *, email: str, display_name: str, roles: Iterable[str], now: datetime
+    ) -> UserRecord:
+        row = User(
+            id=new_record_id(),
+            email=email,
+            display_name=display_name,
+            roles=list(roles),
+            disabled=False,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self.database.session() as session:
+                session.add(row)
+        except IntegrityError:
+            raise AlreadyExists(f"a user with e-mail {email} already exists") from None
+        return user_record(row)
+
+    def find(self, *, ref: str) -> UserRecord:
+        """A user by id or e-mail."""
+        with self.database.session() as session:
+            row = session.get(User, ref) or session.scalar(
+                select(User).where(User.email == ref.strip().lower())
+            )
+            if row is None:
+                raise NotFound(f"no user {ref!r}")
+            return user_record(row)
+
+    def update(
+        self,
+        *,
+        user_id: str,
+        roles: Iterable[str] | None = None,
+        disabled: bool | None = None,
+        now: datetime,
+    ) -> UserRecord:
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            if roles is not None:
+                row.roles = list(roles)
+            if disabled is not None:
+                row.disabled = disabled
+            row.updated_at = now
+            row.version = version
+            return user_record(row)
+
+    def all(self) -> list[UserRecord]:
+        with self.database.session() as session:
+            rows = session.scalars(select(User).order_by(User.created_at, User.id))
+            return [user_record(row) for row in rows]
+
+    def known_roles(self) -> set[str]:
+        with self.database.session() as session:
+            return {role for roles in session.scalars(select(User.roles)) for role in roles}

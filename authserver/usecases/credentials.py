@@ -1,0 +1,270 @@
+"""The credential service: create, register, read, update and delete personal clients."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from authserver.audit import audit
+from authserver.config import Settings
+from authserver.domain import network, roles
+from authserver.domain.credentials import (
+    Caller,
+    CredentialPatch,
+    NewCredential,
+    check_may_manage,
+    check_new_credential,
+    check_update,
+    has_control_characters,
+    new_client_id,
+)
+from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
+from authserver.errors import NotFound, Unauthenticated
+from authserver.hashing import SecretHasher
+from authserver.records import ClientRecord, UserRecord
+from authserver.store import Store
+from authserver.store.ids import is_record_id
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new credential and its secret, which is shown this once."""
+
+    record: ClientRecord
+    secret: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What RFC 7591 registration returns once: the record, its secret, the RFC 7592 token."""
+
+    record: ClientRecord
+    secret: str | None
+    registration_access_token: str
+
+
+@dataclass(frozen=True)
+class RegistrationAccess:
+    """A registration access token that checked out: its credential, and who acts (RFC 7592)."""
+
+    record: ClientRecord
+    caller: Caller
+
+
+class CredentialService:
+    """Every change to a personal client goes through here.
+
+    ``on_change`` is told the ``client_id`` of each changed credential, so that
+    this process's caches drop it at once (other processes follow the change feed).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        hasher: SecretHasher,
+        settings: Settings,
+        *,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.settings = settings
+        self._on_change = on_change or (lambda client_id: None)
+
+    # Creating -------------------------------------------------------------------
+
+    def create(
+        self, *, caller: Caller, owner_id: str, new: NewCredential, now: datetime
+    ) -> Created:
+        """Validate, mint the secret, store its hash; the secret is returned this once."""
+        owner = self.store.users.find(ref=owner_id)
+        spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
+        secret = new_secret(self.settings.issuer_host)
+        record = self.store.credentials.create(
+            user_id=owner.id,
+            spec=spec,
+            new_client_id=self._new_client_id,
+            secret_hash=self.hasher.hash(secret.secret),
+            public_jwk=secret.public_jwk,
+            now=now,
+        )
+        _audit("credential_created", record, caller)
+        return Created(record, secret.secret)
+
+    def register(
+        self,
+        *,
+        caller: Caller,
+        owner_id: str,
+        new: NewCredential,
+        auth_method: str,
+        jwks: list[dict[str, str]] | None,
+        initial_token_hash: str | None,
+        now: datetime,
+    ) -> Registration:
+        """RFC 7591: the rules of ``create``, plus the auth method and the client's own keys.
+
+        A client that brings its own ``jwks`` gets no secret. ``initial_token_hash``
+        is spent in the same transaction that stores the credential. A disabled
+        owner registers nothing (``Unauthenticated``).
+        """
+        owner = self.store.users.find(ref=owner_id)
+        if owner.disabled:
+            raise Unauthenticated("the user is disabled")
+        spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
+        secret = None if jwks else new_secret(self.settings.issuer_host)
+        registration_token = new_opaque_token()
+        record = self.store.credentials.create(
+            user_id=owner.id,
+            spec=spec,
+            new_client_id=self._new_client_id,
+            secret_hash=self.hasher.hash(secret.secret) if secret else "",
+            public_jwk=secret.public_jwk if secret else {},
+            now=now,
+            auth_method=auth_method,
+            jwks=jwks,
+            registration_token_hash=token_hash(registration_token),
+            consume_initial_token=initial_token_hash,
+        )
+        _audit("client_registered", record, caller)
+        return Registration(record, secret.secret if secret else None, registration_token)
+
+    def _new_client_id(self) -> str:
+        return new_client_id(self.settings.issuer_host)
+
+    # Reading ---------------------------------------------------------------------
+
+    def visible(self, *, caller: Caller, ref: str) -> ClientRecord:
+        """The live credential ``ref`` (record id, or client_id for the operator) if the
+        caller owns it, holds the admin role, or is the operator; NotFound otherwise."""
+        missing = NotFound(f"no personal client {ref!r}")
+        record: ClientRecord | None = None
+        if is_record_id(ref):
+            try:
+                record = self.store.credentials.get(id=ref)
+            except NotFound:
+                raise missing from None
+        elif caller.is_operator and not has_control_characters(ref) and len(ref) <= 255:
+            found = self.store.credentials.find(client_id=ref)
+            record = found[0] if found else None
+        if record is None or record.deleted_at is not None or not self._may_see(caller, record):
+            raise missing
+        return record
+
+    def _may_see(self, caller: Caller, record: ClientRecord) -> bool:
+        return caller.is_operator or record.user_id == caller.user_id or self.is_admin(caller)
+
+    def is_admin(self, caller: Caller) -> bool:
+        """True for a caller whose effective roles hold the admin role."""
+        return self.settings.admin_role in caller.effective_roles
+
+    # Changing --------------------------------------------------------------------
+
+    def update(
+        self, *, caller: Caller, ref: str, patch: CredentialPatch, now: datetime
+    ) -> ClientRecord:
+        """Apply a patch under the rules: no escalation, expiry only earlier, and a
+        reduced caller touches nothing stronger than itself."""
+        record = self.visible(caller=caller, ref=ref)
+        owner = self.store.users.find(ref=record.user_id)
+        check_may_manage(caller, record, owner.roles)
+        checked = check_update(caller=caller, owner_roles=owner.roles, current=record, patch=patch)
+        updated = self.store.credentials.update(id=record.id, patch=checked, now=now)
+        _audit("credential_updated", updated, caller)
+        self._on_change(updated.client_id)
+        return updated
+
+    def delete(self, *, caller: Caller, ref: str, now: datetime) -> ClientRecord:
+        """Soft delete; the credential stops authenticating at once."""
+        record = self.visible(caller=caller, ref=ref)
+        owner = self.store.users.find(ref=record.user_id)
+        check_may_manage(caller, record, owner.roles)
+        deleted = self.store.credentials.delete(id=record.id, now=now)
+        _audit("credential_deleted", deleted, caller)
+        self._on_change(deleted.client_id)
+        return deleted
+
+    # RFC 7591 / 7592 tokens ---------------------------------------------------------
+
+    def mint_registration_token(
+        self, *, user_ref: str, ttl: timedelta, now: datetime
+    ) -> tuple[str, datetime]:
+        """A one-time initial access token for RFC 7591 registration by ``user_ref``."""
+        user = self.store.users.find(ref=user_ref)
+        token = new_opaque_token()
+        expires_at = now + ttl
+        self.store.registration_tokens.create(
+            token_hash=token_hash(token), user_id=user.id, now=now, expires_at=expires_at
+        )
+        return token, expires_at
+
+    def initial_access(self, *, token: str, now: datetime) -> tuple[Caller, str, str] | None:
+        """(caller, owner id, token hash) for a usable initial access token, else None.
+
+        An initial access token speaks for its user with all of the user's roles.
+        """
+        digest = token_hash(token)
+        user_id = self.store.registration_tokens.usable(token_hash=digest, now=now)
+        if user_id is None:
+            return None
+        caller = Caller(
+            user_id=user_id,
+            effective_roles=frozenset(),
+            reduced=False,
+            via="initial_access_token",
+        )
+        return caller, user_id, digest
+
+    def registration_access(
+        self, *, client_id: str, token: str, source: network.Address | None
+    ) -> RegistrationAccess | None:
+        """The credential an RFC 7592 registration access token manages, else None.
+
+        Refused alike: unknown or deleted client, wrong token, disabled owner, and a
+        request from outside the client's ``allow_source_cidr`` (the token must not
+        be a way around the lock it manages). The token acts with the credential's
+        own powers.
+        """
+        if len(client_id) > 255 or has_control_characters(client_id):
+            return None
+        found = self.store.credentials.find(client_id=client_id)
+        if found is None:
+            return None
+        record, stored_hash = found
+        owner = self.store.users.find(ref=record.user_id)
+        locks = [ipaddress.ip_network(c) for c in record.allow_source_cidr]
+        if (
+            owner.disabled
+            or record.deleted_at is not None
+            or not network.address_allowed(source, locks)
+            or stored_hash is None
+            or not hmac.compare_digest(stored_hash, token_hash(token))
+        ):
+            return None
+        return RegistrationAccess(record, _acting_as(record, owner))
+
+
+def _acting_as(record: ClientRecord, owner: UserRecord) -> Caller:
+    """The powers of a credential itself: its effective roles, reduced when it is scoped."""
+    return Caller(
+        user_id=owner.id,
+        effective_roles=roles.effective_roles(owner.roles, record.scoped_roles),
+        reduced=bool(record.scoped_roles),
+        credential_id=record.id,
+        via="registration_access_token",
+    )
+
+
+def _audit(event: str, record: ClientRecord, caller: Caller) -> None:
+    """The audit line for a credential change, naming who made it and how."""
+    audit(
+        event,
+        credential_id=record.id,
+        client_id=record.client_id,
+        user_id=record.user_id,
+        actor=caller.actor,
+        via=caller.via,
+    )

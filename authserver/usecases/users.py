@@ -1,0 +1,50 @@
+"""User use cases: create and update (roles, disabled)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from authserver.domain import roles
+from authserver.domain.credentials import validate_display_name
+from authserver.domain.users import normalize_email
+from authserver.errors import InvalidArgument
+from authserver.records import UserRecord
+from authserver.store import Store
+
+
+def _roles(names: Iterable[str]) -> tuple[str, ...]:
+    try:
+        return roles.normalize_roles(names)
+    except InvalidArgument as exc:
+        raise exc.about("roles") from None
+
+
+class UserService:
+    """Every change to a user goes through here."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self, *, email: str, display_name: str | None, role_names: Iterable[str], now: datetime
+    ) -> UserRecord:
+        return self.store.users.create(
+            email=normalize_email(email),
+            display_name=validate_display_name(display_name),
+            roles=_roles(role_names),
+            now=now,
+        )
+
+    def update(
+        self,
+        *,
+        ref: str,
+        role_names: Iterable[str] | None,
+        disabled: bool | None,
+        now: datetime,
+    ) -> UserRecord:
+        """Replace the roles (when given) and/or disable or enable the user."""
+        user = self.store.users.find(ref=ref)
+        new_roles = _roles(role_names) if role_names is not None else None
+        return self.store.users.update(user_id=user.id, roles=new_roles, disabled=disabled, now=now)
