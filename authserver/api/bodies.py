@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from authserver.domain.credentials import UNSET, CredentialPatch
 from authserver.errors import InvalidArgument
 from authserver.store.ids import is_record_id
 
+log = logging.getLogger("authserver.api")
 #: How the API names the domain's fields in its messages.
 FIELD_NAMES = {
     "display_name": "displayName",
@@ -33,25 +35,23 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def fields(
-    document: dict[str, Any],
-    *,
-    allowed: Iterable[str],
-    ignored: Iterable[str] = (),
-    where: str = "",
-) -> dict[str, Any]:
-    """Keys normalised to camelCase; unknown keys (and a key given in both forms) are refused."""
-    allowed_set, ignored_set = set(allowed), set(ignored)
+def fields(document: Mapping[str, Any], *, allowed: Iterable[str], where: str = "") -> dict[str, Any]:
+    """The ``allowed`` keys, normalised to camelCase; a key given in both forms is refused.
+
+    Other keys are ignored (logged at debug), as grpc-gateway's default
+    unmarshaler does: SDKs add fields over time, and a server that refused
+    them would break newer clients.
+    """
+    allowed_set = set(allowed)
     result: dict[str, Any] = {}
     for key, value in document.items():
         name = camel(key)
-        label = f"{where}{key}"
-        if name not in allowed_set and name not in ignored_set:
-            raise InvalidArgument(f"unknown field {label!r}")
+        if name not in allowed_set:
+            log.debug("ignored unknown field %r", f"{where}{key}"[:80])
+            continue
         if name in result:
-            raise InvalidArgument(f"field {label!r} given twice (camelCase and snake_case)")
-        if name in allowed_set:
-            result[name] = value
+            raise InvalidArgument(f"field {where}{key!r} given twice (camelCase and snake_case)")
+        result[name] = value
     return result
 
 
@@ -94,14 +94,15 @@ def optional_timestamp(document: dict[str, Any], name: str) -> datetime | None:
 
 
 def page_size(value: Any) -> int:
-    """``pageSize``: absent or 0 means the default; at most 100."""
-    if value is None or value == "" or value == 0:
-        return DEFAULT_PAGE_SIZE
-    if isinstance(value, str) and value.isdigit():
+    """``pageSize`` (a number, or digits in a query string): absent or 0 means the default;
+    at most 100."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
+    if value is None or value == "":
+        return DEFAULT_PAGE_SIZE
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument("pageSize: expected a non-negative integer")
-    return min(value, MAX_PAGE_SIZE)
+    return min(value, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
 
 
 def encode_page_token(last_id: str) -> str:

@@ -58,7 +58,7 @@ _SCHEMAS: dict[str, Any] = {
     "PersonalClient": _PERSONAL_CLIENT,
     "CreateRequest": {
         "type": "object",
-        "additionalProperties": False,
+        "description": "Unknown fields are ignored, as grpc-gateway does.",
         "properties": {
             "displayName": {"type": "string", "maxLength": 200},
             "allowSourceCidr": {"type": "array", "items": {"type": "string"}, "maxItems": 32},
@@ -95,7 +95,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SearchRequest": {
         "type": "object",
-        "additionalProperties": False,
+        "description": "Unknown fields are ignored, as grpc-gateway does.",
         "properties": {
             "pageSize": {"type": "integer", "minimum": 0, "maximum": 100},
             "pageToken": {"type": "string"},

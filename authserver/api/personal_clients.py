@@ -20,7 +20,6 @@ from authserver.services import Services
 from authserver.store.ids import is_record_id
 
 CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires")
-READ_ONLY = ("id", "clientId", "userId", "lastUsedAt", "createdAt", "updatedAt", "deletedAt")
 
 
 def _services(request: Request) -> Services:
@@ -63,12 +62,9 @@ async def create(request: Request) -> Response:
 async def list_own(request: Request) -> Response:
     services = _services(request)
     token = await bearer(request, services)
-    params = request.query_params
-    for name in params:
-        if bodies.camel(name) not in ("pageSize", "pageToken"):
-            raise InvalidArgument(f"unknown query parameter {name!r}")
-    size = bodies.page_size(params.get("pageSize", params.get("page_size")))
-    after = bodies.decode_page_token(params.get("pageToken", params.get("page_token")))
+    params = bodies.fields(request.query_params, allowed=("pageSize", "pageToken"), where="?")
+    size = bodies.page_size(params.get("pageSize"))
+    after = bodies.decode_page_token(params.get("pageToken"))
     return await _page(services, user_ids=[token.state.user_id], query=None, after=after, size=size)
 
 
@@ -143,7 +139,7 @@ async def update(request: Request) -> Response:
     client = body.get("client") or {}
     if not isinstance(client, dict):
         raise InvalidArgument("client: expected an object")
-    client = bodies.fields(client, allowed=bodies.WRITABLE, ignored=READ_ONLY, where="client.")
+    client = bodies.fields(client, allowed=bodies.WRITABLE, where="client.")
     patch = bodies.credential_patch(client, paths)
     ref = _record_id(request)
     updated = await anyio.to_thread.run_sync(
