@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from authserver import keys, manage, wire
-from authserver.config import Settings, load_settings
+from authserver.config import Settings, load_settings, unknown_variables
 from authserver.domain.credentials import Caller
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
@@ -39,8 +39,13 @@ class Context:
     @property
     def database(self) -> Database:
         if self._database is None:
-            self._database = Database(self.settings.database_url)
-            migrate(self._database)
+            database = Database(self.settings.database_url)
+            migrate(database)
+            self._database = database
+            if database.is_new:
+                # Run from the wrong folder, the default ./var/authserver.db would silently
+                # be a new, empty database: say so.
+                click.echo(f"note: created a new, empty database {database.sqlite_path}", err=True)
         return self._database
 
     @property
@@ -89,6 +94,8 @@ def _command(func: Callable[..., T]) -> Callable[..., T]:
 @click.group()
 def main() -> None:
     """authserver: OAuth 2.0 tokens for personal client credentials."""
+    for warning in unknown_variables():
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()

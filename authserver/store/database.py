@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     DatabaseError,
     DataError,
@@ -51,6 +51,13 @@ def _describe(exc: Exception) -> str:
     return "database unavailable"
 
 
+def _displayed(parsed: URL) -> str:
+    """The URL as it may be printed: the password hidden, a SQLite path made absolute."""
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database).resolve()))
+    return parsed.render_as_string(hide_password=True)
+
+
 class Database:
     """One engine and its session factory; repositories borrow short sessions from it."""
 
@@ -60,12 +67,18 @@ class Database:
         except Exception as exc:
             raise ConfigError(f"database_url is not a database URL: {url!r}") from exc
         self.url = url
+        self.display_url = _displayed(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # A SQLite file that does not exist yet (or is empty): opening it makes a new database.
+        self.sqlite_path: Path | None = None
+        self.is_new = False
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             database = parsed.database or ""
             if database in ("", ":memory:"):
                 raise ConfigError("database_url must name a SQLite file, not memory")
+            self.sqlite_path = Path(database).resolve()
+            self.is_new = not self.sqlite_path.exists() or self.sqlite_path.stat().st_size == 0
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
             # Keep a connection per worker thread (anyio runs up to 40): opening a SQLite
