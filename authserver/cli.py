@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import keys, manage, wire
 from authserver.config import Settings, load_settings, unknown_variables
@@ -64,6 +65,11 @@ def _errors() -> Iterator[None]:
         yield
     except AuthserverError as exc:
         click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except (OSError, SQLAlchemyError) as exc:
+        # Not translated where it happened: still one line, never a traceback.
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        click.echo(f"error: {lines[0]}", err=True)
         sys.exit(1)
 
 

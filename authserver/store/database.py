@@ -79,7 +79,13 @@ class Database:
                 raise ConfigError("database_url must name a SQLite file, not memory")
             self.sqlite_path = Path(database).resolve()
             self.is_new = not self.sqlite_path.exists() or self.sqlite_path.stat().st_size == 0
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the folder {self.sqlite_path.parent} for the SQLite "
+                    f"database: {exc.strerror or exc}"
+                ) from exc
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
             # Keep a connection per worker thread (anyio runs up to 40): opening a SQLite
             # connection (and its pragmas) per request would cost more than the query.
@@ -145,9 +151,21 @@ def migrate(database: Database) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = database.engine
-    with database.engine.begin() as connection:
-        if not database.is_sqlite:
-            # Two instances migrating at once: the second waits, then finds nothing to do.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with database.engine.begin() as connection:
+            if not database.is_sqlite:
+                # Two instances migrating at once: the second waits, then finds nothing to do.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
+        # The first contact with the database at every start: say which one, and why not.
+        raise Unavailable(f"cannot use the database {database.display_url}: {_cause(exc)}") from exc
+
+
+def _cause(exc: Exception) -> str:
+    """The driver's own first line (e.g. "Connection refused"), without SQLAlchemy's footer."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
