@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver import keys, manage, wire
+from authserver import keys, manage, serving, wire
 from authserver.config import Settings, load_settings, unknown_variables
 from authserver.domain.credentials import Caller
 from authserver.domain.durations import parse_duration
@@ -106,24 +106,30 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: config host, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: config port, 8000).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: config port, 8000)."
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
 @_command
 def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Migrate the database and run the server."""
     import uvicorn
 
-    settings = ctx.settings
     from authserver.ops import configure_logging
 
+    settings = ctx.settings
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    # uvicorn binds only after the application has started, and then logs a traceback.
+    serving.check_listen(host, port)
     configure_logging(settings.log_level)
-    migrate(ctx.database)
+    ctx.database  # noqa: B018 - opening the database migrates it
     ctx.close()
     uvicorn.run(
         "authserver.app:app_factory",
         factory=True,
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
+        host=host,
+        port=port,
         workers=workers or settings.workers,
         access_log=False,
         log_level=settings.log_level,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from authserver.cli import main
-from tests.checkout import script_env
 from tests.ports import free_port
+from tests.servers import assert_one_line_error, run_authserver
 
 
 @pytest.fixture
@@ -74,27 +72,6 @@ def test_every_command_warns_about_a_misspelled_variable(
     ) in result.stderr
 
 
-def authserver(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The real command in its own process: what a user sees on stderr, tracebacks included."""
-    return subprocess.run(
-        [sys.executable, "-m", "authserver", *args],
-        cwd=cwd,
-        env=script_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    [line] = result.stderr.splitlines()
-    assert line.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in line
-
-
 @pytest.mark.parametrize(
     "command",
     [["users", "list"], ["migrate"], ["serve", "--port", "0"]],
@@ -102,7 +79,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 )
 def test_unreachable_postgresql_is_one_line_naming_it(tmp_path: Path, command: list[str]) -> None:
     url = f"postgresql://authserver:hunter2@127.0.0.1:{free_port()}/authserver"
-    result = authserver(*command, cwd=tmp_path, AUTHSERVER_DATABASE_URL=url)
+    result = run_authserver(*command, cwd=tmp_path, AUTHSERVER_DATABASE_URL=url)
     assert_one_line_error(
         result,
         "cannot use the database postgresql://authserver:***@127.0.0.1:",
@@ -114,7 +91,7 @@ def test_unreachable_postgresql_is_one_line_naming_it(tmp_path: Path, command: l
 def test_sqlite_folder_that_cannot_be_created_is_one_line_naming_it(tmp_path: Path) -> None:
     (tmp_path / "plain-file").write_text("")
     folder = tmp_path / "plain-file" / "var"
-    result = authserver(
+    result = run_authserver(
         "users", "list", cwd=tmp_path, AUTHSERVER_DATABASE_URL=f"sqlite:///{folder}/a.db"
     )
     assert_one_line_error(result, f"cannot create the folder {folder}")
@@ -122,7 +99,7 @@ def test_sqlite_folder_that_cannot_be_created_is_one_line_naming_it(tmp_path: Pa
 
 def test_sqlite_file_that_cannot_be_opened_is_one_line_naming_it(tmp_path: Path) -> None:
     (tmp_path / "a.db").mkdir()
-    result = authserver(
+    result = run_authserver(
         "users", "list", cwd=tmp_path, AUTHSERVER_DATABASE_URL=f"sqlite:///{tmp_path}/a.db"
     )
     assert_one_line_error(result, f"cannot use the database sqlite:///{tmp_path}/a.db")

@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.checkout import ROOT, clean_copy, script_env
 from tests.ports import free_port
-from tests.test_scripts import wait_ready
+from tests.servers import wait_ready
 
 README_URL = "http://127.0.0.1:8000"
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
-
-import httpx
 
 from tests.checkout import clean_copy, script_env
 from tests.ports import free_port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, "the server exited before it was ready"
-        assert time.monotonic() < deadline, "the server did not become ready"
-        time.sleep(0.1)
+from tests.servers import wait_ready
 
 
 def test_serve_script_passes_its_arguments_to_authserver_serve(tmp_path: Path) -> None:
