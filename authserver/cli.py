@@ -13,7 +13,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import keys, manage, serving, wire
-from authserver.config import Settings, load_settings, unknown_variables
+from authserver.config import Settings, load_settings, unknown_variables, worker_count
 from authserver.domain.credentials import Caller
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
@@ -110,27 +110,50 @@ def main() -> None:
     "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: config port, 8000)."
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@click.option(
+    "--tls-cert",
+    metavar="FILE",
+    default=None,
+    help="Serve https with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option("--tls-key", metavar="FILE", default=None, help="The certificate's PEM private key.")
 @_command
-def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Migrate the database and run the server."""
     import uvicorn
 
     from authserver.ops import configure_logging
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     settings = ctx.settings
     host = host or settings.host
     port = port if port is not None else settings.port
+    if tls_cert is not None and tls_key is not None:
+        serving.check_tls(tls_cert, tls_key)
     # uvicorn binds only after the application has started, and then logs a traceback.
     serving.check_listen(host, port)
     configure_logging(settings.log_level)
     ctx.database  # noqa: B018 - opening the database migrates it
     ctx.close()
+    unroutable = serving.conductorone_routing(settings.issuer)
+    if unroutable:
+        click.echo(f"warning: {unroutable}", err=True)
     uvicorn.run(
         "authserver.app:app_factory",
         factory=True,
         host=host,
         port=port,
-        workers=workers or settings.workers,
+        workers=workers or worker_count(settings.workers),
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
