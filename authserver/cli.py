@@ -13,7 +13,14 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import keys, manage, serving, wire
-from authserver.config import Settings, load_settings, unknown_variables, worker_count
+from authserver.config import (
+    MAX_WORKERS,
+    Settings,
+    config_file,
+    load_settings,
+    unknown_variables,
+    worker_count,
+)
 from authserver.domain.credentials import Caller
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
@@ -97,7 +104,28 @@ def _command(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class Workers(click.ParamType):
+    """``--workers``: 1 to 64, or "auto" (one per CPU)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f'{value!r} is not a number or "auto"', param, ctx)
+        if not 1 <= number <= MAX_WORKERS:
+            self.fail(f"{number} is not in the range 1 to {MAX_WORKERS}", param, ctx)
+        return number
+
+
+WORKERS = Workers()
+
+
 @click.group()
+@click.version_option(package_name="authserver", message="authserver %(version)s")
 def main() -> None:
     """authserver: OAuth 2.0 tokens for personal client credentials."""
     for warning in unknown_variables():
@@ -109,7 +137,13 @@ def main() -> None:
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: config port, 8000)."
 )
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@click.option(
+    "--workers",
+    type=WORKERS,
+    default=None,
+    metavar="N|auto",
+    help='Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, 1).',
+)
 @click.option(
     "--tls-cert",
     metavar="FILE",
@@ -122,7 +156,7 @@ def serve(
     ctx: Context,
     host: str | None,
     port: int | None,
-    workers: int | None,
+    workers: int | str | None,
     tls_cert: str | None,
     tls_key: str | None,
 ) -> None:
@@ -136,22 +170,37 @@ def serve(
     settings = ctx.settings
     host = host or settings.host
     port = port if port is not None else settings.port
+    processes = worker_count(workers if workers is not None else settings.workers)
     if tls_cert is not None and tls_key is not None:
         serving.check_tls(tls_cert, tls_key)
     # uvicorn binds only after the application has started, and then logs a traceback.
     serving.check_listen(host, port)
     configure_logging(settings.log_level)
-    ctx.database  # noqa: B018 - opening the database migrates it
+    database = ctx.database
+    keys.ensure_active_key(ctx.repo, settings, now=_now())
+    active = [
+        k for k in ctx.repo.list_keys() if k.retired_at is None and k.alg == settings.signing_alg
+    ]
     ctx.close()
     unroutable = serving.conductorone_routing(settings.issuer)
     if unroutable:
         click.echo(f"warning: {unroutable}", err=True)
+    config = config_file()
+    scheme = "https" if tls_cert else "http"
+    address = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"serving {scheme}://{address}:{port} with {processes} worker"
+        f"{'s' if processes > 1 else ''}: config {config.resolve() if config else 'defaults'}, "
+        f"database {database.display_url}, issuer {settings.issuer}, "
+        f"signing key {active[-1].kid} ({active[-1].alg})",
+        err=True,
+    )
     uvicorn.run(
         "authserver.app:app_factory",
         factory=True,
         host=host,
         port=port,
-        workers=workers or worker_count(settings.workers),
+        workers=processes,
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
         access_log=False,
@@ -247,7 +296,9 @@ def clients() -> None:
 @clients.command("create")
 @click.option("--user", "user_ref", required=True, metavar="EMAIL|ID", help="Owner.")
 @click.option("--name", default=None, help="Display name.")
-@click.option("--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role.")
+@click.option(
+    "--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role (repeatable)."
+)
 @click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
 @click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's create response.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import socket
 import ssl
@@ -201,3 +202,43 @@ def test_serve_warns_at_start_when_conductorone_clients_cannot_route(tmp_path: P
     [warning] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
     assert warning.startswith("warning: ConductorOne clients (cone, the Go SDK) cannot reach")
     assert f"the issuer {server.url} is plain http, has port" in warning
+
+
+# The start-up line ----------------------------------------------------------------
+
+
+def startup_line(stderr: str) -> str:
+    [line] = [line for line in stderr.splitlines() if line.startswith("serving ")]
+    return line
+
+
+def test_serve_names_config_database_issuer_key_and_workers(tmp_path: Path, postgres) -> None:
+    url = postgres.create_database("serve_banner").replace("postgres@", "postgres:hunter2@")
+    config = tmp_path / "authserver.toml"
+    config.write_text(f'database_url = "{url}"\n')
+    with started(tmp_path, AUTHSERVER_CONFIG=str(config)) as server:
+        [key] = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
+    port = server.url.rsplit(":", 1)[1]
+    assert startup_line(server.stderr) == (
+        f"serving http://127.0.0.1:{port} with 1 worker: config {config}, "
+        f"database {url.replace('hunter2', '***')}, issuer {server.url}, "
+        f"signing key {key['kid']} (ES256)"
+    )
+    assert "hunter2" not in server.stderr
+
+
+def test_serve_without_a_config_file_says_defaults_and_that_it_created_the_database(
+    tmp_path: Path,
+) -> None:
+    with started(tmp_path) as server:
+        pass
+    assert "config defaults, database sqlite:///" in startup_line(server.stderr)
+    path = tmp_path / "var" / "authserver.db"
+    assert f"note: created a new, empty database {path}\n" in server.stderr
+
+
+def test_serve_workers_auto_starts_one_worker_per_cpu(tmp_path: Path) -> None:
+    with started(tmp_path, "--workers", "auto") as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    count = os.cpu_count() or 1
+    assert f" with {count} worker{'s' if count > 1 else ''}: " in startup_line(server.stderr)
