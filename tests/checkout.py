@@ -37,7 +37,7 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
 def clean_copy(dest: Path) -> Path:
     """Copy the repository into ``dest`` (which must not exist) and give it a ready ``.venv``."""
     shutil.copytree(ROOT, dest, ignore=NOT_IN_A_CLONE)
-    ready_venv(dest)
+    ready_venv(dest, extras="client")  # as scripts/serve installs it
     return dest
 
 

@@ -48,6 +48,12 @@ EXPECTED: dict[str, list[tuple[str, Check]]] = {
             lambda out, _: re.fullmatch(r"Bearer 600 [^\n]+\n", out) is not None,
         ),
     ],
+    "from authserver.client import TokenAuth": [
+        (
+            "the roles of a token from TokenAuth",
+            lambda out, _: out == "['billing:read', 'system:owner']\n",
+        ),
+    ],
     "auth/v1/register | tee registration.json": [
         (
             "a registration with its management token",
