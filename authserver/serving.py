@@ -82,12 +82,13 @@ def conductorone_routing(issuer: str) -> str | None:
     try:
         ipaddress.ip_address(host)
         reasons.append("has an IP address as host")
-        called = "https://<IP address>/auth/v1/token"
+        if ":" in host:
+            host = f"[{host}]"
     except ValueError:
         if "." not in host:
             reasons.append(f"has a host without a dot ({host})")
             host = f"{host}.conductor.one"
-        called = f"https://{host}/auth/v1/token"
+    called = f"https://{host}/auth/v1/token"
     if not reasons:
         return None
     return (
