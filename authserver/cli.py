@@ -185,14 +185,15 @@ def serve(
     unroutable = serving.conductorone_routing(settings.issuer)
     if unroutable:
         click.echo(f"warning: {unroutable}", err=True)
-    config = config_file()
-    scheme = "https" if tls_cert else "http"
-    address = f"[{host}]" if ":" in host else host
     click.echo(
-        f"serving {scheme}://{address}:{port} with {processes} worker"
-        f"{'s' if processes > 1 else ''}: config {config.resolve() if config else 'defaults'}, "
-        f"database {database.display_url}, issuer {settings.issuer}, "
-        f"signing key {active[-1].kid} ({active[-1].alg})",
+        serving.startup_line(
+            url=f"{'https' if tls_cert else 'http'}://{serving.host_port(host, port)}",
+            workers=processes,
+            config=config_file(),
+            database=database,
+            issuer=settings.issuer,
+            key=active[-1],
+        ),
         err=True,
     )
     uvicorn.run(

@@ -3,7 +3,8 @@
 Each check turns a failure uvicorn would report late, or as a traceback, into
 one line naming the cause: the listening address (uvicorn binds only after
 the application has started), the TLS files, and issuers whose client ids
-ConductorOne's clients cannot route (SPEC section 10).
+ConductorOne's clients cannot route (SPEC section 10). Then one line says
+what the server runs with.
 """
 
 from __future__ import annotations
@@ -18,11 +19,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from authserver.errors import ConfigError
+from authserver.store.database import Database
+from authserver.store.repository import KeyRecord
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def startup_line(
+    *, url: str, workers: int, config: Path | None, database: Database, issuer: str, key: KeyRecord
+) -> str:
+    """What this server runs with, in one line (the database's password hidden)."""
+    return (
+        f"serving {url} with {workers} worker{'s' if workers > 1 else ''}: "
+        f"config {config.resolve() if config else 'defaults'}, database {database.display_url}, "
+        f"issuer {issuer}, signing key {key.kid} ({key.alg})"
+    )
 
 
 def check_listen(host: str, port: int) -> None:
     """Fail now if ``host:port`` cannot be listened on (in use, not an address of this host)."""
-    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    shown = host_port(host, port)
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
