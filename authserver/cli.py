@@ -11,9 +11,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from authserver import keys, wire
-from authserver.config import Settings, load_settings
+from authserver import keys, serving, wire
+from authserver.config import (
+    MAX_WORKERS,
+    Settings,
+    config_file,
+    load_settings,
+    unknown_variables,
+    worker_count,
+)
 from authserver.domain.credentials import Caller, NewCredential
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
@@ -50,8 +58,13 @@ class Context:
     @property
     def database(self) -> Database:
         if self._database is None:
-            self._database = Database(self.settings.database_url)
-            migrate(self._database)
+            database = Database(self.settings.database_url)
+            migrate(database)
+            self._database = database
+            if database.is_new:
+                # Run from the wrong folder, the default ./var/authserver.db would silently
+                # be a new, empty database: say so.
+                click.echo(f"note: created a new, empty database {database.sqlite_path}", err=True)
         return self._database
 
     @functools.cached_property
@@ -79,6 +92,11 @@ def _errors() -> Iterator[None]:
     except AuthserverError as exc:
         click.echo(f"error: {exc.describe(FIELD_NAMES)}", err=True)
         sys.exit(1)
+    except (OSError, SQLAlchemyError) as exc:
+        # Not translated where it happened: still one line, never a traceback.
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        click.echo(f"error: {lines[0]}", err=True)
+        sys.exit(1)
 
 
 def _now() -> datetime:
@@ -105,32 +123,106 @@ def _command(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class Workers(click.ParamType[int | str]):
+    """``--workers``: 1 to 64, or "auto" (one per CPU)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f'{value!r} is not a number or "auto"', param, ctx)
+        if not 1 <= number <= MAX_WORKERS:
+            self.fail(f"{number} is not in the range 1 to {MAX_WORKERS}", param, ctx)
+        return number
+
+
+WORKERS = Workers()
+
+
 @click.group()
+@click.version_option(package_name="authserver", message="authserver %(version)s")
 def main() -> None:
     """authserver: OAuth 2.0 tokens for personal client credentials."""
+    for warning in unknown_variables():
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: config host, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: config port, 8000).")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: config port, 8000)."
+)
+@click.option(
+    "--workers",
+    type=WORKERS,
+    default=None,
+    metavar="N|auto",
+    help='Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, 1).',
+)
+@click.option(
+    "--tls-cert",
+    metavar="FILE",
+    default=None,
+    help="Serve https with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option("--tls-key", metavar="FILE", default=None, help="The certificate's PEM private key.")
 @_command
-def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    workers: int | str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Migrate the database and run the server."""
     import uvicorn
 
-    settings = ctx.settings
     from authserver.ops import configure_logging
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    settings = ctx.settings
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    processes = worker_count(workers if workers is not None else settings.workers)
+    if tls_cert is not None and tls_key is not None:
+        serving.check_tls(tls_cert, tls_key)
+    # uvicorn binds only after the application has started, and then logs a traceback.
+    serving.check_listen(host, port)
     configure_logging(settings.log_level)
-    migrate(ctx.database)
+    database = ctx.database
+    keys.ensure_active_key(ctx.store.keys, settings, now=_now())
+    active = [
+        k for k in ctx.store.keys.all() if k.retired_at is None and k.alg == settings.signing_alg
+    ]
     ctx.close()
+    unroutable = serving.conductorone_routing(settings.issuer)
+    if unroutable:
+        click.echo(f"warning: {unroutable}", err=True)
+    click.echo(
+        serving.startup_line(
+            url=f"{'https' if tls_cert else 'http'}://{serving.host_port(host, port)}",
+            workers=processes,
+            config=config_file(),
+            database=database,
+            issuer=settings.issuer,
+            key=active[-1],
+        ),
+        err=True,
+    )
     uvicorn.run(
         "authserver.app:app_factory",
         factory=True,
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
-        workers=workers or settings.workers,
+        host=host,
+        port=port,
+        workers=processes,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
@@ -222,7 +314,9 @@ def clients() -> None:
 @clients.command("create")
 @click.option("--user", "user_ref", required=True, metavar="EMAIL|ID", help="Owner.")
 @click.option("--name", default=None, help="Display name.")
-@click.option("--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role.")
+@click.option(
+    "--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role (repeatable)."
+)
 @click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
 @click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's create response.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -14,7 +15,13 @@ from urllib.parse import urlsplit
 
 from authserver.errors import ConfigError
 
+# Looked for in this order when AUTHSERVER_CONFIG is not set (SPEC section 6).
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
+SYSTEM_CONFIG_PATH = Path("/etc/authserver/authserver.toml")
+# AUTHSERVER_* variables that are not settings: the config file, the tests' weak-hashing
+# switch, and the fuzzing budget of scripts/fuzz.
+OTHER_VARIABLES = ("AUTHSERVER_CONFIG", "AUTHSERVER_ALLOW_WEAK_HASHING", "AUTHSERVER_FUZZ_EXAMPLES")
+MAX_WORKERS = 64
 SIGNING_ALGS = ("ES256", "EdDSA", "RS256")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -44,7 +51,7 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    workers: int | str = 1  # or "auto": one per CPU
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 
@@ -87,6 +94,7 @@ class Settings:
             )
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
+        worker_count(self.workers)
         networks = []
         for cidr in self.trusted_proxies:
             try:
@@ -111,6 +119,43 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted_networks"}
+KNOWN_VARIABLES = frozenset({f"AUTHSERVER_{n.upper()}" for n in _FIELDS} | set(OTHER_VARIABLES))
+
+
+def worker_count(workers: int | str) -> int:
+    """``workers`` as a number of processes: 1 to 64, or "auto" for one per CPU."""
+    if workers == "auto":
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f'workers must be 1 to {MAX_WORKERS} or "auto", got {workers!r}')
+    return workers
+
+
+def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file in use: ``AUTHSERVER_CONFIG``, else ``./config/authserver.toml``,
+    else ``/etc/authserver/authserver.toml``; None when there is none (built-in defaults)."""
+    env = os.environ if environ is None else environ
+    if env.get("AUTHSERVER_CONFIG"):
+        return Path(env["AUTHSERVER_CONFIG"])
+    for candidate in (DEFAULT_CONFIG_PATH, SYSTEM_CONFIG_PATH):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for ``AUTHSERVER_*`` variables that name no setting (a misspelling is ignored)."""
+    env = os.environ if environ is None else environ
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("AUTHSERVER_") or name in KNOWN_VARIABLES:
+            continue
+        # Compared without the shared prefix, which would make every name look close.
+        suffixes = {known.removeprefix("AUTHSERVER_"): known for known in KNOWN_VARIABLES}
+        close = difflib.get_close_matches(name.removeprefix("AUTHSERVER_"), suffixes, 1, 0.8)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        warnings.append(f"unknown environment variable {name} (ignored{hint})")
+    return warnings
 
 
 def _is_loopback(host: str) -> bool:
@@ -124,6 +169,13 @@ def _is_loopback(host: str) -> bool:
 
 def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
     default = _FIELDS[name].default
+    if name == "workers":
+        if from_env and value.strip() != "auto":
+            try:
+                return int(value)
+            except ValueError:
+                pass  # Settings names the accepted values
+        return value.strip() if from_env else value
     try:
         if isinstance(default, tuple):
             if isinstance(value, str):
@@ -166,16 +218,19 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
-    """Read the config file (if present), then environment overrides, then ``overrides``."""
+    """Read the config file (``path``, else ``config_file()``), then environment overrides,
+    then ``overrides``."""
     env = os.environ if environ is None else environ
-    explicit = path is not None or "AUTHSERVER_CONFIG" in env
-    config_path = Path(path or env.get("AUTHSERVER_CONFIG") or DEFAULT_CONFIG_PATH)
+    explicit = path is not None or bool(env.get("AUTHSERVER_CONFIG"))
+    config_path = Path(path) if path is not None else config_file(env)
     values: dict[str, Any] = {}
-    if config_path.exists():
+    if config_path is not None and config_path.exists():
         try:
             raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read {config_path}: {exc.strerror or exc}") from exc
         for key, value in raw.items():
             if key not in _FIELDS:
                 raise ConfigError(f"{config_path}: unknown key {key!r}")

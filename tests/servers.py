@@ -8,10 +8,47 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tests.checkout import script_env
 from tests.ports import free_port
+
+
+def run_authserver(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process: what a user sees on stderr, tracebacks included."""
+    return subprocess.run(
+        [sys.executable, "-m", "authserver", *args],
+        cwd=cwd,
+        env=script_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in line
+
+
+def wait_ready(url: str, process: subprocess.Popen[Any], seconds: float = 30, **http: Any) -> None:
+    """Poll ``/readyz`` until it answers 200; fails if ``process`` exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", **http).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, "the server exited before it was ready"
+        assert time.monotonic() < deadline, "the server did not become ready"
+        time.sleep(0.1)
 
 
 class ServerProcess:

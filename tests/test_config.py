@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from authserver.config import Settings, load_settings
+from authserver import config
+from authserver.config import Settings, load_settings, unknown_variables
 from authserver.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +113,93 @@ def test_postgresql_url_without_its_driver_is_a_config_error(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigError, match=r"authserver\[postgresql\]"):
         Database("postgresql://user@127.0.0.1:1/db")
+
+
+@pytest.fixture
+def config_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A working folder and a stand-in for /etc/authserver, each with its own config file."""
+    work = tmp_path / "work"
+    (work / "config").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    system = tmp_path / "etc" / "authserver.toml"
+    system.parent.mkdir()
+    monkeypatch.setattr(config, "SYSTEM_CONFIG_PATH", system)
+    places = {
+        "env": tmp_path / "env.toml",
+        "cwd": work / "config" / "authserver.toml",
+        "system": system,
+    }
+    for ttl, path in enumerate(places.values(), start=100):
+        path.write_text(f"access_token_ttl = {ttl}\n")
+    return places
+
+
+@pytest.mark.parametrize(
+    ("present", "ttl"),
+    [
+        pytest.param(("env", "cwd", "system"), 100, id="AUTHSERVER_CONFIG-first"),
+        pytest.param(("cwd", "system"), 101, id="then-./config"),
+        pytest.param(("system",), 102, id="then-/etc/authserver"),
+        pytest.param((), 600, id="else-defaults"),
+    ],
+)
+def test_config_file_is_looked_for_in_order(
+    config_places: dict[str, Path], present: tuple[str, ...], ttl: int
+) -> None:
+    for place, path in config_places.items():
+        if place not in present:
+            path.unlink()
+    environ = {"AUTHSERVER_CONFIG": str(config_places["env"])} if "env" in present else {}
+    assert load_settings(environ=environ).access_token_ttl == ttl
+
+
+@pytest.mark.parametrize(
+    ("environ", "content", "workers"),
+    [
+        pytest.param({}, 'workers = "auto"\n', "auto", id="file-auto"),
+        pytest.param({"AUTHSERVER_WORKERS": "auto"}, "", "auto", id="env-auto"),
+        pytest.param({"AUTHSERVER_WORKERS": "3"}, "", 3, id="env-number"),
+        pytest.param({}, "workers = 64\n", 64, id="file-number"),
+    ],
+)
+def test_workers_is_a_number_or_auto(
+    tmp_path: Path, environ: dict[str, str], content: str, workers: int | str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(content)
+    assert load_settings(path, environ=environ).workers == workers
+
+
+def test_auto_workers_is_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 6)
+    assert config.worker_count("auto") == 6
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many"])
+def test_workers_outside_1_to_64_or_auto_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        load_settings(environ={"AUTHSERVER_WORKERS": value})
+
+
+def test_misspelled_variable_is_named_with_the_likely_key() -> None:
+    assert unknown_variables({"AUTHSERVER_ISSUR": "https://auth.example.com"}) == [
+        "unknown environment variable AUTHSERVER_ISSUR (ignored; did you mean AUTHSERVER_ISSUER?)"
+    ]
+
+
+def test_unknown_variable_without_a_close_key_is_named() -> None:
+    assert unknown_variables({"AUTHSERVER_COLOUR": "blue"}) == [
+        "unknown environment variable AUTHSERVER_COLOUR (ignored)"
+    ]
+
+
+def test_documented_variables_are_not_warned_about() -> None:
+    environ = {
+        "AUTHSERVER_CONFIG": "/x.toml",
+        "AUTHSERVER_ALLOW_WEAK_HASHING": "1",
+        "AUTHSERVER_FUZZ_EXAMPLES": "10",
+        "AUTHSERVER_DATABASE_URL": "sqlite:///x.db",
+        "AUTHSERVER_WORKERS": "auto",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(environ) == []

@@ -35,7 +35,9 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def fields(document: Mapping[str, Any], *, allowed: Iterable[str], where: str = "") -> dict[str, Any]:
+def fields(
+    document: Mapping[str, Any], *, allowed: Iterable[str], where: str = ""
+) -> dict[str, Any]:
     """The ``allowed`` keys, normalised to camelCase; a key given in both forms is refused.
 
     Other keys are ignored (logged at debug), as grpc-gateway's default

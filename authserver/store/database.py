@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     DatabaseError,
     DataError,
@@ -51,6 +51,13 @@ def _describe(exc: Exception) -> str:
     return "database unavailable"
 
 
+def _displayed(parsed: URL) -> str:
+    """The URL as it may be printed: the password hidden, a SQLite path made absolute."""
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database).resolve()))
+    return parsed.render_as_string(hide_password=True)
+
+
 class Database:
     """One engine and its session factory; repositories borrow short sessions from it."""
 
@@ -60,13 +67,25 @@ class Database:
         except Exception as exc:
             raise ConfigError(f"database_url is not a database URL: {url!r}") from exc
         self.url = url
+        self.display_url = _displayed(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # A SQLite file that does not exist yet (or is empty): opening it makes a new database.
+        self.sqlite_path: Path | None = None
+        self.is_new = False
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             database = parsed.database or ""
             if database in ("", ":memory:"):
                 raise ConfigError("database_url must name a SQLite file, not memory")
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite_path = Path(database).resolve()
+            self.is_new = not self.sqlite_path.exists() or self.sqlite_path.stat().st_size == 0
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the folder {self.sqlite_path.parent} for the SQLite "
+                    f"database: {exc.strerror or exc}"
+                ) from exc
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
             # Keep a connection per worker thread (anyio runs up to 40): opening a SQLite
             # connection (and its pragmas) per request would cost more than the query.
@@ -137,9 +156,21 @@ def migrate(database: Database) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = database.engine
-    with database.engine.begin() as connection:
-        if not database.is_sqlite:
-            # Two instances migrating at once: the second waits, then finds nothing to do.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with database.engine.begin() as connection:
+            if not database.is_sqlite:
+                # Two instances migrating at once: the second waits, then finds nothing to do.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
+        # The first contact with the database at every start: say which one, and why not.
+        raise Unavailable(f"cannot use the database {database.display_url}: {_cause(exc)}") from exc
+
+
+def _cause(exc: Exception) -> str:
+    """The driver's own first line (e.g. "Connection refused"), without SQLAlchemy's footer."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__

@@ -1,0 +1,88 @@
+"""``TokenAuth``: httpx authentication with a personal client's access token (sync and async)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+
+import anyio
+import httpx
+
+from authserver.client import TokenCache
+
+
+class TokenAuth(httpx.Auth):
+    """Sets ``Authorization: Bearer`` from a token fetched with ``private_key_jwt`` and cached.
+
+    ``url`` is the issuer URL (or the token endpoint URL itself). The token is
+    fetched through the same client (its transport, proxies and TLS settings),
+    reused until shortly before it expires, and fetched again once when the
+    API answers 401. One instance may serve many threads, or many tasks of one
+    event loop: a lock makes concurrent requests wait for a single fetch.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        secret: str,
+        *,
+        scope: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tokens = TokenCache(url, client_id, secret, scope=scope, clock=clock)
+        self._lock = threading.Lock()
+        self._async_lock: anyio.Lock | None = None
+
+    def _token_request(self) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            self.tokens.token_url,
+            data=self.tokens.form(),
+            headers={"Accept": "application/json"},
+        )
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        with self._lock:
+            token = self.tokens.current()
+            if token is None:
+                answer = yield self._token_request()
+                token = self.tokens.store(answer.status_code, answer.read())
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        with self._lock:
+            self.tokens.discard(token)
+            token = self.tokens.current()
+            if token is None:
+                answer = yield self._token_request()
+                token = self.tokens.store(answer.status_code, answer.read())
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._async_lock is None:
+            self._async_lock = anyio.Lock()
+        async with self._async_lock:
+            token = self.tokens.current()
+            if token is None:
+                answer = yield self._token_request()
+                token = self.tokens.store(answer.status_code, await answer.aread())
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        async with self._async_lock:
+            self.tokens.discard(token)
+            token = self.tokens.current()
+            if token is None:
+                answer = yield self._token_request()
+                token = self.tokens.store(answer.status_code, await answer.aread())
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request

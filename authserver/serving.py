@@ -1,0 +1,116 @@
+"""What ``authserver serve`` checks and says before uvicorn starts.
+
+Each check turns a failure uvicorn would report late, or as a traceback, into
+one line naming the cause: the listening address (uvicorn binds only after
+the application has started), the TLS files, and issuers whose client ids
+ConductorOne's clients cannot route (SPEC section 10). Then one line says
+what the server runs with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from authserver.errors import ConfigError
+from authserver.records import KeyRecord
+from authserver.store.database import Database
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def startup_line(
+    *, url: str, workers: int, config: Path | None, database: Database, issuer: str, key: KeyRecord
+) -> str:
+    """What this server runs with, in one line (the database's password hidden)."""
+    return (
+        f"serving {url} with {workers} worker{'s' if workers > 1 else ''}: "
+        f"config {config.resolve() if config else 'defaults'}, database {database.display_url}, "
+        f"issuer {issuer}, signing key {key.kid} ({key.alg})"
+    )
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail now if ``host:port`` cannot be listened on (in use, not an address of this host)."""
+    shown = host_port(host, port)
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {shown}: {exc.strerror}") from exc
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            # As uvicorn's own socket: a port in TIME_WAIT is free, one with a listener is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {shown}: {exc.strerror or exc}") from exc
+
+
+def check_tls(cert: str, key: str) -> None:
+    """Fail now if ``cert`` and ``key`` are not a PEM certificate (chain) and its private key."""
+    contents = {}
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            contents[option] = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {option} {path}: {exc.strerror or exc}") from exc
+    try:
+        x509.load_pem_x509_certificates(contents["--tls-cert"])
+    except ValueError as exc:
+        raise ConfigError(f"--tls-cert {cert} holds no PEM certificate") from exc
+    try:
+        serialization.load_pem_private_key(contents["--tls-key"], password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--tls-key {key} holds no unencrypted PEM private key") from exc
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"--tls-key {key} does not fit the certificate in --tls-cert {cert} ({exc.reason})"
+        ) from exc
+
+
+def conductorone_routing(issuer: str) -> str | None:
+    """Why ConductorOne's Go SDK and ``cone`` cannot reach this issuer, or None if they can.
+
+    They take the host after ``@`` in the client id (our issuer host), read a
+    host without a dot as ``<host>.conductor.one``, and call
+    ``https://<host>/auth/v1/token`` on port 443.
+    """
+    parts = urlsplit(issuer)
+    host = parts.hostname or ""
+    reasons = []
+    if parts.scheme != "https":
+        reasons.append("is plain http")
+    if parts.port is not None and parts.port != 443:
+        reasons.append(f"has port {parts.port}")
+    if parts.path.strip("/"):
+        reasons.append(f"has the path {parts.path}")
+    try:
+        ipaddress.ip_address(host)
+        reasons.append("has an IP address as host")
+        if ":" in host:
+            host = f"[{host}]"
+    except ValueError:
+        if "." not in host:
+            reasons.append(f"has a host without a dot ({host})")
+            host = f"{host}.conductor.one"
+    called = f"https://{host}/auth/v1/token"
+    if not reasons:
+        return None
+    return (
+        f"ConductorOne clients (cone, the Go SDK) cannot reach this server from its client ids: "
+        f"they call {called} on port 443, and the issuer {issuer} {', '.join(reasons)}; "
+        f"use an https issuer with a DNS name, no port and no path"
+    )

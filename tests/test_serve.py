@@ -1,0 +1,244 @@
+"""``authserver serve`` start-up: failures before anything runs, and what it says when it starts."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from authserver.serving import conductorone_routing
+from tests.checkout import script_env
+from tests.ports import free_port
+from tests.servers import assert_one_line_error, run_authserver, wait_ready
+
+
+@dataclass
+class Started:
+    """A running ``authserver serve``; ``stderr`` is complete once the block has exited."""
+
+    url: str
+    log: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def started(
+    cwd: Path, *args: str, scheme: str = "http", verify: object = True, **env: str
+) -> Iterator[Started]:
+    """``authserver serve --port <free> ARGS`` with its issuer at its own URL, stopped by SIGTERM."""
+    port = free_port()
+    url = f"{scheme}://127.0.0.1:{port}"
+    server = Started(url=url, log=cwd / f"serve-{port}.log")
+    with server.log.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "authserver", "serve", "--port", str(port), *args],
+            cwd=cwd,
+            env=script_env(**{"AUTHSERVER_ISSUER": url, **env}),
+            stderr=log,
+        )
+        try:
+            wait_ready(url, process, verify=verify)
+            yield server
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_port_in_use_is_one_line_before_the_application_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_authserver(
+            "serve", "--port", str(port), cwd=tmp_path, AUTHSERVER_LOG_LEVEL="info"
+        )
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "in use")
+    assert not (tmp_path / "var").exists()
+
+
+# TLS --------------------------------------------------------------------------------
+
+
+def self_signed(folder: Path, name: str = "server") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate file, key file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_serve_with_tls_files_answers_https(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with started(
+        tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https", verify=trust
+    ) as server:
+        response = httpx.get(f"{server.url}/.well-known/oauth-authorization-server", verify=trust)
+    assert response.status_code == 200
+    assert response.json()["token_endpoint"] == f"{server.url}/auth/v1/token"
+
+
+@pytest.mark.parametrize("given", ["--tls-cert", "--tls-key"])
+def test_tls_cert_and_key_go_together(tmp_path: Path, given: str) -> None:
+    cert, _ = self_signed(tmp_path)
+    result = run_authserver("serve", given, str(cert), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--tls-cert and --tls-key go together" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        pytest.param(lambda cert, key: cert.unlink(), "cannot read --tls-cert", id="missing-cert"),
+        pytest.param(
+            lambda cert, key: cert.write_text("not a certificate"),
+            "holds no PEM certificate",
+            id="cert-not-pem",
+        ),
+        pytest.param(
+            lambda cert, key: key.write_bytes(cert.read_bytes()),
+            "holds no unencrypted PEM private key",
+            id="key-not-a-key",
+        ),
+        pytest.param(
+            lambda cert, key: key.write_bytes(self_signed(cert.parent, "other")[1].read_bytes()),
+            "does not fit the certificate",
+            id="key-of-another-certificate",
+        ),
+    ],
+)
+def test_bad_tls_files_are_one_line_naming_them(tmp_path: Path, spoil, message: str) -> None:
+    cert, key = self_signed(tmp_path)
+    spoil(cert, key)
+    result = run_authserver(
+        "serve", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key), cwd=tmp_path
+    )
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "var").exists()
+
+
+# Routing for ConductorOne's clients (SPEC section 10) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("issuer", "reason"),
+    [
+        pytest.param("http://auth.example.com", "is plain http", id="plain-http"),
+        pytest.param("https://auth.example.com:8443", "has port 8443", id="port"),
+        pytest.param("https://example.com/auth", "has the path /auth", id="path"),
+        pytest.param("https://localhost", "has a host without a dot (localhost)", id="localhost"),
+        pytest.param("https://auth", "call https://auth.conductor.one/auth/v1/token", id="no-dot"),
+        pytest.param("https://192.0.2.10", "has an IP address as host", id="ipv4"),
+        pytest.param("https://[2001:db8::1]", "has an IP address as host", id="ipv6"),
+    ],
+)
+def test_issuer_that_conductorone_clients_cannot_route_is_explained(
+    issuer: str, reason: str
+) -> None:
+    warning = conductorone_routing(issuer)
+    assert warning is not None
+    assert reason in warning
+
+
+@pytest.mark.parametrize("issuer", ["https://auth.example.com", "https://auth.example.com:443/"])
+def test_https_issuer_with_a_dns_name_routes(issuer: str) -> None:
+    assert conductorone_routing(issuer) is None
+
+
+def test_serve_warns_at_start_when_conductorone_clients_cannot_route(tmp_path: Path) -> None:
+    with started(tmp_path) as server:
+        pass
+    [warning] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
+    assert warning.startswith("warning: ConductorOne clients (cone, the Go SDK) cannot reach")
+    assert f"the issuer {server.url} is plain http, has port" in warning
+
+
+# The start-up line ----------------------------------------------------------------
+
+
+def startup_line(stderr: str) -> str:
+    [line] = [line for line in stderr.splitlines() if line.startswith("serving ")]
+    return line
+
+
+def test_serve_names_config_database_issuer_key_and_workers(tmp_path: Path, postgres) -> None:
+    url = postgres.create_database("serve_banner").replace("postgres@", "postgres:hunter2@")
+    config = tmp_path / "authserver.toml"
+    config.write_text(f'database_url = "{url}"\n')
+    with started(tmp_path, AUTHSERVER_CONFIG=str(config)) as server:
+        [key] = httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]
+    port = server.url.rsplit(":", 1)[1]
+    assert startup_line(server.stderr) == (
+        f"serving http://127.0.0.1:{port} with 1 worker: config {config}, "
+        f"database {url.replace('hunter2', '***')}, issuer {server.url}, "
+        f"signing key {key['kid']} (ES256)"
+    )
+    assert "hunter2" not in server.stderr
+
+
+def test_serve_without_a_config_file_says_defaults_and_that_it_created_the_database(
+    tmp_path: Path,
+) -> None:
+    with started(tmp_path) as server:
+        pass
+    assert "config defaults, database sqlite:///" in startup_line(server.stderr)
+    path = tmp_path / "var" / "authserver.db"
+    assert f"note: created a new, empty database {path}\n" in server.stderr
+
+
+def test_serve_workers_auto_starts_one_worker_per_cpu(tmp_path: Path) -> None:
+    with started(tmp_path, "--workers", "auto") as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    count = os.cpu_count() or 1
+    assert f" with {count} worker{'s' if count > 1 else ''}: " in startup_line(server.stderr)
