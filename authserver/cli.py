@@ -22,10 +22,11 @@ from authserver.config import (
     unknown_variables,
     worker_count,
 )
-from authserver.domain.credentials import Caller, NewCredential
+from authserver.domain.credentials import UNSET, Caller, CredentialPatch, NewCredential
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
 from authserver.hashing import SecretHasher
+from authserver.records import ClientRecord
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
@@ -365,6 +366,88 @@ def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
     for c in records:
         expires = wire.timestamp(c.expires_time) or "never"
         click.echo(f"{c.id}  {c.client_id}  user={c.user_id}  expires={expires}  {c.display_name}")
+
+
+def _print_client(record: ClientRecord) -> None:
+    click.echo(f"id:                {record.id}")
+    click.echo(f"client_id:         {record.client_id}")
+    click.echo(f"user:              {record.user_id}")
+    click.echo(f"name:              {record.display_name}")
+    click.echo(f"scoped roles:      {', '.join(record.scoped_roles) or '- (all of the owner’s)'}")
+    click.echo(f"allowed networks:  {', '.join(record.allow_source_cidr) or '- (any)'}")
+    click.echo(f"expires:           {wire.timestamp(record.expires_time) or 'never'}")
+    click.echo(f"last used:         {wire.timestamp(record.last_used_at) or 'never'}")
+    click.echo(f"created:           {wire.timestamp(record.created_at)}")
+
+
+@clients.command("get")
+@click.argument("client_ref", metavar="ID|CLIENT_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's get response.")
+@_command
+def clients_get(ctx: Context, client_ref: str, as_json: bool) -> None:
+    """Show one personal client."""
+    record = ctx.credentials.visible(caller=Caller.operator(), ref=client_ref)
+    if as_json:
+        _print_json({"client": wire.client_json(record)})
+    else:
+        _print_client(record)
+
+
+@clients.command("update")
+@click.argument("client_ref", metavar="ID|CLIENT_ID")
+@click.option("--name", default=None, help="New display name.")
+@click.option(
+    "--scoped-role",
+    "scoped_roles",
+    multiple=True,
+    help="Reduce to these roles, replacing the current ones (repeatable).",
+)
+@click.option("--all-roles", is_flag=True, help="Remove the reduction: all of the owner's roles.")
+@click.option(
+    "--allow-cidr",
+    "cidrs",
+    multiple=True,
+    help="Allow only these source networks, replacing the current ones (repeatable).",
+)
+@click.option("--any-network", is_flag=True, help="Remove the network lock.")
+@click.option(
+    "--expires",
+    default=None,
+    metavar="DURATION",
+    help="Expire this long from now (only earlier than the current expiry).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's get response.")
+@_command
+def clients_update(
+    ctx: Context,
+    client_ref: str,
+    name: str | None,
+    scoped_roles: tuple[str, ...],
+    all_roles: bool,
+    cidrs: tuple[str, ...],
+    any_network: bool,
+    expires: str | None,
+    as_json: bool,
+) -> None:
+    """Change a personal client, under the same rules as the API."""
+    if all_roles and scoped_roles:
+        raise click.UsageError("--all-roles and --scoped-role exclude each other")
+    if any_network and cidrs:
+        raise click.UsageError("--any-network and --allow-cidr exclude each other")
+    now = _now()
+    patch = CredentialPatch(
+        display_name=name if name is not None else UNSET,
+        scoped_roles=() if all_roles else (scoped_roles or UNSET),
+        allow_source_cidr=() if any_network else (cidrs or UNSET),
+        expires_time=now + parse_duration(expires) if expires is not None else UNSET,
+    )
+    if patch.is_empty:
+        raise click.UsageError("name at least one change (see --help)")
+    record = ctx.credentials.update(caller=Caller.operator(), ref=client_ref, patch=patch, now=now)
+    if as_json:
+        _print_json({"client": wire.client_json(record)})
+    else:
+        _print_client(record)
 
 
 @clients.command("delete")

@@ -39,6 +39,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     admin_role: str = "system:owner"
     introspection_role: str = "system:token-introspector"
+    secret_token_domain: str = ""  # empty means "the issuer host"
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
@@ -95,6 +96,12 @@ class Settings:
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
+        domain = self.secret_token_domain
+        if domain and (
+            len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
+        ):
+            # The secret is split on ":" by ConductorOne's Python SDK: a domain is a host name.
+            raise ConfigError(f"secret_token_domain must be a host name, got {domain!r}")
         networks = []
         for cidr in self.trusted_proxies:
             try:
@@ -109,6 +116,11 @@ class Settings:
         host = urlsplit(self.issuer).hostname
         assert host is not None
         return host
+
+    @property
+    def secret_domain(self) -> str:
+        """The <domain> of new secrets: ``secret_token_domain``, else the issuer host."""
+        return self.secret_token_domain or self.issuer_host
 
     @property
     def token_audience(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,86 @@ def test_clients_delete_soft_deletes(run, cli_store: Store) -> None:
 def test_clients_delete_unknown_exits_1(run) -> None:
     result = run("clients", "delete", "nope")
     assert result.exit_code == 1
+
+
+def _new_client(run, *extra: str) -> dict:
+    run("users", "create", "a@example.com", "--role", "deploy", "--role", "read")
+    created = run("clients", "create", "--user", "a@example.com", "--json", *extra)
+    assert created.exit_code == 0, created.stderr
+    return json.loads(created.stdout)["client"]
+
+
+def test_clients_delete_accepts_the_client_id(run, cli_store: Store) -> None:
+    client = _new_client(run)
+    result = run("clients", "delete", client["clientId"])
+    assert result.exit_code == 0, result.stderr
+    assert cli_store.credentials.get(id=client["id"]).deleted_at is not None
+
+
+@pytest.mark.parametrize("ref", ["id", "clientId"])
+def test_clients_get_shows_one_client(run, ref: str) -> None:
+    client = _new_client(run, "--name", "laptop")
+    result = run("clients", "get", client[ref], "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["client"] == client
+
+
+def test_clients_get_unknown_exits_1(run) -> None:
+    result = run("clients", "get", "nobody-home-12345@127.0.0.1/pcc")
+    assert result.exit_code == 1
+    assert "no personal client" in result.stderr
+
+
+def test_clients_update_changes_name_roles_and_networks(run, cli_store: Store) -> None:
+    client = _new_client(run)
+    result = run(
+        "clients", "update", client["id"], "--name", "ci", "--scoped-role", "read",
+        "--allow-cidr", "10.0.0.0/8", "--allow-cidr", "192.0.2.1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    stored = cli_store.credentials.get(id=client["id"])
+    assert stored.display_name == "ci"
+    assert stored.scoped_roles == ("read",)
+    assert stored.allow_source_cidr == ("10.0.0.0/8", "192.0.2.1/32")
+
+
+def test_clients_update_can_lift_reduction_and_lock(run, cli_store: Store) -> None:
+    client = _new_client(run, "--scoped-role", "read", "--allow-cidr", "10.0.0.0/8")
+    result = run("clients", "update", client["clientId"], "--all-roles", "--any-network")
+    assert result.exit_code == 0, result.stderr
+    stored = cli_store.credentials.get(id=client["id"])
+    assert (stored.scoped_roles, stored.allow_source_cidr) == ((), ())
+
+
+def test_clients_update_moves_expiry_earlier(run, cli_store: Store) -> None:
+    client = _new_client(run, "--expires", "30d")
+    assert run("clients", "update", client["id"], "--expires", "1d").exit_code == 0
+    stored = cli_store.credentials.get(id=client["id"])
+    assert stored.expires_time is not None
+    assert stored.expires_time - stored.created_at < timedelta(days=2)
+
+
+def test_clients_update_cannot_extend_expiry(run, cli_store: Store) -> None:
+    client = _new_client(run, "--expires", "1d")
+    result = run("clients", "update", client["id"], "--expires", "30d")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --expires: may only move earlier"
+    stored = cli_store.credentials.get(id=client["id"])
+    assert stored.expires_time - stored.created_at < timedelta(days=2)
+
+
+def test_clients_update_refuses_a_role_the_owner_lacks(run, cli_store: Store) -> None:
+    client = _new_client(run)
+    result = run("clients", "update", client["id"], "--scoped-role", "admin")
+    assert result.exit_code == 1
+    assert "--scoped-role: the owner does not hold admin" in result.stderr
+    assert cli_store.credentials.get(id=client["id"]).scoped_roles == ()
+
+
+def test_clients_update_without_a_change_is_a_usage_error(run) -> None:
+    client = _new_client(run)
+    result = run("clients", "update", client["id"])
+    assert result.exit_code == 2
 
 
 def test_keys_rotate_adds_active_key_and_retires_old(run) -> None:

@@ -275,6 +275,7 @@ class AuthState:
     owner_disabled: bool = False
     public_keys: tuple[dict[str, str], ...] = ()
     auth_method: str | None = None
+    secret_domain: str | None = None  # of the secret issued; None: none was
 
     @property
     def effective_roles(self) -> frozenset[str]:

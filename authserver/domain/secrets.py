@@ -39,17 +39,24 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def new_secret(domain: str) -> NewSecret:
-    """``secret-token:<domain>:v1:<b64url of the Ed25519 private JWK>``."""
-    key = Ed25519PrivateKey.generate()
+def _secret_string(domain: str, key: Ed25519PrivateKey) -> tuple[str, str]:
+    """(the secret string for ``key`` under ``domain``, the key's public ``x``).
+
+    The one encoding we issue: compact JSON, members in this order, unpadded
+    base64url. Its JSON is always 129 bytes, so the base64 needs no padding —
+    the form both ConductorOne SDKs can decode (Go refuses "=", Python adds none).
+    """
     x = b64url(key.public_key().public_bytes_raw())
     d = b64url(key.private_bytes_raw())
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "d": d}
     encoded = b64url(json.dumps(jwk, separators=(",", ":")).encode())
-    return NewSecret(
-        secret=f"{SECRET_PREFIX}{domain}:{SECRET_VERSION}:{encoded}",
-        public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x},
-    )
+    return f"{SECRET_PREFIX}{domain}:{SECRET_VERSION}:{encoded}", x
+
+
+def new_secret(domain: str) -> NewSecret:
+    """``secret-token:<domain>:v1:<b64url of the Ed25519 private JWK>``."""
+    secret, x = _secret_string(domain, Ed25519PrivateKey.generate())
+    return NewSecret(secret=secret, public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x})
 
 
 def parse_secret(secret: str) -> dict[str, str] | None:
@@ -70,24 +77,31 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     return jwk
 
 
-def secret_matches_public_key(secret: str, public_keys: Iterable[Mapping[str, str]]) -> bool:
-    """True when the secret's Ed25519 private key belongs to one of ``public_keys``.
+def secret_refusal(
+    secret: str, *, domain: str | None, public_keys: Iterable[Mapping[str, str]]
+) -> str | None:
+    """Why ``secret`` cannot be a credential's secret, checked without argon2; None if it may be.
 
-    A cheap proof of possession (no argon2): the public key cannot be turned back
-    into the secret, so a match means the caller holds the credential's key. The
-    argon2 hash stays the authority on the exact secret string.
+    Its Ed25519 key must be the credential's (a cheap proof of possession: the
+    public key cannot be turned back into the secret), and the string must be
+    exactly the one issued: the credential's secret domain and our one JSON
+    encoding. Another encoding of the same key is not the secret, and refusing
+    it here keeps a key holder from buying an argon2 run per variant. The argon2
+    hash stays the authority on the exact string.
     """
     jwk = parse_secret(secret)
-    if jwk is None:
-        return False
+    if jwk is None or domain is None:
+        return "wrong secret"
     try:
-        d = b64url_decode(jwk["d"])
-        x = b64url(Ed25519PrivateKey.from_private_bytes(d).public_key().public_bytes_raw())
+        key = Ed25519PrivateKey.from_private_bytes(b64url_decode(jwk["d"]))
     except (ValueError, TypeError):
-        return False
-    return any(
-        isinstance(key.get("x"), str) and hmac.compare_digest(key["x"], x) for key in public_keys
-    )
+        return "wrong secret"
+    issued, x = _secret_string(domain, key)
+    if not any(isinstance(k.get("x"), str) and hmac.compare_digest(k["x"], x) for k in public_keys):
+        return "wrong secret"
+    if not hmac.compare_digest(issued.encode(), secret.encode("utf-8", "surrogatepass")):
+        return "secret not in the form issued (another domain or encoding of its key)"
+    return None
 
 
 def new_opaque_token() -> str:

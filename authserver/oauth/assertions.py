@@ -3,8 +3,8 @@
 The key is the one inside the credential's secret (its public half is stored)
 or a key the client registered with ``jwks``. Checks: EdDSA only, ``iss`` =
 ``sub`` = client_id, an accepted ``aud``, ``exp`` present and at most five
-minutes ahead (60 s leeway), and a ``jti`` (or header ``nonce``) never seen
-before — the replay cache lives in the database so every instance shares it.
+minutes ahead (60 s leeway), and a ``jti`` (or a ``nonce``, in the header or
+the claims) never seen before — the replay cache lives in the database so every instance shares it.
 """
 
 from __future__ import annotations
@@ -96,12 +96,16 @@ def verify(
     exp = claims["exp"]
     if exp > now.timestamp() + MAX_LIFETIME:
         raise AssertionError_("exp more than 5 minutes ahead")
-    jti = claims.get("jti")
-    nonce = header.get("nonce")
-    if isinstance(jti, str) and jti:
-        marker = f"jti:{jti}"
-    elif isinstance(nonce, str) and nonce:
-        marker = f"nonce:{nonce}"
+    # What makes the assertion single-use: its jti, else a nonce, which ConductorOne's Go
+    # SDK sends in the header and its Python SDK as a claim.
+    for marker_type, value in (
+        ("jti", claims.get("jti")),
+        ("nonce", header.get("nonce")),
+        ("nonce", claims.get("nonce")),
+    ):
+        if isinstance(value, str) and value:
+            marker = f"{marker_type}:{value}"
+            break
     else:
         raise AssertionError_("assertion has neither jti nor nonce")
     key = hashlib.sha256(f"{client_id}\0{marker}".encode()).hexdigest()

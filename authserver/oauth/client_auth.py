@@ -29,7 +29,7 @@ from authserver.domain.credentials import (
     method_allowed,
     refusal_reason,
 )
-from authserver.domain.secrets import secret_matches_public_key
+from authserver.domain.secrets import secret_refusal
 from authserver.hashing import SecretHasher
 from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
@@ -249,10 +249,10 @@ class ClientAuthenticator:
                 verified = self.hasher.matches_cached(
                     credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
                 )
-                if not verified and not secret_matches_public_key(
-                    presented.secret, state.public_keys
-                ):
-                    reason = "wrong secret"
+                if not verified:
+                    reason = secret_refusal(
+                        presented.secret, domain=state.secret_domain, public_keys=state.public_keys
+                    )
         if reason is not None or state is None:
             wait = self.throttle.retry_after(tuple(keys))
             if wait:

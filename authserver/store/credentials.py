@@ -70,6 +70,7 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
         owner_disabled=owner.disabled,
         public_keys=tuple([client.public_jwk] if client.public_jwk else list(client.jwks or [])),
         auth_method=client.auth_method,
+        secret_domain=client.secret_domain,
     )
 
 
@@ -102,6 +103,7 @@ class CredentialStore:
         secret_hash: str,
         public_jwk: Mapping[str, str],
         now: datetime,
+        secret_domain: str | None = None,
         auth_method: str | None = None,
         jwks: Sequence[Mapping[str, str]] | None = None,
         registration_token_hash: str | None = None,
@@ -128,6 +130,7 @@ class CredentialStore:
                 deleted_at=None,
                 secret_hash=secret_hash,
                 public_jwk=dict(public_jwk),
+                secret_domain=secret_domain,
                 auth_method=auth_method,
                 jwks=[dict(k) for k in jwks] if jwks is not None else None,
                 registration_token_hash=registration_token_hash,

@@ -75,6 +75,8 @@ class PersonalClient(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     secret_hash: Mapped[str] = mapped_column(String(255))  # "" when no secret was issued
     public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)  # {} when no secret was issued
+    # The <domain> of the secret-token:<domain>:v1:… string issued (None: no secret issued).
+    secret_domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
     # Registered through RFC 7591: the chosen auth method, own keys, RFC 7592 token hash.
     auth_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     jwks: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)

@@ -82,13 +82,14 @@ class CredentialService:
         """Validate, mint the secret, store its hash; the secret is returned this once."""
         owner = self.store.users.find(ref=owner_id)
         spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
-        secret = new_secret(self.settings.issuer_host)
+        secret = new_secret(self.settings.secret_domain)
         record = self.store.credentials.create(
             user_id=owner.id,
             spec=spec,
             new_client_id=self._new_client_id,
             secret_hash=self.hasher.hash(secret.secret),
             public_jwk=secret.public_jwk,
+            secret_domain=self.settings.secret_domain,
             now=now,
         )
         _audit("credential_created", record, caller)
@@ -115,7 +116,7 @@ class CredentialService:
         if owner.disabled:
             raise Unauthenticated("the user is disabled")
         spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
-        secret = None if jwks else new_secret(self.settings.issuer_host)
+        secret = None if jwks else new_secret(self.settings.secret_domain)
         registration_token = new_opaque_token()
         record = self.store.credentials.create(
             user_id=owner.id,
@@ -123,6 +124,7 @@ class CredentialService:
             new_client_id=self._new_client_id,
             secret_hash=self.hasher.hash(secret.secret) if secret else "",
             public_jwk=secret.public_jwk if secret else {},
+            secret_domain=self.settings.secret_domain if secret else None,
             now=now,
             auth_method=auth_method,
             jwks=jwks,

@@ -1,0 +1,66 @@
+"""Upgrades of a database that already holds records."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from authserver.store.database import MIGRATIONS, Database, migrate
+
+
+def upgrade_to(database: Database, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+@pytest.fixture
+def empty_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Database]:
+    """A database with no schema at all, on each backend."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"old_{secrets.token_hex(4)}")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def test_existing_credentials_keep_the_secret_domain_of_their_issuer(
+    empty_database: Database,
+) -> None:
+    """Before revision 0004 every secret was issued under the issuer host its client_id names."""
+    database = empty_database
+    upgrade_to(database, "0003")
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, display_name, roles, disabled, created_at,"
+                " updated_at) VALUES ('u1', 'a@example.com', '', '[]', false,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO personal_clients (id, client_id, user_id, display_name,"
+                " allow_source_cidr, scoped_roles, created_at, updated_at, secret_hash,"
+                " public_jwk) VALUES ('c1', 'brave-otter-12345@auth.example.com/pcc', 'u1',"
+                " '', '[]', '[]', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'h', '{}')"
+            )
+        )
+    migrate(database)
+    with database.engine.connect() as conn:
+        domain = conn.execute(
+            text("SELECT secret_domain FROM personal_clients WHERE id = 'c1'")
+        ).scalar_one()
+    assert domain == "auth.example.com"
