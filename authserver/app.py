@@ -22,6 +22,7 @@ from authserver.api.bodies import FIELD_NAMES as API_FIELD_NAMES
 from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError, Unauthenticated
+from authserver.logsafe import loggable_path
 from authserver.oauth import client_configuration, registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
@@ -126,7 +127,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
     if request.url.path.startswith("/api/"):
         return JSONResponse({"code": 13, "message": "internal error"}, status_code=500)
     return JSONResponse(

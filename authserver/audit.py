@@ -16,6 +16,7 @@ from typing import Any
 
 log = logging.getLogger("authserver.audit")
 
+
 #: Set by the request-log middleware for the duration of each request.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 

@@ -40,6 +40,7 @@ class Settings:
     admin_role: str = "system:owner"
     introspection_role: str = "system:token-introspector"
     secret_token_domain: str = ""  # empty means "the issuer host"
+    scopes_supported: tuple[str, ...] = ()  # published in the metadata; none by default
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1

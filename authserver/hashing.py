@@ -5,9 +5,10 @@ random key) of the last secret that matched the credential's current hash —
 never the secret itself. A presented secret whose HMAC matches skips argon2;
 the entry carries the stored hash it was checked against, so a new hash
 invalidates it. argon2 (hashing and verifying) runs in its own threads, at most
-``argon2_max_concurrency`` at once and at a lower scheduling priority (nice
-10), so neither a flood of requests, nor a burst of first uses or credential
-creations, can take every core (or 19 MiB per run of memory) from warm traffic.
+``argon2_max_concurrency`` at once and 10 nice levels below the process (never
+above it), so neither a flood of requests, nor a burst of first uses or
+credential creations, can take every core (or 19 MiB per run of memory) from
+warm traffic.
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ from authserver.config import Settings
 
 MAX_CACHED = 200_000
 ARGON2_NICE = 10  # argon2 threads yield the CPU to the event loop (and to warm traffic)
+MAX_NICE = 19
 
 
 def _yield_cpu() -> None:
-    """Lower this thread's scheduling priority (Linux sets nice per thread)."""
+    """Lower this thread's scheduling priority by ``ARGON2_NICE`` (Linux sets nice per thread).
+
+    Relative to the nice value it starts with: a server started at nice 19 must not
+    see its argon2 threads raised above the event loop.
+    """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICE)
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + ARGON2_NICE, MAX_NICE))
     except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
         pass
 

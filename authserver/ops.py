@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver import audit
+from authserver.logsafe import escaped, loggable_path
 from authserver.services import Services
 
 access_log = logging.getLogger("authserver.access")
@@ -28,14 +29,26 @@ def configure_logging(level: str) -> None:
     fields the format never shows (caller's file and line, thread, process) are
     not collected: the logging module's documented optimisations.
     """
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every message on one line, whatever a library put in it; tracebacks stay readable.
+
+    A second line of defence: request input is escaped where it is logged, but a
+    message from anywhere (a driver's error text, say) must not start a line either.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
 
 
 async def healthz(request: Request) -> Response:
@@ -101,7 +114,7 @@ class RequestLogMiddleware:
                 access_log.info(
                     "%s %s %d %.1fms request_id=%s",
                     scope["method"],
-                    scope["path"],
+                    loggable_path(scope["path"]),
                     status,
                     (time.perf_counter() - started) * 1000,
                     request_id,

@@ -12,8 +12,10 @@ made anywhere — another instance, the CLI — applies within that bound, as
 SPEC section 7 requires, even while the database is away.
 
 Changes made through this instance (management API, RFC 7592, revocation)
-apply at once. Unknown client ids are never cached, so a new credential works
-immediately.
+apply at once. Client ids that name no credential are remembered as unknown
+too (a negative cache), so that guessing ids costs no database read and an
+unknown id is answered as fast as a known one; creating a credential is a
+change like any other, so a new id stops being "unknown" within the same bound.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from authserver.store.credentials import CredentialStore
 
 log = logging.getLogger("authserver.state_cache")
 MAX_ENTRIES = 200_000
+MAX_UNKNOWN = 100_000  # remembered unknown ids: kept apart, so guesses never evict real entries
 PURGE_SECONDS = 10.0  # how often revocations of expired tokens are forgotten
 
 
@@ -44,6 +47,7 @@ class StateCache:
         self.ttl = ttl
         self._clock = clock
         self._entries: dict[str, AuthState] = {}
+        self._unknown: dict[str, None] = {}  # insertion-ordered set of unknown client ids
         self._by_user: dict[str, set[str]] = {}
         self._revoked: dict[str, datetime] = {}
         self.version: int | None = None
@@ -59,6 +63,18 @@ class StateCache:
 
     def get(self, client_id: str) -> AuthState | None:
         return self._entries.get(client_id) if self.in_sync() else None
+
+    def known_unknown(self, client_id: str) -> bool:
+        """True when ``client_id`` is remembered to name no credential (while in sync)."""
+        return client_id in self._unknown and self.in_sync()
+
+    def put_unknown(self, client_id: str, loaded: float) -> None:
+        """Remember that no credential had ``client_id`` when read at ``loaded``."""
+        if self.ttl <= 0 or loaded <= self._dropped_at:
+            return
+        if client_id not in self._unknown and len(self._unknown) >= MAX_UNKNOWN:
+            self._unknown.pop(next(iter(self._unknown)))
+        self._unknown[client_id] = None
 
     def put(self, state: AuthState, loaded: float) -> None:
         """Remember state read from the database at ``loaded`` (a ``clock()`` value).
@@ -89,6 +105,7 @@ class StateCache:
             # First sync, or the counter went back (database restored): start from nothing.
             self._entries.clear()
             self._by_user.clear()
+            self._unknown.clear()
             self._revoked = dict(changes.revoked)
             self._dropped_at = self._clock()
         else:
@@ -109,6 +126,7 @@ class StateCache:
         self._synced_at = started
 
     def _evict(self, client_id: str) -> None:
+        self._unknown.pop(client_id, None)
         state = self._entries.pop(client_id, None)
         if state is not None:
             owned = self._by_user.get(state.user_id)
@@ -118,13 +136,15 @@ class StateCache:
                     del self._by_user[state.user_id]
 
     async def credential(self, store: CredentialStore, client_id: str) -> AuthState | None:
-        """A credential's state: cached, else read from the database (and cached)."""
+        """A credential's state, or None for an unknown id: cached, else read (and cached)."""
         state = self.get(client_id)
-        if state is None:
+        if state is None and not self.known_unknown(client_id):
             loaded = self._clock()
             state = await anyio.to_thread.run_sync(lambda: store.auth_state(client_id=client_id))
             if state is not None:
                 self.put(state, loaded)
+            else:
+                self.put_unknown(client_id, loaded)
         return state
 
     async def token(

@@ -53,6 +53,8 @@ class ActiveToken:
             reduced=self.reduced,
             credential_id=self.state.id,
             via="access_token",
+            allow_source_cidr=self.state.allow_source_cidr,
+            expires_time=self.state.expires_time,
         )
 
 

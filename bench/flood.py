@@ -1,7 +1,8 @@
 """Send wrong client secrets at a steady rate: ``flood.py URL ID[,ID…] SECONDS RATE``.
 
 Eight threads share the rate; each guess is new, so none is answered from the
-rejected-secret cache. Prints how many requests were sent.
+rejected-secret cache. Prints how many requests were sent and how many of them
+were throttled (429).
 """
 
 from __future__ import annotations
@@ -24,27 +25,30 @@ def main() -> None:
     )
     end = time.monotonic() + seconds
     sent: list[int] = []
+    throttled: list[int] = []
 
     def worker(k: int) -> None:
-        n = 0
+        n = refused = 0
         with httpx.Client(timeout=10) as http:
             while time.monotonic() < end:
                 started = time.monotonic()
-                http.post(
+                response = http.post(
                     url,
                     data={"grant_type": "client_credentials"},
                     auth=(ids[(k + n) % len(ids)], f"guess-{k}-{n}"),
                 )
                 n += 1
+                refused += response.status_code == 429
                 time.sleep(max(0.0, THREADS / rate - (time.monotonic() - started)))
         sent.append(n)
+        throttled.append(refused)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    print(sum(sent))
+    print(sum(sent), sum(throttled))
 
 
 if __name__ == "__main__":

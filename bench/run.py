@@ -460,7 +460,7 @@ def flood_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
         )
         time.sleep(1)
         flooded = wrk(url, script, args.connections, args.duration)
-        sent = float(flood.communicate(timeout=60)[0])
+        sent = float(flood.communicate(timeout=60)[0].split()[0])
     return {
         "rps": unloaded["rps"],
         "flood_rps": flooded["rps"],

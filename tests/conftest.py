@@ -31,7 +31,9 @@ from tests.postgres import PostgresCluster
 
 PEER = "203.0.113.7"
 # What must never reach a log line: secrets, JWTs (access tokens, assertions), argon2 hashes.
-LEAK = re.compile(r"secret-token:|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$")
+LEAK = re.compile(
+    r"secret-token(:|%3a)|eyJrdHki|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$", re.IGNORECASE
+)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import mint, token_request
+from authserver.usecases.users import UserService
+from tests.conftest import mint, now, token_request
 
 BASE = "/api/v1/iam/personal_clients"
 
@@ -548,3 +549,111 @@ def test_search_with_nul_in_user_id_is_code_3(client: TestClient, caller) -> Non
     _, _, _, admin = caller(roles=("system:owner",))
     response = client.post(SEARCH, json={"users": [{"id": "a\x00b"}]}, headers=auth(admin))
     assert_error(response, 400, 3, "users")
+
+
+# Reduced callers and credentials that grow stronger later ------------------------------
+
+
+def test_reduced_credential_cannot_unlock_an_unreduced_credential_of_equal_roles_today(
+    client: TestClient, caller, make_client, store
+) -> None:
+    """Unreduced means "every role the owner will ever hold": stronger than any reduced one."""
+    user, unreduced, _, _ = caller(roles=("billing:read",))
+    weak, weak_secret = make_client(user, scoped=("billing:read",))
+    weak_token = mint(client, weak.client_id, weak_secret)
+    response = client.post(
+        f"{BASE}/{unreduced.id}",
+        json={"client": {"allowSourceCidr": []}, "updateMask": "allowSourceCidr"},
+        headers=auth(weak_token),
+    )
+    assert_error(response, 403, 7, "unreduced")
+
+
+def test_reduced_credential_cannot_delete_one_scoped_to_a_role_the_owner_lost(
+    client: TestClient, caller, make_client, store
+) -> None:
+    """Scoped to a role the owner lacks right now: it regains it when the owner does."""
+    user, _, _, _ = caller(roles=("billing:read", "deploy"))
+    dormant, _ = make_client(user, scoped=("billing:read", "deploy"))
+    weak, weak_secret = make_client(user, scoped=("billing:read",))
+    UserService(store).update(ref=user.id, role_names=["billing:read"], disabled=None, now=now())
+    weak_token = mint(client, weak.client_id, weak_secret)
+    assert_error(client.delete(f"{BASE}/{dormant.id}", headers=auth(weak_token)), 403, 7, "deploy")
+    assert store.credentials.get(id=dormant.id).deleted_at is None
+
+
+def test_reduced_credential_may_delete_itself(client: TestClient, caller, store) -> None:
+    _, record, _, token = caller(scoped=("deploy",))
+    assert client.delete(f"{BASE}/{record.id}", headers=auth(token)).json() == {}
+    assert store.credentials.get(id=record.id).deleted_at is not None
+
+
+# Locks and expiry are passed on ---------------------------------------------------------
+
+
+@pytest.fixture
+def locked_token(client: TestClient, make_user, make_client) -> str:
+    """A token of a credential locked to 203.0.113.0/24 (the test peer's network), expiring in 2 days."""
+    record, secret = make_client(
+        make_user(), cidrs=("203.0.113.0/24",), expires_in=timedelta(days=2)
+    )
+    return mint(client, record.client_id, secret)
+
+
+def test_credential_created_by_a_locked_credential_inherits_its_lock(
+    client: TestClient, locked_token: str
+) -> None:
+    created = create(client, locked_token).json()["client"]
+    assert created["allowSourceCidr"] == ["203.0.113.0/24"]
+
+
+def test_credential_created_by_an_expiring_credential_expires_no_later(
+    client: TestClient, locked_token: str
+) -> None:
+    created = create(client, locked_token).json()["client"]
+    caller_expiry = datetime.fromisoformat(created["expiresTime"])
+    assert caller_expiry - datetime.now(UTC) < timedelta(days=2, minutes=1)
+
+
+def test_locked_credential_cannot_create_one_for_wider_networks(
+    client: TestClient, locked_token: str
+) -> None:
+    response = create(client, locked_token, allowSourceCidr=["0.0.0.0/0"])
+    assert_error(response, 403, 7, "allowSourceCidr")
+
+
+def test_locked_credential_may_create_one_for_a_narrower_network(
+    client: TestClient, locked_token: str
+) -> None:
+    response = create(client, locked_token, allowSourceCidr=["203.0.113.7"])
+    assert response.status_code == 200, response.text
+    assert response.json()["client"]["allowSourceCidr"] == ["203.0.113.7/32"]
+
+
+def test_expiring_credential_cannot_create_one_that_outlives_it(
+    client: TestClient, locked_token: str
+) -> None:
+    assert_error(create(client, locked_token, expires="2592000s"), 403, 7, "expiresTime")
+
+
+def test_locked_credential_cannot_lift_its_own_lock(
+    client: TestClient, make_user, make_client
+) -> None:
+    record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
+    token = mint(client, record.client_id, secret)
+    response = client.post(
+        f"{BASE}/{record.id}",
+        json={"client": {"allowSourceCidr": []}, "updateMask": "allowSourceCidr"},
+        headers=auth(token),
+    )
+    assert_error(response, 403, 7, "allowSourceCidr")
+
+
+def test_admin_credential_passes_no_limits_on(client: TestClient, make_user, make_client) -> None:
+    admin, secret = make_client(
+        make_user(roles=("system:owner",)), cidrs=("203.0.113.0/24",), expires_in=timedelta(days=2)
+    )
+    token = mint(client, admin.client_id, secret)
+    created = create(client, token, allowSourceCidr=["10.0.0.0/8"]).json()["client"]
+    assert created["allowSourceCidr"] == ["10.0.0.0/8"]
+    assert "expiresTime" not in created

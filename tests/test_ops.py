@@ -92,7 +92,7 @@ def test_authentication_failure_reason_is_audited(
         )
     assert response.status_code == 401
     [event] = [e for e in audit_events(caplog) if e["event"] == "auth_failed"]
-    assert event["reason"] == "wrong secret"
+    assert event["reason"].startswith("wrong secret")
     assert event["client_id"] == record.client_id
     assert event["request_id"] == "req-1"
     assert event["source"] == "203.0.113.7"
@@ -192,3 +192,45 @@ def test_unexpected_error_on_the_token_endpoint_is_a_json_500(
         response = client.post("/auth/v1/token", data={"grant_type": "client_credentials"})
     assert response.status_code == 500
     assert response.json() == {"error": "server_error", "error_description": "internal error"}
+
+
+def test_encoded_line_break_in_the_path_cannot_forge_a_log_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = '{"event": "token_issued", "client_id": "forged"}'
+    client.get("/x%0D%0A2026-01-01 INFO authserver.audit " + forged)
+    lines = [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+    assert len(lines) == 1
+    assert "\n" not in lines[0] and "\r" not in lines[0]
+    assert "\\r\\n2026-01-01 INFO authserver.audit" in lines[0]
+
+
+def test_secret_pasted_into_a_path_is_logged_as_a_fingerprint(
+    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, record, secret, _ = caller()
+    client.get(f"/auth/v1/register/{secret}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+    assert lines[-1].startswith("GET /auth/v1/register/sha256:")
+
+
+def test_log_formatter_keeps_every_message_on_one_line() -> None:
+    from authserver.ops import OneLineFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "a\nb\u2028c %s", ("\r",), None)
+    formatted = OneLineFormatter("%(levelname)s %(message)s").format(record)
+    assert formatted == "INFO a\\nb\\u2028c \\r"
+
+
+def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user) -> None:
+    make_user(roles=("billing:read", "system:owner"))
+    metadata = client.get("/.well-known/oauth-authorization-server").json()
+    assert "scopes_supported" not in metadata
+    assert "system:owner" not in json.dumps(metadata)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"scopes_supported": ("billing:read",)}])
+def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user) -> None:
+    make_user(roles=("billing:read", "system:owner"))
+    metadata = client.get("/.well-known/oauth-authorization-server").json()
+    assert metadata["scopes_supported"] == ["billing:read"]

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from authserver.cli import main
 from authserver.client import signed_assertion
+from authserver.domain.credentials import CheckedPatch
 from authserver.usecases.users import UserService
 from tests.conftest import now, token_request
 
@@ -437,3 +438,38 @@ def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registratio
         )
     assert response.status_code == 200, response.text
     assert response.json()["allow_source_cidr"] == ["192.0.2.0/24"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_registration_token_stops_working_when_its_client_expires(
+    client: TestClient, registered, store, method: str
+) -> None:
+    body, path, headers = registered
+    (record, _) = store.credentials.find(client_id=body["client_id"])
+    expired = CheckedPatch(expires_time=now() - timedelta(seconds=1))
+    store.credentials.update(id=record.id, patch=expired, now=now())
+    response = client.request(
+        method, path, headers=headers, json={"client_id": body["client_id"], "scope": "deploy"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+    assert store.credentials.get(id=record.id).deleted_at is None
+
+
+def test_update_cannot_widen_the_clients_own_network_lock(
+    client: TestClient, initial_token, store
+) -> None:
+    _, token = initial_token()
+    body = register(
+        client, token, client_name="ci", scope="deploy", allow_source_cidr=["203.0.113.0/24"]
+    ).json()
+    path = body["registration_client_uri"].removeprefix(ISSUER)
+    headers = {"authorization": f"Bearer {body['registration_access_token']}"}
+    response = client.put(
+        path,
+        json={"client_id": body["client_id"], "scope": "deploy", "allow_source_cidr": []},
+        headers=headers,
+    )
+    assert_metadata_error(response, "allow_source_cidr")
+    (record, _) = store.credentials.find(client_id=body["client_id"])
+    assert record.allow_source_cidr == ("203.0.113.0/24",)

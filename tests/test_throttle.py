@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import operator_creates, token_request
+from tests.conftest import now, operator_creates, token_request, within
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
 
@@ -83,13 +83,17 @@ FLOOD = Path(__file__).resolve().parents[1] / "bench" / "flood.py"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_flood_of_wrong_secrets_leaves_correct_traffic_served(
+def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_served(
     database_url: str, tmp_path, hasher
 ) -> None:
-    """A separate process sends ~200 wrong secrets/s while correct requests are timed."""
+    """A separate process sends ~200 wrong secrets/s from the same address as a correct client.
+
+    Functional only: the flood gets 429s and every correct request still gets its
+    token. How much the flood slows correct traffic is a number for scripts/bench
+    (``--flood``), not an assertion: on a busy machine it would fail for the wrong reason.
+    """
     import subprocess
     import sys
-    import time
     from datetime import UTC, datetime
 
     import httpx
@@ -109,24 +113,11 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(
     owner = UserService(store).create(
         email="f@example.com", display_name="", role_names=["r"], now=datetime.now(UTC)
     )
-
-    def new_credential():
-        return operator_creates(CredentialService(store, hasher, settings), owner, name="")
-
-    good, good_secret = new_credential()
-    targets = [new_credential()[0].client_id for _ in range(10)]
+    service = CredentialService(store, hasher, settings)
+    good, good_secret = operator_creates(service, owner, name="")
+    targets = [operator_creates(service, owner, name="")[0].client_id for _ in range(10)]
     database.dispose()
     with server, httpx.Client(base_url=server.url) as http:
-        assert token_request(http, good.client_id, good_secret).status_code == 200  # verified once
-
-        def correct_rate(seconds: float) -> float:
-            done, end = 0, time.monotonic() + seconds
-            while time.monotonic() < end:
-                assert token_request(http, good.client_id, good_secret).status_code == 200
-                done += 1
-            return done / seconds
-
-        unloaded = correct_rate(2.0)
         flood = subprocess.Popen(
             [
                 sys.executable,
@@ -139,14 +130,13 @@ def test_flood_of_wrong_secrets_leaves_correct_traffic_served(
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(0.3)
-        loaded = correct_rate(2.0)
-        flood_sent = int(flood.communicate(timeout=30)[0])
-    assert flood_sent > 50  # the flood was real (argon2 answers slow the flooders down)
-    print(
-        f"correct requests/s unloaded {unloaded:.0f}, under flood {loaded:.0f} ({loaded / unloaded:.0%}); flood sent {flood_sent}"
-    )
-    assert loaded >= 0.5 * unloaded, (loaded, unloaded)
+        statuses = set()
+        while flood.poll() is None:
+            statuses.add(token_request(http, good.client_id, good_secret).status_code)
+        sent, throttled = (int(n) for n in flood.communicate(timeout=30)[0].split())
+    assert statuses == {200}
+    assert sent > 50  # the flood was real
+    assert throttled > 0  # and it was throttled
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
@@ -239,9 +229,145 @@ def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
     import os
     import threading
 
-    from authserver.hashing import ARGON2_NICE
+    from authserver.hashing import ARGON2_NICE, MAX_NICE
 
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     pool_nice = hasher._pool.submit(
         lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     ).result()
-    assert pool_nice >= ARGON2_NICE > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert pool_nice == min(own + ARGON2_NICE, MAX_NICE)
+
+
+@pytest.mark.parametrize("start_nice", [19, 15])
+def test_argon2_is_never_above_a_server_started_at_high_nice(start_nice: int) -> None:
+    """Started with ``nice -n 19``, argon2 must not be raised above the event loop."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, threading\n"
+        "from authserver.config import Settings\n"
+        "from authserver.hashing import SecretHasher\n"
+        "pool = SecretHasher(Settings())._pool\n"
+        "get = lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
+        "print(get(), pool.submit(get).result())\n"
+    )
+    result = subprocess.run(
+        ["nice", "-n", str(start_nice), sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loop_nice, argon2_nice = (int(n) for n in result.stdout.split())
+    assert argon2_nice >= loop_nice
+
+
+# Known and unknown ids look alike -------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMIT])
+def test_new_source_gets_the_same_answer_for_a_guessed_known_id_and_unknown_id(
+    app, make_user, make_client
+) -> None:
+    """After as many failures from elsewhere, an existing id and a made-up one answer alike."""
+    record, _ = make_client(make_user())
+    ghost = "made-up-12345@127.0.0.1/pcc"
+    for number, client_id in enumerate((record.client_id, ghost)):
+        with TestClient(app, client=(f"198.51.100.{number + 1}", 1)) as guesser:
+            fail_times(guesser, client_id, 3)
+    with TestClient(app, client=("192.0.2.50", 1)) as newcomer:
+        known = token_request(newcomer, record.client_id, "secret-token:x:v1:eyJ")
+        unknown = token_request(newcomer, ghost, "secret-token:x:v1:eyJ")
+    assert known.status_code == unknown.status_code == 429
+    assert known.json() == unknown.json()
+    assert known.headers["retry-after"] == unknown.headers["retry-after"]
+
+
+def _count_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    credentials = client.app.state.services.store.credentials
+    reads: list[str] = []
+    original = credentials.auth_state
+    monkeypatch.setattr(
+        credentials, "auth_state", lambda **kw: reads.append(kw["client_id"]) or original(**kw)
+    )
+    return reads
+
+
+def test_unknown_id_is_read_from_the_database_once(
+    client: TestClient, make_user, make_client, monkeypatch
+) -> None:
+    """A negative cache: guessing the same id again costs no thread hop and no query."""
+    _, secret = make_client(make_user())  # a well-formed secret-token, of another credential
+    within(1.0, client.app.state.services.state_cache.in_sync)
+    reads = _count_reads(client, monkeypatch)
+    for _ in range(4):
+        assert token_request(client, "made-up-12345@127.0.0.1/pcc", secret).status_code == 401
+    assert reads == ["made-up-12345@127.0.0.1/pcc"]
+
+
+def test_a_secret_that_is_no_secret_token_is_refused_without_a_lookup(
+    client: TestClient, make_user, make_client, monkeypatch
+) -> None:
+    record, _ = make_client(make_user())
+    reads = _count_reads(client, monkeypatch)
+    assert token_request(client, record.client_id, "hunter2").status_code == 401
+    assert token_request(client, "made-up-12345@127.0.0.1/pcc", "hunter2").status_code == 401
+    assert reads == []
+
+
+def test_credential_created_after_its_id_was_guessed_works_within_a_second(
+    client: TestClient, make_user, store, hasher
+) -> None:
+    """Another process (the CLI) creates it: this instance follows the change feed."""
+    from authserver.domain.credentials import CredentialSpec
+    from authserver.domain.secrets import new_secret
+
+    ghost = "fresh-start-12345@127.0.0.1/pcc"
+    fresh = new_secret("127.0.0.1")
+    within(1.0, client.app.state.services.state_cache.in_sync)
+    assert token_request(client, ghost, fresh.secret).status_code == 401  # remembered unknown
+    store.credentials.create(
+        user_id=make_user().id,
+        spec=CredentialSpec("", (), (), None),
+        new_client_id=lambda: ghost,
+        secret_hash=hasher.hash(fresh.secret),
+        public_jwk=fresh.public_jwk,
+        secret_domain="127.0.0.1",
+        now=now(),
+    )
+    within(1.0, lambda: token_request(client, ghost, fresh.secret).status_code == 200)
+
+
+# Secrets presented where an id belongs --------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["basic", "post"])
+def test_swapped_client_id_and_secret_never_reach_the_log(
+    client: TestClient, make_user, make_client, caplog, how: str
+) -> None:
+    """The log-scanning fixture fails the test if the secret appears in any line."""
+    record, secret = make_client(make_user())
+    if how == "basic":
+        response = token_request(client, secret, record.client_id)
+    else:
+        response = client.post(
+            "/auth/v1/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": secret,
+                "client_secret": record.client_id,
+            },
+        )
+    assert response.status_code == 401
+    failures = [r.getMessage() for r in caplog.records if '"auth_failed"' in r.getMessage()]
+    assert failures and all('"client_id": "sha256:' in line for line in failures)
+
+
+def test_jwt_presented_as_client_id_is_logged_as_a_fingerprint(
+    client: TestClient, caller, caplog
+) -> None:
+    _, _, _, token = caller()
+    assert token_request(client, token, "x").status_code == 401
+    failures = [r.getMessage() for r in caplog.records if '"auth_failed"' in r.getMessage()]
+    assert failures and all('"client_id": "sha256:' in line for line in failures)

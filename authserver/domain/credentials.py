@@ -78,6 +78,10 @@ class Caller:
     credential_id: str | None = None
     #: How the caller authenticated, for the audit trail (e.g. "access_token").
     via: str | None = None
+    #: The network lock and expiry of that credential: what it creates or edits gets no
+    #: wider a lock and no later an expiry (unless the caller holds the admin role).
+    allow_source_cidr: tuple[network.Network, ...] = ()
+    expires_time: datetime | None = None
 
     @classmethod
     def operator(cls) -> Caller:
@@ -119,16 +123,56 @@ class CredentialSpec:
 
 
 def check_new_credential(
-    *, caller: Caller, owner_roles: Iterable[str], new: NewCredential, now: datetime
+    *,
+    caller: Caller,
+    owner_roles: Iterable[str],
+    new: NewCredential,
+    now: datetime,
+    caller_limits: bool = True,
 ) -> CredentialSpec:
-    """Validate a new credential's fields and apply the no-escalation rule."""
+    """Validate a new credential's fields and apply the no-escalation rules.
+
+    With ``caller_limits`` (every caller but an admin), a caller acting through a
+    network-locked or expiring credential passes those limits on: the new
+    credential inherits them when it asks for none, and may not ask for more.
+    """
     scoped = _check_scoped_roles(caller, owner_roles, new.scoped_roles)
+    cidrs = _cidrs(new.allow_source_cidr)
+    expires = now + new.expires_in if new.expires_in is not None else None
+    if caller_limits:
+        if caller.allow_source_cidr and not cidrs:
+            cidrs = tuple(str(net) for net in caller.allow_source_cidr)
+        if caller.expires_time is not None and expires is None:
+            expires = caller.expires_time
+        _check_within_caller_limits(caller, cidrs, expires)
     return CredentialSpec(
         display_name=validate_display_name(new.display_name),
-        allow_source_cidr=_cidrs(new.allow_source_cidr),
+        allow_source_cidr=cidrs,
         scoped_roles=scoped,
-        expires_time=now + new.expires_in if new.expires_in is not None else None,
+        expires_time=expires,
     )
+
+
+def _check_within_caller_limits(
+    caller: Caller, cidrs: Sequence[str] | None, expires: datetime | None | Unset
+) -> None:
+    """No wider network lock (``cidrs`` None: not being set) and no later expiry than the
+    caller's own credential has."""
+    if caller.allow_source_cidr and cidrs is not None:
+        wider = [
+            c for c in cidrs if not network.within(network.parse_cidr(c), caller.allow_source_cidr)
+        ]
+        if wider or not cidrs:
+            raise PermissionDenied(
+                "may not reach beyond the networks of the calling credential "
+                f"({', '.join(str(n) for n in caller.allow_source_cidr)})",
+                field="allow_source_cidr",
+            )
+    if caller.expires_time is not None and expires is not UNSET:
+        if expires is None or expires > caller.expires_time:
+            raise PermissionDenied(
+                "may not be later than the calling credential's expiry", field="expires_time"
+            )
 
 
 def _cidrs(values: Iterable[str]) -> tuple[str, ...]:
@@ -170,20 +214,24 @@ def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:
 # Managing --------------------------------------------------------------------------
 
 
-def check_may_manage(caller: Caller, target: ClientRecord, owner_roles: Iterable[str]) -> None:
-    """A reduced caller may change or delete only credentials holding no more than it does.
+def check_may_manage(caller: Caller, target: ClientRecord) -> None:
+    """A reduced caller may change or delete only credentials that can never hold more than it.
 
     Otherwise a credential reduced to ``billing:read`` could lift the CIDR lock of,
-    or delete, its owner's ``system:owner`` credential. A credential may always
+    or delete, its owner's ``system:owner`` credential. What a credential may
+    hold is judged by its ``scopedRoles``, not by what the owner holds today: an
+    unreduced credential, or one scoped to a role the owner lacks right now,
+    grows stronger when the owner's roles grow back. A credential may always
     manage itself.
     """
     if caller.is_operator or not caller.reduced or caller.credential_id == target.id:
         return
-    target_roles = roles.effective_roles(owner_roles, target.scoped_roles)
-    extra = sorted(set(target_roles) - caller.effective_roles)
+    if not target.scoped_roles:
+        raise PermissionDenied("a reduced credential cannot manage an unreduced credential")
+    extra = sorted(set(target.scoped_roles) - caller.effective_roles)
     if extra:
         raise PermissionDenied(
-            f"a reduced credential cannot manage a credential holding {', '.join(extra)}"
+            f"a reduced credential cannot manage a credential scoped to {', '.join(extra)}"
         )
 
 
@@ -238,8 +286,10 @@ def check_update(
     owner_roles: Iterable[str],
     current: ClientRecord,
     patch: CredentialPatch,
+    caller_limits: bool = True,
 ) -> CheckedPatch:
-    """Validate a patch: no escalation for ``scoped_roles``, ``expires_time`` only earlier."""
+    """Validate a patch: no escalation for ``scoped_roles``, ``expires_time`` only earlier,
+    and (``caller_limits``) no wider lock or later expiry than the caller's own credential."""
     checked = CheckedPatch()
     if patch.display_name is not UNSET:
         checked = replace(checked, display_name=validate_display_name(patch.display_name))
@@ -253,6 +303,9 @@ def check_update(
         if current.expires_time is not None and (value is None or value > current.expires_time):
             raise PermissionDenied("may only move earlier", field="expires_time")
         checked = replace(checked, expires_time=value)
+    if caller_limits:
+        cidrs = checked.allow_source_cidr
+        _check_within_caller_limits(caller, None if cidrs is UNSET else cidrs, checked.expires_time)
     return checked
 
 

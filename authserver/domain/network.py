@@ -55,6 +55,14 @@ def normalize_cidrs(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(result)
 
 
+def within(inner: Network, outer: Sequence[Network]) -> bool:
+    """True when ``inner`` lies entirely inside one of ``outer``."""
+    return any(
+        inner.version == net.version and inner.subnet_of(net)  # type: ignore[arg-type]
+        for net in outer
+    )
+
+
 def address_allowed(address: Address | None, cidrs: Sequence[Network]) -> bool:
     """True when no CIDR lock is set, or the address lies in one of the networks."""
     if not cidrs:

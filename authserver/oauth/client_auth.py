@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from authserver.domain.credentials import (
     method_allowed,
     refusal_reason,
 )
-from authserver.domain.secrets import secret_refusal
+from authserver.domain.secrets import parse_secret, secret_refusal
 from authserver.hashing import SecretHasher
+from authserver.logsafe import presented
 from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
 from authserver.state_cache import StateCache
@@ -154,7 +156,7 @@ def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidC
 
 
 def _log_failure(client_id: str | None, reason: str, source: object) -> None:
-    audit("auth_failed", client_id=client_id, reason=reason, source=source)
+    audit("auth_failed", client_id=presented(client_id), reason=reason, source=source)
 
 
 class TooManyAttempts(OAuth2Error):
@@ -230,12 +232,18 @@ class ClientAuthenticator:
     ) -> AuthenticatedClient:
         client_id = presented.client_id
         if len(client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
-            raise _fail(client_id[:64], "credential too long", source)
+            raise _fail(client_id, "credential too long", source)
         if has_control_characters(client_id):
-            raise _fail(None, "control characters in client_id", source)
+            raise _fail(client_id, "control characters in client_id", source)
+        # Counted per presented client_id, known or not: a known id must not be told apart
+        # from an unknown one by its throttling.
+        keys.append(_client_key(client_id))
+        if presented.method != "private_key_jwt" and parse_secret(presented.secret) is None:
+            # Never a secret of ours, whatever the id: answered without a lookup, so that
+            # known and unknown ids take the same path and the same time.
+            self._throttled(keys, client_id, "not a secret-token", source)
+            raise _fail(client_id, "wrong secret (not a secret-token)", source)
         state = await self.cache.credential(self.store.credentials, client_id)
-        if state is not None:
-            keys.append(f"c:{state.id}")
         now = datetime.now(UTC)
         reason = refusal_reason(state, now=now, source=source)
         if reason is None and state is not None and not method_allowed(state, presented.method):
@@ -254,10 +262,7 @@ class ClientAuthenticator:
                         presented.secret, domain=state.secret_domain, public_keys=state.public_keys
                     )
         if reason is not None or state is None:
-            wait = self.throttle.retry_after(tuple(keys))
-            if wait:
-                _log_failure(client_id, f"throttled ({reason})", source)
-                raise TooManyAttempts(wait)
+            self._throttled(keys, client_id, reason, source)
             raise _fail(client_id, reason or "unknown client_id", source)
         if replay is None:
             # Verified before, or the secret carries the credential's key: worth one argon2.
@@ -276,6 +281,15 @@ class ClientAuthenticator:
         return AuthenticatedClient(
             state=state, method=presented.method, source=str(source) if source else None
         )
+
+    def _throttled(
+        self, keys: list[str], client_id: str, reason: str | None, source: object
+    ) -> None:
+        """``TooManyAttempts`` when the source or the presented id is past its limit."""
+        wait = self.throttle.retry_after(tuple(keys))
+        if wait:
+            _log_failure(client_id, f"throttled ({reason})", source)
+            raise TooManyAttempts(wait)
 
     def _check_assertion(
         self, request: Request, presented: Presented, state: AuthState, now: datetime
@@ -298,6 +312,14 @@ class ClientAuthenticator:
             )
         except assertions.AssertionError_ as exc:
             return None, str(exc)
+
+
+def _client_key(client_id: str) -> str:
+    """Throttle key of a presented client_id (a digest: ids can be long, and are input)."""
+    return (
+        "c:"
+        + hashlib.blake2b(client_id.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    )
 
 
 def _source_key(source: network.Address | None) -> str:

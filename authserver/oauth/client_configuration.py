@@ -36,7 +36,7 @@ async def _access(request: Request, services: Services) -> tuple[RegistrationAcc
     source = services.authenticator.source_address(request)
     access = await anyio.to_thread.run_sync(
         lambda: services.credentials.registration_access(
-            client_id=client_id, token=token, source=source
+            client_id=client_id, token=token, source=source, now=datetime.now(UTC)
         )
     )
     if access is None:

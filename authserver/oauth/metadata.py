@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,7 +14,6 @@ async def authorization_server_metadata(request: Request) -> Response:
     """RFC 8414 section 2."""
     services: Services = request.app.state.services
     settings = services.settings
-    roles = await anyio.to_thread.run_sync(services.store.users.known_roles)
     signing = list(SIGNING_ALGS)  # private_key_jwt assertions: the secret's Ed25519 key
     metadata = {
         "issuer": settings.issuer,
@@ -32,8 +30,11 @@ async def authorization_server_metadata(request: Request) -> Response:
         "introspection_endpoint_auth_signing_alg_values_supported": signing,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": signing,
-        "scopes_supported": sorted(roles),
     }
+    if settings.scopes_supported:
+        # Only what the operator chose to publish: every role of every user would tell
+        # anyone how the organisation is structured.
+        metadata["scopes_supported"] = list(settings.scopes_supported)
     return JSONResponse(metadata, headers={"Cache-Control": "max-age=60"})
 
 

@@ -137,6 +137,9 @@ class CredentialStore:
             )
             try:
                 with self.database.session() as session:
+                    # A change like any other: instances that remember this id as unknown
+                    # learn of it through the change feed.
+                    row.version = next_version(session)
                     if session.get(User, user_id) is None:
                         raise NotFound(f"no user {user_id!r}")
                     if consume_initial_token is not None:

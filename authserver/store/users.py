@@ -88,7 +88,3 @@ class UserStore:
         with self.database.session() as session:
             rows = session.scalars(select(User).order_by(User.created_at, User.id))
             return [user_record(row) for row in rows]
-
-    def known_roles(self) -> set[str]:
-        with self.database.session() as session:
-            return {role for roles in session.scalars(select(User.roles)) for role in roles}

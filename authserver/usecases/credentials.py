@@ -81,7 +81,13 @@ class CredentialService:
     ) -> Created:
         """Validate, mint the secret, store its hash; the secret is returned this once."""
         owner = self.store.users.find(ref=owner_id)
-        spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
+        spec = check_new_credential(
+            caller=caller,
+            owner_roles=owner.roles,
+            new=new,
+            now=now,
+            caller_limits=not self.is_admin(caller),
+        )
         secret = new_secret(self.settings.secret_domain)
         record = self.store.credentials.create(
             user_id=owner.id,
@@ -93,6 +99,7 @@ class CredentialService:
             now=now,
         )
         _audit("credential_created", record, caller)
+        self._on_change(record.client_id)  # this process may remember the id as unknown
         return Created(record, secret.secret)
 
     def register(
@@ -115,7 +122,13 @@ class CredentialService:
         owner = self.store.users.find(ref=owner_id)
         if owner.disabled:
             raise Unauthenticated("the user is disabled")
-        spec = check_new_credential(caller=caller, owner_roles=owner.roles, new=new, now=now)
+        spec = check_new_credential(
+            caller=caller,
+            owner_roles=owner.roles,
+            new=new,
+            now=now,
+            caller_limits=not self.is_admin(caller),
+        )
         secret = None if jwks else new_secret(self.settings.secret_domain)
         registration_token = new_opaque_token()
         record = self.store.credentials.create(
@@ -132,6 +145,7 @@ class CredentialService:
             consume_initial_token=initial_token_hash,
         )
         _audit("client_registered", record, caller)
+        self._on_change(record.client_id)
         return Registration(record, secret.secret if secret else None, registration_token)
 
     def _new_client_id(self) -> str:
@@ -172,8 +186,14 @@ class CredentialService:
         reduced caller touches nothing stronger than itself."""
         record = self.visible(caller=caller, ref=ref)
         owner = self.store.users.find(ref=record.user_id)
-        check_may_manage(caller, record, owner.roles)
-        checked = check_update(caller=caller, owner_roles=owner.roles, current=record, patch=patch)
+        check_may_manage(caller, record)
+        checked = check_update(
+            caller=caller,
+            owner_roles=owner.roles,
+            current=record,
+            patch=patch,
+            caller_limits=not self.is_admin(caller),
+        )
         updated = self.store.credentials.update(id=record.id, patch=checked, now=now)
         _audit("credential_updated", updated, caller)
         self._on_change(updated.client_id)
@@ -182,8 +202,7 @@ class CredentialService:
     def delete(self, *, caller: Caller, ref: str, now: datetime) -> ClientRecord:
         """Soft delete; the credential stops authenticating at once."""
         record = self.visible(caller=caller, ref=ref)
-        owner = self.store.users.find(ref=record.user_id)
-        check_may_manage(caller, record, owner.roles)
+        check_may_manage(caller, record)
         deleted = self.store.credentials.delete(id=record.id, now=now)
         _audit("credential_deleted", deleted, caller)
         self._on_change(deleted.client_id)
@@ -221,14 +240,14 @@ class CredentialService:
         return caller, user_id, digest
 
     def registration_access(
-        self, *, client_id: str, token: str, source: network.Address | None
+        self, *, client_id: str, token: str, source: network.Address | None, now: datetime
     ) -> RegistrationAccess | None:
         """The credential an RFC 7592 registration access token manages, else None.
 
-        Refused alike: unknown or deleted client, wrong token, disabled owner, and a
-        request from outside the client's ``allow_source_cidr`` (the token must not
-        be a way around the lock it manages). The token acts with the credential's
-        own powers.
+        Refused alike: unknown, deleted or expired client, wrong token, disabled
+        owner, and a request from outside the client's ``allow_source_cidr`` (the
+        token must not be a way around the lock it manages). The token acts with
+        the credential's own powers and limits.
         """
         if len(client_id) > 255 or has_control_characters(client_id):
             return None
@@ -241,22 +260,26 @@ class CredentialService:
         if (
             owner.disabled
             or record.deleted_at is not None
+            or (record.expires_time is not None and now >= record.expires_time)
             or not network.address_allowed(source, locks)
             or stored_hash is None
             or not hmac.compare_digest(stored_hash, token_hash(token))
         ):
             return None
-        return RegistrationAccess(record, _acting_as(record, owner))
+        return RegistrationAccess(record, _acting_as(record, owner, locks))
 
 
-def _acting_as(record: ClientRecord, owner: UserRecord) -> Caller:
-    """The powers of a credential itself: its effective roles, reduced when it is scoped."""
+def _acting_as(record: ClientRecord, owner: UserRecord, locks: list[network.Network]) -> Caller:
+    """The powers of a credential itself: its effective roles (reduced when it is scoped),
+    its network lock and its expiry."""
     return Caller(
         user_id=owner.id,
         effective_roles=roles.effective_roles(owner.roles, record.scoped_roles),
         reduced=bool(record.scoped_roles),
         credential_id=record.id,
         via="registration_access_token",
+        allow_source_cidr=tuple(locks),
+        expires_time=record.expires_time,
     )
 
 

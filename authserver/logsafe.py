@@ -1,0 +1,57 @@
+"""Making request input safe to put in a log line: one line, and never a secret.
+
+Anything a caller sends may end up in a log (a path, a presented client_id). A
+control character would let it forge lines of its own, including a fake audit
+event; a secret or a token sent in the wrong place would be written in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+# What a secret or a token looks like when it is presented where an identifier belongs (a
+# client_id and a client_secret swapped, a token pasted into a path): our secret format
+# (also percent-encoded), base64 of JSON (every JWT and our secrets' key), or a long run of
+# base64url characters.
+_SECRET_LIKE = re.compile(r"secret-token|eyJ|[A-Za-z0-9_-]{40}", re.IGNORECASE)
+MAX_LOGGED_ID = 128
+MAX_LOGGED_TEXT = 512
+
+
+def fingerprint(value: str) -> str:
+    """``sha256:`` and the first 16 hex digits: enough to match repeats, nothing to reuse."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def presented(value: str | None) -> str | None:
+    """A value a caller presented as an identifier, safe to log.
+
+    Kept as it is unless it looks like a secret or a token (or is very long); then
+    only its fingerprint is logged, which still lets an operator match repeated
+    attempts without the log ever holding the secret.
+    """
+    if value is None or (len(value) <= MAX_LOGGED_ID and not _SECRET_LIKE.search(value)):
+        return value
+    return fingerprint(value)
+
+
+def escaped(text: str) -> str:
+    """``text`` on one line: control characters and line separators written as escapes."""
+    if text.isprintable():
+        return text[:MAX_LOGGED_TEXT]
+    return "".join(
+        ch
+        if ch == " " or unicodedata.category(ch) not in ("Cc", "Zl", "Zp", "Cf")
+        else ascii(ch)[1:-1]
+        for ch in text[:MAX_LOGGED_TEXT]
+    )
+
+
+def loggable_path(path: str) -> str:
+    """A request path for the access log: escaped, with secret-looking segments fingerprinted."""
+    segments = path.split("/")
+    if any(_SECRET_LIKE.search(segment) for segment in segments):
+        path = "/".join(presented(segment) or "" for segment in segments)
+    return escaped(path)
