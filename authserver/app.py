@@ -23,7 +23,7 @@ from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError, Unauthenticated
 from authserver.logsafe import loggable_path
-from authserver.oauth import client_configuration, registration
+from authserver.oauth import client_configuration, device_flow, registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
 from authserver.oauth.revocation import revocation_endpoint
@@ -59,6 +59,7 @@ def _purge_once(services: Services) -> None:
     services.store.revocations.purge(now=now)
     services.store.keys.purge(now=now)
     services.store.revocations.purge_assertions(now=now)
+    services.store.device_codes.purge(now=now)
 
 
 async def _purger(services: Services) -> None:
@@ -166,6 +167,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         "/auth/v1/token": token_endpoint,
         "/auth/v1/introspect": introspection_endpoint,
         "/auth/v1/revoke": revocation_endpoint,
+        device_flow.PATH: device_flow.device_authorization_endpoint,
     }
     routes = [
         Route("/auth/v1/register", registration.register, methods=["POST"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +28,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
+class DeviceClient:
+    """A public client allowed to start the device flow (RFC 8628), e.g. a CLI."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every tunable of the server; see ``config/authserver.toml`` for the documentation."""
 
@@ -41,6 +50,8 @@ class Settings:
     introspection_role: str = "system:token-introspector"
     secret_token_domain: str = ""  # empty means "the issuer host"
     scopes_supported: tuple[str, ...] = ()  # published in the metadata; none by default
+    device_clients: tuple[DeviceClient, ...] = ()  # RFC 8628 public clients; none by default
+    device_poll_interval: int = 5  # seconds between a device client's polls
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
@@ -97,6 +108,9 @@ class Settings:
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
+        _check_device_clients(self.device_clients)
+        if not 1 <= self.device_poll_interval <= 60:
+            raise ConfigError("device_poll_interval must be 1 to 60 seconds")
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
@@ -171,6 +185,42 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     return warnings
 
 
+def _check_device_clients(clients: tuple[DeviceClient, ...]) -> None:
+    ids = [client.id for client in clients]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("device_clients: every id must be different")
+    for client in clients:
+        if not (0 < len(client.id) <= 255 and client.id.isprintable() and " " not in client.id):
+            raise ConfigError(f"device_clients: invalid id {client.id!r}")
+        if client.id.endswith("/pcc"):
+            raise ConfigError(f"device_clients: {client.id!r} looks like a personal client's id")
+        if not (0 < len(client.name) <= 100 and client.name.isprintable()):
+            raise ConfigError(f"device_clients: invalid name {client.name!r} for {client.id}")
+
+
+def _device_clients(value: Any, *, from_env: bool) -> tuple[DeviceClient, ...]:
+    """``[[device_clients]]`` tables with ``id`` and ``name`` (in the environment: JSON)."""
+    if from_env:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                'device_clients: expected JSON like [{"id": "…", "name": "…"}]'
+            ) from None
+    if not isinstance(value, list):
+        raise ConfigError("device_clients: expected a list of tables with id and name")
+    clients = []
+    for entry in value:
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"id", "name"}
+            or not all(isinstance(v, str) for v in entry.values())
+        ):
+            raise ConfigError(f"device_clients: expected id and name (strings), got {entry!r}")
+        clients.append(DeviceClient(id=entry["id"], name=entry["name"]))
+    return tuple(clients)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -182,6 +232,8 @@ def _is_loopback(host: str) -> bool:
 
 def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
     default = _FIELDS[name].default
+    if name == "device_clients":
+        return _device_clients(value, from_env=from_env)
     if name == "workers":
         if from_env and value.strip() != "auto":
             try:

@@ -65,3 +65,18 @@ class Changes:
     client_ids: frozenset[str]
     user_ids: frozenset[str]
     revoked: tuple[tuple[str, datetime], ...]
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    """An RFC 8628 device authorization as the approval page and the polling client see it."""
+
+    client_id: str
+    scope: tuple[str, ...] | None  # None: all of the person's roles
+    created_at: datetime
+    expires_at: datetime
+    interval: int
+    status: str  # "pending", "approved" or "denied"
+    user_id: str | None = None
+    roles: tuple[str, ...] | None = None  # granted at approval
+    used_at: datetime | None = None

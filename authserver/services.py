@@ -9,13 +9,20 @@ from authserver.hashing import SecretHasher
 from authserver.keys import KeyRing
 from authserver.last_used import LastUsedRecorder
 from authserver.metrics import Metrics
+from authserver.oauth import device_flow
 from authserver.oauth.client_auth import ClientAuthenticator
+from authserver.oauth.device_flow import DeviceAuthorizationEndpointImpl
 from authserver.oauth.server import Server
 from authserver.state_cache import StateCache
 from authserver.store import Database, Store
+from authserver.throttle import FailureThrottle
 from authserver.tokens import ActiveToken, active_token
 from authserver.usecases.credentials import CredentialService
+from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.users import UserService
+
+# A source may start this many device authorizations a minute: every start stores a row.
+DEVICE_STARTS_PER_MINUTE = 20
 
 
 @dataclass
@@ -34,6 +41,8 @@ class Services:
     state_cache: StateCache
     credentials: CredentialService
     users: UserService
+    devices: DeviceFlowService
+    device_starts: FailureThrottle  # device authorizations started, per source
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -47,6 +56,12 @@ class Services:
             settings,
             keyring,
             on_issued=lambda client, when: last_used.touch(client.state.id, when),
+        )
+        devices = DeviceFlowService(store, settings)
+        server.register_endpoint(
+            DeviceAuthorizationEndpointImpl(
+                server, devices, settings.endpoint(device_flow.VERIFICATION_PATH)
+            )
         )
         return cls(
             settings=settings,
@@ -62,6 +77,8 @@ class Services:
             # Changes through this process apply here at once; others follow the change feed.
             credentials=CredentialService(store, hasher, settings, on_change=state_cache.forget),
             users=UserService(store),
+            devices=devices,
+            device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
         )
 
     async def active_token(self, token: str) -> ActiveToken | None:
@@ -71,5 +88,6 @@ class Services:
             keyring=self.keyring,
             settings=self.settings,
             credentials=self.store.credentials,
+            users=self.store.users,
             cache=self.state_cache,
         )

@@ -33,10 +33,12 @@ from authserver.domain.credentials import AuthState
 from authserver.records import Changes
 from authserver.store.changes import REVOCATION_MARGIN, ChangeFeed
 from authserver.store.credentials import CredentialStore
+from authserver.store.users import UserStore
 
 log = logging.getLogger("authserver.state_cache")
 MAX_ENTRIES = 200_000
 MAX_UNKNOWN = 100_000  # remembered unknown ids: kept apart, so guesses never evict real entries
+MAX_PEOPLE = 10_000  # people behind device-flow tokens
 PURGE_SECONDS = 10.0  # how often revocations of expired tokens are forgotten
 
 
@@ -48,6 +50,8 @@ class StateCache:
         self._clock = clock
         self._entries: dict[str, AuthState] = {}
         self._unknown: dict[str, None] = {}  # insertion-ordered set of unknown client ids
+        # (device client id, user id) → the person behind a device-flow token (RFC 8628).
+        self._people: dict[tuple[str, str], AuthState] = {}
         self._by_user: dict[str, set[str]] = {}
         self._revoked: dict[str, datetime] = {}
         self.version: int | None = None
@@ -106,6 +110,7 @@ class StateCache:
             self._entries.clear()
             self._by_user.clear()
             self._unknown.clear()
+            self._people.clear()
             self._revoked = dict(changes.revoked)
             self._dropped_at = self._clock()
         else:
@@ -114,6 +119,12 @@ class StateCache:
                 dropped |= self._by_user.get(user_id, set())
             for client_id in dropped:
                 self._evict(client_id)
+            if changes.user_ids and self._people:
+                self._people = {
+                    key: state
+                    for key, state in self._people.items()
+                    if key[1] not in changes.user_ids
+                }
             if changes.client_ids or changes.user_ids:
                 # Also when nothing cached was dropped: a read in flight may predate the change.
                 self._dropped_at = self._clock()
@@ -157,6 +168,25 @@ class StateCache:
                 lambda: store.token_state(client_id=client_id, jti=jti)
             )
         return await self.credential(store, client_id), revoked
+
+    async def person_token(
+        self, store: UserStore, client_id: str, user_id: str, jti: str
+    ) -> tuple[AuthState | None, bool]:
+        """The person behind a device client's token, and whether its ``jti`` is revoked."""
+        revoked = self.revoked(jti)
+        key = (client_id, user_id)
+        state = self._people.get(key) if revoked is not None else None
+        if state is not None:
+            return state, bool(revoked)
+        loaded = self._clock()
+        state, stored_revoked = await anyio.to_thread.run_sync(
+            lambda: store.token_state(user_id=user_id, client_id=client_id, jti=jti)
+        )
+        if state is not None and revoked is not None and loaded > self._dropped_at:
+            if key not in self._people and len(self._people) >= MAX_PEOPLE:
+                self._people.pop(next(iter(self._people)))
+            self._people[key] = state
+        return state, stored_revoked if revoked is None else bool(revoked)
 
     async def sync(self, feed: ChangeFeed) -> None:
         started = self._clock()

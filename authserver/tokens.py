@@ -26,6 +26,7 @@ from authserver.jose import TOKEN_ALGORITHMS
 from authserver.keys import KeyRing
 from authserver.state_cache import StateCache
 from authserver.store.credentials import CredentialStore
+from authserver.store.users import UserStore
 
 MAX_TOKEN_LENGTH = 8192
 # Instances' clocks differ slightly: a token minted on one must check out on another at once.
@@ -45,14 +46,19 @@ class ActiveToken:
         """True when the token carries less than its owner's current roles."""
         return bool(self.state.scoped_roles) or set(self.roles) != set(self.state.owner_roles)
 
+    @property
+    def from_device_flow(self) -> bool:
+        """A person's token, got by a device client (RFC 8628): no credential behind it."""
+        return not self.state.id
+
     def caller(self) -> Caller:
         """The token's holder as the credential rules see it."""
         return Caller(
             user_id=self.state.user_id,
             effective_roles=frozenset(self.roles),
             reduced=self.reduced,
-            credential_id=self.state.id,
-            via="access_token",
+            credential_id=self.state.id or None,
+            via="device_token" if self.from_device_flow else "access_token",
             allow_source_cidr=self.state.allow_source_cidr,
             expires_time=self.state.expires_time,
         )
@@ -135,13 +141,22 @@ async def active_token(
     keyring: KeyRing,
     settings: Settings,
     credentials: CredentialStore,
+    users: UserStore,
     cache: StateCache,
 ) -> ActiveToken | None:
-    """The token if it is active now, with its roles narrowed to the credential's current roles."""
+    """The token if it is active now, with its roles narrowed to the credential's current roles.
+
+    A device client's token (RFC 8628) has no credential behind it: the person
+    must exist and not be disabled, and its roles narrow to the person's own.
+    """
     claims = verify_signature(token, keyring=keyring, settings=settings)
     if claims is None:
         return None
-    state, revoked = await cache.token(credentials, claims["client_id"], claims["jti"])
+    client_id, jti = claims["client_id"], claims["jti"]
+    if any(client.id == client_id for client in settings.device_clients):
+        state, revoked = await cache.person_token(users, client_id, claims["sub"], jti)
+    else:
+        state, revoked = await cache.token(credentials, client_id, jti)
     if state is None or revoked or state.user_id != claims["sub"]:
         return None
     if refusal_reason(state, now=datetime.now(UTC), source=None, check_source=False) is not None:

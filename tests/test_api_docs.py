@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.routing import Route
 
-from authserver.app import create_app
-from authserver.config import Settings
+from authserver.app import OAuthEndpoints, create_app
+from authserver.config import DeviceClient, Settings
 from authserver.hashing import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
@@ -31,6 +32,7 @@ VOLATILE = {
     "exp", "iat", "createdAt", "updatedAt", "expiresTime", "lastUsedAt", "clientSecret",
     "client_secret", "registration_access_token", "registration_client_uri",
     "client_id_issued_at", "client_secret_expires_at", "nextPageToken", "kid", "x", "y",
+    "device_code", "user_code", "verification_uri_complete",
 }  # fmt: skip
 # Written in the background, at most a second after a token is minted (SPEC section 2): present
 # or not depending on timing, so left out on both sides.
@@ -98,10 +100,16 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
         assert isinstance(route, Route)
         path = route.path.replace("{client_id:path}", "{client_id}")
         methods = (route.methods or {"GET"}) - {"HEAD"}
-        if len(methods) > 3:  # an OAuth endpoint: answers every method, serves POST
-            methods = {"POST"}
         missing += [f"{m} {path}" for m in sorted(methods) if f"{m} {path}" not in text]
+    # The OAuth endpoints the app answers before its router (app.OAuthEndpoints): POST only.
+    [oauth] = [m for m in app.user_middleware if m.cls is OAuthEndpoints]
+    missing += [f"POST {path}" for path in oauth.kwargs["endpoints"] if f"POST {path}" not in text]
     assert not missing, f"routes that docs/api.md does not show: {missing}"
+
+
+@pytest.fixture
+def live_settings_overrides() -> dict[str, Any]:
+    return {"device_clients": (DeviceClient("authserver-cli", "authserver login"),)}
 
 
 def test_documented_examples_answer_what_the_server_answers(live_server, tmp_path: Path) -> None:
@@ -111,8 +119,8 @@ def test_documented_examples_answer_what_the_server_answers(live_server, tmp_pat
     http://127.0.0.1:8000), ``$CID``/``$SECRET`` a credential of a user with
     the roles ``billing:read`` and ``system:owner``, ``$T`` a fresh token of
     that credential for each example, ``$REG`` a fresh registration token of
-    that user; ``$ID``, ``$RAT``, ``$URI`` and ``$RCID`` are taken from the answers that
-    create them. Answers are compared as JSON with the values that change on
+    that user; ``$ID``, ``$RAT``, ``$URI``, ``$RCID`` and ``$DEVICE`` are taken from the
+    answers that create them. The device client ``authserver-cli`` is configured. Answers are compared as JSON with the values that change on
     every run (ids, times, tokens, secrets, keys) replaced by "…" on both sides.
     """
     server, settings, store = live_server
@@ -164,6 +172,8 @@ def test_documented_examples_answer_what_the_server_answers(live_server, tmp_pat
             created = json.loads(run.stdout)  # with the server's own URL
             if isinstance(created.get("client"), dict) and "id" in created["client"]:
                 variables["ID"] = created["client"]["id"]
+            if "device_code" in created:
+                variables["DEVICE"] = created["device_code"]
             if "registration_access_token" in created:
                 variables["RAT"] = created["registration_access_token"]
                 variables["URI"] = created["registration_client_uri"]

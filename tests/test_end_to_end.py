@@ -82,7 +82,10 @@ def test_metadata_advertises_live_endpoints(live_server) -> None:
     assert metadata["issuer"] == server.url
     assert metadata["token_endpoint"] == f"{server.url}/auth/v1/token"
     assert httpx.get(metadata["jwks_uri"]).json()["keys"]
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",

@@ -122,6 +122,7 @@ class FormRequest(OAuth2Request):
         self._scope = None
         self.authenticated: Any = None
         self.error: str | None = None  # the OAuth error code Authlib answered with, if any
+        self.device_poll: Any = None  # RFC 8628: what the poll found (device_flow.py)
 
     @property
     def args(self) -> dict[str, str]:

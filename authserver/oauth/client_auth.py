@@ -106,51 +106,54 @@ def presented_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -
     if authorization is not None:
         scheme, _, encoded = authorization.strip().partition(" ")
         if scheme.lower() != "basic":
-            raise _fail(None, "authorization scheme is not Basic")
+            raise fail_authentication(None, "authorization scheme is not Basic")
         client_id, secret = _decode_basic(encoded.strip())
         if "client_id" in form and form["client_id"] != client_id:
-            raise _fail(client_id, "client_id in the body differs from the Basic header")
+            raise fail_authentication(
+                client_id, "client_id in the body differs from the Basic header"
+            )
         return Presented("client_secret_basic", client_id, secret)
     if in_body and form.get("client_id"):
         return Presented("client_secret_post", form["client_id"], form["client_secret"])
-    raise _fail(form.get("client_id"), "no client credentials presented")
+    raise fail_authentication(form.get("client_id"), "no client credentials presented")
 
 
 def _presented_assertion(form: Mapping[str, str]) -> Presented:
     """RFC 7521 section 4.2: ``client_assertion_type`` + ``client_assertion``."""
     if form.get("client_assertion_type") != assertions.ASSERTION_TYPE:
-        raise _fail(form.get("client_id"), "unsupported client_assertion_type")
+        raise fail_authentication(form.get("client_id"), "unsupported client_assertion_type")
     assertion = form.get("client_assertion", "")
     try:
         client_id = assertions.unverified_client_id(assertion)
     except assertions.AssertionError_ as exc:
-        raise _fail(form.get("client_id"), str(exc)) from None
+        raise fail_authentication(form.get("client_id"), str(exc)) from None
     if "client_id" in form and form["client_id"] != client_id:
-        raise _fail(client_id, "client_id differs from the assertion's iss")
+        raise fail_authentication(client_id, "client_id differs from the assertion's iss")
     return Presented("private_key_jwt", client_id, assertion=assertion)
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:
     """RFC 6749 section 2.3.1: base64 of form-urlencoded ``client_id:client_secret``."""
     if not encoded or len(encoded) > 4 * MAX_CREDENTIAL_LENGTH:
-        raise _fail(None, "malformed Basic header")
+        raise fail_authentication(None, "malformed Basic header")
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise _fail(None, "malformed Basic header") from None
+        raise fail_authentication(None, "malformed Basic header") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
-        raise _fail(None, "malformed Basic header")
+        raise fail_authentication(None, "malformed Basic header")
     try:
         return (
             unquote_plus(client_id, errors="strict"),
             unquote_plus(secret, errors="strict"),
         )
     except UnicodeDecodeError:
-        raise _fail(None, "malformed percent-encoding in Basic header") from None
+        raise fail_authentication(None, "malformed percent-encoding in Basic header") from None
 
 
-def _fail(client_id: str | None, reason: str, source: object = None) -> InvalidClient:
+def fail_authentication(client_id: str | None, reason: str, source: object = None) -> InvalidClient:
+    """The one answer to a failed client authentication; the reason goes to the audit trail."""
     _log_failure(client_id, reason, source)
     return InvalidClient()
 
@@ -215,7 +218,7 @@ class ClientAuthenticator:
         429, while a request that proves possession is never throttled.
         """
         source = self.source_address(request)
-        keys = [_source_key(source)]
+        keys = [source_key(source)]
         try:
             presented = presented_credentials(request.headers, form)
             return await self._authenticate(request, presented, source, keys)
@@ -232,9 +235,9 @@ class ClientAuthenticator:
     ) -> AuthenticatedClient:
         client_id = presented.client_id
         if len(client_id) > 255 or len(presented.secret) > MAX_CREDENTIAL_LENGTH:
-            raise _fail(client_id, "credential too long", source)
+            raise fail_authentication(client_id, "credential too long", source)
         if has_control_characters(client_id):
-            raise _fail(client_id, "control characters in client_id", source)
+            raise fail_authentication(client_id, "control characters in client_id", source)
         # Counted per presented client_id, known or not: a known id must not be told apart
         # from an unknown one by its throttling.
         keys.append(_client_key(client_id))
@@ -242,7 +245,7 @@ class ClientAuthenticator:
             # Never a secret of ours, whatever the id: answered without a lookup, so that
             # known and unknown ids take the same path and the same time.
             self._throttled(keys, client_id, "not a secret-token", source)
-            raise _fail(client_id, "wrong secret (not a secret-token)", source)
+            raise fail_authentication(client_id, "wrong secret (not a secret-token)", source)
         state = await self.cache.credential(self.store.credentials, client_id)
         now = datetime.now(UTC)
         reason = refusal_reason(state, now=now, source=source)
@@ -263,21 +266,21 @@ class ClientAuthenticator:
                     )
         if reason is not None or state is None:
             self._throttled(keys, client_id, reason, source)
-            raise _fail(client_id, reason or "unknown client_id", source)
+            raise fail_authentication(client_id, reason or "unknown client_id", source)
         if replay is None:
             # Verified before, or the secret carries the credential's key: worth one argon2.
             ok = verified or await self.hasher.verify(
                 credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
             )
             if not ok:
-                raise _fail(client_id, "wrong secret", source)
+                raise fail_authentication(client_id, "wrong secret", source)
         else:
             key, until = replay
             fresh = await anyio.to_thread.run_sync(
                 lambda: self.store.revocations.record_assertion(key=key, expires_at=until)
             )
             if not fresh:
-                raise _fail(client_id, "assertion replayed", source)
+                raise fail_authentication(client_id, "assertion replayed", source)
         return AuthenticatedClient(
             state=state, method=presented.method, source=str(source) if source else None
         )
@@ -322,7 +325,7 @@ def _client_key(client_id: str) -> str:
     )
 
 
-def _source_key(source: network.Address | None) -> str:
+def source_key(source: network.Address | None) -> str:
     """Throttle key of a source: the address, or its /64 for IPv6 (one host's usual share)."""
     if isinstance(source, ipaddress.IPv6Address):
         return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authserver.oauth import device_flow
 from authserver.oauth.assertions import SIGNING_ALGS
 from authserver.oauth.server import AUTH_METHODS
 from authserver.services import Services
@@ -22,7 +23,8 @@ async def authorization_server_metadata(request: Request) -> Response:
         "registration_endpoint": settings.endpoint("/auth/v1/register"),
         "introspection_endpoint": settings.endpoint("/auth/v1/introspect"),
         "revocation_endpoint": settings.endpoint("/auth/v1/revoke"),
-        "grant_types_supported": ["client_credentials"],
+        "device_authorization_endpoint": settings.endpoint(device_flow.PATH),
+        "grant_types_supported": ["client_credentials", device_flow.DEVICE_CODE_GRANT_TYPE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": signing,

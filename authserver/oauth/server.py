@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, grants
@@ -23,16 +23,21 @@ from authserver.domain.roles import parse_scope
 from authserver.keys import KeyRing
 from authserver.oauth.adapter import FormRequest, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
+from authserver.oauth.device_flow import Approval, DeviceClientAuth, DeviceCodeGrant
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
-def _preauthenticated(method: str) -> Callable[[Any, FormRequest], AuthenticatedClient | None]:
+def _preauthenticated(
+    method: str,
+) -> Callable[[Any, FormRequest], AuthenticatedClient | DeviceClientAuth | None]:
     """An Authlib client-auth method that accepts what ``ClientAuthenticator`` established."""
 
-    def authenticate(_query_client: Any, request: FormRequest) -> AuthenticatedClient | None:
+    def authenticate(
+        _query_client: Any, request: FormRequest
+    ) -> AuthenticatedClient | DeviceClientAuth | None:
         client = request.authenticated
-        if isinstance(client, AuthenticatedClient) and client.method == method:
+        if isinstance(client, AuthenticatedClient | DeviceClientAuth) and client.method == method:
             return client
         return None
 
@@ -79,8 +84,9 @@ class Server(AuthorizationServer):
         self.keyring = keyring
         self.on_issued = on_issued
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(DeviceCodeGrant)
         self.register_token_generator("default", self._generate_token)
-        for method in AUTH_METHODS:
+        for method in [*AUTH_METHODS, "none"]:  # "none": public device clients (RFC 8628)
             self.register_client_auth_method(method, _preauthenticated(method))
 
     def query_client(self, client_id: str) -> None:
@@ -102,30 +108,37 @@ class Server(AuthorizationServer):
         return None
 
     def save_token(self, token: dict[str, Any], request: FormRequest) -> None:
-        # Tokens are self-contained JWTs; only the credential's last use is recorded.
-        self.on_issued(request.client, datetime.now(UTC))
+        # Tokens are self-contained JWTs; only a credential's last use is recorded.
+        if isinstance(request.client, AuthenticatedClient):
+            self.on_issued(request.client, datetime.now(UTC))
 
     def _generate_token(
         self,
         grant_type: str,
-        client: AuthenticatedClient,
-        user: Any = None,
+        client: AuthenticatedClient | DeviceClientAuth,
+        user: Approval | None = None,
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = False,
     ) -> dict[str, Any]:
-        """An RFC 9068 access token for ``client`` with the granted ``scope``."""
+        """An RFC 9068 access token: for a credential's own user (``client_credentials``), or
+        for the person who approved a device client (``user``, RFC 8628)."""
         now = datetime.now(UTC)
         iat = int(now.timestamp())
-        exp = int(
-            token_expiry(client.state, now=now, ttl=self.settings.access_token_ttl).timestamp()
-        )
+        if isinstance(client, AuthenticatedClient):
+            subject, credential_id, source = client.state.user_id, client.state.id, client.source
+            expiry = token_expiry(client.state, now=now, ttl=self.settings.access_token_ttl)
+        else:
+            assert user is not None
+            subject, credential_id, source = user.user_id, None, None
+            expiry = now + timedelta(seconds=self.settings.access_token_ttl)
+        exp = int(expiry.timestamp())
         granted = scope.split() if scope else []
         claims = {
             "iss": self.settings.issuer,
-            "sub": client.state.user_id,
+            "sub": subject,
             "aud": self.settings.token_audience,
-            "client_id": client.state.client_id,
+            "client_id": client.client_id,
             "iat": iat,
             "exp": exp,
             "jti": secrets.token_urlsafe(16),
@@ -134,14 +147,15 @@ class Server(AuthorizationServer):
         }
         audit(
             "token_issued",
-            client_id=client.state.client_id,
-            credential_id=client.state.id,
-            user_id=client.state.user_id,
+            client_id=client.client_id,
+            credential_id=credential_id,
+            user_id=subject,
             jti=claims["jti"],
             scope=claims["scope"],
             exp=exp,
             auth_method=client.method,
-            source=client.source,
+            grant_type=None if grant_type == "client_credentials" else grant_type,
+            source=source,
         )
         token = {
             "access_token": self.keyring.sign(claims),

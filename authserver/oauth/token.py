@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.oauth.adapter import FormRequest, printable, read_form
+from authserver.oauth.device_flow import DEVICE_CODE_GRANT_TYPE, device_token
 from authserver.oauth.errors import oauth_errors
 from authserver.services import Services
 
@@ -31,16 +32,19 @@ async def _issue(request: Request) -> Response:
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequestError("missing grant_type")
-    if grant_type != "client_credentials":
+    if grant_type == "client_credentials":
+        client = await services.authenticator.authenticate(request, form)
+        oauth_request = FormRequest(
+            method="POST",
+            uri=services.settings.endpoint("/auth/v1/token"),
+            headers=request.headers,
+            form=form,
+        )
+        oauth_request.authenticated = client
+    elif grant_type == DEVICE_CODE_GRANT_TYPE:
+        oauth_request = await device_token(request, form)
+    else:
         raise UnsupportedGrantTypeError(printable(grant_type))
-    client = await services.authenticator.authenticate(request, form)
-    oauth_request = FormRequest(
-        method="POST",
-        uri=services.settings.endpoint("/auth/v1/token"),
-        headers=request.headers,
-        form=form,
-    )
-    oauth_request.authenticated = client
     response: Response = services.server.create_token_response(oauth_request)
     request.state.oauth_error = oauth_request.error
     return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
+from authserver.store.device_codes import DeviceCodeStore
 from authserver.store.registration_tokens import RegistrationTokenStore
 from authserver.store.revocations import RevocationStore
 from authserver.store.signing_keys import KeyStore
@@ -27,6 +28,7 @@ class Store:
         self.revocations = RevocationStore(database)
         self.registration_tokens = RegistrationTokenStore(database)
         self.changes = ChangeFeed(database)
+        self.device_codes = DeviceCodeStore(database)
 
 
 __all__ = ["Database", "Store"]

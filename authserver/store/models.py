@@ -142,3 +142,27 @@ class ChangeCounter(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceCode(Base):
+    """An RFC 8628 device authorization: pending until the person approves or denies it.
+
+    Both codes are stored as SHA-256 hashes: the device code is a 256-bit secret, the
+    user code is short-lived and throttled against guessing.
+    """
+
+    __tablename__ = "device_codes"
+
+    device_code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # None: all roles
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    poll_interval: Mapped[int] = mapped_column(Integer)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending, approved, denied
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    roles: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # granted at approval
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

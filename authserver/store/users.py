@@ -8,12 +8,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from authserver.domain.credentials import AuthState
 from authserver.errors import AlreadyExists, NotFound
 from authserver.records import UserRecord
 from authserver.store.changes import next_version
 from authserver.store.database import Database
 from authserver.store.ids import new_record_id
-from authserver.store.models import User
+from authserver.store.models import RevokedToken, User
 
 
 def user_record(row: User) -> UserRecord:
@@ -25,6 +26,18 @@ def user_record(row: User) -> UserRecord:
         disabled=row.disabled,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def person_state(row: User, client_id: str) -> AuthState:
+    """A person acting through a device client: their roles, with no credential of their own."""
+    return AuthState(
+        id="",
+        client_id=client_id,
+        user_id=row.id,
+        secret_hash="",
+        owner_roles=frozenset(row.roles),
+        owner_disabled=row.disabled,
     )
 
 
@@ -83,6 +96,18 @@ class UserStore:
             row.updated_at = now
             row.version = version
             return user_record(row)
+
+    def token_state(
+        self, *, user_id: str, client_id: str, jti: str
+    ) -> tuple[AuthState | None, bool]:
+        """For a token a device client got for ``user_id`` (RFC 8628): the person as
+        authentication sees them, and whether the token's ``jti`` is revoked."""
+        with self.database.session() as session:
+            revoked = session.get(RevokedToken, jti) is not None
+            row = session.get(User, user_id)
+            if row is None:
+                return None, revoked
+            return person_state(row, client_id), revoked
 
     def all(self) -> list[UserRecord]:
         with self.database.session() as session:

@@ -1,0 +1,165 @@
+"""``authserver login``: get a personal client through the device flow, as ``cone login`` does.
+
+RFC 8628 from the client's side: ask for a device code, show the person the
+code and the page to approve it on, poll the token endpoint at the interval
+the server asks for, then create a personal client with the person's token
+and keep its secret in a file only its owner can read. Standard library only,
+so the command needs nothing the server does not already install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEFAULT_CLIENT_ID = "authserver-cli"
+SLOW_DOWN_STEP = 5
+TIMEOUT = 30
+
+
+class LoginError(Exception):
+    """The login could not finish; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Where the new credential went."""
+
+    client_id: str
+    path: Path
+
+
+def default_output() -> Path:
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "authserver" / "credential.json"
+
+
+def _post(url: str, *, form: dict[str, str] | None = None, json_body: Any = None,
+          bearer: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        content_type = "application/x-www-form-urlencoded"
+    else:
+        data = json.dumps(json_body).encode()
+        content_type = "application/json"
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", content_type)
+    request.add_header("Accept", "application/json")
+    if bearer is not None:
+        request.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise LoginError(f"cannot reach {url}: {reason}") from None
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise LoginError(f"{url} answered HTTP {status} without JSON") from None
+    if not isinstance(body, dict):
+        raise LoginError(f"{url} answered HTTP {status} with unexpected JSON")
+    return status, body
+
+
+def _oauth_error(body: dict[str, Any]) -> str:
+    error = str(body.get("error", "error"))
+    description = body.get("error_description")
+    return f"{error}: {description}" if description else error
+
+
+def login(
+    issuer: str,
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    name: str | None = None,
+    output: Path | None = None,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Saved:
+    """Run the device flow against ``issuer`` and save the new credential to ``output``."""
+    issuer = issuer.rstrip("/")
+    output = output or default_output()
+    if output.exists() and not force:
+        raise LoginError(f"{output} exists; pass --force to replace it, or --output elsewhere")
+    status, started = _post(f"{issuer}/auth/v1/device_authorization", form={"client_id": client_id})
+    if status != 200:
+        raise LoginError(f"the server refused to start: {_oauth_error(started)}")
+    for field in ("device_code", "user_code", "verification_uri_complete", "expires_in"):
+        if not started.get(field):
+            raise LoginError(f"the server's answer lacks {field}")
+    say(f"First copy your one-time code: {started['user_code']}")
+    say(f"Then open this page in your browser and approve: {started['verification_uri_complete']}")
+    say("Waiting for your approval...")
+    token = _poll(issuer, client_id, started, sleep)
+    status, created = _post(
+        f"{issuer}/api/v1/iam/personal_clients",
+        json_body={"display_name": name or f"authserver login on {socket.gethostname()}"},
+        bearer=token,
+    )
+    if status != 200:
+        raise LoginError(f"creating the credential failed: {created.get('message', status)}")
+    credential = {
+        "issuer": issuer,
+        "client_id": created["client"]["clientId"],
+        "client_secret": created["clientSecret"],
+    }
+    _write_private(output, json.dumps(credential, indent=2) + "\n")
+    return Saved(client_id=credential["client_id"], path=output)
+
+
+def _poll(
+    issuer: str, client_id: str, started: dict[str, Any], sleep: Callable[[float], None]
+) -> str:
+    interval = int(started.get("interval") or 5)
+    deadline = time.monotonic() + int(started["expires_in"])
+    form = {
+        "grant_type": DEVICE_GRANT,
+        "client_id": client_id,
+        "device_code": started["device_code"],
+    }
+    while True:
+        sleep(interval)
+        if time.monotonic() > deadline:
+            raise LoginError("the code expired before it was approved; run the command again")
+        status, body = _post(f"{issuer}/auth/v1/token", form=form)
+        if status == 200 and body.get("access_token"):
+            return str(body["access_token"])
+        error = body.get("error")
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":
+            interval += SLOW_DOWN_STEP
+            continue
+        if error == "access_denied":
+            raise LoginError("the request was denied in the browser")
+        if error == "expired_token":
+            raise LoginError("the code expired before it was approved; run the command again")
+        raise LoginError(f"the server refused the login: {_oauth_error(body)}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only (0600, in a 0700 folder), atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
