@@ -58,10 +58,11 @@ def _purge_once(services: Services) -> None:
     services.store.revocations.purge(now=now)
     services.store.keys.purge(now=now)
     services.store.revocations.purge_assertions(now=now)
+    services.people.purge(now=now)
 
 
 async def _purger(services: Services) -> None:
-    """Drop revocations and retired keys that no token can need any more."""
+    """Drop revocations, retired keys and sessions that nothing can need any more."""
     while True:
         await anyio.sleep(PURGE_SECONDS)
         try:

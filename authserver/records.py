@@ -65,3 +65,14 @@ class Changes:
     client_ids: frozenset[str]
     user_ids: frozenset[str]
     revoked: tuple[tuple[str, datetime], ...]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A browser session (never its id, which only the browser holds)."""
+
+    user_id: str
+    method: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime

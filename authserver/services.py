@@ -11,10 +11,12 @@ from authserver.last_used import LastUsedRecorder
 from authserver.metrics import Metrics
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.server import Server
+from authserver.password_hashing import PasswordHasher
 from authserver.state_cache import StateCache
 from authserver.store import Database, Store
 from authserver.tokens import ActiveToken, active_token
 from authserver.usecases.credentials import CredentialService
+from authserver.usecases.people import PeopleService
 from authserver.usecases.users import UserService
 
 
@@ -34,6 +36,7 @@ class Services:
     state_cache: StateCache
     credentials: CredentialService
     users: UserService
+    people: PeopleService
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -62,6 +65,8 @@ class Services:
             # Changes through this process apply here at once; others follow the change feed.
             credentials=CredentialService(store, hasher, settings, on_change=state_cache.forget),
             users=UserService(store),
+            # Passwords share the secret hasher's bounded argon2 threads.
+            people=PeopleService(store, PasswordHasher(settings, hasher), settings),
         )
 
     async def active_token(self, token: str) -> ActiveToken | None:

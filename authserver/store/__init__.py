@@ -10,8 +10,11 @@ from __future__ import annotations
 from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
+from authserver.store.invites import InviteStore
+from authserver.store.passwords import PasswordStore
 from authserver.store.registration_tokens import RegistrationTokenStore
 from authserver.store.revocations import RevocationStore
+from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
 from authserver.store.users import UserStore
 
@@ -27,6 +30,9 @@ class Store:
         self.revocations = RevocationStore(database)
         self.registration_tokens = RegistrationTokenStore(database)
         self.changes = ChangeFeed(database)
+        self.passwords = PasswordStore(database)
+        self.sessions = SessionStore(database)
+        self.invites = InviteStore(database)
 
 
 __all__ = ["Database", "Store"]
