@@ -112,6 +112,9 @@ _TITLES = {
 
 async def error_page(request: Request, status_code: int, message: str) -> Response:
     """An error in the pages' look: a heading, what happened, where to go."""
+    message = message[:1].upper() + message[1:]
+    if not message.endswith((".", "?", "!")):
+        message += "."
     try:
         return await page(
             request,
@@ -149,7 +152,6 @@ FIELD_NAMES = {
     "scoped_roles": "Roles",
     "expires_time": "Expiry",
     "password": "Password",
-    "csrf": "Form",
 }
 
 

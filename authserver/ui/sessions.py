@@ -116,8 +116,10 @@ def remember_login_csrf(response: Response, request: Request, token: str) -> Non
 def _same_origin(request: Request) -> bool:
     """False only for a POST that says it comes from another origin."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return True  # older browsers and curl send none; the CSRF token still decides
+    if origin is None or origin == "null":
+        # curl sends none, and browsers send "null" under Referrer-Policy: no-referrer
+        # (which every response carries): the CSRF token decides alone.
+        return True
     issuer = urlsplit(services_of(request).settings.issuer)
     own = {f"{issuer.scheme}://{issuer.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
     return origin in own
@@ -128,7 +130,7 @@ def check_session_csrf(request: Request, form: Form, sid: str) -> None:
     if not _same_origin(request) or not hmac.compare_digest(
         form.get(CSRF_FIELD).encode(), csrf_token(sid).encode()
     ):
-        raise PermissionDenied(CSRF_MESSAGE, field="csrf")
+        raise PermissionDenied(CSRF_MESSAGE)
 
 
 def check_login_csrf(request: Request, form: Form) -> None:
@@ -140,7 +142,7 @@ def check_login_csrf(request: Request, form: Form) -> None:
         or not cookie
         or not hmac.compare_digest(sent.encode(), cookie.encode())
     ):
-        raise PermissionDenied(CSRF_MESSAGE, field="csrf")
+        raise PermissionDenied(CSRF_MESSAGE)
 
 
 CSRF_MESSAGE = (
