@@ -64,7 +64,7 @@ def guarded_context(
     browser: Browser, base_url: str, *, viewport: dict[str, int] = DESKTOP, phone: bool = False
 ) -> Iterator[Guarded]:
     context = browser.new_context(
-        viewport=viewport,  # type: ignore[arg-type]
+        viewport=viewport,  # type: ignore[arg-type]  # a ViewportSize TypedDict
         base_url=base_url,
         is_mobile=phone,
         has_touch=phone,
