@@ -1,7 +1,7 @@
 """The pages in a real browser: Debian's headless Chromium driven by Playwright.
 
 Each test uses a fresh browser context (cookies, clipboard) of one browser shared
-by the run; the server runs in a thread on loopback, on SQLite and on PostgreSQL.
+by this module; the server runs in a thread on loopback, on SQLite and on PostgreSQL.
 Nothing leaves loopback (``tests.browser``).
 """
 
@@ -29,8 +29,10 @@ from tests.conftest import PASSWORD, LiveServer, now, within
 from tests.ports import free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: sync Playwright keeps an asyncio loop running in this
+    # thread while it is open, which later tests' own event loops cannot share.
     assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
     with sync_playwright() as playwright:
         launched = chromium.launch(playwright)
@@ -285,7 +287,7 @@ def test_secret_page_works_with_the_keyboard_alone(page: Page, store: Store, peo
     sign_in(page)
     create(page, "keyboard")
     page.evaluate("navigator.clipboard.writeText('')")
-    page.reload()  # the form's answer again: a fresh page, focus at the start
+    page.evaluate("document.activeElement.blur()")  # focus back at the start of the page
     for _ in range(30):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.dataset.copy") == "client-secret":
