@@ -159,13 +159,48 @@ def test_create_shows_the_secret_once_and_it_gets_a_token(
 ) -> None:
     sign_in(client)
     page = create(client, role="billing:read")
-    assert page.status_code == 201 and page.headers["cache-control"] == "no-store"
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
     client_id, secret = field_value(page, "client-id"), field_value(page, "client-secret")
     assert secret.startswith("secret-token:")
     token = token_request(client, client_id, secret)
     assert token.status_code == 200 and token.json()["scope"] == "billing:read"
     assert secret not in client.get("/ui/personal-clients").text
+
+
+def test_reloading_the_secret_page_neither_shows_it_again_nor_creates_another(
+    client: TestClient, alice, store: Store
+) -> None:
+    sign_in(client)
+    token = csrf_of(client.get("/ui/personal-clients/new"))
+    answer = client.post(
+        "/ui/personal-clients/new",
+        data={"csrf_token": token, "name": "once", "expiry": "30d"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    first = client.get(answer.headers["location"])
+    assert field_value(first, "client-secret").startswith("secret-token:")
+    again = client.get(answer.headers["location"])
+    assert again.status_code == 410 and "shown once and cannot be shown again" in again.text
+    assert "secret-token:" not in again.text and len(store.credentials.all(user_id=alice.id)) == 1
+
+
+def test_handed_over_secret_is_useless_to_another_session(
+    client: TestClient, alice, store: Store
+) -> None:
+    sign_in(client)
+    token = csrf_of(client.get("/ui/personal-clients/new"))
+    answer = client.post(
+        "/ui/personal-clients/new",
+        data={"csrf_token": token, "name": "once", "expiry": "30d"},
+        follow_redirects=False,
+    )
+    sealed = client.cookies["authserver_new_secret"]
+    sign_in(client)  # the same person, another session
+    client.cookies.set("authserver_new_secret", sealed)
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 410 and "secret-token:" not in page.text
 
 
 def test_create_is_audited_with_the_session_as_actor(
@@ -268,7 +303,7 @@ def test_last_used_shows_in_words_with_the_exact_time_on_hover(
     assert re.search(
         r'<time datetime="[^"]+" title="[0-9-]+ [0-9:]+ UTC">3 minutes ago</time>', listing
     )
-    assert page.status_code == 201
+    assert page.status_code == 200
 
 
 def test_non_admin_gets_a_403_page_for_everyones_credentials(client: TestClient, alice) -> None:

@@ -189,9 +189,33 @@ async def create(request: Request, person: SignedIn, sid: str) -> Response:
         )
     except (InvalidArgument, PermissionDenied) as exc:
         return await _new_page(request, person, form, error=exc)
-    return await render.page(
-        request, "secret.html", status_code=201, record=created.record, secret=created.secret
+    # Post/redirect/get: reloading the secret page must not send the form again.
+    response = RedirectResponse(f"{OWN}/{created.record.id}/secret", status_code=303)
+    sessions.hand_over(response, request, sid, created.record.id, created.secret)
+    return response
+
+
+SHOWN_ONCE = (
+    "The secret of this personal client was shown once and cannot be shown again. "
+    "If you did not store it, delete the personal client and create another."
+)
+
+
+@signed_in_only
+async def show_secret(request: Request, person: SignedIn, sid: str) -> Response:
+    """The new credential's client id and secret, this once."""
+    services = sessions.services_of(request)
+    ref = _ref(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: services.credentials.visible(caller=person.caller(), ref=ref)
     )
+    secret = sessions.handed_over(request, sid, record.id)
+    if secret is None or record.user_id != person.user.id:
+        response = await render.error_page(request, 410, SHOWN_ONCE)
+    else:
+        response = await render.page(request, "secret.html", record=record, secret=secret)
+    sessions.end_handover(response, request)
+    return response
 
 
 def _ref(request: Request) -> str:

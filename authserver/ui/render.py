@@ -104,6 +104,7 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Not found",
+    410: "Shown once",
     429: "Too many attempts",
     500: "Something went wrong",
     503: "Try again shortly",

@@ -26,6 +26,7 @@ ROUTES = [
             Route("/personal-clients/all", clients.list_everyone, methods=["GET"]),
             Route("/personal-clients/new", clients.new_form, methods=["GET"]),
             Route("/personal-clients/new", clients.create, methods=["POST"]),
+            Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

@@ -16,13 +16,17 @@ prefix (no subdomain can set them).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import anyio.to_thread
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -143,6 +147,62 @@ def check_login_csrf(request: Request, form: Form) -> None:
         or not hmac.compare_digest(sent.encode(), cookie.encode())
     ):
         raise PermissionDenied(CSRF_MESSAGE)
+
+
+# A new secret travels from the create form's answer to the page that shows it inside
+# a cookie, sealed (AES-GCM) under a key only the session's holder can derive: nothing
+# is stored on the server, any instance can show it, and a reload finds it gone.
+HANDOVER_SECONDS = 300
+
+
+def _handover_cookie(settings: Settings) -> str:
+    return "__Host-authserver_new_secret" if settings.is_https else "authserver_new_secret"
+
+
+def _handover_key(sid: str) -> bytes:
+    return hmac.new(sid.encode(), b"authserver new secret v1", hashlib.sha256).digest()
+
+
+def hand_over(response: Response, request: Request, sid: str, record_id: str, secret: str) -> None:
+    """Carry ``secret`` to the next page of this session, once."""
+    settings = services_of(request).settings
+    nonce = os.urandom(12)
+    sealed = AESGCM(_handover_key(sid)).encrypt(nonce, secret.encode(), record_id.encode())
+    value = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    response.set_cookie(
+        _handover_cookie(settings),
+        value,
+        max_age=HANDOVER_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=settings.is_https,
+    )
+
+
+def handed_over(request: Request, sid: str, record_id: str) -> str | None:
+    """The secret handed over for ``record_id`` in this session, or None."""
+    value = request.cookies.get(_handover_cookie(services_of(request).settings))
+    if not value or len(value) > 2048:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        opened = AESGCM(_handover_key(sid)).decrypt(raw[:12], raw[12:], record_id.encode())
+        return opened.decode()
+    except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+        return None
+
+
+def end_handover(response: Response, request: Request) -> None:
+    """The browser forgets the sealed secret: it is shown once."""
+    settings = services_of(request).settings
+    response.delete_cookie(
+        _handover_cookie(settings),
+        path="/",
+        secure=settings.is_https,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 CSRF_MESSAGE = (
