@@ -40,9 +40,11 @@ class PasswordHasher:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """Blocking. With ``password_hash`` None, the same work against a dummy hash, False."""
+        if self._dummy is None:
+            # Made at the first sign-in of any kind, known e-mail or not, so that even the
+            # first answer takes no longer for an unknown address.
+            self._dummy = self.hash(os.urandom(16).hex())
         if password_hash is None:
-            if self._dummy is None:
-                self._dummy = self.hash(os.urandom(16).hex())
             self._threads.run(self._check, self._dummy, password)
             return False
         return self._threads.run(self._check, password_hash, password)
