@@ -30,6 +30,7 @@ from authserver.oauth.revocation import revocation_endpoint
 from authserver.oauth.token import token_endpoint
 from authserver.services import Services
 from authserver.store.database import Database
+from authserver.ui import routes as ui
 
 log = logging.getLogger("authserver")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,10 +61,11 @@ def _purge_once(services: Services) -> None:
     services.store.keys.purge(now=now)
     services.store.revocations.purge_assertions(now=now)
     services.store.device_codes.purge(now=now)
+    services.people.purge(now=now)
 
 
 async def _purger(services: Services) -> None:
-    """Drop revocations and retired keys that no token can need any more."""
+    """Drop revocations, retired keys and sessions that nothing can need any more."""
     while True:
         await anyio.sleep(PURGE_SECONDS)
         try:
@@ -99,6 +101,8 @@ _API_CODES = {404: 5, 405: 12}
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if ui.is_page(request.url.path):
+        return await ui.http_error(request, exc.status_code)
     if request.url.path.startswith("/api/"):
         return JSONResponse(
             {"code": _API_CODES.get(exc.status_code, 3), "message": exc.detail},
@@ -182,6 +186,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         Route("/readyz", ops.readyz),
         Route("/metrics", ops.metrics),
         *API_ROUTES,
+        *ui.ROUTES,
     ]
     app = Starlette(
         routes=routes,

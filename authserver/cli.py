@@ -28,10 +28,12 @@ from authserver.domain.credentials import UNSET, Caller, CredentialPatch, NewCre
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
 from authserver.hashing import SecretHasher
+from authserver.password_hashing import PasswordHasher
 from authserver.records import ClientRecord
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
+from authserver.usecases.people import PeopleService
 from authserver.usecases.users import UserService
 
 T = TypeVar("T")
@@ -42,6 +44,8 @@ FIELD_NAMES = {
     "scoped_roles": "--scoped-role",
     "expires_time": "--expires",
     "roles": "--role",
+    "password": "password",
+    "ttl": "--ttl",
 }
 
 
@@ -75,8 +79,16 @@ class Context:
         return Store(self.database)
 
     @functools.cached_property
+    def hasher(self) -> SecretHasher:
+        return SecretHasher(self.settings)
+
+    @functools.cached_property
     def credentials(self) -> CredentialService:
-        return CredentialService(self.store, SecretHasher(self.settings), self.settings)
+        return CredentialService(self.store, self.hasher, self.settings)
+
+    @functools.cached_property
+    def people(self) -> PeopleService:
+        return PeopleService(self.store, PasswordHasher(self.settings, self.hasher), self.settings)
 
     @functools.cached_property
     def users(self) -> UserService:
@@ -307,6 +319,49 @@ def users_list(ctx: Context, as_json: bool) -> None:
     for u in records:
         state = " (disabled)" if u.disabled else ""
         click.echo(f"{u.id}  {u.email}  roles={','.join(u.roles) or '-'}{state}")
+
+
+def _read_password() -> str:
+    """From a terminal: asked twice, not echoed. Otherwise: the first line of stdin.
+
+    Never an argument: arguments end up in shell history and in ``ps`` output.
+    """
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError("give the password on standard input")
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+@users.command("set-password")
+@click.argument("ref", metavar="EMAIL|ID")
+@_command
+def users_set_password(ctx: Context, ref: str) -> None:
+    """Set a user's password, read from stdin; the user's browser sessions end."""
+    password = _read_password()
+    user = ctx.people.set_password(user_ref=ref, password=password, now=_now())
+    click.echo(f"password set for {user.email}; their browser sessions were ended")
+
+
+@users.command("invite")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.option("--ttl", default="7d", metavar="DURATION", help="Lifetime of the link (default 7d).")
+@_command
+def users_invite(ctx: Context, ref: str, ttl: str) -> None:
+    """Print a one-time link on which the user chooses a password."""
+    link, expires_at = ctx.people.invite(user_ref=ref, ttl=parse_duration(ttl), now=_now())
+    click.echo(link)
+    click.echo(f"single use; expires {wire.timestamp(expires_at)}", err=True)
+
+
+@users.command("sign-out")
+@click.argument("ref", metavar="EMAIL|ID")
+@_command
+def users_sign_out(ctx: Context, ref: str) -> None:
+    """End every browser session of a user, on every instance."""
+    user, ended = ctx.people.sign_out_everywhere(user_ref=ref)
+    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {user.email}")
 
 
 @main.group()

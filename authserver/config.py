@@ -65,6 +65,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = 1  # or "auto": one per CPU
+    # People's sign-in and the pages (SPEC section 8).
+    login_password: bool = True  # TOML: [login] password = true
+    password_min_length: int = 15
+    session_idle_timeout: int = 1800
+    session_max_age: int = 43200
+    sign_in_failure_limit: int = 10
+    sign_in_failure_window: int = 300
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 
@@ -111,6 +118,15 @@ class Settings:
         _check_device_clients(self.device_clients)
         if not 1 <= self.device_poll_interval <= 60:
             raise ConfigError("device_poll_interval must be 1 to 60 seconds")
+        if not 8 <= self.password_min_length <= 64:
+            # SP 800-63B: never fewer than 8; more than 64 would refuse what it says to accept.
+            raise ConfigError("password_min_length must be 8 to 64")
+        if not 60 <= self.session_idle_timeout <= self.session_max_age:
+            raise ConfigError("session_idle_timeout must be 60 s to session_max_age")
+        if self.session_max_age > 30 * 86400:
+            raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
+        if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
+            raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
@@ -138,6 +154,11 @@ class Settings:
         return self.secret_token_domain or self.issuer_host
 
     @property
+    def is_https(self) -> bool:
+        """True when the issuer is https: session cookies are then ``Secure`` and ``__Host-``."""
+        return self.issuer.startswith("https://")
+
+    @property
     def token_audience(self) -> str:
         return self.audience or self.issuer
 
@@ -146,6 +167,9 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted_networks"}
+# TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
+# ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
+TABLES = ("login",)
 KNOWN_VARIABLES = frozenset({f"AUTHSERVER_{n.upper()}" for n in _FIELDS} | set(OTHER_VARIABLES))
 
 
@@ -277,6 +301,26 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
         raise ConfigError(f"{name}: expected {kind}, got {value!r}") from exc
 
 
+def _flatten(raw: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """Top-level keys, and the keys of ``TABLES`` as ``<table>_<key>``; others are refused."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in TABLES and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if inner == "oidc":
+                    raise ConfigError(
+                        f"{config_path}: [[login.oidc]] providers are not supported yet"
+                    )
+                if f"{key}_{inner}" not in _FIELDS:
+                    raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]")
+                flat[f"{key}_{inner}"] = inner_value
+        elif key not in _FIELDS or key.startswith(tuple(f"{t}_" for t in TABLES)):
+            raise ConfigError(f"{config_path}: unknown key {key!r}")
+        else:
+            flat[key] = value
+    return flat
+
+
 def load_settings(
     path: str | Path | None = None,
     *,
@@ -296,9 +340,7 @@ def load_settings(
             raise ConfigError(f"{config_path}: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"cannot read {config_path}: {exc.strerror or exc}") from exc
-        for key, value in raw.items():
-            if key not in _FIELDS:
-                raise ConfigError(f"{config_path}: unknown key {key!r}")
+        for key, value in _flatten(raw, config_path).items():
             values[key] = _coerce(key, value, from_env=False)
     elif explicit:
         raise ConfigError(f"config file {config_path} does not exist")

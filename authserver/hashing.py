@@ -18,7 +18,9 @@ import hashlib
 import hmac
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -28,6 +30,7 @@ from authserver.config import Settings
 MAX_CACHED = 200_000
 ARGON2_NICE = 10  # argon2 threads yield the CPU to the event loop (and to warm traffic)
 MAX_NICE = 19
+T = TypeVar("T")
 
 
 def _yield_cpu() -> None:
@@ -71,6 +74,10 @@ class SecretHasher:
     def hash(self, secret: str) -> str:
         """Blocking: call from a worker thread (or the CLI)."""
         return self._pool.submit(self._hasher.hash, secret).result()
+
+    def run(self, work: Callable[..., T], *args: object) -> T:
+        """Blocking: run other argon2 work (people's passwords) in the same bounded threads."""
+        return self._pool.submit(work, *args).result()
 
     def _verify_blocking(self, secret_hash: str, secret: str) -> bool:
         try:

@@ -80,3 +80,14 @@ class DeviceAuthorization:
     user_id: str | None = None
     roles: tuple[str, ...] | None = None  # granted at approval
     used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A browser session (never its id, which only the browser holds)."""
+
+    user_id: str
+    method: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime

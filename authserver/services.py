@@ -13,12 +13,14 @@ from authserver.oauth import device_flow
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.device_flow import DeviceAuthorizationEndpointImpl
 from authserver.oauth.server import Server
+from authserver.password_hashing import PasswordHasher
 from authserver.state_cache import StateCache
 from authserver.store import Database, Store
 from authserver.throttle import FailureThrottle
 from authserver.tokens import ActiveToken, active_token
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
+from authserver.usecases.people import PeopleService
 from authserver.usecases.users import UserService
 
 # A source may start this many device authorizations a minute: every start stores a row.
@@ -43,6 +45,7 @@ class Services:
     users: UserService
     devices: DeviceFlowService
     device_starts: FailureThrottle  # device authorizations started, per source
+    people: PeopleService
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -79,6 +82,8 @@ class Services:
             users=UserService(store),
             devices=devices,
             device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
+            # Passwords share the secret hasher's bounded argon2 threads.
+            people=PeopleService(store, PasswordHasher(settings, hasher), settings),
         )
 
     async def active_token(self, token: str) -> ActiveToken | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from authserver.app import OAuthEndpoints, create_app
 from authserver.config import DeviceClient, Settings
@@ -23,6 +23,7 @@ from authserver.usecases.users import UserService
 from tests.conftest import mint, operator_creates
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+PAGES_DOC = DOC.with_name("ui.md")
 DOC_URL = "http://127.0.0.1:8000"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 # Values that differ on every run; both sides show them as "…" (empty values stay: they mean
@@ -97,6 +98,8 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a.db"))
     missing = []
     for route in app.routes:
+        if isinstance(route, Mount) and route.path == "/ui":
+            continue  # pages for people, not the API: docs/ui.md lists them
         assert isinstance(route, Route)
         path = route.path.replace("{client_id:path}", "{client_id}")
         methods = (route.methods or {"GET"}) - {"HEAD"}
@@ -110,6 +113,20 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
 @pytest.fixture
 def live_settings_overrides() -> dict[str, Any]:
     return {"device_clients": (DeviceClient("authserver-cli", "authserver login"),)}
+
+
+def test_every_page_is_listed_in_the_pages_document(tmp_path: Path) -> None:
+    text = PAGES_DOC.read_text()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a.db"))
+    [pages] = [r for r in app.routes if isinstance(r, Mount) and r.path == "/ui"]
+    missing = [
+        f"{method} /ui{route.path}"
+        for route in pages.routes
+        if isinstance(route, Route)
+        for method in sorted((route.methods or {"GET"}) - {"HEAD"})
+        if f"{method} /ui{route.path}" not in text
+    ]
+    assert not missing, f"pages that docs/ui.md does not list: {missing}"
 
 
 def test_documented_examples_answer_what_the_server_answers(live_server, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "authserver"
-FRONT_DOORS = ("authserver.api", "authserver.oauth", "authserver.cli")
+FRONT_DOORS = ("authserver.api", "authserver.oauth", "authserver.cli", "authserver.ui")
 # Layer → packages it must never import.
 FORBIDDEN = {
     "authserver.domain": (
@@ -20,14 +20,30 @@ FORBIDDEN = {
         "authserver.oauth",
         "authserver.app",
         "authserver.services",
+        "authserver.ui",
     ),
-    "authserver.store": ("authserver.usecases", "authserver.api", "authserver.oauth"),
-    "authserver.usecases": ("authserver.api", "authserver.oauth", "authserver.app"),
-    "authserver.api": ("authserver.oauth",),
-    "authserver.oauth": ("authserver.api",),
+    "authserver.store": (
+        "authserver.usecases",
+        "authserver.api",
+        "authserver.oauth",
+        "authserver.ui",
+    ),
+    "authserver.usecases": (
+        "authserver.api",
+        "authserver.oauth",
+        "authserver.app",
+        "authserver.ui",
+    ),
+    "authserver.api": ("authserver.oauth", "authserver.ui"),
+    "authserver.oauth": ("authserver.api", "authserver.ui"),
+    "authserver.ui": ("authserver.api", "authserver.oauth", "authserver.app"),
 }
-# Store methods that change a credential or a user: only use cases call them.
-WRITES = re.compile(r"store\.(credentials|users)\.(create|update|delete)\(")
+# Store methods that change a credential, a user, a password, a session or an invitation:
+# only use cases call them.
+WRITES = re.compile(
+    r"store\.(credentials|users|passwords|sessions|invites)\."
+    r"(create|update|delete|set|redeem|touch|delete_for_user|purge)\("
+)
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -328,3 +328,53 @@ def test_users_update_no_roles_clears_roles(run) -> None:
     result = run("users", "update", "a@example.com", "--no-roles", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["roles"] == []
+
+
+def test_users_set_password_reads_the_password_from_stdin(run, db_url: str) -> None:
+    from tests.conftest import PASSWORD
+
+    run("users", "create", "pat@example.com")
+    result = CliRunner().invoke(
+        main,
+        ["users", "set-password", "pat@example.com"],
+        input=PASSWORD + "\n",
+        env={"AUTHSERVER_DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output
+    database = Database(db_url)
+    try:
+        store = Store(database)
+        user = store.users.find(ref="pat@example.com")
+        stored = store.passwords.hash_of(user_id=user.id)
+    finally:
+        database.dispose()
+    assert stored is not None and PasswordHasher().verify(stored, PASSWORD)
+
+
+def test_users_set_password_refuses_a_short_password(run, db_url: str) -> None:
+    run("users", "create", "pat@example.com")
+    result = CliRunner().invoke(
+        main,
+        ["users", "set-password", "pat@example.com"],
+        input="kettle\n",
+        env={"AUTHSERVER_DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 1
+    assert "password: use at least 15 characters" in result.output
+
+
+def test_users_invite_prints_a_one_time_link(run) -> None:
+    run("users", "create", "pat@example.com")
+    result = run("users", "invite", "pat@example.com", "--ttl", "2h")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"^http://127\.0\.0\.1:8000/ui/invite\?token=inv_[\w-]{43}$", result.output, re.M
+    )
+
+
+def test_users_sign_out_ends_the_users_sessions(run) -> None:
+    run("users", "create", "pat@example.com")
+    result = run("users", "sign-out", "pat@example.com")
+    assert result.exit_code == 0
+    assert "ended 0 sessions of pat@example.com" in result.output

@@ -18,8 +18,44 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
     assert shipped == Settings()
     text = (ROOT / "config" / "authserver.toml").read_text()
     for name in Settings.__dataclass_fields__:
-        if name != "trusted_networks":
+        table, _, key = name.partition("_")
+        if table in config.TABLES:  # [login] password = … is login_password
+            assert (
+                f"\n[{table}]\n" in text and f"\n{key} = " in "\n" + text.split(f"\n[{table}]\n")[1]
+            )
+        elif name != "trusted_networks":
             assert f"\n{name} = " in text
+
+
+def test_login_table_sets_the_login_settings(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[login]\npassword = false\n")
+    assert load_settings(path, environ={}).login_password is False
+
+
+def test_login_password_from_environment() -> None:
+    settings = load_settings(environ={"AUTHSERVER_LOGIN_PASSWORD": "false"})
+    assert settings.login_password is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[login]\npasswords = true\n", id="unknown-key-in-table"),
+        pytest.param("login_password = true\n", id="table-key-at-top-level"),
+        pytest.param('[[login.oidc]]\nname = "corp"\n', id="oidc-not-yet"),
+    ],
+)
+def test_login_table_refuses_what_it_does_not_know(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_settings(path, environ={})
+
+
+def test_password_min_length_below_eight_is_refused() -> None:
+    with pytest.raises(ConfigError, match="password_min_length"):
+        Settings(password_min_length=7)
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:

@@ -63,6 +63,14 @@ EXPECTED: dict[str, list[tuple[str, Check]]] = {
             ),
         ),
     ],
+    "users invite bob@example.com": [
+        (
+            "a one-time invitation link",
+            lambda out, _: (
+                re.search(r"^http://127\.0\.0\.1:\d+/ui/invite\?token=inv_", out, re.M) is not None
+            ),
+        ),
+    ],
     "-X DELETE": [
         (
             "the registration read back",

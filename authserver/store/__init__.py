@@ -11,8 +11,11 @@ from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
+from authserver.store.invites import InviteStore
+from authserver.store.passwords import PasswordStore
 from authserver.store.registration_tokens import RegistrationTokenStore
 from authserver.store.revocations import RevocationStore
+from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
 from authserver.store.users import UserStore
 
@@ -29,6 +32,9 @@ class Store:
         self.registration_tokens = RegistrationTokenStore(database)
         self.changes = ChangeFeed(database)
         self.device_codes = DeviceCodeStore(database)
+        self.passwords = PasswordStore(database)
+        self.sessions = SessionStore(database)
+        self.invites = InviteStore(database)
 
 
 __all__ = ["Database", "Store"]

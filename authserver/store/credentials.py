@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from authserver.domain.credentials import UNSET, AuthState, CheckedPatch, CredentialSpec
 from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
-from authserver.records import ClientRecord
+from authserver.records import ClientRecord, UserRecord
 from authserver.store.changes import next_version
 from authserver.store.database import Database
 from authserver.store.ids import new_record_id
@@ -24,6 +24,7 @@ from authserver.store.models import (
     User,
     UTCDateTime,
 )
+from authserver.store.users import user_record
 
 
 def client_record(row: PersonalClient) -> ClientRecord:
@@ -212,6 +213,42 @@ class CredentialStore:
         query = query.order_by(PersonalClient.id).limit(limit + 1)
         with self.database.session() as session:
             rows = [client_record(row) for row in session.scalars(query)]
+        return rows[:limit], len(rows) > limit
+
+    def newest_first(
+        self,
+        *,
+        user_id: str | None,
+        query: str | None = None,
+        before_id: str | None = None,
+        limit: int,
+    ) -> tuple[list[tuple[ClientRecord, UserRecord]], bool]:
+        """Live credentials with their owners, newest first, ``limit`` before ``before_id``.
+
+        ``user_id`` None means everyone's; ``query`` matches (case-insensitively,
+        anywhere) the owner's e-mail or display name, or the credential's display name.
+        Returns the page and whether more follow (the pages' list).
+        """
+        statement = (
+            select(PersonalClient, User)
+            .join(User, User.id == PersonalClient.user_id)
+            .where(PersonalClient.deleted_at.is_(None))
+        )
+        if user_id is not None:
+            statement = statement.where(PersonalClient.user_id == user_id)
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped.lower()}%"
+            statement = statement.where(
+                func.lower(User.email).like(pattern, escape="\\")
+                | func.lower(User.display_name).like(pattern, escape="\\")
+                | func.lower(PersonalClient.display_name).like(pattern, escape="\\")
+            )
+        if before_id is not None:
+            statement = statement.where(PersonalClient.id < before_id)
+        statement = statement.order_by(PersonalClient.id.desc()).limit(limit + 1)
+        with self.database.session() as session:
+            rows = [(client_record(c), user_record(u)) for c, u in session.execute(statement)]
         return rows[:limit], len(rows) > limit
 
     def delete(self, *, id: str, now: datetime) -> ClientRecord:

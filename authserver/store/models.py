@@ -166,3 +166,44 @@ class DeviceCode(Base):
     roles: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # granted at approval
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserPassword(Base):
+    """A person's local password, as an argon2id hash (one row per user who has one)."""
+
+    __tablename__ = "user_passwords"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BrowserSession(Base):
+    """A signed-in browser: only the SHA-256 of its session id is kept.
+
+    Read on every page request (no cache), so sign-out, a disabled or deleted user
+    and a role change apply on every instance at once.
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))  # how the person signed in: "password", …
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # absolute lifetime
+
+
+class Invite(Base):
+    """A one-time link on which a person chooses a password, stored as a SHA-256 hash."""
+
+    __tablename__ = "invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

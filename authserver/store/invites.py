@@ -1,0 +1,60 @@
+"""Invitations: one-time links on which a person chooses a password (SHA-256 hashes only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+
+from authserver.errors import Unauthenticated
+from authserver.store.database import Database
+from authserver.store.models import Invite
+from authserver.store.passwords import write_password
+
+
+class InviteStore:
+    """Reads and writes invitations."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(self, *, token_hash: str, user_id: str, now: datetime, expires_at: datetime) -> None:
+        with self.database.session() as session:
+            session.add(
+                Invite(
+                    token_hash=token_hash,
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=expires_at,
+                    used_at=None,
+                )
+            )
+
+    def usable(self, *, token_hash: str, now: datetime) -> str | None:
+        """The user id of an unspent, unexpired invitation, else None."""
+        with self.database.session() as session:
+            row = session.get(Invite, token_hash)
+            if row is None or row.used_at is not None or row.expires_at <= now:
+                return None
+            return row.user_id
+
+    def redeem(self, *, token_hash: str, password_hash: str, now: datetime) -> str:
+        """Spend the invitation and set its user's password in one transaction; the user id.
+
+        Two browsers redeeming the same link: one wins, the other is ``Unauthenticated``.
+        """
+        with self.database.session() as session:
+            row = session.get(Invite, token_hash)
+            spent = session.execute(
+                update(Invite)
+                .where(
+                    Invite.token_hash == token_hash,
+                    Invite.used_at.is_(None),
+                    Invite.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if row is None or getattr(spent, "rowcount", 0) != 1:
+                raise Unauthenticated("the invitation is spent or expired")
+            write_password(session, user_id=row.user_id, password_hash=password_hash, now=now)
+            return row.user_id

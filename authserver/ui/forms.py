@@ -1,0 +1,41 @@
+"""Reading the pages' POSTed forms: UTF-8 ``application/x-www-form-urlencoded``, bounded."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from authserver.errors import InvalidArgument
+from authserver.http_body import read_body
+
+MAX_FORM_BYTES = 65536
+
+
+class Form:
+    """A parsed form: the first value of a field, or all of them (checkboxes)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+
+    def get(self, name: str, default: str = "") -> str:
+        return next((value for key, value in self.pairs if key == name), default)
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+
+async def read_form(request: Request) -> Form:
+    """The form, or ``InvalidArgument`` for another content type, a huge body or bad UTF-8."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise InvalidArgument("expected a form (application/x-www-form-urlencoded)")
+    body = await read_body(request, limit=MAX_FORM_BYTES)
+    if body is None:
+        raise InvalidArgument("the form is too large")
+    try:
+        text = body.decode("ascii")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidArgument("the form is not valid UTF-8 form encoding") from None
+    return Form(pairs)

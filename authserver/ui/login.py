@@ -1,0 +1,200 @@
+"""How people sign in: the sign-in page, password sign-in, invitations, sign-out.
+
+Each method proves who the person is and then hands the session that
+``PeopleService`` started to ``sessions.set_session_cookie``; nothing else here
+knows about sessions. An OpenID Connect method will add its buttons to the
+sign-in page (``methods``) and its own callback, ending the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from authserver.domain import network
+from authserver.errors import AuthserverError, InvalidArgument
+from authserver.ui import render, sessions
+from authserver.ui.forms import read_form
+from authserver.usecases.people import SignInFailed, SignInThrottled
+
+
+def _source(request: Request) -> network.Address | None:
+    services = sessions.services_of(request)
+    peer = request.client.host if request.client else None
+    return network.source_address(
+        peer, request.headers.getlist("x-forwarded-for"), services.settings.trusted_networks
+    )
+
+
+async def _sign_in_page(
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str = "",
+    email: str = "",
+    next_path: str = "",
+    notice: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    token, new = sessions.login_csrf(request)
+    settings = sessions.services_of(request).settings
+    response = await render.page(
+        request,
+        "login.html",
+        status_code=status_code,
+        headers=headers,
+        csrf=token,
+        error=error,
+        email=email,
+        next=sessions.safe_next(next_path) if next_path else "",
+        notice=notice,
+        password_enabled=settings.login_password,
+    )
+    if new:
+        sessions.remember_login_csrf(response, request, token)
+    return response
+
+
+async def sign_in_page(request: Request) -> Response:
+    """``GET /ui/``: the sign-in form, or straight on for someone already signed in."""
+    next_path = request.query_params.get("next", "")
+    if await sessions.signed_in(request) is not None:
+        return RedirectResponse(sessions.safe_next(next_path), status_code=303)
+    notice = ""
+    if request.query_params.get("expired"):
+        notice = "Your session has ended. Please sign in again."
+    elif request.query_params.get("signed_out"):
+        notice = "You are signed out."
+    response = await _sign_in_page(request, next_path=next_path, notice=notice)
+    if sessions.session_id(request):  # a cookie for a session that is over
+        sessions.clear_session_cookie(response, sessions.services_of(request).settings)
+    return response
+
+
+async def password_sign_in(request: Request) -> Response:
+    """``POST /ui/login/password``: e-mail and password → a new session."""
+    services = sessions.services_of(request)
+    form = await read_form(request)
+    sessions.check_login_csrf(request, form)
+    email, next_path = form.get("email")[:320], form.get("next")
+    source = _source(request)
+    previous = sessions.session_id(request)
+    try:
+        started = await anyio.to_thread.run_sync(
+            lambda: services.people.sign_in_with_password(
+                email=email, password=form.get("password"), source=source, now=datetime.now(UTC)
+            )
+        )
+    except SignInThrottled as exc:
+        return await _sign_in_page(
+            request,
+            status_code=429,
+            error=exc.message[:1].upper() + exc.message[1:] + ".",
+            email=email,
+            next_path=next_path,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except SignInFailed:
+        return await _sign_in_page(
+            request,
+            status_code=401,
+            error="That e-mail address and password do not match an account.",
+            email=email,
+            next_path=next_path,
+        )
+    if previous:  # whatever session this browser had before ends now
+        await anyio.to_thread.run_sync(lambda: services.people.sign_out(session_id=previous))
+    response = RedirectResponse(sessions.safe_next(next_path), status_code=303)
+    sessions.set_session_cookie(response, services.settings, started)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    """``POST /ui/logout``: end this session on every instance."""
+    services = sessions.services_of(request)
+    form = await read_form(request)
+    sid = sessions.session_id(request)
+    if sid and await sessions.signed_in(request) is not None:
+        sessions.check_session_csrf(request, form, sid)
+        await anyio.to_thread.run_sync(lambda: services.people.sign_out(session_id=sid))
+    response = RedirectResponse("/ui/?signed_out=1", status_code=303)
+    sessions.clear_session_cookie(response, services.settings)
+    return response
+
+
+INVITE_GONE = (
+    "This invitation link has been used or has expired. "
+    "Ask your administrator for a new one, or sign in if you have chosen a password."
+)
+
+
+async def _invite_page(
+    request: Request, *, token: str, email: str, error: str = "", status_code: int = 200
+) -> Response:
+    csrf, new = sessions.login_csrf(request)
+    response = await render.page(
+        request,
+        "invite.html",
+        status_code=status_code,
+        csrf=csrf,
+        token=token,
+        email=email,
+        error=error,
+        min_length=sessions.services_of(request).settings.password_min_length,
+    )
+    if new:
+        sessions.remember_login_csrf(response, request, csrf)
+    return response
+
+
+async def invite_page(request: Request) -> Response:
+    """``GET /ui/invite?token=…``: choose a password (the link works once)."""
+    services = sessions.services_of(request)
+    token = request.query_params.get("token", "")
+    user = await anyio.to_thread.run_sync(
+        lambda: services.people.invited(token=token, now=datetime.now(UTC))
+    )
+    if user is None:
+        return await render.error_page(request, 404, INVITE_GONE)
+    return await _invite_page(request, token=token, email=user.email)
+
+
+async def accept_invite(request: Request) -> Response:
+    """``POST /ui/invite``: set the chosen password and sign in."""
+    services = sessions.services_of(request)
+    form = await read_form(request)
+    sessions.check_login_csrf(request, form)
+    token, password = form.get("token"), form.get("password")
+    user = await anyio.to_thread.run_sync(
+        lambda: services.people.invited(token=token, now=datetime.now(UTC))
+    )
+    if user is None:
+        return await render.error_page(request, 404, INVITE_GONE)
+    if password != form.get("password_again"):
+        return await _invite_page(
+            request,
+            token=token,
+            email=user.email,
+            error="The two passwords differ; type the same one twice.",
+            status_code=400,
+        )
+    source = _source(request)
+    try:
+        started = await anyio.to_thread.run_sync(
+            lambda: services.people.accept_invite(
+                token=token, password=password, now=datetime.now(UTC), source=source
+            )
+        )
+    except InvalidArgument as exc:
+        message = exc.describe(render.FIELD_NAMES)
+        return await _invite_page(
+            request, token=token, email=user.email, error=message + ".", status_code=400
+        )
+    except AuthserverError:
+        return await render.error_page(request, 404, INVITE_GONE)
+    response = RedirectResponse(sessions.HOME, status_code=303)
+    sessions.set_session_cookie(response, services.settings, started)
+    return response

@@ -1,0 +1,253 @@
+"""``/ui/personal-clients``: a person's credentials (everyone's for admins), create, delete.
+
+Every change goes through ``CredentialService`` with the session's ``Caller``,
+the same rules and audit lines as the API and the CLI; lists read the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from authserver.domain import roles
+from authserver.domain.credentials import NewCredential, has_control_characters
+from authserver.errors import InvalidArgument, NotFound, PermissionDenied
+from authserver.records import ClientRecord, UserRecord
+from authserver.store.ids import is_record_id
+from authserver.ui import render, sessions
+from authserver.ui.access import signed_in_only
+from authserver.ui.forms import Form, read_form
+from authserver.usecases.people import SignedIn
+
+PAGE_SIZE = 25
+OWN = "/ui/personal-clients"
+EVERYONE = "/ui/personal-clients/all"
+EXPIRY_PRESETS = {"30d": timedelta(days=30), "90d": timedelta(days=90), "never": None}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the list: the credential, its owner, and what it may do now."""
+
+    record: ClientRecord
+    owner: UserRecord
+    roles: tuple[str, ...]
+    reduced: bool
+    expired: bool
+
+
+def _row(record: ClientRecord, owner: UserRecord, now: datetime) -> Row:
+    return Row(
+        record=record,
+        owner=owner,
+        roles=tuple(sorted(roles.effective_roles(owner.roles, record.scoped_roles))),
+        reduced=bool(record.scoped_roles),
+        expired=record.expires_time is not None and record.expires_time <= now,
+    )
+
+
+@signed_in_only
+async def list_own(request: Request, person: SignedIn, sid: str) -> Response:
+    return await _list(request, person, everyone=False)
+
+
+@signed_in_only
+async def list_everyone(request: Request, person: SignedIn, sid: str) -> Response:
+    services = sessions.services_of(request)
+    if not services.credentials.is_admin(person.caller()):
+        raise PermissionDenied(
+            f"Only people holding the {services.settings.admin_role} role see everyone's "
+            "personal clients."
+        )
+    return await _list(request, person, everyone=True)
+
+
+async def _list(request: Request, person: SignedIn, *, everyone: bool) -> Response:
+    services = sessions.services_of(request)
+    before = request.query_params.get("before")
+    before = before if before and is_record_id(before) else None
+    query = request.query_params.get("q", "").strip()[:200] if everyone else ""
+    if has_control_characters(query):
+        query = ""
+    found, more = await anyio.to_thread.run_sync(
+        lambda: services.store.credentials.newest_first(
+            user_id=None if everyone else person.user.id,
+            query=query or None,
+            before_id=before,
+            limit=PAGE_SIZE,
+        )
+    )
+    now = datetime.now(UTC)
+    rows = [_row(record, owner, now) for record, owner in found]
+    base = EVERYONE if everyone else OWN
+    older = (
+        f"{base}?{urlencode({'before': rows[-1].record.id, **({'q': query} if query else {})})}"
+        if more and rows
+        else ""
+    )
+    newest = (f"{base}?{urlencode({'q': query})}" if query else base) if before else ""
+    notice = "The personal client was deleted." if request.query_params.get("deleted") else ""
+    return await render.page(
+        request,
+        "list.html",
+        rows=rows,
+        everyone=everyone,
+        q=query,
+        older=older,
+        newest=newest,
+        notice=notice,
+        now=now,
+    )
+
+
+def _form_values(form: Form | None, person: SignedIn) -> dict[str, object]:
+    """What the create form shows: the defaults, or what the person sent."""
+    if form is None:
+        return {"name": "", "roles": [], "networks": "", "expiry": "30d", "expires_on": ""}
+    return {
+        "name": form.get("name"),
+        "roles": form.all("role"),
+        "networks": form.get("networks"),
+        "expiry": form.get("expiry", "30d"),
+        "expires_on": form.get("expires_on"),
+    }
+
+
+async def _new_page(
+    request: Request,
+    person: SignedIn,
+    form: Form | None = None,
+    *,
+    error: InvalidArgument | PermissionDenied | None = None,
+) -> Response:
+    return await render.page(
+        request,
+        "new.html",
+        status_code=400 if error is not None else 200,
+        values=_form_values(form, person),
+        own_roles=sorted(person.user.roles),
+        error=error.describe(render.FIELD_NAMES) if error else "",
+        error_field=error.field if error else None,
+        error_message=error.message if error else "",
+        today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+@signed_in_only
+async def new_form(request: Request, person: SignedIn, sid: str) -> Response:
+    return await _new_page(request, person)
+
+
+def _expires_in(form: Form, now: datetime) -> timedelta | None:
+    """The expiry preset, or the chosen date (the credential works to the end of that day, UTC)."""
+    choice = form.get("expiry", "30d")
+    if choice in EXPIRY_PRESETS:
+        return EXPIRY_PRESETS[choice]
+    if choice != "date":
+        raise InvalidArgument("choose one of the options", field="expires_time")
+    text = form.get("expires_on").strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            "choose a date (YYYY-MM-DD)" if text else "choose the date it expires",
+            field="expires_time",
+        ) from None
+    if not day < date(9000, 1, 1):
+        raise InvalidArgument("choose an earlier date", field="expires_time")
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    if end <= now:
+        raise InvalidArgument("choose today or a later date", field="expires_time")
+    return end - now
+
+
+@signed_in_only
+async def create(request: Request, person: SignedIn, sid: str) -> Response:
+    """Create through the credential service; the secret is shown on this answer, once."""
+    services = sessions.services_of(request)
+    form = await read_form(request)
+    sessions.check_session_csrf(request, form, sid)
+    now = datetime.now(UTC)
+    try:
+        new = NewCredential(
+            display_name=form.get("name"),
+            allow_source_cidr=[
+                line.strip() for line in form.get("networks").splitlines() if line.strip()
+            ],
+            scoped_roles=form.all("role"),
+            expires_in=_expires_in(form, now),
+        )
+        created = await anyio.to_thread.run_sync(
+            lambda: services.credentials.create(
+                caller=person.caller(), owner_id=person.user.id, new=new, now=now
+            )
+        )
+    except (InvalidArgument, PermissionDenied) as exc:
+        return await _new_page(request, person, form, error=exc)
+    # Post/redirect/get: reloading the secret page must not send the form again.
+    response = RedirectResponse(f"{OWN}/{created.record.id}/secret", status_code=303)
+    sessions.hand_over(response, request, sid, created.record.id, created.secret)
+    return response
+
+
+SHOWN_ONCE = (
+    "The secret of this personal client was shown once and cannot be shown again. "
+    "If you did not store it, delete the personal client and create another."
+)
+
+
+@signed_in_only
+async def show_secret(request: Request, person: SignedIn, sid: str) -> Response:
+    """The new credential's client id and secret, this once."""
+    services = sessions.services_of(request)
+    ref = _ref(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: services.credentials.visible(caller=person.caller(), ref=ref)
+    )
+    secret = sessions.handed_over(request, sid, record.id)
+    if secret is None or record.user_id != person.user.id:
+        response = await render.error_page(request, 410, SHOWN_ONCE)
+    else:
+        response = await render.page(request, "secret.html", record=record, secret=secret)
+    sessions.end_handover(response, request)
+    return response
+
+
+def _ref(request: Request) -> str:
+    ref: str = request.path_params["id"]
+    if not is_record_id(ref):
+        raise NotFound(f"no personal client {ref!r}")
+    return ref
+
+
+@signed_in_only
+async def confirm_delete(request: Request, person: SignedIn, sid: str) -> Response:
+    services = sessions.services_of(request)
+    ref = _ref(request)
+
+    def read() -> Row:
+        record = services.credentials.visible(caller=person.caller(), ref=ref)
+        owner = services.store.users.find(ref=record.user_id)
+        return _row(record, owner, datetime.now(UTC))
+
+    row = await anyio.to_thread.run_sync(read)
+    back = OWN if row.owner.id == person.user.id else EVERYONE
+    return await render.page(request, "delete.html", row=row, back=back, now=datetime.now(UTC))
+
+
+@signed_in_only
+async def delete(request: Request, person: SignedIn, sid: str) -> Response:
+    services = sessions.services_of(request)
+    ref = _ref(request)
+    form = await read_form(request)
+    sessions.check_session_csrf(request, form, sid)
+    await anyio.to_thread.run_sync(
+        lambda: services.credentials.delete(caller=person.caller(), ref=ref, now=datetime.now(UTC))
+    )
+    back = EVERYONE if form.get("back") == EVERYONE else OWN
+    return RedirectResponse(f"{back}?deleted=1", status_code=303)

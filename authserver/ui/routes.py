@@ -1,0 +1,47 @@
+"""The pages' routes, all under ``/ui``, and their static files."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from authserver.ui import login
+from authserver.ui import personal_clients as clients
+from authserver.ui.access import as_pages
+from authserver.ui.render import STATIC, PageHeaders, error_page
+
+ROUTES = [
+    Mount(
+        "/ui",
+        routes=[
+            Route("/", as_pages(login.sign_in_page), methods=["GET"]),
+            Route("/login/password", as_pages(login.password_sign_in), methods=["POST"]),
+            Route("/logout", as_pages(login.sign_out), methods=["POST"]),
+            Route("/invite", as_pages(login.invite_page), methods=["GET"]),
+            Route("/invite", as_pages(login.accept_invite), methods=["POST"]),
+            Route("/personal-clients", clients.list_own, methods=["GET"]),
+            Route("/personal-clients/all", clients.list_everyone, methods=["GET"]),
+            Route("/personal-clients/new", clients.new_form, methods=["GET"]),
+            Route("/personal-clients/new", clients.create, methods=["POST"]),
+            Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
+            Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
+            Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[Middleware(PageHeaders)],
+    ),
+]
+
+
+def is_page(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
+async def http_error(request: Request, status_code: int) -> Response:
+    """Starlette's own 404 and 405 under ``/ui``, as pages."""
+    if status_code in (404, 405):
+        return await error_page(request, 404, "There is no such page.")
+    return await error_page(request, status_code, "The request could not be handled.")

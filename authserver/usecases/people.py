@@ -1,0 +1,291 @@
+"""People: passwords, invitations, sign-in and browser sessions.
+
+"Who is signed in" (a session → its user, read fresh on every request) is kept
+apart from "how they signed in": every sign-in method (a password now, an
+OpenID Connect provider later) ends in ``start_session`` for a user id, and
+the pages only ever ask ``current`` who a session belongs to. Sessions live in
+the database, so sign-out, a disabled or deleted user and a role change hold
+on every instance at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from authserver.audit import audit
+from authserver.config import Settings
+from authserver.domain import network
+from authserver.domain.credentials import Caller
+from authserver.domain.passwords import check_password, normalize_password
+from authserver.domain.secrets import token_hash
+from authserver.errors import (
+    AuthserverError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from authserver.password_hashing import PasswordHasher
+from authserver.records import SessionRecord, UserRecord
+from authserver.store import Store
+from authserver.throttle import FailureThrottle
+
+# Prefixes make these recognisable wherever they must never appear (logs, URLs in logs).
+SESSION_PREFIX = "ses_"
+INVITE_PREFIX = "inv_"
+MAX_TOKEN_LENGTH = 100
+MAX_EMAIL_LENGTH = 320
+
+
+class SignInFailed(Unauthenticated):
+    """Wrong e-mail or password: one answer, whatever the reason."""
+
+    def __init__(self) -> None:
+        super().__init__("the e-mail address or the password is not right")
+
+
+class SignInThrottled(AuthserverError):
+    """Too many failed sign-ins for this e-mail address or from this address."""
+
+    code = 8  # RESOURCE_EXHAUSTED
+    http_status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = max(1, (retry_after + 59) // 60)
+        super().__init__(
+            f"too many failed attempts; try again in {minutes} minute{'s' * (minutes > 1)}"
+        )
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session just started: its id goes into the cookie and nowhere else."""
+
+    session_id: str = field(repr=False)
+    record: SessionRecord
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A live session and its user as they are now."""
+
+    user: UserRecord
+    session: SessionRecord
+
+    def caller(self) -> Caller:
+        """The person acts with all of their current roles (a session is never reduced)."""
+        return Caller(
+            user_id=self.user.id,
+            effective_roles=frozenset(self.user.roles),
+            reduced=False,
+            via="session",
+        )
+
+
+def _source_key(source: network.Address | None) -> str:
+    if isinstance(source, ipaddress.IPv6Address):
+        return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"
+    return f"s:{source}"
+
+
+class PeopleService:
+    """Every change to a person's password or sessions goes through here."""
+
+    def __init__(self, store: Store, passwords: PasswordHasher, settings: Settings) -> None:
+        self.store = store
+        self.passwords = passwords
+        self.settings = settings
+        self.idle = timedelta(seconds=settings.session_idle_timeout)
+        self.max_age = timedelta(seconds=settings.session_max_age)
+        # last_seen_at is written at most this often: not a write per page view.
+        self.touch_every = min(timedelta(seconds=60), self.idle / 10)
+        self.throttle = FailureThrottle(
+            limit=settings.sign_in_failure_limit, window=settings.sign_in_failure_window
+        )
+
+    # Passwords and invitations -------------------------------------------------------
+
+    def set_password(self, *, user_ref: str, password: str, now: datetime) -> UserRecord:
+        """The operator sets a password; the user's sessions end (it may replace a leaked one)."""
+        user = self.store.users.find(ref=user_ref)
+        checked = check_password(
+            password, min_length=self.settings.password_min_length, email=user.email
+        )
+        self.store.passwords.set(
+            user_id=user.id, password_hash=self.passwords.hash(checked), now=now
+        )
+        ended = self.store.sessions.delete_for_user(user_id=user.id)
+        audit("password_set", user_id=user.id, actor="operator", via="cli", sessions_ended=ended)
+        return user
+
+    def invite(self, *, user_ref: str, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
+        """A one-time link on which the user chooses a password; and when it expires."""
+        if ttl <= timedelta(0) or ttl > timedelta(days=30):
+            raise InvalidArgument("more than nothing and at most 30 days", field="ttl")
+        user = self.store.users.find(ref=user_ref)
+        token = INVITE_PREFIX + secrets.token_urlsafe(32)
+        expires_at = now + ttl
+        self.store.invites.create(
+            token_hash=token_hash(token), user_id=user.id, now=now, expires_at=expires_at
+        )
+        audit("invite_created", user_id=user.id, expires_at=expires_at, actor="operator", via="cli")
+        return f"{self.settings.issuer}/ui/invite?token={token}", expires_at
+
+    def invited(self, *, token: str, now: datetime) -> UserRecord | None:
+        """The user an unspent, unexpired invitation is for, else None."""
+        if not _plausible(token, INVITE_PREFIX):
+            return None
+        user_id = self.store.invites.usable(token_hash=token_hash(token), now=now)
+        if user_id is None:
+            return None
+        user = self.store.users.find(ref=user_id)
+        return None if user.disabled else user
+
+    def accept_invite(
+        self, *, token: str, password: str, now: datetime, source: network.Address | None = None
+    ) -> NewSession:
+        """Set the chosen password, spend the invitation, and sign the person in."""
+        user = self.invited(token=token, now=now)
+        if user is None:
+            raise Unauthenticated("this invitation link has been used or has expired")
+        checked = check_password(
+            password, min_length=self.settings.password_min_length, email=user.email
+        )
+        self.store.invites.redeem(
+            token_hash=token_hash(token), password_hash=self.passwords.hash(checked), now=now
+        )
+        audit("password_set", user_id=user.id, actor=user.id, via="invite")
+        return self.start_session(user_id=user.id, method="invite", now=now, source=source)
+
+    # Signing in ---------------------------------------------------------------------
+
+    def sign_in_with_password(
+        self, *, email: str, password: str, source: network.Address | None, now: datetime
+    ) -> NewSession:
+        """A session for the right e-mail and password.
+
+        Every refusal (unknown e-mail, no password set, disabled user, wrong
+        password) costs the same argon2 work and is the same ``SignInFailed``.
+        Failures count per e-mail address and per source; past the limit the
+        answer is ``SignInThrottled`` for known and unknown addresses alike.
+        """
+        if not self.settings.login_password:
+            raise PermissionDenied("sign-in with a password is turned off")
+        typed = email.strip().lower()[:MAX_EMAIL_LENGTH] if isinstance(email, str) else ""
+        keys = (f"a:{typed}", _source_key(source))
+        wait = self.throttle.retry_after(keys)
+        if wait:
+            audit("sign_in_failed", reason="throttled", source=source)
+            raise SignInThrottled(wait)
+        user = self._user_by_email(typed)
+        stored = self.store.passwords.hash_of(user_id=user.id) if user is not None else None
+        usable = stored if user is not None and not user.disabled else None
+        candidate = normalize_password(password if isinstance(password, str) else "")
+        ok = self.passwords.verify(usable, candidate)
+        if user is None or not ok:
+            self.throttle.record_failure(keys)
+            # Never the typed e-mail: people type their password into that field too.
+            reason = (
+                "unknown e-mail"
+                if user is None
+                else "user disabled"
+                if user.disabled
+                else "no password set"
+                if stored is None
+                else "wrong password"
+            )
+            audit(
+                "sign_in_failed",
+                reason=reason,
+                user_id=user.id if user else None,
+                method="password",
+                source=source,
+            )
+            raise SignInFailed()
+        assert stored is not None
+        if self.passwords.needs_rehash(stored):
+            self.store.passwords.set(
+                user_id=user.id, password_hash=self.passwords.hash(candidate), now=now
+            )
+        return self.start_session(user_id=user.id, method="password", now=now, source=source)
+
+    def _user_by_email(self, email: str) -> UserRecord | None:
+        if "@" not in email:  # find() also takes ids; sign-in is by e-mail only
+            return None
+        try:
+            return self.store.users.find(ref=email)
+        except NotFound:
+            return None
+
+    def start_session(
+        self,
+        *,
+        user_id: str,
+        method: str,
+        now: datetime,
+        source: network.Address | None = None,
+    ) -> NewSession:
+        """A new session for a user who has just proved who they are, by any method.
+
+        Always a new id (never one the browser brought: no session fixation).
+        """
+        session_id = SESSION_PREFIX + secrets.token_urlsafe(32)
+        record = self.store.sessions.create(
+            id_hash=token_hash(session_id),
+            user_id=user_id,
+            method=method,
+            now=now,
+            expires_at=now + self.max_age,
+        )
+        audit("signed_in", user_id=user_id, method=method, source=source, via="session")
+        return NewSession(session_id, record)
+
+    # Sessions -----------------------------------------------------------------------
+
+    def current(self, *, session_id: str, now: datetime) -> SignedIn | None:
+        """Who the session belongs to now, or None: unknown, signed out, idle too long,
+        past its absolute lifetime, or its user disabled or deleted."""
+        if not _plausible(session_id, SESSION_PREFIX):
+            return None
+        id_hash = token_hash(session_id)
+        found = self.store.sessions.find(id_hash=id_hash)
+        if found is None:
+            return None
+        session, user = found
+        if user.disabled:
+            return None
+        if now >= session.expires_at or now - session.last_seen_at >= self.idle:
+            self.store.sessions.delete(id_hash=id_hash)
+            audit("session_expired", user_id=user.id, via="session")
+            return None
+        if now - session.last_seen_at >= self.touch_every:
+            self.store.sessions.touch(id_hash=id_hash, now=now)
+        return SignedIn(user, session)
+
+    def sign_out(self, *, session_id: str) -> None:
+        """End this session (nothing happens for an unknown one)."""
+        if not _plausible(session_id, SESSION_PREFIX):
+            return
+        id_hash = token_hash(session_id)
+        found = self.store.sessions.find(id_hash=id_hash)
+        if found is not None and self.store.sessions.delete(id_hash=id_hash):
+            audit("signed_out", user_id=found[0].user_id, actor=found[0].user_id, via="session")
+
+    def sign_out_everywhere(self, *, user_ref: str) -> tuple[UserRecord, int]:
+        """End every session of a user (the operator); the user and how many ended."""
+        user = self.store.users.find(ref=user_ref)
+        ended = self.store.sessions.delete_for_user(user_id=user.id)
+        audit("signed_out_everywhere", user_id=user.id, sessions_ended=ended, actor="operator")
+        return user, ended
+
+    def purge(self, *, now: datetime) -> int:
+        """Drop sessions nobody can use any more."""
+        return self.store.sessions.purge(now=now, idle_before=now - self.idle)
+
+
+def _plausible(token: str, prefix: str) -> bool:
+    return isinstance(token, str) and token.startswith(prefix) and len(token) <= MAX_TOKEN_LENGTH

@@ -1,0 +1,117 @@
+"""Screenshots of the pages for docs/ui.md: ``scripts/screenshots`` (or
+``python -m tests.screenshots docs``) writes docs/ui-*.png.
+
+A throwaway server with a few example credentials, signed in as an admin, at
+desktop (1280x800) and phone (390x844) widths.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from authserver.app import create_app
+from authserver.config import Settings
+from authserver.domain.credentials import Caller, NewCredential
+from authserver.store import Store
+from authserver.store.database import Database, migrate
+from authserver.usecases.users import UserService
+from tests import browser
+from tests.conftest import PASSWORD, LiveServer
+from tests.ports import free_port
+
+
+@contextmanager
+def example_server(folder: Path) -> Iterator[LiveServer]:
+    """A live server whose admin alice has three credentials, one used a while ago."""
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite:///{folder}/screens.db", issuer=f"http://127.0.0.1:{port}"
+    )
+    database = Database(settings.database_url)
+    migrate(database)
+    app = create_app(settings, database=database)
+    services = app.state.services
+    now = datetime.now(UTC)
+    users = UserService(Store(database))
+    alice = users.create(
+        email="alice@example.com",
+        display_name="Alice",
+        role_names=["system:owner", "billing:read", "deploy"],
+        now=now - timedelta(days=40),
+    )
+    users.create(email="bob@example.com", display_name="Bob", role_names=["deploy"], now=now)
+    services.people.set_password(user_ref=alice.id, password=PASSWORD, now=now)
+    caller = Caller(user_id=alice.id, effective_roles=frozenset(alice.roles), reduced=False)
+    examples = [
+        (NewCredential("laptop", (), (), None), now - timedelta(days=35), timedelta(minutes=3)),
+        (
+            NewCredential("deploy from CI", ("10.20.0.0/16",), ("deploy",), timedelta(days=90)),
+            now - timedelta(days=12),
+            timedelta(hours=5),
+        ),
+        (
+            NewCredential("billing export", (), ("billing:read",), timedelta(days=30)),
+            now - timedelta(days=2),
+            None,
+        ),
+    ]
+    for new, created_at, used_ago in examples:
+        created = services.credentials.create(
+            caller=caller, owner_id=alice.id, new=new, now=created_at
+        )
+        if used_ago is not None:
+            services.store.credentials.record_last_used(used={created.record.id: now - used_ago})
+    with LiveServer(app, port) as server:
+        yield server
+    database.dispose()
+
+
+def sign_in(page: Page, email: str = "alice@example.com") -> None:
+    page.goto("/ui/")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/personal-clients")
+
+
+def take(out: Path) -> list[Path]:
+    written = []
+    with tempfile.TemporaryDirectory() as folder, example_server(Path(folder)) as server:
+        with sync_playwright() as playwright:
+            chromium = browser.launch(playwright)
+            for name, viewport, phone in (
+                ("desktop", browser.DESKTOP, False),
+                ("phone", browser.PHONE, True),
+            ):
+                with browser.guarded_context(
+                    chromium, server.url, viewport=viewport, phone=phone
+                ) as context:
+                    page = context.page()
+                    page.goto("/ui/")
+                    written.append(out / f"ui-sign-in-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
+                    sign_in(page)
+                    written.append(out / f"ui-list-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
+                    page.goto("/ui/personal-clients/new")
+                    written.append(out / f"ui-new-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
+                    page.get_by_label("Name").fill("release bot")
+                    page.get_by_role("button", name="Create personal client").click()
+                    page.get_by_role("button", name="Copy client secret").click()
+                    written.append(out / f"ui-secret-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
+            chromium.close()
+    return written
+
+
+if __name__ == "__main__":
+    for path in take(Path(sys.argv[1] if len(sys.argv) > 1 else "docs")):
+        print(path)

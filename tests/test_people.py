@@ -1,0 +1,314 @@
+"""People: passwords, invitations, sign-in, throttling and browser sessions (both databases)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from authserver.config import Settings
+from authserver.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from authserver.hashing import SecretHasher
+from authserver.password_hashing import PasswordHasher
+from authserver.store import Store
+from authserver.usecases.people import PeopleService, SignInFailed, SignInThrottled
+from authserver.usecases.users import UserService
+from tests.conftest import PASSWORD, now
+
+SOURCE = ipaddress.ip_address("203.0.113.9")
+
+
+class CountingHasher(PasswordHasher):
+    """Counts argon2 verifications (real ones, or against the dummy hash)."""
+
+    verifications = 0
+
+    def _check(self, password_hash: str, password: str) -> bool:
+        self.verifications += 1
+        return super()._check(password_hash, password)
+
+
+@pytest.fixture
+def people(store: Store, settings: Settings, hasher: SecretHasher) -> PeopleService:
+    return PeopleService(store, CountingHasher(settings, hasher), settings)
+
+
+@pytest.fixture
+def alice(store: Store, people: PeopleService):
+    user = UserService(store).create(
+        email="alice@example.com", display_name="Alice", role_names=["deploy"], now=now()
+    )
+    people.set_password(user_ref=user.id, password=PASSWORD, now=now())
+    return user
+
+
+def sign_in(people: PeopleService, email: str = "alice@example.com", password: str = PASSWORD):
+    return people.sign_in_with_password(email=email, password=password, source=SOURCE, now=now())
+
+
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
+
+
+def test_right_password_starts_a_session_for_the_user(people: PeopleService, alice) -> None:
+    started = sign_in(people)
+    signed_in = people.current(session_id=started.session_id, now=now())
+    assert signed_in is not None and signed_in.user.id == alice.id
+    assert signed_in.session.method == "password"
+
+
+def test_each_sign_in_gets_a_new_session_id(people: PeopleService, alice) -> None:
+    assert sign_in(people).session_id != sign_in(people).session_id
+
+
+def test_session_caller_acts_with_the_users_roles_unreduced(people: PeopleService, alice) -> None:
+    signed_in = people.current(session_id=sign_in(people).session_id, now=now())
+    assert signed_in is not None
+    caller = signed_in.caller()
+    assert (caller.user_id, caller.effective_roles, caller.reduced, caller.via) == (
+        alice.id,
+        frozenset({"deploy"}),
+        False,
+        "session",
+    )
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(people: PeopleService, alice) -> None:
+    with pytest.raises(SignInFailed) as wrong:
+        sign_in(people, password=PASSWORD + "x")
+    with pytest.raises(SignInFailed) as unknown:
+        sign_in(people, email="nobody@example.com")
+    assert str(wrong.value) == str(unknown.value)
+
+
+def test_unknown_email_costs_the_same_argon2_work(people: PeopleService, alice) -> None:
+    hasher = people.passwords
+    assert isinstance(hasher, CountingHasher)
+    with pytest.raises(SignInFailed):
+        sign_in(people, password=PASSWORD + "x")
+    known = hasher.verifications
+    with pytest.raises(SignInFailed):
+        sign_in(people, email="nobody@example.com")
+    assert hasher.verifications - known == known == 1
+
+
+def test_user_id_is_not_an_email_for_sign_in(people: PeopleService, alice) -> None:
+    with pytest.raises(SignInFailed):
+        sign_in(people, email=alice.id)
+
+
+def test_disabled_user_cannot_sign_in(people: PeopleService, store: Store, alice) -> None:
+    UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
+    with pytest.raises(SignInFailed):
+        sign_in(people)
+
+
+def test_user_without_password_cannot_sign_in(people: PeopleService, store: Store) -> None:
+    UserService(store).create(email="bob@example.com", display_name="", role_names=[], now=now())
+    with pytest.raises(SignInFailed):
+        sign_in(people, email="bob@example.com")
+
+
+def test_password_sign_in_turned_off_is_refused(
+    store: Store, settings: Settings, hasher: SecretHasher, alice
+) -> None:
+    off = Settings(database_url=settings.database_url, login_password=False)
+    with pytest.raises(PermissionDenied):
+        sign_in(PeopleService(store, PasswordHasher(off, hasher), off))
+
+
+def test_weak_password_is_refused_and_the_old_one_kept(people: PeopleService, alice) -> None:
+    with pytest.raises(InvalidArgument, match="at least 15"):
+        people.set_password(user_ref=alice.id, password="short", now=now())
+    assert sign_in(people)
+
+
+def test_disabling_the_user_ends_the_session(people: PeopleService, store: Store, alice) -> None:
+    session_id = sign_in(people).session_id
+    UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
+    assert people.current(session_id=session_id, now=now()) is None
+
+
+def test_deleting_the_user_ends_the_session(people: PeopleService, store: Store, alice) -> None:
+    session_id = sign_in(people).session_id
+    with store.database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM user_passwords WHERE user_id = :id"), {"id": alice.id})
+        conn.execute(text("DELETE FROM browser_sessions WHERE user_id = :id"), {"id": alice.id})
+        conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": alice.id})
+    assert people.current(session_id=session_id, now=now()) is None
+
+
+def test_role_change_reaches_the_session_at_once(
+    people: PeopleService, store: Store, alice
+) -> None:
+    session_id = sign_in(people).session_id
+    UserService(store).update(ref=alice.id, role_names=["billing:read"], disabled=None, now=now())
+    signed_in = people.current(session_id=session_id, now=now())
+    assert signed_in is not None and signed_in.caller().effective_roles == {"billing:read"}
+
+
+def test_idle_session_expires(people: PeopleService, alice) -> None:
+    session_id = sign_in(people).session_id
+    later = now() + timedelta(seconds=people.settings.session_idle_timeout + 1)
+    assert people.current(session_id=session_id, now=later) is None
+
+
+def test_activity_keeps_the_session_alive_past_the_idle_timeout(
+    people: PeopleService, alice
+) -> None:
+    session_id = sign_in(people).session_id
+    idle = timedelta(seconds=people.settings.session_idle_timeout)
+    assert people.current(session_id=session_id, now=now() + idle * 0.9) is not None
+    assert people.current(session_id=session_id, now=now() + idle * 1.5) is not None
+
+
+def test_session_ends_at_its_absolute_lifetime_despite_activity(
+    people: PeopleService, alice
+) -> None:
+    session_id = sign_in(people).session_id
+    step = timedelta(seconds=people.settings.session_idle_timeout / 2)
+    moment = now()
+    while moment < now() + timedelta(seconds=people.settings.session_max_age):
+        moment += step
+        people.current(session_id=session_id, now=moment)
+    assert people.current(session_id=session_id, now=moment) is None
+
+
+def test_sign_out_ends_only_that_session(people: PeopleService, alice) -> None:
+    first, second = sign_in(people).session_id, sign_in(people).session_id
+    people.sign_out(session_id=first)
+    assert people.current(session_id=first, now=now()) is None
+    assert people.current(session_id=second, now=now()) is not None
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_user(people: PeopleService, alice) -> None:
+    sessions = [sign_in(people).session_id for _ in range(2)]
+    _, ended = people.sign_out_everywhere(user_ref="alice@example.com")
+    assert ended == 2
+    assert all(people.current(session_id=s, now=now()) is None for s in sessions)
+
+
+def test_setting_a_password_ends_the_users_sessions(people: PeopleService, alice) -> None:
+    session_id = sign_in(people).session_id
+    people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
+    assert people.current(session_id=session_id, now=now()) is None
+
+
+def test_made_up_session_ids_are_nobody(people: PeopleService, alice) -> None:
+    assert people.current(session_id="ses_" + "A" * 43, now=now()) is None
+    assert people.current(session_id="", now=now()) is None
+
+
+def test_invite_lets_the_person_choose_a_password_and_signs_them_in(
+    people: PeopleService, store: Store
+) -> None:
+    bob = UserService(store).create(
+        email="bob@example.com", display_name="Bob", role_names=[], now=now()
+    )
+    link, _ = people.invite(user_ref="bob@example.com", ttl=timedelta(days=1), now=now())
+    token = link.split("token=")[1]
+    assert link.startswith(f"{people.settings.issuer}/ui/invite?token=inv_")
+    started = people.accept_invite(token=token, password=PASSWORD, now=now())
+    signed_in = people.current(session_id=started.session_id, now=now())
+    assert signed_in is not None and signed_in.user.id == bob.id
+    assert sign_in(people, email="bob@example.com")
+
+
+def test_invite_works_once(people: PeopleService, alice) -> None:
+    link, _ = people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
+    token = link.split("token=")[1]
+    people.accept_invite(token=token, password="plum tractor river lamp", now=now())
+    with pytest.raises(Unauthenticated, match="used or has expired"):
+        people.accept_invite(token=token, password="plum tractor river lamp", now=now())
+
+
+def test_expired_invite_is_refused(people: PeopleService, alice) -> None:
+    link, _ = people.invite(user_ref=alice.id, ttl=timedelta(hours=1), now=now())
+    token = link.split("token=")[1]
+    assert people.invited(token=token, now=now() + timedelta(hours=2)) is None
+    with pytest.raises(Unauthenticated):
+        people.accept_invite(token=token, password=PASSWORD, now=now() + timedelta(hours=2))
+
+
+def test_invite_refusing_a_weak_password_stays_usable(people: PeopleService, alice) -> None:
+    link, _ = people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
+    token = link.split("token=")[1]
+    with pytest.raises(InvalidArgument):
+        people.accept_invite(token=token, password="passwordpassword", now=now())
+    assert people.invited(token=token, now=now()) is not None
+
+
+def test_failures_are_throttled_per_email_known_or_not(
+    store: Store, settings: Settings, hasher: SecretHasher, alice
+) -> None:
+    limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
+    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    sources = (ipaddress.ip_address(f"198.51.100.{n}") for n in range(1, 100))
+    for email in ("alice@example.com", "nobody@example.com"):
+        for _ in range(2):
+            with pytest.raises(SignInFailed):
+                people.sign_in_with_password(
+                    email=email, password="wrong wrong wrong", source=next(sources), now=now()
+                )
+        with pytest.raises(SignInThrottled):
+            people.sign_in_with_password(
+                email=email, password="wrong wrong wrong", source=next(sources), now=now()
+            )
+
+
+def test_throttled_account_refuses_even_the_right_password(
+    store: Store, settings: Settings, hasher: SecretHasher, alice
+) -> None:
+    limited = Settings(database_url=settings.database_url, sign_in_failure_limit=1)
+    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    with pytest.raises(SignInFailed):
+        sign_in(people, password="wrong wrong wrong")
+    with pytest.raises(SignInThrottled):
+        people.sign_in_with_password(
+            email="alice@example.com",
+            password=PASSWORD,
+            source=ipaddress.ip_address("198.51.100.1"),
+            now=now(),
+        )
+
+
+def test_failures_are_throttled_per_source(
+    store: Store, settings: Settings, hasher: SecretHasher, alice
+) -> None:
+    limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
+    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    for number in range(2):
+        with pytest.raises(SignInFailed):
+            sign_in(people, email=f"guess{number}@example.com")
+    with pytest.raises(SignInThrottled):
+        sign_in(people)
+
+
+def test_sign_in_is_audited_without_the_password_or_typed_email(
+    people: PeopleService, alice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "authserver.audit")
+    sign_in(people)
+    with pytest.raises(SignInFailed):
+        sign_in(people, email="typo@example.com")
+    events = audit_events(caplog)
+    assert [e["event"] for e in events[-2:]] == ["signed_in", "sign_in_failed"]
+    assert events[-2]["user_id"] == alice.id and events[-2]["method"] == "password"
+    assert events[-1]["reason"] == "unknown e-mail"
+    assert "typo@" not in caplog.text
+
+
+def test_invite_and_password_changes_are_audited(
+    people: PeopleService, alice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "authserver.audit")
+    people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
+    people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
+    people.sign_out_everywhere(user_ref=alice.id)
+    events = [e["event"] for e in audit_events(caplog)]
+    assert events[-3:] == ["invite_created", "password_set", "signed_out_everywhere"]
