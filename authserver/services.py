@@ -25,6 +25,8 @@ from authserver.usecases.users import UserService
 
 # A source may start this many device authorizations a minute: every start stores a row.
 DEVICE_STARTS_PER_MINUTE = 20
+# User codes a session, or a source address, may look up in vain per 10 minutes (34-bit codes).
+USER_CODE_GUESSES = 10
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Services:
     users: UserService
     devices: DeviceFlowService
     device_starts: FailureThrottle  # device authorizations started, per source
+    device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
     people: PeopleService
 
     @classmethod
@@ -82,6 +85,7 @@ class Services:
             users=UserService(store),
             devices=devices,
             device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
+            device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),
             # Passwords share the secret hasher's bounded argon2 threads.
             people=PeopleService(store, PasswordHasher(settings, hasher), settings),
         )

@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from authserver.app import create_app
-from authserver.config import Settings
+from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller, NewCredential
 from authserver.store import Store
 from authserver.store.database import Database, migrate
@@ -32,7 +33,9 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
     """A live server whose admin alice has three credentials, one used a while ago."""
     port = free_port()
     settings = Settings(
-        database_url=f"sqlite:///{folder}/screens.db", issuer=f"http://127.0.0.1:{port}"
+        database_url=f"sqlite:///{folder}/screens.db",
+        issuer=f"http://127.0.0.1:{port}",
+        device_clients=(DeviceClient("2RGdOS94VDferT9e80mdgntl36K", "cone"),),
     )
     database = Database(settings.database_url)
     migrate(database)
@@ -107,6 +110,13 @@ def take(out: Path) -> list[Path]:
                     page.get_by_role("button", name="Create personal client").click()
                     page.get_by_role("button", name="Copy client secret").click()
                     written.append(out / f"ui-secret-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
+                    started = httpx.post(
+                        f"{server.url}/auth/v1/device_authorization",
+                        data={"client_id": "2RGdOS94VDferT9e80mdgntl36K"},
+                    ).json()
+                    page.goto(started["verification_uri_complete"])
+                    written.append(out / f"ui-device-{name}.png")
                     page.screenshot(path=written[-1], full_page=True)
             chromium.close()
     return written

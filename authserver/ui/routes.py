@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import login
+from authserver.ui import device, login
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -29,6 +29,8 @@ ROUTES = [
             Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
+            Route("/device", device.device_page, methods=["GET"]),
+            Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(PageHeaders)],

@@ -1,0 +1,108 @@
+"""``/ui/device``: a person approves, or denies, a command-line tool's device login (RFC 8628).
+
+The tool showed a code and this page's address; the person signs in if needed,
+types or confirms the code, sees which tool asks, for which account and with
+which roles, and decides. Codes are short, so looking them up is throttled per
+session and per source address, and the page says plainly when to approve.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.errors import NotFound
+from authserver.logsafe import fingerprint
+from authserver.ui import render, sessions
+from authserver.ui.access import signed_in_only
+from authserver.ui.forms import read_form
+from authserver.usecases.devices import PendingDevice, normalize_user_code
+from authserver.usecases.people import SignedIn
+
+
+def _guess_keys(request: Request, sid: str) -> tuple[str, str]:
+    """Throttle keys: this session and its source address."""
+    source = sessions.services_of(request).authenticator.source_address(request)
+    return f"session:{fingerprint(sid)}", f"source:{source}"
+
+
+async def _enter_code(
+    request: Request, *, status_code: int = 200, error: str = "", code: str = ""
+) -> Response:
+    return await render.page(
+        request, "device.html", status_code=status_code, step="enter", error=error, code=code
+    )
+
+
+@signed_in_only
+async def device_page(request: Request, person: SignedIn, sid: str) -> Response:
+    """Without a code: a box to type it. With one: what approving would grant."""
+    typed = request.query_params.get("user_code", "").strip()[:32]
+    if not typed:
+        return await _enter_code(request)
+    services = sessions.services_of(request)
+    keys = _guess_keys(request, sid)
+    if services.device_code_guesses.retry_after(keys):
+        return await render.error_page(
+            request, 429, "Too many codes were tried. Wait a few minutes, then try again."
+        )
+    pending = await _pending(request, typed)
+    if pending is None:
+        services.device_code_guesses.record_failure(keys)
+        return await _enter_code(
+            request,
+            status_code=404,
+            code=typed,
+            error="No waiting request has this code. Check it against the one your tool shows; "
+            "codes expire after ten minutes.",
+        )
+    return await render.page(
+        request,
+        "device.html",
+        step="confirm",
+        pending=pending,
+        granted=services.devices.granted_roles(pending, person.user.roles),
+        error="",
+        code=pending.user_code,
+    )
+
+
+async def _pending(request: Request, typed: str) -> PendingDevice | None:
+    if normalize_user_code(typed) is None:
+        return None
+    devices = sessions.services_of(request).devices
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: devices.pending(user_code=typed, now=datetime.now(UTC))
+        )
+    except NotFound:
+        return None
+
+
+@signed_in_only
+async def decide(request: Request, person: SignedIn, sid: str) -> Response:
+    """Approve or deny; the tool learns it on its next poll."""
+    services = sessions.services_of(request)
+    form = await read_form(request)
+    sessions.check_session_csrf(request, form, sid)
+    approve = form.get("decision") == "approve"
+    code = form.get("user_code")
+    pending = await _pending(request, code)
+    if pending is None:
+        return await _enter_code(
+            request,
+            status_code=404,
+            code=code,
+            error="This request was decided already, or it expired. Start again in your tool.",
+        )
+    await anyio.to_thread.run_sync(
+        lambda: services.devices.decide(
+            user_code=code, caller=person.caller(), approve=approve, now=datetime.now(UTC)
+        )
+    )
+    return await render.page(
+        request, "device.html", step="done", approved=approve, pending=pending, error="", code=""
+    )

@@ -1,0 +1,144 @@
+"""``cone login`` end to end: a process sends exactly what cone sends, a person approves in
+headless Chromium, and the credential it creates gets tokens. Also denial and expiry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import text
+
+from authserver.app import create_app
+from authserver.config import DeviceClient, Settings
+from authserver.store.database import Database, migrate
+from authserver.usecases.users import UserService
+from tests import browser as chromium
+from tests.conftest import PASSWORD, LiveServer, now
+from tests.ports import free_port
+
+CONE = "2RGdOS94VDferT9e80mdgntl36K"
+CONE_LIKE = Path(__file__).with_name("cone_like.py")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
+    with sync_playwright() as playwright:
+        launched = chromium.launch(playwright)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[LiveServer]:
+    port = free_port()
+    settings = Settings(
+        database_url=database_url,
+        issuer=f"http://127.0.0.1:{port}",
+        device_clients=(DeviceClient(CONE, "cone"),),
+        device_poll_interval=1,
+    )
+    database = Database(settings.database_url)
+    migrate(database)
+    app = create_app(settings, database=database)
+    user = UserService(app.state.services.store).create(
+        email="alice@example.com", display_name="", role_names=["deploy"], now=now()
+    )
+    app.state.services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
+    try:
+        with LiveServer(app, port) as live:
+            yield live
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
+    with chromium.guarded_context(browser, server.url) as context:
+        yield context.page()
+
+
+@pytest.fixture
+def cone(server: LiveServer) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, str(CONE_LIKE), server.url, CONE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def first_line(process: subprocess.Popen[str]) -> dict[str, Any]:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line, f"the tool printed nothing: {process.stderr.read() if process.stderr else ''}"
+    return json.loads(line)
+
+
+def open_and_sign_in(page: Page, url: str) -> None:
+    """The person opens the link the tool printed; the page asks them to sign in first."""
+    page.goto(url)
+    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Approve cone?")
+
+
+def test_cone_login_approved_in_the_browser_creates_a_working_credential(
+    page: Page, server: LiveServer, cone: subprocess.Popen[str]
+) -> None:
+    shown = first_line(cone)
+    open_and_sign_in(page, shown["url"])
+    expect(page.locator("dd code.user-code")).to_have_text(shown["user_code"])
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("cone is approved")
+    stdout, stderr = cone.communicate(timeout=60)
+    assert cone.returncode == 0, stderr
+    created = json.loads(stdout)
+    token = httpx.post(
+        f"{server.url}/auth/v1/token",
+        data={"grant_type": "client_credentials"},
+        auth=(created["client_id"], created["client_secret"]),
+    )
+    assert token.status_code == 200, token.text
+    page.goto("/ui/personal-clients")
+    expect(page.get_by_role("row", name="Created by Cone")).to_be_visible()
+
+
+def test_cone_login_denied_in_the_browser_ends_with_access_denied(
+    page: Page, cone: subprocess.Popen[str]
+) -> None:
+    open_and_sign_in(page, first_line(cone)["url"])
+    page.get_by_role("button", name="Deny").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request denied")
+    _, stderr = cone.communicate(timeout=60)
+    assert cone.returncode == 1
+    assert stderr.strip() == "the request was denied in the browser"
+
+
+def test_cone_login_not_approved_in_time_ends_with_expired_token(
+    page: Page, server: LiveServer, cone: subprocess.Popen[str]
+) -> None:
+    shown = first_line(cone)
+    database = server.server.config.app.state.services.database
+    with database.engine.begin() as conn:  # ten minutes pass
+        conn.execute(text("UPDATE device_codes SET expires_at = created_at"))
+    _, stderr = cone.communicate(timeout=60)
+    assert cone.returncode == 1
+    assert stderr.strip() == "the code expired before it was approved"
+    page.goto(shown["url"])
+    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("No waiting request has this code")
