@@ -142,3 +142,32 @@ def test_cone_login_not_approved_in_time_ends_with_expired_token(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("No waiting request has this code")
+
+
+def test_authserver_login_approved_in_the_browser_saves_a_working_credential(
+    page: Page, server: LiveServer, tmp_path: Path
+) -> None:
+    """The project's own CLI, approved by a person in the browser."""
+    output = tmp_path / "credential.json"
+    login = subprocess.Popen(
+        [sys.executable, "-m", "authserver", "login", "--issuer", server.url,
+         "--client-id", CONE, "--output", str(output)],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert login.stderr is not None
+    url = next(line.split(": ", 1)[1].strip() for line in login.stderr if "/ui/device" in line)
+    try:
+        open_and_sign_in(page, url)
+        page.get_by_role("button", name="Approve").click()
+        _, stderr = login.communicate(timeout=60)
+    finally:
+        if login.poll() is None:
+            login.kill()
+    assert login.returncode == 0, stderr
+    saved = json.loads(output.read_text())
+    token = httpx.post(
+        f"{server.url}/auth/v1/token",
+        data={"grant_type": "client_credentials"},
+        auth=(saved["client_id"], saved["client_secret"]),
+    )
+    assert token.status_code == 200, token.text
