@@ -81,26 +81,10 @@ class CredentialService:
     ) -> Created:
         """Validate, mint the secret, store its hash; the secret is returned this once."""
         owner = self.store.users.find(ref=owner_id)
-        spec = check_new_credential(
-            caller=caller,
-            owner_roles=owner.roles,
-            new=new,
-            now=now,
-            caller_limits=not self.is_admin(caller),
-        )
-        secret = new_secret(self.settings.secret_domain)
-        record = self.store.credentials.create(
-            user_id=owner.id,
-            spec=spec,
-            new_client_id=self._new_client_id,
-            secret_hash=self.hasher.hash(secret.secret),
-            public_jwk=secret.public_jwk,
-            secret_domain=self.settings.secret_domain,
-            now=now,
-        )
+        record, secret = self._insert(caller, owner, new, now, with_secret=True)
+        assert secret is not None
         _audit("credential_created", record, caller)
-        self._on_change(record.client_id)  # this process may remember the id as unknown
-        return Created(record, secret.secret)
+        return Created(record, secret)
 
     def register(
         self,
@@ -122,6 +106,36 @@ class CredentialService:
         owner = self.store.users.find(ref=owner_id)
         if owner.disabled:
             raise Unauthenticated("the user is disabled")
+        registration_token = new_opaque_token()
+        record, secret = self._insert(
+            caller,
+            owner,
+            new,
+            now,
+            with_secret=not jwks,
+            auth_method=auth_method,
+            jwks=jwks,
+            registration_token_hash=token_hash(registration_token),
+            initial_token_hash=initial_token_hash,
+        )
+        _audit("client_registered", record, caller)
+        return Registration(record, secret, registration_token)
+
+    def _insert(
+        self,
+        caller: Caller,
+        owner: UserRecord,
+        new: NewCredential,
+        now: datetime,
+        *,
+        with_secret: bool,
+        auth_method: str | None = None,
+        jwks: list[dict[str, str]] | None = None,
+        registration_token_hash: str | None = None,
+        initial_token_hash: str | None = None,
+    ) -> tuple[ClientRecord, str | None]:
+        """The rules, a fresh secret (hashed), the write, and this process told: the one flow
+        of ``create`` and ``register``."""
         spec = check_new_credential(
             caller=caller,
             owner_roles=owner.roles,
@@ -129,8 +143,7 @@ class CredentialService:
             now=now,
             caller_limits=not self.is_admin(caller),
         )
-        secret = None if jwks else new_secret(self.settings.secret_domain)
-        registration_token = new_opaque_token()
+        secret = new_secret(self.settings.secret_domain) if with_secret else None
         record = self.store.credentials.create(
             user_id=owner.id,
             spec=spec,
@@ -141,12 +154,11 @@ class CredentialService:
             now=now,
             auth_method=auth_method,
             jwks=jwks,
-            registration_token_hash=token_hash(registration_token),
+            registration_token_hash=registration_token_hash,
             consume_initial_token=initial_token_hash,
         )
-        _audit("client_registered", record, caller)
-        self._on_change(record.client_id)
-        return Registration(record, secret.secret if secret else None, registration_token)
+        self._on_change(record.client_id)  # this process may remember the id as unknown
+        return record, secret.secret if secret else None
 
     def _new_client_id(self) -> str:
         return new_client_id(self.settings.issuer_host)
