@@ -59,6 +59,11 @@ def new_secret(domain: str) -> NewSecret:
     return NewSecret(secret=secret, public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x})
 
 
+def looks_like_secret(secret: str) -> bool:
+    """A cheap test of the format (no decoding): could this string be one of our secrets?"""
+    return secret.startswith(SECRET_PREFIX) and f":{SECRET_VERSION}:" in secret
+
+
 def parse_secret(secret: str) -> dict[str, str] | None:
     """The private JWK inside a secret string, or None when it is not one of ours."""
     if not secret.startswith(SECRET_PREFIX):
