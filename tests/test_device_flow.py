@@ -290,3 +290,41 @@ def test_start_on_one_instance_approve_on_another_poll_on_the_first(
     with TestClient(create_app(settings, database=database), client=(PEER, 1)) as other:
         decide(other, started["user_code"], make_user())
     assert poll(client, started["device_code"]).status_code == 200
+
+
+def test_approval_by_a_person_disabled_since_gives_no_token(
+    client: TestClient, make_user, store
+) -> None:
+    user = make_user()
+    started = start(client).json()
+    decide(client, started["user_code"], user)
+    UserService(store).update(ref=user.id, role_names=None, disabled=True, now=now())
+    response = poll(client, started["device_code"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_token_carries_only_the_approved_roles_the_person_still_holds(
+    client: TestClient, make_user, store
+) -> None:
+    """The JWT itself is checked by resource servers without us: it must not say more."""
+    user = make_user(roles=("billing:read", "deploy"))
+    started = start(client).json()
+    decide(client, started["user_code"], user)
+    UserService(store).update(ref=user.id, role_names=["deploy"], disabled=None, now=now())
+    token = poll(client, started["device_code"]).json()
+    claims = jwt.decode(token["access_token"], options={"verify_signature": False})
+    assert claims["roles"] == ["deploy"]
+
+
+def test_an_admins_device_token_manages_only_the_admins_own_credentials(
+    client: TestClient, make_user, make_client
+) -> None:
+    """A tool the admin approved is not the admin: no search, no other people's credentials."""
+    admin = make_user(roles=("system:owner",))
+    other, _ = make_client(make_user())
+    headers = {"Authorization": f"Bearer {approved_token(client, admin)['access_token']}"}
+    search = client.post("/api/v1/search/iam/personal_clients", json={}, headers=headers)
+    assert search.status_code == 403
+    deleted = client.delete(f"/api/v1/iam/personal_clients/{other.id}", headers=headers)
+    assert deleted.status_code == 404

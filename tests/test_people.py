@@ -312,3 +312,55 @@ def test_invite_and_password_changes_are_audited(
     people.sign_out_everywhere(user_ref=alice.id)
     events = [e["event"] for e in audit_events(caplog)]
     assert events[-3:] == ["invite_created", "password_set", "signed_out_everywhere"]
+
+
+def test_guesses_sent_all_at_once_get_no_further_than_the_limit(
+    people: PeopleService, alice
+) -> None:
+    """Counted before argon2: attempts in flight together cannot all pass the check."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    limit = people.settings.sign_in_failure_limit
+
+    def guess(number: int) -> str:
+        try:
+            sign_in(people, password=f"wrong guess number {number}")
+        except SignInThrottled:
+            return "throttled"
+        except SignInFailed:
+            return "tried"
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        outcomes = list(pool.map(guess, range(3 * limit)))
+    assert outcomes.count("tried") == limit
+    assert outcomes.count("throttled") == 2 * limit
+    with pytest.raises(SignInThrottled):
+        sign_in(people)  # the right password waits too, as for anyone past the limit
+
+
+def test_a_successful_sign_in_is_not_counted_as_a_failure(people: PeopleService, alice) -> None:
+    for _ in range(people.settings.sign_in_failure_limit * 2):
+        sign_in(people)
+
+
+def test_choosing_a_password_on_an_invitation_ends_older_sessions(
+    people: PeopleService, alice
+) -> None:
+    """Someone who knew the old password must not keep the session it opened."""
+    stolen = sign_in(people).session_id
+    link, _ = people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
+    fresh = people.accept_invite(
+        token=link.split("token=")[1], password=PASSWORD + "-new", now=now()
+    )
+    assert people.current(session_id=stolen, now=now()) is None
+    assert people.current(session_id=fresh.session_id, now=now()) is not None
+
+
+def test_enabling_a_user_again_does_not_bring_back_old_sessions(
+    people: PeopleService, store: Store, alice
+) -> None:
+    session_id = sign_in(people).session_id
+    UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
+    UserService(store).update(ref=alice.id, role_names=None, disabled=False, now=now())
+    assert people.current(session_id=session_id, now=now()) is None

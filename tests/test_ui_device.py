@@ -148,3 +148,28 @@ def test_approval_is_audited_with_the_session_as_actor(
     decide(client, started["user_code"], "approve")
     events = [r.getMessage() for r in caplog.records if "device_approved" in r.getMessage()]
     assert events and f'"actor": "{alice.id}"' in events[0] and '"via": "session"' in events[0]
+
+
+def test_guessing_codes_through_the_form_is_throttled_too(client: TestClient, alice) -> None:
+    """The approve/deny form looks codes up as well: misses count the same."""
+    started = start(client)
+    sign_in(client)
+    token = csrf_of(client.get("/ui/device"))
+    statuses = [
+        client.post(
+            "/ui/device",
+            data={"csrf_token": token, "user_code": f"BBBB-BBB{letter}", "decision": "deny"},
+        ).status_code
+        for letter in "BCDFGHJKLMNPQRSTVWXZ"
+    ]
+    assert statuses[:10] == [404] * 10
+    assert set(statuses[10:]) == {429}
+    assert poll(client, started["device_code"]).json()["error"] == "authorization_pending"
+
+
+def test_looking_up_the_right_code_is_not_counted(client: TestClient, alice) -> None:
+    started = start(client)
+    sign_in(client)
+    for _ in range(15):
+        page = client.get("/ui/device", params={"user_code": started["user_code"]})
+        assert page.status_code == 200

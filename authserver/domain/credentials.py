@@ -82,6 +82,9 @@ class Caller:
     #: wider a lock and no later an expiry (unless the caller holds the admin role).
     allow_source_cidr: tuple[network.Network, ...] = ()
     expires_time: datetime | None = None
+    #: False for a tool the person approved in the browser (a device token): it acts on
+    #: the person's own credentials only, even when the person holds the admin role.
+    may_administer: bool = True
 
     @classmethod
     def operator(cls) -> Caller:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
 from authserver.state_cache import StateCache
 from authserver.store import Store
-from authserver.throttle import FailureThrottle
+from authserver.throttle import FailureThrottle, source_key
 
 MAX_CREDENTIAL_LENGTH = 1024
 
@@ -323,10 +322,3 @@ def _client_key(client_id: str) -> str:
         "c:"
         + hashlib.blake2b(client_id.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
     )
-
-
-def source_key(source: network.Address | None) -> str:
-    """Throttle key of a source: the address, or its /64 for IPv6 (one host's usual share)."""
-    if isinstance(source, ipaddress.IPv6Address):
-        return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"
-    return f"s:{source}"

@@ -36,10 +36,11 @@ from starlette.responses import Response
 from authserver.config import DeviceClient
 from authserver.errors import InvalidArgument
 from authserver.oauth.adapter import FormRequest, read_form
-from authserver.oauth.client_auth import TooManyAttempts, fail_authentication, source_key
+from authserver.oauth.client_auth import TooManyAttempts, fail_authentication
 from authserver.oauth.errors import oauth_errors
 from authserver.records import DeviceAuthorization
 from authserver.store.device_codes import SLOW_DOWN_STEP, PollOutcome
+from authserver.throttle import source_key
 from authserver.usecases.devices import (
     DEVICE_CODE_TTL,
     DeviceFlowService,
@@ -153,6 +154,8 @@ class DeviceCodeGrant(AuthlibDeviceCodeGrant):
         if record is None or outcome in ("invalid", "used"):
             # Unknown, another client's, or already exchanged: RFC 6749 section 5.2.
             raise InvalidGrantError("the device code is invalid or was already used")
+        if outcome == "refused":
+            raise InvalidGrantError("the account that approved this code cannot sign in now")
         return _PolledCredential(outcome, record)
 
     def query_user_grant(self, user_code: str) -> tuple[Approval | None, bool] | None:

@@ -13,7 +13,9 @@ from authserver.records import DeviceAuthorization
 from authserver.store.database import Database
 from authserver.store.models import DeviceCode
 
-PollOutcome = Literal["invalid", "used", "expired", "pending", "slow_down", "approved", "denied"]
+PollOutcome = Literal[
+    "invalid", "used", "expired", "pending", "slow_down", "approved", "denied", "refused"
+]
 # A poll this much sooner than the interval asks is "too fast": clients that wait the interval
 # before each poll (as cone does) arrive a little early or late, never this early.
 EARLY_TOLERANCE = 0.8

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from authserver.errors import NotFound
 from authserver.logsafe import fingerprint
+from authserver.throttle import source_key
 from authserver.ui import render, sessions
 from authserver.ui.access import signed_in_only
 from authserver.ui.forms import read_form
@@ -24,9 +25,29 @@ from authserver.usecases.people import SignedIn
 
 
 def _guess_keys(request: Request, sid: str) -> tuple[str, str]:
-    """Throttle keys: this session and its source address."""
+    """Throttle keys: this session and its source address (an IPv6 /64)."""
     source = sessions.services_of(request).authenticator.source_address(request)
-    return f"session:{fingerprint(sid)}", f"source:{source}"
+    return f"session:{fingerprint(sid)}", source_key(source)
+
+
+async def _looked_up(request: Request, sid: str, typed: str) -> PendingDevice | None | int:
+    """The pending request a typed code names, None when it names none, or the seconds to
+    wait when this session or address has looked up too many codes in vain.
+
+    Every lookup counts before it happens and is forgiven when it finds a request, so
+    lookups sent at once cannot get past the limit (GET and POST alike)."""
+    throttle = sessions.services_of(request).device_code_guesses
+    keys = _guess_keys(request, sid)
+    wait = throttle.reserve(keys)
+    if wait:
+        return wait
+    pending = await _pending(request, typed)
+    if pending is not None:
+        throttle.forgive(keys)
+    return pending
+
+
+TOO_MANY = "Too many codes were tried. Wait a few minutes, then try again."
 
 
 async def _enter_code(
@@ -44,14 +65,10 @@ async def device_page(request: Request, person: SignedIn, sid: str) -> Response:
     if not typed:
         return await _enter_code(request)
     services = sessions.services_of(request)
-    keys = _guess_keys(request, sid)
-    if services.device_code_guesses.retry_after(keys):
-        return await render.error_page(
-            request, 429, "Too many codes were tried. Wait a few minutes, then try again."
-        )
-    pending = await _pending(request, typed)
+    pending = await _looked_up(request, sid, typed)
+    if isinstance(pending, int):
+        return await render.error_page(request, 429, TOO_MANY)
     if pending is None:
-        services.device_code_guesses.record_failure(keys)
         return await _enter_code(
             request,
             status_code=404,
@@ -89,8 +106,10 @@ async def decide(request: Request, person: SignedIn, sid: str) -> Response:
     form = await read_form(request)
     sessions.check_session_csrf(request, form, sid)
     approve = form.get("decision") == "approve"
-    code = form.get("user_code")
-    pending = await _pending(request, code)
+    code = form.get("user_code")[:32]
+    pending = await _looked_up(request, sid, code)
+    if isinstance(pending, int):
+        return await render.error_page(request, 429, TOO_MANY)
     if pending is None:
         return await _enter_code(
             request,

@@ -186,8 +186,8 @@ class CredentialService:
         return caller.is_operator or record.user_id == caller.user_id or self.is_admin(caller)
 
     def is_admin(self, caller: Caller) -> bool:
-        """True for a caller whose effective roles hold the admin role."""
-        return self.settings.admin_role in caller.effective_roles
+        """True for a caller whose effective roles hold the admin role (and who may use it)."""
+        return caller.may_administer and self.settings.admin_role in caller.effective_roles
 
     # Changing --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ checked against the person's current roles on every use, like any token.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from authserver.audit import audit
@@ -154,7 +154,21 @@ class DeviceFlowService:
     def poll(
         self, *, device_code: str, client_id: str, now: datetime
     ) -> tuple[PollOutcome, DeviceAuthorization | None]:
-        """What the polling client gets now (see ``DeviceCodeStore.poll``)."""
-        return self.store.device_codes.poll(
+        """What the polling client gets now (see ``DeviceCodeStore.poll``).
+
+        An approval is honoured as the person is *now*: not when they were disabled
+        (or deleted) since, and with only the approved roles they still hold.
+        """
+        outcome, record = self.store.device_codes.poll(
             device_code_hash=token_hash(device_code), client_id=client_id, now=now
         )
+        if outcome != "approved" or record is None or record.user_id is None:
+            return outcome, record
+        try:
+            user = self.store.users.find(ref=record.user_id)
+        except NotFound:
+            return "refused", record
+        if user.disabled:
+            return "refused", record
+        still_held = tuple(role for role in record.roles or () if role in user.roles)
+        return outcome, replace(record, roles=still_held)

@@ -10,7 +10,6 @@ on every instance at once.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from authserver.errors import (
 from authserver.password_hashing import PasswordHasher
 from authserver.records import SessionRecord, UserRecord
 from authserver.store import Store
-from authserver.throttle import FailureThrottle
+from authserver.throttle import FailureThrottle, source_key
 
 # Prefixes make these recognisable wherever they must never appear (logs, URLs in logs).
 SESSION_PREFIX = "ses_"
@@ -84,12 +83,6 @@ class SignedIn:
             reduced=False,
             via="session",
         )
-
-
-def _source_key(source: network.Address | None) -> str:
-    if isinstance(source, ipaddress.IPv6Address):
-        return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"
-    return f"s:{source}"
 
 
 class PeopleService:
@@ -158,7 +151,9 @@ class PeopleService:
         self.store.invites.redeem(
             token_hash=token_hash(token), password_hash=self.passwords.hash(checked), now=now
         )
-        audit("password_set", user_id=user.id, actor=user.id, via="invite")
+        # A new password ends the sessions of the old one, as when the operator sets it.
+        ended = self.store.sessions.delete_for_user(user_id=user.id)
+        audit("password_set", user_id=user.id, actor=user.id, via="invite", sessions_ended=ended)
         return self.start_session(user_id=user.id, method="invite", now=now, source=source)
 
     # Signing in ---------------------------------------------------------------------
@@ -176,8 +171,10 @@ class PeopleService:
         if not self.settings.login_password:
             raise PermissionDenied("sign-in with a password is turned off")
         typed = email.strip().lower()[:MAX_EMAIL_LENGTH] if isinstance(email, str) else ""
-        keys = (f"a:{typed}", _source_key(source))
-        wait = self.throttle.retry_after(keys)
+        keys = (f"a:{typed}", source_key(source))
+        # Counted before argon2 and forgiven on success: attempts sent all at once must
+        # not all get past the limit while the first ones are still being checked.
+        wait = self.throttle.reserve(keys)
         if wait:
             audit("sign_in_failed", reason="throttled", source=source)
             raise SignInThrottled(wait)
@@ -187,7 +184,6 @@ class PeopleService:
         candidate = normalize_password(password if isinstance(password, str) else "")
         ok = self.passwords.verify(usable, candidate)
         if user is None or not ok:
-            self.throttle.record_failure(keys)
             # Never the typed e-mail: people type their password into that field too.
             reason = (
                 "unknown e-mail"
@@ -207,6 +203,7 @@ class PeopleService:
             )
             raise SignInFailed()
         assert stored is not None
+        self.throttle.forgive(keys)
         if self.passwords.needs_rehash(stored):
             self.store.passwords.set(
                 user_id=user.id, password_hash=self.passwords.hash(candidate), now=now

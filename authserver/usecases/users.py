@@ -44,7 +44,15 @@ class UserService:
         disabled: bool | None,
         now: datetime,
     ) -> UserRecord:
-        """Replace the roles (when given) and/or disable or enable the user."""
+        """Replace the roles (when given) and/or disable or enable the user.
+
+        Disabling ends the user's browser sessions: enabling again must not bring them back.
+        """
         user = self.store.users.find(ref=ref)
         new_roles = _roles(role_names) if role_names is not None else None
-        return self.store.users.update(user_id=user.id, roles=new_roles, disabled=disabled, now=now)
+        updated = self.store.users.update(
+            user_id=user.id, roles=new_roles, disabled=disabled, now=now
+        )
+        if disabled:
+            self.store.sessions.delete_for_user(user_id=user.id)
+        return updated
