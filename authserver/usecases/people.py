@@ -86,7 +86,8 @@ class SignedIn:
         )
 
 
-def _source_key(source: network.Address | None) -> str:
+def source_key(source: network.Address | None) -> str:
+    """The throttle key of a source address (IPv6: its /64, which one host usually holds)."""
     if isinstance(source, ipaddress.IPv6Address):
         return f"s:{ipaddress.IPv6Network((source, 64), strict=False)}"
     return f"s:{source}"
@@ -124,6 +125,11 @@ class PeopleService:
 
     def invite(self, *, user_ref: str, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
         """A one-time link on which the user chooses a password; and when it expires."""
+        if not self.settings.login_password:
+            raise PermissionDenied(
+                "sign-in with a password is turned off ([login] password = false), "
+                "so an invitation link would not work"
+            )
         if ttl <= timedelta(0) or ttl > timedelta(days=30):
             raise InvalidArgument("more than nothing and at most 30 days", field="ttl")
         user = self.store.users.find(ref=user_ref)
@@ -149,6 +155,8 @@ class PeopleService:
         self, *, token: str, password: str, now: datetime, source: network.Address | None = None
     ) -> NewSession:
         """Set the chosen password, spend the invitation, and sign the person in."""
+        if not self.settings.login_password:
+            raise PermissionDenied("sign-in with a password is turned off")
         user = self.invited(token=token, now=now)
         if user is None:
             raise Unauthenticated("this invitation link has been used or has expired")
@@ -176,7 +184,7 @@ class PeopleService:
         if not self.settings.login_password:
             raise PermissionDenied("sign-in with a password is turned off")
         typed = email.strip().lower()[:MAX_EMAIL_LENGTH] if isinstance(email, str) else ""
-        keys = (f"a:{typed}", _source_key(source))
+        keys = (f"a:{typed}", source_key(source))
         wait = self.throttle.retry_after(keys)
         if wait:
             audit("sign_in_failed", reason="throttled", source=source)
