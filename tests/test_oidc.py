@@ -323,6 +323,36 @@ def test_callback_with_another_state_is_refused_and_its_code_cannot_be_replayed(
     ]
 
 
+def test_code_redeemed_by_someone_else_first_is_refused(
+    page: Page, server: Server, idp: IdentityProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.person("alice@example.com")
+    callback = held_callback(page, server, "alice")
+    # Someone who saw the code (and, for PKCE, the verifier) redeems it before the browser.
+    with server.store.database.engine.connect() as conn:
+        (data,) = conn.exec_driver_sql("SELECT data FROM pending_sign_ins").one()
+    pending = json.loads(data) if isinstance(data, str) else data
+    stolen = httpx.post(
+        f"{idp.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": parse_qs(urlsplit(callback).query)["code"][0],
+            "redirect_uri": pending["redirect_uri"],
+            "code_verifier": pending["code_verifier"],
+        },
+        auth=(server.provider.client_id, server.provider.client_secret),
+    )
+    assert stolen.status_code == 200
+    page.goto(callback)
+    expect_refused(page, "The provider corp refused to complete the sign-in (“invalid_grant”)")
+    (failed,) = audited(caplog, "sign_in_failed")
+    assert (failed["reason"], failed["detail"]) == (
+        "provider error",
+        "token endpoint: invalid_grant",
+    )
+    no_tracebacks(caplog)
+
+
 def test_id_token_with_another_nonce_is_refused(
     page: Page, server: Server, idp: IdentityProvider, caplog: pytest.LogCaptureFixture
 ) -> None:

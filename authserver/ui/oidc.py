@@ -244,7 +244,10 @@ async def _finish(
         if said in REFUSED_AT_PROVIDER:
             message = f"The sign-in at {name} was cancelled or refused, so you are not signed in."
         else:
-            message = f"{name} could not sign you in (it answered “{said}”). Please try again."
+            message = (
+                f"The provider {name} could not sign you in (it answered “{said}”). "
+                "Please try again."
+            )
         return await _failed(request, provider, source, "provider error", 401, message, said)
     code = params.get("code")
     if not code:
@@ -254,7 +257,7 @@ async def _finish(
             source,
             "provider error",
             502,
-            f"{name} sent back no sign-in. Please try again.",
+            f"The provider {name} sent back no sign-in. Please try again.",
             "no code",
         )
     client = providers.client(provider)
@@ -278,7 +281,7 @@ async def _finish(
             source,
             "provider error",
             401,
-            f"{name} refused to complete the sign-in (“{error_code}”). Start again.",
+            f"The provider {name} refused to complete the sign-in (“{error_code}”). Start again.",
             f"token endpoint: {error_code}",
         )
     except ClaimError as exc:
