@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from authserver.config import OidcProvider, Settings
+from authserver.domain import network
 from authserver.domain.identity import SignInRefused
 from authserver.ui import render, sessions
 from authserver.usecases.people import SignInThrottled
@@ -371,7 +372,7 @@ async def _with_userinfo(
 async def _failed(
     request: Request,
     provider: OidcProvider,
-    source: Any,
+    source: network.Address | None,
     reason: str,
     status_code: int,
     message: str,
@@ -382,7 +383,9 @@ async def _failed(
     return await render.error_page(request, status_code, message, title="You are not signed in")
 
 
-async def _unreachable(request: Request, provider: OidcProvider, source: Any, why: str) -> Response:
+async def _unreachable(
+    request: Request, provider: OidcProvider, source: network.Address | None, why: str
+) -> Response:
     log.warning("OpenID Connect provider %s (%s): %s", provider.name, provider.issuer, why)
     return await _failed(
         request,
