@@ -31,6 +31,7 @@ from authserver.oauth.token import token_endpoint
 from authserver.services import Services
 from authserver.store.database import Database
 from authserver.ui import routes as ui
+from authserver.ui.oidc import Providers
 
 log = logging.getLogger("authserver")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -62,6 +63,7 @@ def _purge_once(services: Services) -> None:
     services.store.revocations.purge_assertions(now=now)
     services.store.device_codes.purge(now=now)
     services.people.purge(now=now)
+    services.provider_sign_in.purge(now=now)
 
 
 async def _purger(services: Services) -> None:
@@ -202,6 +204,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         },
     )
     app.state.services = services
+    app.state.oidc = Providers(settings.login_oidc)  # Authlib clients, metadata read at first use
     return app
 
 

@@ -3,8 +3,10 @@
 Events: ``token_issued``, ``auth_failed`` (with the precise internal reason),
 ``credential_created``, ``credential_updated``, ``credential_deleted``,
 ``client_registered``, ``token_revoked``; for people ``signed_in``,
-``sign_in_failed`` (with a reason), ``signed_out``, ``session_expired``,
-``signed_out_everywhere``, ``password_set``, ``invite_created``. Lines carry ids (credential,
+``sign_in_failed`` (with a reason; through an OpenID Connect provider also its
+``method`` and a ``detail``), ``signed_out``, ``session_expired``,
+``signed_out_everywhere``, ``password_set``, ``invite_created``, ``user_created``
+(at a first sign-in through a provider). Lines carry ids (credential,
 client_id, user, jti), the source address and the request id — never a
 secret, a token, an assertion, a password, a session id or a hash.
 """

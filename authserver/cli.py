@@ -342,6 +342,12 @@ def users_set_password(ctx: Context, ref: str) -> None:
     password = _read_password()
     user = ctx.people.set_password(user_ref=ref, password=password, now=_now())
     click.echo(f"password set for {user.email}; their browser sessions were ended")
+    if not ctx.settings.login_password:
+        click.echo(
+            "note: sign-in with a password is turned off ([login] password = false); "
+            "the password works once it is turned on again",
+            err=True,
+        )
 
 
 @users.command("invite")

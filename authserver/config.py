@@ -7,6 +7,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from authserver.errors import ConfigError
+from authserver.domain.roles import normalize_roles
+from authserver.errors import AuthserverError, ConfigError
 
 # Looked for in this order when AUTHSERVER_CONFIG is not set (SPEC section 6).
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
@@ -24,6 +26,22 @@ SYSTEM_CONFIG_PATH = Path("/etc/authserver/authserver.toml")
 OTHER_VARIABLES = ("AUTHSERVER_CONFIG", "AUTHSERVER_ALLOW_WEAK_HASHING", "AUTHSERVER_FUZZ_EXAMPLES")
 MAX_WORKERS = 64
 SIGNING_ALGS = ("ES256", "EdDSA", "RS256")
+DEFAULT_OIDC_SCOPES = ("openid", "email", "profile")
+# Provider names go into URLs and into a session's recorded method ("oidc:<name>", 32 at most).
+OIDC_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
+OIDC_KEYS = frozenset(
+    {
+        "name",
+        "issuer",
+        "client_id",
+        "client_secret",
+        "client_secret_file",
+        "scopes",
+        "allowed_domains",
+        "auto_create_users",
+        "default_roles",
+    }
+)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -33,6 +51,33 @@ class DeviceClient:
 
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """An OpenID Connect provider people sign in through (``[[login.oidc]]``, SPEC section 8).
+
+    The redirect URI to register at the provider is
+    ``<issuer of authserver>/ui/login/oidc/<name>/callback``.
+    """
+
+    name: str  # on the sign-in button and in the redirect URI
+    issuer: str  # discovery at <issuer>/.well-known/openid-configuration
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
+    allowed_domains: tuple[str, ...] = ()  # empty: any e-mail domain
+    auto_create_users: bool = False
+    default_roles: tuple[str, ...] = ()  # the roles of a user created at first sign-in
+
+    @property
+    def method(self) -> str:
+        """How a session started through this provider is recorded (``oidc:<name>``)."""
+        return f"oidc:{self.name}"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -67,6 +112,7 @@ class Settings:
     workers: int | str = 1  # or "auto": one per CPU
     # People's sign-in and the pages (SPEC section 8).
     login_password: bool = True  # TOML: [login] password = true
+    login_oidc: tuple[OidcProvider, ...] = ()  # TOML: [[login.oidc]] tables; none by default
     password_min_length: int = 15
     session_idle_timeout: int = 1800
     session_max_age: int = 43200
@@ -116,6 +162,7 @@ class Settings:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
         _check_device_clients(self.device_clients)
+        _check_oidc_providers(self.login_oidc)
         if not 1 <= self.device_poll_interval <= 60:
             raise ConfigError("device_poll_interval must be 1 to 60 seconds")
         if not 8 <= self.password_min_length <= 64:
@@ -170,6 +217,13 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
 TABLES = ("login",)
+# Names people may reach for that are spelled otherwise here.
+ALIASES = {
+    "password_login": "password = false in the [login] table",
+    "login_password": "password in the [login] table",
+    "login_oidc": "[[login.oidc]] tables",
+    "oidc": "[[login.oidc]] tables",
+}
 KNOWN_VARIABLES = frozenset({f"AUTHSERVER_{n.upper()}" for n in _FIELDS} | set(OTHER_VARIABLES))
 
 
@@ -245,6 +299,108 @@ def _device_clients(value: Any, *, from_env: bool) -> tuple[DeviceClient, ...]:
     return tuple(clients)
 
 
+def _check_oidc_providers(providers: tuple[OidcProvider, ...]) -> None:
+    names = [provider.name for provider in providers]
+    if len(set(names)) != len(names):
+        raise ConfigError("login.oidc: every provider needs a name of its own")
+    for provider in providers:
+        where = f"login.oidc {provider.name!r}"
+        if not isinstance(provider.name, str) or not OIDC_NAME.fullmatch(provider.name):
+            raise ConfigError(
+                f"login.oidc: invalid name {provider.name!r}: 1 to 24 lowercase letters, digits "
+                "and '-' (it is part of the redirect URI), not starting or ending with '-'"
+            )
+        parts = urlsplit(provider.issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{where}: issuer must be an https URL, got {provider.issuer!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError(f"{where}: issuer must not have a query or fragment")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            # The ID token's keys and the client secret travel over this connection.
+            raise ConfigError(f"{where}: issuer must be https (plain http only on loopback)")
+        if not (0 < len(provider.client_id) <= 255 and provider.client_id.isprintable()):
+            raise ConfigError(f"{where}: client_id must be 1 to 255 printable characters")
+        if not provider.client_secret or not provider.client_secret.isprintable():
+            raise ConfigError(f"{where}: client_secret (or client_secret_file) is required")
+        if "openid" not in provider.scopes:
+            raise ConfigError(f"{where}: scopes must include openid")
+        if not all(scope and scope.isprintable() and " " not in scope for scope in provider.scopes):
+            raise ConfigError(f"{where}: invalid scopes {' '.join(provider.scopes)!r}")
+        for domain in provider.allowed_domains:
+            if not domain or domain != domain.lower() or "@" in domain or " " in domain:
+                raise ConfigError(f"{where}: invalid allowed_domains entry {domain!r}")
+        try:
+            normalize_roles(provider.default_roles)
+        except AuthserverError as exc:
+            raise ConfigError(f"{where}: default_roles: {exc}") from None
+
+
+def _oidc_providers(value: Any, *, from_env: bool) -> tuple[OidcProvider, ...]:
+    """``[[login.oidc]]`` tables (in the environment: JSON, a list of objects)."""
+    if from_env:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                'login.oidc: expected JSON like [{"name": "…", "issuer": "…", '
+                '"client_id": "…", "client_secret_file": "…"}]'
+            ) from None
+    if not isinstance(value, list):
+        raise ConfigError("login.oidc: expected [[login.oidc]] tables")
+    return tuple(_oidc_provider(entry) for entry in value)
+
+
+def _oidc_provider(entry: Any) -> OidcProvider:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"login.oidc: expected a table, got {entry!r}")
+    name = entry.get("name")
+    where = f"login.oidc {name!r}" if isinstance(name, str) else "login.oidc"
+    unknown = sorted(set(entry) - OIDC_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+    missing = [key for key in ("name", "issuer", "client_id") if key not in entry]
+    if missing:
+        raise ConfigError(f"{where}: {missing[0]} is required")
+    for key in ("name", "issuer", "client_id", "client_secret", "client_secret_file"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ConfigError(f"{where}: {key} must be a string")
+    for key in ("auto_create_users",):
+        if key in entry and not isinstance(entry[key], bool):
+            raise ConfigError(f"{where}: {key} must be true or false")
+    if ("client_secret" in entry) == ("client_secret_file" in entry):
+        raise ConfigError(f"{where}: give exactly one of client_secret and client_secret_file")
+    if "client_secret_file" in entry:
+        path = Path(entry["client_secret_file"])
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"{where}: cannot read client_secret_file {path}: {reason}") from None
+        if not secret:
+            raise ConfigError(f"{where}: client_secret_file {path} is empty")
+    else:
+        secret = entry["client_secret"]
+
+    def words(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = entry.get(key, default)
+        if isinstance(raw, str):
+            return tuple(raw.split())
+        if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+            return tuple(item.strip() for item in raw)
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+
+    return OidcProvider(
+        name=entry["name"],
+        issuer=entry["issuer"],
+        client_id=entry["client_id"],
+        client_secret=secret,
+        scopes=words("scopes", DEFAULT_OIDC_SCOPES),
+        allowed_domains=tuple(d.lower().lstrip("@") for d in words("allowed_domains", ())),
+        auto_create_users=entry.get("auto_create_users", False),
+        default_roles=words("default_roles", ()),
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -258,6 +414,8 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
     default = _FIELDS[name].default
     if name == "device_clients":
         return _device_clients(value, from_env=from_env)
+    if name == "login_oidc":
+        return _oidc_providers(value, from_env=from_env)
     if name == "workers":
         if from_env and value.strip() != "auto":
             try:
@@ -307,15 +465,12 @@ def _flatten(raw: dict[str, Any], config_path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         if key in TABLES and isinstance(value, dict):
             for inner, inner_value in value.items():
-                if inner == "oidc":
-                    raise ConfigError(
-                        f"{config_path}: [[login.oidc]] providers are not supported yet"
-                    )
                 if f"{key}_{inner}" not in _FIELDS:
                     raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]")
                 flat[f"{key}_{inner}"] = inner_value
         elif key not in _FIELDS or key.startswith(tuple(f"{t}_" for t in TABLES)):
-            raise ConfigError(f"{config_path}: unknown key {key!r}")
+            hint = f" (did you mean {ALIASES[key]}?)" if key in ALIASES else ""
+            raise ConfigError(f"{config_path}: unknown key {key!r}{hint}")
         else:
             flat[key] = value
     return flat

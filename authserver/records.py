@@ -7,7 +7,7 @@ only name them. None of them carries a secret or its hash.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -90,4 +90,14 @@ class SessionRecord:
     method: str
     created_at: datetime
     last_seen_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingSignInRecord:
+    """A sign-in begun at an OpenID Connect provider, awaiting its callback (single use)."""
+
+    provider: str
+    data: Mapping[str, str] = field(repr=False)  # state, nonce, PKCE verifier, where to go
+    created_at: datetime
     expires_at: datetime

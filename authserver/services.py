@@ -21,6 +21,7 @@ from authserver.tokens import ActiveToken, active_token
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.people import PeopleService
+from authserver.usecases.provider_sign_in import ProviderSignInService
 from authserver.usecases.users import UserService
 
 # A source may start this many device authorizations a minute: every start stores a row.
@@ -49,6 +50,7 @@ class Services:
     device_starts: FailureThrottle  # device authorizations started, per source
     device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
     people: PeopleService
+    provider_sign_in: ProviderSignInService  # sign-in through OpenID Connect providers
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -69,6 +71,9 @@ class Services:
                 server, devices, settings.endpoint(device_flow.VERIFICATION_PATH)
             )
         )
+        users = UserService(store)
+        # Passwords share the secret hasher's bounded argon2 threads.
+        people = PeopleService(store, PasswordHasher(settings, hasher), settings)
         return cls(
             settings=settings,
             database=database,
@@ -82,12 +87,12 @@ class Services:
             state_cache=state_cache,
             # Changes through this process apply here at once; others follow the change feed.
             credentials=CredentialService(store, hasher, settings, on_change=state_cache.forget),
-            users=UserService(store),
+            users=users,
             devices=devices,
             device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
             device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),
-            # Passwords share the secret hasher's bounded argon2 threads.
-            people=PeopleService(store, PasswordHasher(settings, hasher), settings),
+            people=people,
+            provider_sign_in=ProviderSignInService(store, people, users),
         )
 
     async def active_token(self, token: str) -> ActiveToken | None:

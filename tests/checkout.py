@@ -1,7 +1,7 @@
 """A clean copy of the repository, as a fresh clone would have it, for tests of its scripts.
 
 The copy holds every file of the working tree except what ``.gitignore`` keeps
-out of a clone (``.venv``, ``var``, caches), so the scripts under test are the
+out of a clone (``.venv``, ``var``, caches, the tests' ``node_modules``), so the scripts under test are the
 real ones and no state of this checkout leaks in. Installing into a new
 ``.venv`` would need the package index and a minute, so ``ready_venv`` gives
 the copy a ``.venv`` that ``scripts/_venv`` takes as already installed: a
@@ -31,6 +31,7 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
     ".mypy_cache",
     "build",
     "dist",
+    "node_modules",
 )
 
 

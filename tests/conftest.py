@@ -31,11 +31,12 @@ from tests.postgres import PostgresCluster
 
 PEER = "203.0.113.7"
 # What must never reach a log line: secrets, JWTs (access tokens, assertions), argon2 hashes,
-# session ids, invitation tokens, CSRF tokens, and the tests' passwords (all built on PASSWORD).
+# session ids, invitation tokens, CSRF tokens, pending sign-in cookies, and the tests' passwords
+# (all built on PASSWORD).
 PASSWORD = "violet-harbour-kettle-42"
 LEAK = re.compile(
     r"secret-token(:|%3a)|eyJrdHki|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$"
-    r"|(?:ses|inv|csrf)_[A-Za-z0-9_-]{43}|violet-harbour",
+    r"|(?:ses|inv|csrf|psi)_[A-Za-z0-9_-]{43}|violet-harbour",
     re.IGNORECASE,
 )
 
@@ -57,7 +58,7 @@ def settings_overrides() -> dict[str, Any]:
 
 TABLES = (
     "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions,"
-    " user_passwords, browser_sessions, invites"
+    " user_passwords, browser_sessions, invites, pending_sign_ins"
 )
 
 

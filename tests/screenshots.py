@@ -2,7 +2,8 @@
 ``python -m tests.screenshots docs``) writes docs/ui-*.png.
 
 A throwaway server with a few example credentials, signed in as an admin, at
-desktop (1280x800) and phone (390x844) widths.
+desktop (1280x800) and phone (390x844) widths. Its sign-in page shows an
+OpenID Connect provider's button too (the provider is never contacted).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from authserver.app import create_app
-from authserver.config import DeviceClient, Settings
+from authserver.config import DeviceClient, OidcProvider, Settings
 from authserver.domain.credentials import Caller, NewCredential
 from authserver.store import Store
 from authserver.store.database import Database, migrate
@@ -32,10 +33,14 @@ from tests.ports import free_port
 def example_server(folder: Path) -> Iterator[LiveServer]:
     """A live server whose admin alice has three credentials, one used a while ago."""
     port = free_port()
+    okta = OidcProvider(
+        name="okta", issuer="https://example.okta.com", client_id="0oa-example", client_secret="-"
+    )
     settings = Settings(
         database_url=f"sqlite:///{folder}/screens.db",
         issuer=f"http://127.0.0.1:{port}",
         device_clients=(DeviceClient("2RGdOS94VDferT9e80mdgntl36K", "cone"),),
+        login_oidc=(okta,),
     )
     database = Database(settings.database_url)
     migrate(database)

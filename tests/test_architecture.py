@@ -38,11 +38,12 @@ FORBIDDEN = {
     "authserver.oauth": ("authserver.api", "authserver.ui"),
     "authserver.ui": ("authserver.api", "authserver.oauth", "authserver.app"),
 }
-# Store methods that change a credential, a user, a password, a session or an invitation:
+# Store methods that change a credential, a user, a password, a session, an invitation or a
+# pending sign-in:
 # only use cases call them.
 WRITES = re.compile(
-    r"store\.(credentials|users|passwords|sessions|invites)\."
-    r"(create|update|delete|set|redeem|touch|delete_for_user|purge)\("
+    r"store\.(credentials|users|passwords|sessions|invites|pending_sign_ins)\."
+    r"(create|update|delete|set|redeem|touch|delete_for_user|purge|take)\("
 )
 
 

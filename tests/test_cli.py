@@ -378,3 +378,18 @@ def test_users_sign_out_ends_the_users_sessions(run) -> None:
     result = run("users", "sign-out", "pat@example.com")
     assert result.exit_code == 0
     assert "ended 0 sessions of pat@example.com" in result.output
+
+
+def test_with_passwords_off_invite_is_refused_and_set_password_says_so(run, db_url: str) -> None:
+    from tests.conftest import PASSWORD
+
+    run("users", "create", "pat@example.com")
+    off = {"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_LOGIN_PASSWORD": "false"}
+    invite = CliRunner().invoke(main, ["users", "invite", "pat@example.com"], env=off)
+    assert invite.exit_code == 1
+    assert "turned off ([login] password = false)" in invite.stderr
+    result = CliRunner().invoke(
+        main, ["users", "set-password", "pat@example.com"], input=PASSWORD + "\n", env=off
+    )
+    assert result.exit_code == 0
+    assert "sign-in with a password is turned off" in result.stderr

@@ -19,7 +19,9 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
     text = (ROOT / "config" / "authserver.toml").read_text()
     for name in Settings.__dataclass_fields__:
         table, _, key = name.partition("_")
-        if table in config.TABLES:  # [login] password = … is login_password
+        if name == "login_oidc":  # tables of their own, none by default: shown commented out
+            assert "\n# [[login.oidc]]\n" in text
+        elif table in config.TABLES:  # [login] password = … is login_password
             assert (
                 f"\n[{table}]\n" in text and f"\n{key} = " in "\n" + text.split(f"\n[{table}]\n")[1]
             )
@@ -43,7 +45,7 @@ def test_login_password_from_environment() -> None:
     [
         pytest.param("[login]\npasswords = true\n", id="unknown-key-in-table"),
         pytest.param("login_password = true\n", id="table-key-at-top-level"),
-        pytest.param('[[login.oidc]]\nname = "corp"\n', id="oidc-not-yet"),
+        pytest.param('[[login.oidc]]\nname = "corp"\n', id="oidc-without-issuer"),
     ],
 )
 def test_login_table_refuses_what_it_does_not_know(tmp_path: Path, text: str) -> None:
@@ -239,3 +241,159 @@ def test_documented_variables_are_not_warned_about() -> None:
         "PATH": "/bin",
     }
     assert unknown_variables(environ) == []
+
+
+OIDC = """
+[login]
+password = false
+
+[[login.oidc]]
+name = "okta"
+issuer = "https://example.okta.com"
+client_id = "0oa1"
+client_secret = "okta-client-secret-value"
+
+[[login.oidc]]
+name = "keycloak"
+issuer = "https://sso.example.com/realms/staff"
+client_id = "authserver"
+client_secret_file = "{secret_file}"
+scopes = ["openid", "email"]
+allowed_domains = ["Example.com"]
+auto_create_users = true
+default_roles = ["deploy"]
+"""
+
+
+def _oidc_config(tmp_path: Path, text: str = OIDC) -> Path:
+    secret_file = tmp_path / "keycloak-secret"
+    secret_file.write_text("keycloak-client-secret-value\n")
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace("{secret_file}", str(secret_file)))
+    return path
+
+
+def test_oidc_providers_are_read_from_login_oidc_tables(tmp_path: Path) -> None:
+    settings = load_settings(_oidc_config(tmp_path), environ={})
+    okta, keycloak = settings.login_oidc
+    assert settings.login_password is False
+    assert (okta.name, okta.issuer, okta.client_id) == ("okta", "https://example.okta.com", "0oa1")
+    assert okta.client_secret == "okta-client-secret-value"
+    assert okta.scopes == ("openid", "email", "profile")
+    assert (okta.allowed_domains, okta.auto_create_users, okta.default_roles) == ((), False, ())
+    assert okta.method == "oidc:okta"
+    assert okta.discovery_url == "https://example.okta.com/.well-known/openid-configuration"
+    # client_secret_file: read at load time, without the trailing newline.
+    assert keycloak.client_secret == "keycloak-client-secret-value"
+    assert keycloak.scopes == ("openid", "email")
+    assert keycloak.allowed_domains == ("example.com",)
+    assert (keycloak.auto_create_users, keycloak.default_roles) == (True, ("deploy",))
+
+
+def test_oidc_client_secrets_never_show_in_repr(tmp_path: Path) -> None:
+    settings = load_settings(_oidc_config(tmp_path), environ={})
+    assert "client-secret-value" not in repr(settings)
+    assert "okta" in repr(settings)
+
+
+def test_oidc_providers_from_environment_json(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("s3cret-from-file")
+    value = (
+        '[{"name": "corp", "issuer": "http://127.0.0.1:9000", "client_id": "c",'
+        f' "client_secret_file": "{secret_file}", "auto_create_users": true}}]'
+    )
+    (provider,) = load_settings(environ={"AUTHSERVER_LOGIN_OIDC": value}).login_oidc
+    assert (provider.name, provider.client_secret, provider.auto_create_users) == (
+        "corp",
+        "s3cret-from-file",
+        True,
+    )
+
+
+def test_unreadable_client_secret_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[login.oidc]]\nname = "corp"\nissuer = "https://sso.example.com"\nclient_id = "c"\n'
+        f'client_secret_file = "{tmp_path}/missing"\n'
+    )
+    with pytest.raises(ConfigError, match=f"cannot read client_secret_file {tmp_path}/missing"):
+        load_settings(path, environ={})
+
+
+PROVIDER = '[[login.oidc]]\nname = "corp"\nissuer = "https://sso.example.com"\nclient_id = "c"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(PROVIDER, "exactly one of client_secret", id="no-secret"),
+        pytest.param(
+            PROVIDER + f'client_secret = "x"\nclient_secret_file = "{ROOT}/README.md"\n',
+            "exactly one of client_secret",
+            id="secret-twice",
+        ),
+        pytest.param(
+            PROVIDER.replace('"corp"', '"Corp"') + 'client_secret = "x"\n',
+            "invalid name",
+            id="upper-case-name",
+        ),
+        pytest.param(
+            PROVIDER.replace('"corp"', '"a/b"') + 'client_secret = "x"\n',
+            "invalid name",
+            id="slash-in-name",
+        ),
+        pytest.param(
+            PROVIDER.replace('"corp"', '"' + "x" * 25 + '"') + 'client_secret = "x"\n',
+            "invalid name",
+            id="long-name",
+        ),
+        pytest.param(
+            PROVIDER.replace("https://sso", "http://sso") + 'client_secret = "x"\n',
+            "must be https",
+            id="plain-http-issuer",
+        ),
+        pytest.param(
+            PROVIDER + 'client_secret = "x"\nscopes = ["email"]\n',
+            "must include openid",
+            id="no-openid-scope",
+        ),
+        pytest.param(
+            PROVIDER + 'client_secret = "x"\ndefault_roles = ["a b"]\n',
+            "default_roles",
+            id="bad-role",
+        ),
+        pytest.param(
+            PROVIDER + 'client_secret = "x"\nclient_secrets = "y"\n',
+            "unknown key 'client_secrets'",
+            id="unknown-key",
+        ),
+        pytest.param(
+            PROVIDER + 'client_secret = "x"\n' + PROVIDER + 'client_secret = "y"\n',
+            "name of its own",
+            id="same-name-twice",
+        ),
+        pytest.param(
+            "password_login = false\n",
+            r"did you mean password = false in the \[login\] table",
+            id="password-login-at-top-level",
+        ),
+    ],
+)
+def test_bad_oidc_provider_is_refused_with_its_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
+
+
+def test_plain_http_provider_on_loopback_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        PROVIDER.replace("https://sso.example.com", "http://127.0.0.1:9000")
+        + 'client_secret = "x"\n'
+    )
+    (provider,) = load_settings(path, environ={}).login_oidc
+    assert provider.issuer == "http://127.0.0.1:9000"

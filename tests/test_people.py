@@ -122,6 +122,16 @@ def test_password_sign_in_turned_off_is_refused(
         sign_in(PeopleService(store, PasswordHasher(off, hasher), off))
 
 
+def test_no_invitations_while_password_sign_in_is_off(
+    store: Store, settings: Settings, hasher: SecretHasher, alice
+) -> None:
+    off = Settings(database_url=settings.database_url, login_password=False)
+    with pytest.raises(PermissionDenied, match="an invitation link would not work"):
+        PeopleService(store, PasswordHasher(off, hasher), off).invite(
+            user_ref=alice.id, ttl=timedelta(days=1), now=now()
+        )
+
+
 def test_weak_password_is_refused_and_the_old_one_kept(people: PeopleService, alice) -> None:
     with pytest.raises(InvalidArgument, match="at least 15"):
         people.set_password(user_ref=alice.id, password="short", now=now())

@@ -13,6 +13,7 @@ from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
 from authserver.store.invites import InviteStore
 from authserver.store.passwords import PasswordStore
+from authserver.store.pending_sign_ins import PendingSignInStore
 from authserver.store.registration_tokens import RegistrationTokenStore
 from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
@@ -35,6 +36,7 @@ class Store:
         self.passwords = PasswordStore(database)
         self.sessions = SessionStore(database)
         self.invites = InviteStore(database)
+        self.pending_sign_ins = PendingSignInStore(database)
 
 
 __all__ = ["Database", "Store"]

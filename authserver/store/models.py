@@ -207,3 +207,21 @@ class Invite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PendingSignIn(Base):
+    """A sign-in sent to an OpenID Connect provider, until its callback comes back (once).
+
+    Kept in the database, not in the browser or one process: the callback may reach
+    another instance than the one that sent the person away. Only the SHA-256 of
+    the browser's cookie is kept; the row holds what the callback must check
+    (``state``, ``nonce``) and send (the PKCE verifier), for ten minutes at most.
+    """
+
+    __tablename__ = "pending_sign_ins"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

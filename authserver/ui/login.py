@@ -2,31 +2,25 @@
 
 Each method proves who the person is and then hands the session that
 ``PeopleService`` started to ``sessions.set_session_cookie``; nothing else here
-knows about sessions. An OpenID Connect method will add its buttons to the
-sign-in page (``methods``) and its own callback, ending the same way.
+knows about sessions. OpenID Connect providers (``oidc.py``) have a button each
+on the sign-in page and their own callback, ending the same way. With
+``[login] password = false`` the password form and the invitation pages are gone
+(404).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver.domain import network
 from authserver.errors import AuthserverError, InvalidArgument
-from authserver.ui import render, sessions
+from authserver.ui import oidc, render, sessions
 from authserver.ui.forms import read_form
 from authserver.usecases.people import SignInFailed, SignInThrottled
-
-
-def _source(request: Request) -> network.Address | None:
-    services = sessions.services_of(request)
-    peer = request.client.host if request.client else None
-    return network.source_address(
-        peer, request.headers.getlist("x-forwarded-for"), services.settings.trusted_networks
-    )
 
 
 async def _sign_in_page(
@@ -38,9 +32,16 @@ async def _sign_in_page(
     next_path: str = "",
     notice: str = "",
     headers: dict[str, str] | None = None,
+    provider_sign_out: tuple[str, str] | None = None,
 ) -> Response:
     token, new = sessions.login_csrf(request)
     settings = sessions.services_of(request).settings
+    next_path = sessions.safe_next(next_path) if next_path else ""
+    query = f"?{urlencode({'next': next_path})}" if next_path else ""
+    providers = [
+        (provider.name, oidc.start_path(provider) + query)
+        for provider in oidc.providers_of(request).configured.values()
+    ]
     response = await render.page(
         request,
         "login.html",
@@ -49,9 +50,11 @@ async def _sign_in_page(
         csrf=token,
         error=error,
         email=email,
-        next=sessions.safe_next(next_path) if next_path else "",
+        next=next_path,
         notice=notice,
         password_enabled=settings.login_password,
+        providers=providers,
+        provider_sign_out=provider_sign_out,
     )
     if new:
         sessions.remember_login_csrf(response, request, token)
@@ -64,23 +67,38 @@ async def sign_in_page(request: Request) -> Response:
     if await sessions.signed_in(request) is not None:
         return RedirectResponse(sessions.safe_next(next_path), status_code=303)
     notice = ""
+    provider_sign_out = None
     if request.query_params.get("expired"):
         notice = "Your session has ended. Please sign in again."
     elif request.query_params.get("signed_out"):
         notice = "You are signed out."
-    response = await _sign_in_page(request, next_path=next_path, notice=notice)
+        provider = request.query_params.get("provider")
+        # The session came from a provider: offer to sign out there too, when it can.
+        url = await oidc.end_session_url(request, provider) if provider else None
+        if provider and url:
+            notice = f"You are signed out here. You may still be signed in at {provider}."
+            provider_sign_out = (provider, url)
+    response = await _sign_in_page(
+        request, next_path=next_path, notice=notice, provider_sign_out=provider_sign_out
+    )
     if sessions.session_id(request):  # a cookie for a session that is over
         sessions.clear_session_cookie(response, sessions.services_of(request).settings)
     return response
 
 
+async def _no_passwords(request: Request) -> Response:
+    return await render.error_page(request, 404, "There is no such page.")
+
+
 async def password_sign_in(request: Request) -> Response:
     """``POST /ui/login/password``: e-mail and password → a new session."""
     services = sessions.services_of(request)
+    if not services.settings.login_password:
+        return await _no_passwords(request)
     form = await read_form(request)
     sessions.check_login_csrf(request, form)
     email, next_path = form.get("email")[:320], form.get("next")
-    source = _source(request)
+    source = sessions.source_address(request)
     previous = sessions.session_id(request)
     try:
         started = await anyio.to_thread.run_sync(
@@ -117,10 +135,15 @@ async def sign_out(request: Request) -> Response:
     services = sessions.services_of(request)
     form = await read_form(request)
     sid = sessions.session_id(request)
-    if sid and await sessions.signed_in(request) is not None:
+    person = await sessions.signed_in(request) if sid else None
+    where = "/ui/?signed_out=1"
+    if sid and person is not None:
         sessions.check_session_csrf(request, form, sid)
         await anyio.to_thread.run_sync(lambda: services.people.sign_out(session_id=sid))
-    response = RedirectResponse("/ui/?signed_out=1", status_code=303)
+        method = person.session.method
+        if method.startswith("oidc:"):  # offer to sign out of the provider too
+            where += "&" + urlencode({"provider": method.removeprefix("oidc:")})
+    response = RedirectResponse(where, status_code=303)
     sessions.clear_session_cookie(response, services.settings)
     return response
 
@@ -153,6 +176,8 @@ async def _invite_page(
 async def invite_page(request: Request) -> Response:
     """``GET /ui/invite?token=…``: choose a password (the link works once)."""
     services = sessions.services_of(request)
+    if not services.settings.login_password:
+        return await _no_passwords(request)
     token = request.query_params.get("token", "")
     user = await anyio.to_thread.run_sync(
         lambda: services.people.invited(token=token, now=datetime.now(UTC))
@@ -165,6 +190,8 @@ async def invite_page(request: Request) -> Response:
 async def accept_invite(request: Request) -> Response:
     """``POST /ui/invite``: set the chosen password and sign in."""
     services = sessions.services_of(request)
+    if not services.settings.login_password:
+        return await _no_passwords(request)
     form = await read_form(request)
     sessions.check_login_csrf(request, form)
     token, password = form.get("token"), form.get("password")
@@ -181,7 +208,7 @@ async def accept_invite(request: Request) -> Response:
             error="The two passwords differ; type the same one twice.",
             status_code=400,
         )
-    source = _source(request)
+    source = sessions.source_address(request)
     try:
         started = await anyio.to_thread.run_sync(
             lambda: services.people.accept_invite(

@@ -111,17 +111,26 @@ _TITLES = {
 }
 
 
-async def error_page(request: Request, status_code: int, message: str) -> Response:
+async def error_page(
+    request: Request,
+    status_code: int,
+    message: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """An error in the pages' look: a heading, what happened, where to go."""
     message = message[:1].upper() + message[1:]
     if not message.endswith((".", "?", "!")):
         message += "."
+    title = title or _TITLES.get(status_code, "That did not work")
     try:
         return await page(
             request,
             "error.html",
             status_code=status_code,
-            title=_TITLES.get(status_code, "That did not work"),
+            headers=headers,
+            title=title,
             message=message,
         )
     except Exception:  # the database may be what failed: still an answer in our look
@@ -132,10 +141,10 @@ async def error_page(request: Request, status_code: int, message: str) -> Respon
             path=request.url.path,
             issuer="",
             csrf="",
-            title=_TITLES.get(status_code, "That did not work"),
+            title=title,
             message=message,
         )
-        return _with_headers(HTMLResponse(html, status_code=status_code))
+        return _with_headers(HTMLResponse(html, status_code=status_code, headers=headers))
 
 
 async def domain_error(request: Request, exc: AuthserverError) -> Response:

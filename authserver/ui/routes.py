@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import device, login
+from authserver.ui import device, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -19,6 +19,8 @@ ROUTES = [
         routes=[
             Route("/", as_pages(login.sign_in_page), methods=["GET"]),
             Route("/login/password", as_pages(login.password_sign_in), methods=["POST"]),
+            Route("/login/oidc/{name}", as_pages(oidc.start), methods=["GET"]),
+            Route("/login/oidc/{name}/callback", as_pages(oidc.callback), methods=["GET"]),
             Route("/logout", as_pages(login.sign_out), methods=["POST"]),
             Route("/invite", as_pages(login.invite_page), methods=["GET"]),
             Route("/invite", as_pages(login.accept_invite), methods=["POST"]),

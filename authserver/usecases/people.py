@@ -117,6 +117,11 @@ class PeopleService:
 
     def invite(self, *, user_ref: str, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
         """A one-time link on which the user chooses a password; and when it expires."""
+        if not self.settings.login_password:
+            raise PermissionDenied(
+                "sign-in with a password is turned off ([login] password = false), "
+                "so an invitation link would not work"
+            )
         if ttl <= timedelta(0) or ttl > timedelta(days=30):
             raise InvalidArgument("more than nothing and at most 30 days", field="ttl")
         user = self.store.users.find(ref=user_ref)
@@ -142,6 +147,8 @@ class PeopleService:
         self, *, token: str, password: str, now: datetime, source: network.Address | None = None
     ) -> NewSession:
         """Set the chosen password, spend the invitation, and sign the person in."""
+        if not self.settings.login_password:
+            raise PermissionDenied("sign-in with a password is turned off")
         user = self.invited(token=token, now=now)
         if user is None:
             raise Unauthenticated("this invitation link has been used or has expired")

@@ -1,0 +1,213 @@
+"""Sign-in through an OpenID Connect provider, after the protocol: pending sign-ins and who the
+provider's claims let in (both databases). The protocol itself: ``test_oidc.py``."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from authserver.config import OidcProvider, Settings
+from authserver.domain.identity import SignInRefused, verified_email
+from authserver.hashing import SecretHasher
+from authserver.password_hashing import PasswordHasher
+from authserver.store import Store
+from authserver.usecases.people import PeopleService, SignInThrottled
+from authserver.usecases.provider_sign_in import (
+    STARTS_PER_MINUTE,
+    PendingSignIn,
+    ProviderSignInService,
+)
+from authserver.usecases.users import UserService
+from tests.conftest import now
+
+SOURCE = ipaddress.ip_address("203.0.113.9")
+CORP = OidcProvider(name="corp", issuer="https://sso.example.com", client_id="c", client_secret="s")
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        pytest.param({"email_verified": True}, "no e-mail", id="no-email"),
+        pytest.param({"email": "a@example.com"}, "unverified e-mail", id="no-email-verified"),
+        pytest.param(
+            {"email": "a@example.com", "email_verified": False}, "unverified e-mail", id="false"
+        ),
+        pytest.param(
+            {"email": "a@example.com", "email_verified": "true"},
+            "unverified e-mail",
+            id="string-true",
+        ),
+        pytest.param(
+            {"email": "a@example.com", "email_verified": 1}, "unverified e-mail", id="number-one"
+        ),
+        pytest.param(
+            {"email": "not-an-address", "email_verified": True}, "invalid e-mail", id="bad"
+        ),
+        pytest.param(
+            {"email": "a@sub.example.com", "email_verified": True},
+            "domain not allowed",
+            id="subdomain",
+        ),
+    ],
+)
+def test_only_a_verified_email_in_an_allowed_domain_selects_a_user(
+    claims: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(SignInRefused) as refused:
+        verified_email(claims, allowed_domains=("example.com",))
+    assert refused.value.reason == reason
+
+
+def test_verified_email_is_normalised_like_users_emails() -> None:
+    claims = {"email": " Alice@Example.COM ", "email_verified": True}
+    assert verified_email(claims, allowed_domains=("example.com",)) == "alice@example.com"
+    assert verified_email(claims, allowed_domains=()) == "alice@example.com"
+
+
+@pytest.fixture
+def people(store: Store, settings: Settings, hasher: SecretHasher) -> PeopleService:
+    return PeopleService(store, PasswordHasher(settings, hasher), settings)
+
+
+@pytest.fixture
+def service(store: Store, people: PeopleService) -> ProviderSignInService:
+    return ProviderSignInService(store, people, UserService(store))
+
+
+def pending(provider: str = "corp") -> PendingSignIn:
+    return PendingSignIn(
+        provider=provider,
+        redirect_uri="http://127.0.0.1:8000/ui/login/oidc/corp/callback",
+        next_path="/ui/personal-clients/new",
+        state="state-1",
+        nonce="nonce-1",
+        code_verifier="verifier-1",
+    )
+
+
+def test_pending_sign_in_is_found_once_by_its_cookie(service: ProviderSignInService) -> None:
+    token = service.begin(pending=pending(), source=SOURCE, now=now())
+    assert token.startswith("psi_")
+    assert service.resume(token=token, now=now()) == pending()
+    assert service.resume(token=token, now=now()) is None
+
+
+def test_pending_sign_in_expires_after_ten_minutes(service: ProviderSignInService) -> None:
+    token = service.begin(pending=pending(), source=SOURCE, now=now() - timedelta(minutes=11))
+    assert service.resume(token=token, now=now()) is None
+
+
+@pytest.mark.parametrize("token", ["", "psi_unknown", "ses_" + "x" * 43, "psi_" + "x" * 200])
+def test_unknown_cookie_finds_no_pending_sign_in(
+    service: ProviderSignInService, token: str
+) -> None:
+    service.begin(pending=pending(), source=SOURCE, now=now())
+    assert service.resume(token=token, now=now()) is None
+
+
+def test_pending_sign_in_keeps_only_a_hash_of_its_cookie(
+    service: ProviderSignInService, store: Store
+) -> None:
+    token = service.begin(pending=pending(), source=SOURCE, now=now())
+    with store.database.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id_hash FROM pending_sign_ins").all()
+    assert len(rows) == 1 and token not in rows[0][0]
+
+
+def test_expired_pending_sign_ins_are_purged(service: ProviderSignInService) -> None:
+    service.begin(pending=pending(), source=SOURCE, now=now() - timedelta(minutes=11))
+    kept = service.begin(pending=pending(), source=SOURCE, now=now())
+    assert service.purge(now=now()) == 1
+    assert service.resume(token=kept, now=now()) is not None
+
+
+def test_starts_from_one_source_are_throttled(service: ProviderSignInService) -> None:
+    for _ in range(STARTS_PER_MINUTE):
+        service.begin(pending=pending(), source=SOURCE, now=now())
+    with pytest.raises(SignInThrottled):
+        service.begin(pending=pending(), source=SOURCE, now=now())
+    other = ipaddress.ip_address("198.51.100.1")
+    assert service.begin(pending=pending(), source=other, now=now())
+
+
+VERIFIED = {"sub": "u-1", "email": "Alice@Example.com", "email_verified": True, "name": "Alice"}
+
+
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
+
+
+def test_verified_email_of_a_known_user_starts_a_session(
+    service: ProviderSignInService,
+    store: Store,
+    people: PeopleService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    alice = UserService(store).create(
+        email="alice@example.com", display_name="", role_names=["deploy"], now=now()
+    )
+    started = service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    signed_in = people.current(session_id=started.session_id, now=now())
+    assert signed_in is not None
+    assert (signed_in.user.id, signed_in.session.method) == (alice.id, "oidc:corp")
+    assert [e["event"] for e in audit_events(caplog)] == ["signed_in"]
+
+
+def test_unknown_email_is_refused_and_no_user_created(
+    service: ProviderSignInService, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(SignInRefused, match="no account for alice@example.com"):
+        service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    assert store.users.all() == []
+    (event,) = audit_events(caplog)
+    assert (event["event"], event["reason"], event["subject"]) == (
+        "sign_in_failed",
+        "unknown e-mail",
+        "u-1",
+    )
+
+
+def test_auto_create_users_creates_the_user_with_the_default_roles(
+    service: ProviderSignInService, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    corp = OidcProvider(
+        name="corp",
+        issuer="https://sso.example.com",
+        client_id="c",
+        client_secret="s",
+        auto_create_users=True,
+        default_roles=("billing:read",),
+    )
+    service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
+    (user,) = store.users.all()
+    assert (user.email, user.display_name, user.roles) == (
+        "alice@example.com",
+        "Alice",
+        ("billing:read",),
+    )
+    assert [e["event"] for e in audit_events(caplog)] == ["user_created", "signed_in"]
+    # The second sign-in finds the user made at the first.
+    service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
+    assert len(store.users.all()) == 1
+
+
+def test_disabled_user_is_refused_even_when_users_are_created(
+    service: ProviderSignInService, store: Store
+) -> None:
+    users = UserService(store)
+    alice = users.create(email="alice@example.com", display_name="", role_names=[], now=now())
+    users.update(ref=alice.id, role_names=None, disabled=True, now=now())
+    corp = OidcProvider(
+        name="corp",
+        issuer="https://sso.example.com",
+        client_id="c",
+        client_secret="s",
+        auto_create_users=True,
+    )
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
+    assert refused.value.reason == "user disabled"
