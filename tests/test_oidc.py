@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.app import create_app
-from authserver.config import OidcProvider, Settings
+from authserver.config import DeviceClient, OidcProvider, Settings
 from authserver.records import UserRecord
 from authserver.store import Store
 from authserver.store.database import Database, migrate
@@ -216,6 +216,35 @@ def test_sign_in_returns_to_the_page_that_asked_for_it(page: Page, server: Serve
     page.get_by_role("link", name="Sign in with corp").click()
     at_provider(page, "alice")
     expect_signed_in(page, server, "alice@example.com", "/ui/personal-clients/new")
+
+
+def test_device_login_is_approved_after_signing_in_through_the_provider(
+    idp: IdentityProvider, browser: Browser, tmp_path: Path
+) -> None:
+    """cone's device flow with a person who signs in through the company's provider."""
+    cone = DeviceClient("2RGdOS94VDferT9e80mdgntl36K", "cone")
+    with running(f"sqlite:///{tmp_path}/device.db", idp.provider, device_clients=(cone,)) as server:
+        server.person("alice@example.com")
+        started = httpx.post(
+            f"{server.url}/auth/v1/device_authorization", data={"client_id": cone.id}
+        ).json()
+        with chromium.guarded_context(browser, server.url) as context:
+            tab = context.page()
+            tab.goto(started["verification_uri_complete"])
+            tab.get_by_role("link", name="Sign in with corp").click()
+            at_provider(tab, "alice")
+            expect(tab.get_by_role("heading", level=1)).to_have_text("Approve cone?")
+            tab.get_by_role("button", name="Approve").click()
+            expect(tab.get_by_role("heading", level=1)).to_have_text("cone is approved")
+        token = httpx.post(
+            f"{server.url}/auth/v1/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "client_id": cone.id,
+                "device_code": started["device_code"],
+            },
+        )
+        assert token.status_code == 200, token.text
 
 
 @pytest.mark.parametrize(
