@@ -77,6 +77,17 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     return jwk
 
 
+def looks_like_secret(secret: str) -> bool:
+    """True when ``secret`` has the outline of ours: the prefix, a version, something after it.
+
+    The cheap check made before any lookup (``parse_secret`` decodes the key's
+    JSON); ``secret_refusal`` still decides on the whole string.
+    """
+    return secret.startswith(SECRET_PREFIX) and not secret.endswith(f":{SECRET_VERSION}:") and (
+        f":{SECRET_VERSION}:" in secret
+    )
+
+
 def secret_refusal(
     secret: str, *, domain: str | None, public_keys: Iterable[Mapping[str, str]]
 ) -> str | None:

@@ -30,7 +30,7 @@ from authserver.domain.credentials import (
     method_allowed,
     refusal_reason,
 )
-from authserver.domain.secrets import parse_secret, secret_refusal
+from authserver.domain.secrets import looks_like_secret, secret_refusal
 from authserver.hashing import SecretHasher
 from authserver.logsafe import presented
 from authserver.oauth import assertions
@@ -238,7 +238,7 @@ class ClientAuthenticator:
         # Counted per presented client_id, known or not: a known id must not be told apart
         # from an unknown one by its throttling.
         keys.append(_client_key(client_id))
-        if presented.method != "private_key_jwt" and parse_secret(presented.secret) is None:
+        if presented.method != "private_key_jwt" and not looks_like_secret(presented.secret):
             # Never a secret of ours, whatever the id: answered without a lookup, so that
             # known and unknown ids take the same path and the same time.
             self._throttled(keys, client_id, "not a secret-token", source)
