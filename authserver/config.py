@@ -53,7 +53,7 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int | str = 1  # or "auto": one per CPU
+    workers: int | str = "auto"  # one per CPU, or a number
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 

@@ -83,8 +83,10 @@ def looks_like_secret(secret: str) -> bool:
     The cheap check made before any lookup (``parse_secret`` decodes the key's
     JSON); ``secret_refusal`` still decides on the whole string.
     """
-    return secret.startswith(SECRET_PREFIX) and not secret.endswith(f":{SECRET_VERSION}:") and (
-        f":{SECRET_VERSION}:" in secret
+    return (
+        secret.startswith(SECRET_PREFIX)
+        and not secret.endswith(f":{SECRET_VERSION}:")
+        and (f":{SECRET_VERSION}:" in secret)
     )
 
 
