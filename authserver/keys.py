@@ -51,6 +51,10 @@ def thumbprint(jwk: dict[str, str]) -> str:
 
 
 MAX_VERIFIED = 10_000  # tokens whose signature check is remembered (introspection)
+# Claim values that repeat across tokens (issuer, audience, user, client, scope, roles)
+# are kept once; past this many distinct ones, new entries stop sharing until a reload.
+MAX_SHARED_VALUES = 2 * MAX_VERIFIED
+_UNSHARED = frozenset({"jti", "iat", "exp"})  # unique per token, or small numbers
 
 # Other instances may sign with a retired key until their next refresh, and clocks differ.
 PUBLISH_MARGIN = timedelta(seconds=60)
@@ -156,7 +160,10 @@ class KeyRing:
         self.jwks_body: bytes = b'{"keys":[]}'
         self._public: dict[str, tuple[str, Key]] = {}
         self._loaded: tuple[tuple[str, datetime | None], ...] = ()
-        self._verified: dict[bytes, tuple[str, dict[str, Any]]] = {}
+        # token SHA-256 -> (claim names, kid, *claim values): see remember_verified
+        self._verified: dict[bytes, tuple[Any, ...]] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._shared: dict[Any, Any] = {}
 
     def load(self, records: list[KeyRecord], *, alg: str, now: datetime) -> None:
         """Adopt the newest active key of ``alg`` and publish every key still needed."""
@@ -175,6 +182,7 @@ class KeyRing:
         self.jwks_body = json.dumps(self.jwks, separators=(",", ":")).encode()
         self._public = {r.kid: (r.alg, _public_key(r.public_jwk)) for r in published}
         self._verified = {}  # the published set changed: every token is checked afresh
+        self._names, self._shared = {}, {}
         self._loaded = fingerprint
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -190,14 +198,38 @@ class KeyRing:
     def verified(self, digest: bytes) -> dict[str, Any] | None:
         """Claims of a token (by SHA-256) whose signature checked out under a published key."""
         entry = self._verified.get(digest)
-        if entry is None or entry[0] not in self._public:
+        if entry is None or entry[1] not in self._public:
             return None
-        return dict(entry[1])
+        # JSON has no tuples: every tuple here was a list (roles) when it was parsed.
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in zip(entry[0], entry[2:], strict=True)
+        }
 
     def remember_verified(self, digest: bytes, kid: str, claims: dict[str, Any]) -> None:
+        """Remember a verified token as one flat tuple, its repeating values shared.
+
+        A dict of freshly parsed claims per token cost about 1.6 kB; the tuple, with
+        the issuer, audience, user, client, scope and roles held once for all the
+        tokens that carry them, costs about a quarter of that (docs/performance.md).
+        """
         if len(self._verified) >= MAX_VERIFIED:
             self._verified.pop(next(iter(self._verified)))
-        self._verified[digest] = (kid, claims)
+        names = tuple(claims)
+        names = self._names.setdefault(names, names) if len(self._names) < 16 else names
+        if len(self._shared) >= MAX_SHARED_VALUES:
+            self._shared = {}
+        values = []
+        for name, value in claims.items():
+            if isinstance(value, list):
+                value = tuple(value)
+            if name not in _UNSHARED and isinstance(value, str | tuple):
+                try:
+                    value = self._shared.setdefault(value, value)
+                except TypeError:  # a tuple holding something unhashable: kept as it is
+                    pass
+            values.append(value)
+        self._verified[digest] = (names, kid, *values)
 
 
 _KEY_TYPES: dict[str, Any] = {"ES256": "EC", "EdDSA": "OKP", "RS256": "RSA"}
