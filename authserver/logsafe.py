@@ -51,7 +51,8 @@ def escaped(text: str) -> str:
 
 def loggable_path(path: str) -> str:
     """A request path for the access log: escaped, with secret-looking segments fingerprinted."""
-    segments = path.split("/")
-    if any(_SECRET_LIKE.search(segment) for segment in segments):
-        path = "/".join(presented(segment) or "" for segment in segments)
+    # None of the pattern's alternatives can span a "/": one search over the whole path
+    # finds whether any segment looks like a secret.
+    if _SECRET_LIKE.search(path):
+        path = "/".join(presented(segment) or "" for segment in path.split("/"))
     return escaped(path)
