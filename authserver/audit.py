@@ -19,6 +19,8 @@ from contextvars import ContextVar
 from typing import Any
 
 log = logging.getLogger("authserver.audit")
+# Made once: ``json.dumps(..., default=str)`` builds a new encoder on every call.
+_encode = json.JSONEncoder(default=str).encode
 
 
 #: Set by the request-log middleware for the duration of each request.
@@ -29,6 +31,11 @@ def audit(event: str, **fields: Any) -> None:
     """Log one security event; ``None`` fields are left out."""
     if not log.isEnabledFor(logging.INFO):
         return
-    record = {"event": event, "request_id": request_id.get(), **fields}
-    line = json.dumps({k: v for k, v in record.items() if v is not None}, default=str)
-    log.info(line)
+    record = {"event": event}
+    rid = request_id.get()
+    if rid is not None:
+        record["request_id"] = rid
+    for name, value in fields.items():
+        if value is not None:
+            record[name] = value
+    log.info(_encode(record))

@@ -176,7 +176,7 @@ def main() -> None:
     type=WORKERS,
     default=None,
     metavar="N|auto",
-    help='Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, 1).',
+    help='Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, auto).',
 )
 @click.option(
     "--tls-cert",

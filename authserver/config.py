@@ -109,7 +109,7 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int | str = 1  # or "auto": one per CPU
+    workers: int | str = "auto"  # one per CPU, or a number
     # People's sign-in and the pages (SPEC section 8).
     login_password: bool = True  # TOML: [login] password = true
     login_oidc: tuple[OidcProvider, ...] = ()  # TOML: [[login.oidc]] tables; none by default

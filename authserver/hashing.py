@@ -14,7 +14,6 @@ warm traffic.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import os
 import threading
@@ -87,7 +86,7 @@ class SecretHasher:
 
     def _digest(self, credential_id: str, secret: str) -> bytes:
         message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
-        return hmac.new(self._cache_key, message, hashlib.sha256).digest()
+        return hmac.digest(self._cache_key, message, "sha256")
 
     def matches_cached(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
         """True when ``secret`` is the one last verified for this credential (no argon2)."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc.jwa import JWSAlgModel
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
 from authserver.config import Settings
@@ -49,6 +51,10 @@ def thumbprint(jwk: dict[str, str]) -> str:
 
 
 MAX_VERIFIED = 10_000  # tokens whose signature check is remembered (introspection)
+# Claim values that repeat across tokens (issuer, audience, user, client, scope, roles)
+# are kept once; past this many distinct ones, new entries stop sharing until a reload.
+MAX_SHARED_VALUES = 2 * MAX_VERIFIED
+_UNSHARED = frozenset({"jti", "iat", "exp"})  # unique per token, or small numbers
 
 # Other instances may sign with a retired key until their next refresh, and clocks differ.
 PUBLISH_MARGIN = timedelta(seconds=60)
@@ -92,6 +98,32 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+# Made once: ``json.dumps`` with ``separators`` builds a new encoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _signer(alg: str, key: Key) -> Callable[[bytes], bytes]:
+    """The JWS signature function (RFC 7518 section 3) of ``key``, resolved once per key.
+
+    ES256 calls the key's OpenSSL object directly with an ``ECDSA(SHA-256)`` made
+    once, and encodes ``r || s`` as RFC 7518 section 3.4 says: the same bytes
+    joserfc's ``ESAlgorithm.sign`` produces, without its per-call key-operation
+    lookup and object creation (docs/performance.md). Other algorithms go through
+    joserfc.
+    """
+    native = key.private_key
+    if alg == "ES256" and isinstance(native, ec.EllipticCurvePrivateKey):
+        ecdsa = ec.ECDSA(hashes.SHA256())
+
+        def sign_es256(data: bytes) -> bytes:
+            r, s = decode_dss_signature(native.sign(data, ecdsa))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        return sign_es256
+    algorithm = TOKEN_ALGORITHMS.get_alg(alg)
+    return lambda data: algorithm.sign(data, key)
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """The key tokens are signed with right now."""
@@ -100,25 +132,23 @@ class SigningKey:
     alg: str
     private_key: Key
     _header: bytes = field(init=False, repr=False)
-    _algorithm: JWSAlgModel = field(init=False, repr=False)
+    _sign: Callable[[bytes], bytes] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         header = {"alg": self.alg, "kid": self.kid, "typ": "at+jwt"}
-        encoded = _b64(json.dumps(header, separators=(",", ":")).encode())
+        encoded = _b64(_compact_json(header).encode())
         object.__setattr__(self, "_header", encoded + b".")
-        object.__setattr__(self, "_algorithm", TOKEN_ALGORITHMS.get_alg(self.alg))
+        object.__setattr__(self, "_sign", _signer(self.alg, self.private_key))
 
     def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS (RFC 7515) of ``claims``, signed by joserfc's algorithm.
+        """A compact JWS (RFC 7515) of ``claims``.
 
         The protected header never changes for a key, so it is encoded once here
-        rather than per token by ``joserfc.jwt.encode`` (40 µs instead of 52 µs
-        per ES256 token; docs/performance.md).
+        rather than per token by ``joserfc.jwt.encode``, and so is the signer
+        (docs/performance.md).
         """
-        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        signing_input = self._header + payload
-        signature = self._algorithm.sign(signing_input, self.private_key)
-        return (signing_input + b"." + _b64(signature)).decode()
+        signing_input = self._header + _b64(_compact_json(claims).encode())
+        return (signing_input + b"." + _b64(self._sign(signing_input))).decode()
 
 
 class KeyRing:
@@ -130,7 +160,10 @@ class KeyRing:
         self.jwks_body: bytes = b'{"keys":[]}'
         self._public: dict[str, tuple[str, Key]] = {}
         self._loaded: tuple[tuple[str, datetime | None], ...] = ()
-        self._verified: dict[bytes, tuple[str, dict[str, Any]]] = {}
+        # token SHA-256 -> (claim names, kid, *claim values): see remember_verified
+        self._verified: dict[bytes, tuple[Any, ...]] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._shared: dict[Any, Any] = {}
 
     def load(self, records: list[KeyRecord], *, alg: str, now: datetime) -> None:
         """Adopt the newest active key of ``alg`` and publish every key still needed."""
@@ -149,6 +182,7 @@ class KeyRing:
         self.jwks_body = json.dumps(self.jwks, separators=(",", ":")).encode()
         self._public = {r.kid: (r.alg, _public_key(r.public_jwk)) for r in published}
         self._verified = {}  # the published set changed: every token is checked afresh
+        self._names, self._shared = {}, {}
         self._loaded = fingerprint
 
     def sign(self, claims: dict[str, Any]) -> str:
@@ -164,14 +198,38 @@ class KeyRing:
     def verified(self, digest: bytes) -> dict[str, Any] | None:
         """Claims of a token (by SHA-256) whose signature checked out under a published key."""
         entry = self._verified.get(digest)
-        if entry is None or entry[0] not in self._public:
+        if entry is None or entry[1] not in self._public:
             return None
-        return dict(entry[1])
+        # JSON has no tuples: every tuple here was a list (roles) when it was parsed.
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in zip(entry[0], entry[2:], strict=True)
+        }
 
     def remember_verified(self, digest: bytes, kid: str, claims: dict[str, Any]) -> None:
+        """Remember a verified token as one flat tuple, its repeating values shared.
+
+        A dict of freshly parsed claims per token cost about 1.6 kB; the tuple, with
+        the issuer, audience, user, client, scope and roles held once for all the
+        tokens that carry them, costs about a quarter of that (docs/performance.md).
+        """
         if len(self._verified) >= MAX_VERIFIED:
             self._verified.pop(next(iter(self._verified)))
-        self._verified[digest] = (kid, claims)
+        names = tuple(claims)
+        names = self._names.setdefault(names, names) if len(self._names) < 16 else names
+        if len(self._shared) >= MAX_SHARED_VALUES:
+            self._shared = {}
+        values = []
+        for name, value in claims.items():
+            if isinstance(value, list):
+                value = tuple(value)
+            if name not in _UNSHARED and isinstance(value, str | tuple):
+                try:
+                    value = self._shared.setdefault(value, value)
+                except TypeError:  # a tuple holding something unhashable: kept as it is
+                    pass
+            values.append(value)
+        self._verified[digest] = (names, kid, *values)
 
 
 _KEY_TYPES: dict[str, Any] = {"ES256": "EC", "EdDSA": "OKP", "RS256": "RSA"}

@@ -51,6 +51,8 @@ def escaped(text: str) -> str:
 
 def loggable_path(path: str) -> str:
     """A request path for the access log: escaped, with secret-looking segments fingerprinted."""
+    # None of the pattern's alternatives can span a "/": one search over the whole path
+    # finds whether any segment looks like a secret.
     if _SECRET_LIKE.search(path):
         path = "/".join(presented(segment) or "" for segment in path.split("/"))
     return escaped(path)

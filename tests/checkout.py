@@ -54,8 +54,11 @@ def ready_venv(root: Path, extras: str = "") -> None:
     )
     python = venv / "bin" / "python"
     script = venv / "bin" / "authserver"
+    # As pip writes it: guarded, because serve's worker processes (multiprocessing's
+    # spawn) import the main script again and must not run the command a second time.
     script.write_text(
-        f"#!{python}\nimport sys\nfrom authserver.cli import main\nsys.exit(main())\n"
+        f"#!{python}\nimport sys\nfrom authserver.cli import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
     )
     script.chmod(0o755)
     for suffix in ("", *([f"-{extras}"] if extras else [])):

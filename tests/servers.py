@@ -52,9 +52,12 @@ def wait_ready(url: str, process: subprocess.Popen[Any], seconds: float = 30, **
 
 
 class ServerProcess:
-    """One ``python -m authserver serve`` on a free loopback port; its issuer is its own URL."""
+    """One ``python -m authserver serve`` on a free loopback port; its issuer is its own URL.
 
-    def __init__(self, database_url: str, cwd: Path, **env: str) -> None:
+    One worker process unless ``workers`` says otherwise (``serve``'s default is one per CPU).
+    """
+
+    def __init__(self, database_url: str, cwd: Path, *, workers: int = 1, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -65,11 +68,21 @@ class ServerProcess:
             **env,
         }
         self.cwd = cwd
+        self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "authserver", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "authserver",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
             env=self.env,
             cwd=self.cwd,
         )

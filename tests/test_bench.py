@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("token", "introspection", "cold", "workers2", "scale")
+SCENARIOS = ("token", "introspection", "cold", "default_workers", "scale_200", "scale_400")
 
 
 def test_bench_smoke_measures_every_scenario(tmp_path: Path) -> None:
@@ -27,4 +27,29 @@ def test_bench_smoke_measures_every_scenario(tmp_path: Path) -> None:
         assert results[scenario]["rps"] > 0, scenario
         assert results[scenario]["errors"] == 0, scenario
     assert results["cold"]["cold_credentials"] == 2
-    assert "serve --workers 2:" in run.stdout
+    assert "serve default (" in run.stdout
+    assert results["scale_400"]["startup_s"] > 0
+    assert results["scale_400"]["rss_mib"] > 0
+
+
+def test_bench_soak_reports_memory(tmp_path: Path) -> None:
+    results_file = tmp_path / "soak.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--smoke",
+            "--soak",
+            "2",
+            "--json",
+            str(results_file),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    samples = json.loads(results_file.read_text())["soak"]
+    assert len(samples) >= 2
+    assert all(sample["rss_mib"] > 0 for sample in samples)

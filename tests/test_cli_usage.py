@@ -38,7 +38,7 @@ def test_help_says_which_options_repeat(command: list[str], option: str) -> None
 def test_serve_help_shows_the_workers_default() -> None:
     help_text = " ".join(cli("serve", "--help").stdout.split())
     assert (
-        '--workers N|auto Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, 1).'
+        '--workers N|auto Worker processes, 1 to 64 or "auto" for one per CPU (default: config workers, auto).'
         in help_text
     )
 

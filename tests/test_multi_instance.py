@@ -6,6 +6,8 @@ instance within 1 second.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import subprocess
 import sys
@@ -247,3 +249,101 @@ def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
             )
     finally:
         database.dispose()
+
+
+def _socket_owner(local_port: int, server_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of our connection from ``local_port`` (Linux)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            local, remote = fields[1], fields[2]
+            if int(local.rsplit(":", 1)[1], 16) == server_port and (
+                int(remote.rsplit(":", 1)[1], 16) == local_port
+            ):
+                inode = fields[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_change_reaches_every_worker_of_one_serve_within_1s(
+    database_url: str, tmp_path: Path, hasher
+) -> None:
+    """``serve --workers 2`` on SQLite: each worker follows the change feed on its own.
+
+    A keep-alive connection stays with the worker that accepted it; connections are
+    opened until each worker holds one (found through /proc), then the credential is
+    deleted through the CLI and every worker must refuse it within the bound.
+    """
+    database = Database(database_url)
+    migrate(database)
+    store = Store(database)
+    user = UserService(store).create(
+        email="workers@example.com", display_name="", role_names=["deploy"], now=now()
+    )
+    record, secret = credential(store, hasher, "authserver.test", user)
+    headers = {
+        "Authorization": "Basic "
+        + base64.b64encode(f"{record.client_id}:{secret}".encode()).decode(),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    with ServerProcess(database_url, tmp_path, workers=2, **SHARED) as server:
+        assert server.process is not None
+        # The worker processes among serve's children (multiprocessing may add a helper).
+        children = [
+            int(pid)
+            for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+            .read_text()
+            .split()
+        ]
+        per_worker: dict[int, http.client.HTTPConnection] = {}
+        opened = []
+        for _ in range(100):
+            if len(per_worker) == 2:
+                break
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.connect()
+            opened.append(connection)
+            owner = None
+            deadline = time.monotonic() + 5
+            while owner is None and time.monotonic() < deadline:
+                owner = _socket_owner(connection.sock.getsockname()[1], server.port, children)
+            assert owner is not None
+            per_worker.setdefault(owner, connection)
+        assert len(per_worker) == 2, "the kernel gave every connection to one worker"
+
+        def statuses() -> set[int]:
+            answers = set()
+            for connection in per_worker.values():
+                connection.request(
+                    "POST", "/auth/v1/token", "grant_type=client_credentials", headers
+                )
+                response = connection.getresponse()
+                response.read()
+                answers.add(response.status)
+            return answers
+
+        assert statuses() == {200}
+        deleted = subprocess.run(
+            [sys.executable, "-m", "authserver", "clients", "delete", record.id],
+            env=server.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert deleted.returncode == 0, deleted.stderr
+        within(BOUND, lambda: statuses() == {401})
+        for connection in opened:
+            connection.close()
+    database.dispose()

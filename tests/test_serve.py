@@ -42,9 +42,19 @@ class Started:
 
 @contextmanager
 def started(
-    cwd: Path, *args: str, scheme: str = "http", verify: object = True, **env: str
+    cwd: Path,
+    *args: str,
+    scheme: str = "http",
+    verify: object = True,
+    workers: str | None = "1",
+    **env: str,
 ) -> Iterator[Started]:
-    """``authserver serve --port <free> ARGS`` with its issuer at its own URL, stopped by SIGTERM."""
+    """``authserver serve --port <free> ARGS`` with its issuer at its own URL, stopped by SIGTERM.
+
+    ``--workers 1`` unless ``workers`` says otherwise (None: serve's default).
+    """
+    if workers is not None:
+        args = (*args, "--workers", workers)
     port = free_port()
     url = f"{scheme}://127.0.0.1:{port}"
     server = Started(url=url, log=cwd / f"serve-{port}.log")
@@ -237,8 +247,17 @@ def test_serve_without_a_config_file_says_defaults_and_that_it_created_the_datab
     assert f"note: created a new, empty database {path}\n" in server.stderr
 
 
-def test_serve_workers_auto_starts_one_worker_per_cpu(tmp_path: Path) -> None:
-    with started(tmp_path, "--workers", "auto") as server:
+@pytest.mark.parametrize("workers", [None, "auto"], ids=["default", "auto"])
+def test_serve_starts_one_worker_per_cpu_by_default_and_with_auto(
+    tmp_path: Path, workers: str | None
+) -> None:
+    with started(tmp_path, workers=workers) as server:
         assert httpx.get(f"{server.url}/healthz").status_code == 200
     count = os.cpu_count() or 1
     assert f" with {count} worker{'s' if count > 1 else ''}: " in startup_line(server.stderr)
+
+
+def test_serve_workers_1_starts_one_worker(tmp_path: Path) -> None:
+    with started(tmp_path, workers="1") as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert " with 1 worker: " in startup_line(server.stderr)

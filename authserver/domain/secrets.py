@@ -59,11 +59,6 @@ def new_secret(domain: str) -> NewSecret:
     return NewSecret(secret=secret, public_jwk={"kty": "OKP", "crv": "Ed25519", "x": x})
 
 
-def looks_like_secret(secret: str) -> bool:
-    """A cheap test of the format (no decoding): could this string be one of our secrets?"""
-    return secret.startswith(SECRET_PREFIX) and f":{SECRET_VERSION}:" in secret
-
-
 def parse_secret(secret: str) -> dict[str, str] | None:
     """The private JWK inside a secret string, or None when it is not one of ours."""
     if not secret.startswith(SECRET_PREFIX):
@@ -80,6 +75,19 @@ def parse_secret(secret: str) -> dict[str, str] | None:
     if not isinstance(jwk.get("x"), str) or not isinstance(jwk.get("d"), str):
         return None
     return jwk
+
+
+def looks_like_secret(secret: str) -> bool:
+    """True when ``secret`` has the outline of ours: the prefix, a version, something after it.
+
+    The cheap check made before any lookup (``parse_secret`` decodes the key's
+    JSON); ``secret_refusal`` still decides on the whole string.
+    """
+    return (
+        secret.startswith(SECRET_PREFIX)
+        and not secret.endswith(f":{SECRET_VERSION}:")
+        and (f":{SECRET_VERSION}:" in secret)
+    )
 
 
 def secret_refusal(

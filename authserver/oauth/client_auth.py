@@ -142,6 +142,8 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
         raise fail_authentication(None, "malformed Basic header")
+    if "%" not in decoded and "+" not in decoded:
+        return client_id, secret  # nothing to unquote (our ids and secrets never need it)
     try:
         return (
             unquote_plus(client_id, errors="strict"),
@@ -191,9 +193,10 @@ class ClientAuthenticator:
 
     def source_address(self, request: Request) -> network.Address | None:
         peer = request.client.host if request.client else None
-        return network.source_address(
-            peer, request.headers.getlist("x-forwarded-for"), self.settings.trusted_networks
-        )
+        trusted = self.settings.trusted_networks
+        # X-Forwarded-For only matters behind a trusted proxy: not read without one.
+        forwarded = request.headers.getlist("x-forwarded-for") if trusted else []
+        return network.source_address(peer, forwarded, trusted)
 
     async def token_request(
         self, request: Request, *, max_bytes: int
