@@ -17,18 +17,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authserver import keys, ops
 from authserver.api.bodies import FIELD_NAMES as API_FIELD_NAMES
 from authserver.api.routes import ROUTES as API_ROUTES
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError, Unauthenticated
-from authserver.logsafe import loggable_path
 from authserver.oauth import client_configuration, device_flow, registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
 from authserver.oauth.revocation import revocation_endpoint
 from authserver.oauth.token import token_endpoint
-from authserver.services import Services
+from authserver.runtime import ops
+from authserver.runtime.services import Services
+from authserver.security import keys
+from authserver.security.logsafe import loggable_path
 from authserver.store.database import Database
 from authserver.ui import routes as ui
 from authserver.ui.oidc import Providers

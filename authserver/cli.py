@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from authserver import keys, serving, wire
-from authserver import login as login_flow
+from authserver import wire
+from authserver.client import login as login_flow
 from authserver.config import (
     MAX_WORKERS,
     Settings,
@@ -27,9 +27,10 @@ from authserver.config import (
 from authserver.domain.credentials import UNSET, Caller, CredentialPatch, NewCredential
 from authserver.domain.durations import parse_duration
 from authserver.errors import AuthserverError
-from authserver.hashing import SecretHasher
-from authserver.password_hashing import PasswordHasher
 from authserver.records import ClientRecord
+from authserver.runtime import serving
+from authserver.security import keys
+from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
@@ -88,7 +89,7 @@ class Context:
 
     @functools.cached_property
     def people(self) -> PeopleService:
-        return PeopleService(self.store, PasswordHasher(self.settings, self.hasher), self.settings)
+        return PeopleService(self.store, PasswordHasher(self.settings), self.settings)
 
     @functools.cached_property
     def users(self) -> UserService:
@@ -197,7 +198,7 @@ def serve(
     """Migrate the database and run the server."""
     import uvicorn
 
-    from authserver.ops import configure_logging
+    from authserver.runtime.ops import configure_logging
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")

@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from authserver.config import load_settings  # noqa: E402
 from authserver.domain.credentials import Caller, NewCredential  # noqa: E402
-from authserver.hashing import SecretHasher  # noqa: E402
+from authserver.security.argon2 import SecretHasher  # noqa: E402
 from authserver.store import Store  # noqa: E402
 from authserver.store.database import Database, migrate  # noqa: E402
 from authserver.store.ids import new_record_id  # noqa: E402

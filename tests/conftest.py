@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 from authserver.app import create_app
 from authserver.config import Settings
 from authserver.domain.credentials import AuthState, Caller, NewCredential
-from authserver.hashing import SecretHasher
 from authserver.records import ClientRecord, UserRecord
+from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService

@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 
 from authserver.app import OAuthEndpoints, create_app
 from authserver.config import DeviceClient, Settings
-from authserver.hashing import SecretHasher
+from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.conftest import mint, operator_creates

@@ -19,7 +19,7 @@ FORBIDDEN = {
         "authserver.api",
         "authserver.oauth",
         "authserver.app",
-        "authserver.services",
+        "authserver.runtime.services",
         "authserver.ui",
     ),
     "authserver.store": (

@@ -19,7 +19,7 @@ import requests
 from anyio.from_thread import start_blocking_portal
 
 from authserver.client import RequestsTokenAuth, TokenAuth, TokenError
-from authserver.hashing import SecretHasher
+from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.conftest import operator_creates

@@ -14,7 +14,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
-from authserver.hashing import SecretHasher
+from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
@@ -54,7 +54,7 @@ def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
 
 
 def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
-    from authserver import keys
+    from authserver.security import keys
 
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)

@@ -227,8 +227,8 @@ def test_token_type_hint_is_accepted(client, caller) -> None:
 
 
 def test_token_from_before_rotation_stays_active(client, caller, store, settings) -> None:
-    from authserver import keys
     from authserver.app import refresh_keys
+    from authserver.security import keys
 
     _, record, secret, token = caller()
     keys.rotate(store.keys, settings, now=now())

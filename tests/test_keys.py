@@ -10,8 +10,9 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from authserver import keys, tokens
 from authserver.app import refresh_keys
+from authserver.security import access_tokens as tokens
+from authserver.security import keys
 from tests.conftest import now, token_request
 
 

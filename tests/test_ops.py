@@ -215,7 +215,7 @@ def test_secret_pasted_into_a_path_is_logged_as_a_fingerprint(
 
 
 def test_log_formatter_keeps_every_message_on_one_line() -> None:
-    from authserver.ops import OneLineFormatter
+    from authserver.runtime.ops import OneLineFormatter
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "a\nb\u2028c %s", ("\r",), None)
     formatted = OneLineFormatter("%(levelname)s %(message)s").format(record)

@@ -13,8 +13,7 @@ from sqlalchemy import text
 
 from authserver.config import Settings
 from authserver.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from authserver.hashing import SecretHasher
-from authserver.password_hashing import PasswordHasher
+from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
 from authserver.usecases.people import PeopleService, SignInFailed, SignInThrottled
 from authserver.usecases.users import UserService
@@ -35,7 +34,7 @@ class CountingHasher(PasswordHasher):
 
 @pytest.fixture
 def people(store: Store, settings: Settings, hasher: SecretHasher) -> PeopleService:
-    return PeopleService(store, CountingHasher(settings, hasher), settings)
+    return PeopleService(store, CountingHasher(settings), settings)
 
 
 @pytest.fixture
@@ -119,7 +118,7 @@ def test_password_sign_in_turned_off_is_refused(
 ) -> None:
     off = Settings(database_url=settings.database_url, login_password=False)
     with pytest.raises(PermissionDenied):
-        sign_in(PeopleService(store, PasswordHasher(off, hasher), off))
+        sign_in(PeopleService(store, PasswordHasher(off), off))
 
 
 def test_no_invitations_while_password_sign_in_is_off(
@@ -127,7 +126,7 @@ def test_no_invitations_while_password_sign_in_is_off(
 ) -> None:
     off = Settings(database_url=settings.database_url, login_password=False)
     with pytest.raises(PermissionDenied, match="an invitation link would not work"):
-        PeopleService(store, PasswordHasher(off, hasher), off).invite(
+        PeopleService(store, PasswordHasher(off), off).invite(
             user_ref=alice.id, ttl=timedelta(days=1), now=now()
         )
 
@@ -257,7 +256,7 @@ def test_failures_are_throttled_per_email_known_or_not(
     store: Store, settings: Settings, hasher: SecretHasher, alice
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
-    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    people = PeopleService(store, PasswordHasher(limited), limited)
     sources = (ipaddress.ip_address(f"198.51.100.{n}") for n in range(1, 100))
     for email in ("alice@example.com", "nobody@example.com"):
         for _ in range(2):
@@ -275,7 +274,7 @@ def test_throttled_account_refuses_even_the_right_password(
     store: Store, settings: Settings, hasher: SecretHasher, alice
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=1)
-    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    people = PeopleService(store, PasswordHasher(limited), limited)
     with pytest.raises(SignInFailed):
         sign_in(people, password="wrong wrong wrong")
     with pytest.raises(SignInThrottled):
@@ -291,7 +290,7 @@ def test_failures_are_throttled_per_source(
     store: Store, settings: Settings, hasher: SecretHasher, alice
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
-    people = PeopleService(store, PasswordHasher(limited, hasher), limited)
+    people = PeopleService(store, PasswordHasher(limited), limited)
     for number in range(2):
         with pytest.raises(SignInFailed):
             sign_in(people, email=f"guess{number}@example.com")

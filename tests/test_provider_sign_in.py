@@ -12,8 +12,7 @@ import pytest
 
 from authserver.config import OidcProvider, Settings
 from authserver.domain.identity import SignInRefused, verified_email
-from authserver.hashing import SecretHasher
-from authserver.password_hashing import PasswordHasher
+from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
 from authserver.usecases.people import PeopleService, SignInThrottled
 from authserver.usecases.provider_sign_in import (
@@ -70,7 +69,7 @@ def test_verified_email_is_normalised_like_users_emails() -> None:
 
 @pytest.fixture
 def people(store: Store, settings: Settings, hasher: SecretHasher) -> PeopleService:
-    return PeopleService(store, PasswordHasher(settings, hasher), settings)
+    return PeopleService(store, PasswordHasher(settings), settings)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from authserver.serving import conductorone_routing
+from authserver.runtime.serving import conductorone_routing
 from tests.checkout import script_env
 from tests.ports import free_port
 from tests.servers import assert_one_line_error, run_authserver, wait_ready

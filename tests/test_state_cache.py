@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from authserver.domain.credentials import AuthState, CheckedPatch
 from authserver.errors import PermissionDenied
 from authserver.records import Changes
-from authserver.state_cache import StateCache
 from authserver.store import Store
+from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
 from tests.conftest import auth_state, mint, now, token_request, within
 

@@ -229,7 +229,7 @@ def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
     import os
     import threading
 
-    from authserver.hashing import ARGON2_NICE, MAX_NICE
+    from authserver.security.argon2 import ARGON2_NICE, MAX_NICE
 
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     pool_nice = hasher._pool.submit(
@@ -247,7 +247,7 @@ def test_argon2_is_never_above_a_server_started_at_high_nice(start_nice: int) ->
     probe = (
         "import os, threading\n"
         "from authserver.config import Settings\n"
-        "from authserver.hashing import SecretHasher\n"
+        "from authserver.security.argon2 import SecretHasher\n"
         "pool = SecretHasher(Settings())._pool\n"
         "get = lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
         "print(get(), pool.submit(get).result())\n"

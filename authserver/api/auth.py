@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from authserver.bearer import bearer_token
 from authserver.errors import Unauthenticated
-from authserver.services import Services
-from authserver.tokens import ActiveToken
+from authserver.runtime.services import Services
+from authserver.security.access_tokens import ActiveToken
+from authserver.web.bearer import bearer_token
 
 
 async def bearer(request: Request, services: Services) -> ActiveToken:

@@ -15,9 +15,9 @@ from authserver.api.auth import bearer
 from authserver.domain.credentials import NewCredential, has_control_characters
 from authserver.domain.durations import parse_proto_duration
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
-from authserver.http_body import json_object
-from authserver.services import Services
+from authserver.runtime.services import Services
 from authserver.store.ids import is_record_id
+from authserver.web.body import json_object
 
 CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires")
 

@@ -20,7 +20,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.http_body import read_body
+from authserver.web.body import read_body
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -21,7 +21,7 @@ from joserfc.jwk import OKPKey
 from joserfc.jws import CompactSignature
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
-from authserver.jose import ASSERTION_ALGORITHMS
+from authserver.security.jose import ASSERTION_ALGORITHMS
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # "EdDSA" (RFC 8037) and its fully specified successor "Ed25519" (RFC 9864).

@@ -20,7 +20,6 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from starlette.requests import Request
 
-from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain import network
 from authserver.domain.credentials import (
@@ -30,13 +29,14 @@ from authserver.domain.credentials import (
     refusal_reason,
 )
 from authserver.domain.secrets import looks_like_secret, secret_refusal
-from authserver.hashing import SecretHasher
-from authserver.logsafe import presented
 from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
-from authserver.state_cache import StateCache
+from authserver.security.argon2 import SecretHasher
+from authserver.security.audit import audit
+from authserver.security.logsafe import presented
+from authserver.security.throttle import FailureThrottle, source_key
 from authserver.store import Store
-from authserver.throttle import FailureThrottle, source_key
+from authserver.store.state_cache import StateCache
 
 MAX_CREDENTIAL_LENGTH = 1024
 

@@ -21,7 +21,7 @@ from authserver.oauth.client_metadata import (
 )
 from authserver.oauth.errors import oauth_errors
 from authserver.oauth.registration import InvalidToken, json_metadata, required_bearer
-from authserver.services import Services
+from authserver.runtime.services import Services
 from authserver.usecases.credentials import RegistrationAccess
 
 

@@ -39,8 +39,8 @@ from authserver.oauth.adapter import FormRequest, read_form
 from authserver.oauth.client_auth import TooManyAttempts, fail_authentication
 from authserver.oauth.errors import oauth_errors
 from authserver.records import DeviceAuthorization
+from authserver.security.throttle import source_key
 from authserver.store.device_codes import SLOW_DOWN_STEP, PollOutcome
-from authserver.throttle import source_key
 from authserver.usecases.devices import (
     DEVICE_CODE_TTL,
     DeviceFlowService,

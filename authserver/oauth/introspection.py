@@ -8,7 +8,7 @@ from starlette.responses import Response
 from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.errors import oauth_errors
-from authserver.services import Services
+from authserver.runtime.services import Services
 
 INACTIVE = {"active": False}
 

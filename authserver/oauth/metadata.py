@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from authserver.oauth import device_flow
 from authserver.oauth.assertions import SIGNING_ALGS
 from authserver.oauth.server import AUTH_METHODS
-from authserver.services import Services
+from authserver.runtime.services import Services
 
 
 async def authorization_server_metadata(request: Request) -> Response:

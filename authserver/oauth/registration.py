@@ -17,7 +17,6 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.bearer import bearer_token
 from authserver.domain.credentials import Caller
 from authserver.errors import (
     AuthserverError,
@@ -26,7 +25,6 @@ from authserver.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from authserver.http_body import json_object
 from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.client_metadata import (
     InvalidClientMetadata,
@@ -34,8 +32,10 @@ from authserver.oauth.client_metadata import (
     parse_metadata,
 )
 from authserver.oauth.errors import oauth_errors
-from authserver.services import Services
+from authserver.runtime.services import Services
 from authserver.usecases.credentials import Registration
+from authserver.web.bearer import bearer_token
+from authserver.web.body import json_object
 
 
 class InvalidToken(OAuth2Error):

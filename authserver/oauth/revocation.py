@@ -8,11 +8,11 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.audit import audit
 from authserver.oauth.adapter import NO_STORE
 from authserver.oauth.errors import oauth_errors
-from authserver.services import Services
-from authserver.tokens import verify_signature
+from authserver.runtime.services import Services
+from authserver.security.access_tokens import verify_signature
+from authserver.security.audit import audit
 
 
 @oauth_errors

@@ -16,14 +16,14 @@ from authlib.oauth2.rfc6749 import AuthorizationServer, grants
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from starlette.responses import Response
 
-from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain.credentials import token_expiry
 from authserver.domain.roles import parse_scope
-from authserver.keys import KeyRing
 from authserver.oauth.adapter import FormRequest, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.device_flow import Approval, DeviceClientAuth, DeviceCodeGrant
+from authserver.security.audit import audit
+from authserver.security.keys import KeyRing
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 

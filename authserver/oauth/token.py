@@ -11,7 +11,7 @@ from starlette.responses import Response
 from authserver.oauth.adapter import FormRequest, printable, read_form
 from authserver.oauth.device_flow import DEVICE_CODE_GRANT_TYPE, device_token
 from authserver.oauth.errors import oauth_errors
-from authserver.services import Services
+from authserver.runtime.services import Services
 
 
 async def token_endpoint(request: Request) -> Response:

@@ -4,7 +4,7 @@ One counter row is incremented by every transaction that changes what
 authentication or a token check reads (users, credentials, revocations), and
 the changed row is stamped with the new value. The counter's row lock orders
 those transactions, so an instance that has seen version N has seen every
-change up to N (``authserver.state_cache`` follows it).
+change up to N (``authserver.store.state_cache`` follows it).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.errors import NotFound
-from authserver.logsafe import fingerprint
-from authserver.throttle import source_key
+from authserver.security.logsafe import fingerprint
+from authserver.security.throttle import source_key
 from authserver.ui import render, sessions
 from authserver.ui.access import signed_in_only
 from authserver.ui.forms import read_form

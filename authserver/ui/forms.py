@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from authserver.errors import InvalidArgument
-from authserver.http_body import read_body
+from authserver.web.body import read_body
 
 MAX_FORM_BYTES = 65536
 

@@ -34,7 +34,7 @@ from authserver.config import Settings
 from authserver.domain import network
 from authserver.domain.credentials import has_control_characters
 from authserver.errors import PermissionDenied
-from authserver.services import Services
+from authserver.runtime.services import Services
 from authserver.ui.forms import Form
 from authserver.usecases.people import NewSession, SignedIn
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain import network, roles
 from authserver.domain.credentials import (
@@ -23,8 +22,9 @@ from authserver.domain.credentials import (
 )
 from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
 from authserver.errors import NotFound, Unauthenticated
-from authserver.hashing import SecretHasher
 from authserver.records import ClientRecord, UserRecord
+from authserver.security.argon2 import SecretHasher
+from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.ids import is_record_id
 

@@ -11,13 +11,13 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from authserver.audit import audit
 from authserver.config import DeviceClient, Settings
 from authserver.domain import roles
 from authserver.domain.credentials import Caller
 from authserver.domain.secrets import token_hash
 from authserver.errors import InvalidArgument, NotFound
 from authserver.records import DeviceAuthorization
+from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.device_codes import PollOutcome
 

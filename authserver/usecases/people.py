@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from authserver.audit import audit
 from authserver.config import Settings
 from authserver.domain import network
 from authserver.domain.credentials import Caller
@@ -27,10 +26,11 @@ from authserver.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from authserver.password_hashing import PasswordHasher
 from authserver.records import SessionRecord, UserRecord
+from authserver.security.argon2 import PasswordHasher
+from authserver.security.audit import audit
+from authserver.security.throttle import FailureThrottle, source_key
 from authserver.store import Store
-from authserver.throttle import FailureThrottle, source_key
 
 # Prefixes make these recognisable wherever they must never appear (logs, URLs in logs).
 SESSION_PREFIX = "ses_"

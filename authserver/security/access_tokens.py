@@ -22,10 +22,10 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from authserver.config import Settings
 from authserver.domain.credentials import AuthState, Caller, refusal_reason
-from authserver.jose import TOKEN_ALGORITHMS
-from authserver.keys import KeyRing
-from authserver.state_cache import StateCache
+from authserver.security.jose import TOKEN_ALGORITHMS
+from authserver.security.keys import KeyRing
 from authserver.store.credentials import CredentialStore
+from authserver.store.state_cache import StateCache
 from authserver.store.users import UserStore
 
 MAX_TOKEN_LENGTH = 8192

@@ -30,12 +30,12 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 from authserver.domain.secrets import parse_secret
-from authserver.jose import ASSERTION_ALGORITHMS
 from authserver.oauth.assertions import ASSERTION_TYPE
+from authserver.security.jose import ASSERTION_ALGORITHMS
 
 if TYPE_CHECKING:
-    from authserver.client_httpx import TokenAuth
-    from authserver.client_requests import RequestsTokenAuth
+    from authserver.client.httpx_auth import TokenAuth
+    from authserver.client.requests_auth import RequestsTokenAuth
 
 __all__ = [
     "RequestsTokenAuth",
@@ -177,11 +177,11 @@ class TokenCache:
 def __getattr__(name: str) -> Any:
     # The adapters import httpx or requests, which the server itself does not need.
     if name == "TokenAuth":
-        from authserver.client_httpx import TokenAuth
+        from authserver.client.httpx_auth import TokenAuth
 
         return TokenAuth
     if name == "RequestsTokenAuth":
-        from authserver.client_requests import RequestsTokenAuth
+        from authserver.client.requests_auth import RequestsTokenAuth
 
         return RequestsTokenAuth
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

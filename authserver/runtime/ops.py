@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authserver import audit
-from authserver.logsafe import escaped, loggable_path
-from authserver.services import Services
+from authserver.runtime.services import Services
+from authserver.security import audit
+from authserver.security.logsafe import escaped, loggable_path
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -5,19 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authserver.config import Settings
-from authserver.hashing import SecretHasher
-from authserver.keys import KeyRing
-from authserver.last_used import LastUsedRecorder
-from authserver.metrics import Metrics
 from authserver.oauth import device_flow
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.device_flow import DeviceAuthorizationEndpointImpl
 from authserver.oauth.server import Server
-from authserver.password_hashing import PasswordHasher
-from authserver.state_cache import StateCache
+from authserver.runtime.metrics import Metrics
+from authserver.security.access_tokens import ActiveToken, active_token
+from authserver.security.argon2 import PasswordHasher, SecretHasher
+from authserver.security.keys import KeyRing
+from authserver.security.throttle import FailureThrottle
 from authserver.store import Database, Store
-from authserver.throttle import FailureThrottle
-from authserver.tokens import ActiveToken, active_token
+from authserver.store.last_used import LastUsedRecorder
+from authserver.store.state_cache import StateCache
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.people import PeopleService
@@ -73,7 +72,7 @@ class Services:
         )
         users = UserService(store)
         # Passwords share the secret hasher's bounded argon2 threads.
-        people = PeopleService(store, PasswordHasher(settings, hasher), settings)
+        people = PeopleService(store, PasswordHasher(settings), settings)
         return cls(
             settings=settings,
             database=database,

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
 from authserver.config import Settings
-from authserver.jose import TOKEN_ALGORITHMS
 from authserver.records import KeyRecord
+from authserver.security.jose import TOKEN_ALGORITHMS
 from authserver.store.signing_keys import KeyStore
 
 

@@ -1,0 +1,1 @@
+"""The running server: the service container, background tasks, operations endpoints, serving."""

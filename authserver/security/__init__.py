@@ -1,0 +1,1 @@
+"""Security primitives: argon2, JOSE, signing keys, access tokens, throttles, the audit trail."""

@@ -1,0 +1,160 @@
+"""argon2id for every secret we keep: client secrets and people's passwords.
+
+One parameter set (config ``argon2_*``, never below OWASP's m=19 MiB, t=2) and
+one bounded pool of threads per kind of secret, so that a burst of password
+checks (a sign-in flood) never queues in front of a client's first token, nor
+the other way round. Each pool runs at most ``argon2_max_concurrency`` argon2
+runs at once, 10 nice levels below the process (never above it), so neither a
+flood of requests nor a burst of creations can take every core (or 19 MiB per
+run of memory) from warm traffic.
+
+Client secrets: the verified-secret cache keeps, per credential, an HMAC
+(under a per-process random key) of the last secret that matched the
+credential's current hash — never the secret itself. A presented secret whose
+HMAC matches skips argon2; the entry carries the stored hash it was checked
+against, so a new hash invalidates it.
+
+Passwords: sign-in for an unknown e-mail, a user without a password or a
+disabled user verifies against a dummy hash of the same cost, so the answer
+takes as long as a wrong password does. A hash made under older parameters is
+replaced on the next successful sign-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from authserver.config import Settings
+
+MAX_CACHED = 200_000
+ARGON2_NICE = 10  # argon2 threads yield the CPU to the event loop (and to warm traffic)
+MAX_NICE = 19
+T = TypeVar("T")
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's scheduling priority by ``ARGON2_NICE`` (Linux sets nice per thread).
+
+    Relative to the nice value it starts with: a server started at nice 19 must not
+    see its argon2 threads raised above the event loop.
+    """
+    try:
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + ARGON2_NICE, MAX_NICE))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+def _argon2id(settings: Settings) -> argon2.PasswordHasher:
+    """The one argon2id parameter set, from the ``argon2_*`` settings."""
+    return argon2.PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_cost,
+        parallelism=settings.argon2_parallelism,
+        hash_len=32,
+        salt_len=16,
+        type=argon2.Type.ID,
+    )
+
+
+def _pool(settings: Settings, kind: str) -> ThreadPoolExecutor:
+    """Bounded, low-priority threads for one kind of secret: their number bounds concurrency."""
+    return ThreadPoolExecutor(
+        max_workers=settings.argon2_max_concurrency,
+        thread_name_prefix=f"argon2-{kind}",
+        initializer=_yield_cpu,
+    )
+
+
+class _Argon2:
+    """argon2id hashing and verification in one kind's own threads."""
+
+    def __init__(self, settings: Settings, kind: str) -> None:
+        self._argon2 = _argon2id(settings)
+        self._pool = _pool(settings, kind)
+
+    def hash(self, secret: str) -> str:
+        """Blocking: call from a worker thread (or the CLI)."""
+        return self._pool.submit(self._argon2.hash, secret).result()
+
+    def needs_rehash(self, secret_hash: str) -> bool:
+        return self._argon2.check_needs_rehash(secret_hash)
+
+    def _check(self, secret_hash: str, secret: str) -> bool:
+        try:
+            return self._argon2.verify(secret_hash, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _run(self, work: Callable[..., T], *args: object) -> T:
+        """Blocking: ``work`` in this kind's threads."""
+        return self._pool.submit(work, *args).result()
+
+
+class SecretHasher(_Argon2):
+    """argon2id hashing and verification of client secrets, with the verified-secret cache."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "secrets")
+        self._cache_key = os.urandom(32)
+        self._verified: dict[str, tuple[bytes, str]] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def _digest(self, credential_id: str, secret: str) -> bytes:
+        message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
+        return hmac.digest(self._cache_key, message, "sha256")
+
+    def matches_cached(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
+        """True when ``secret`` is the one last verified for this credential (no argon2)."""
+        cached = self._verified.get(credential_id)
+        if cached is None or cached[1] != secret_hash:
+            return False
+        hit = hmac.compare_digest(cached[0], self._digest(credential_id, secret))
+        self.cache_hits += hit
+        return hit
+
+    async def _argon2_async(self, secret_hash: str, secret: str) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._check, secret_hash, secret)
+
+    async def verify(self, *, credential_id: str, secret_hash: str, secret: str) -> bool:
+        """True when ``secret`` matches; argon2 runs only for a secret not verified before."""
+        if self.matches_cached(credential_id=credential_id, secret_hash=secret_hash, secret=secret):
+            return True
+        self.cache_misses += 1
+        ok = await self._argon2_async(secret_hash, secret)
+        if ok:
+            if credential_id not in self._verified and len(self._verified) >= MAX_CACHED:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[credential_id] = (self._digest(credential_id, secret), secret_hash)
+        return ok
+
+
+class PasswordHasher(_Argon2):
+    """Hash and verify people's passwords, in threads of their own."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "passwords")
+        self._dummy: str | None = None
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Blocking. With ``password_hash`` None, the same work against a dummy hash, False."""
+        if self._dummy is None:
+            # Made at the first sign-in of any kind, known e-mail or not, so that even the
+            # first answer takes no longer for an unknown address.
+            self._dummy = self.hash(os.urandom(16).hex())
+        if password_hash is None:
+            self._run(self._check, self._dummy, password)
+            return False
+        return self._run(self._check, password_hash, password)

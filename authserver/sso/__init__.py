@@ -1,0 +1,1 @@
+"""Sign-in through OpenID Connect providers: the relying party and its provider settings."""
