@@ -7,7 +7,6 @@ import difflib
 import ipaddress
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,33 +14,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from authserver.domain.roles import normalize_roles
-from authserver.errors import AuthserverError, ConfigError
+from authserver.domain.algorithms import TOKEN_ALGS
+from authserver.domain.urls import issuer_problem
+from authserver.errors import ConfigError
+from authserver.sso.providers import OidcProvider, check_providers, parse_providers
 
-# Looked for in this order when AUTHSERVER_CONFIG is not set (SPEC section 6).
+# Looked for in this order when AUTHSERVER_CONFIG is not set (the documented search order).
 DEFAULT_CONFIG_PATH = Path("config/authserver.toml")
 SYSTEM_CONFIG_PATH = Path("/etc/authserver/authserver.toml")
 # AUTHSERVER_* variables that are not settings: the config file, the tests' weak-hashing
 # switch, and the fuzzing budget of scripts/fuzz.
 OTHER_VARIABLES = ("AUTHSERVER_CONFIG", "AUTHSERVER_ALLOW_WEAK_HASHING", "AUTHSERVER_FUZZ_EXAMPLES")
 MAX_WORKERS = 64
-SIGNING_ALGS = ("ES256", "EdDSA", "RS256")
-DEFAULT_OIDC_SCOPES = ("openid", "email", "profile")
-# Provider names go into URLs and into a session's recorded method ("oidc:<name>", 32 at most).
-OIDC_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
-OIDC_KEYS = frozenset(
-    {
-        "name",
-        "issuer",
-        "client_id",
-        "client_secret",
-        "client_secret_file",
-        "scopes",
-        "allowed_domains",
-        "auto_create_users",
-        "default_roles",
-    }
-)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -51,33 +35,6 @@ class DeviceClient:
 
     id: str
     name: str
-
-
-@dataclass(frozen=True)
-class OidcProvider:
-    """An OpenID Connect provider people sign in through (``[[login.oidc]]``, SPEC section 8).
-
-    The redirect URI to register at the provider is
-    ``<issuer of authserver>/ui/login/oidc/<name>/callback``.
-    """
-
-    name: str  # on the sign-in button and in the redirect URI
-    issuer: str  # discovery at <issuer>/.well-known/openid-configuration
-    client_id: str
-    client_secret: str = field(repr=False)
-    scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
-    allowed_domains: tuple[str, ...] = ()  # empty: any e-mail domain
-    auto_create_users: bool = False
-    default_roles: tuple[str, ...] = ()  # the roles of a user created at first sign-in
-
-    @property
-    def method(self) -> str:
-        """How a session started through this provider is recorded (``oidc:<name>``)."""
-        return f"oidc:{self.name}"
-
-    @property
-    def discovery_url(self) -> str:
-        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -118,30 +75,29 @@ class Settings:
     session_max_age: int = 43200
     sign_in_failure_limit: int = 10
     sign_in_failure_window: int = 300
+    # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
+    allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.issuer)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"issuer must be an absolute http(s) URL, got {self.issuer!r}")
-        if parts.query or parts.fragment:
-            raise ConfigError("issuer must not have a query or fragment (RFC 8414 section 2)")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            if not self.allow_insecure_issuer:
-                raise ConfigError(
-                    f"issuer {self.issuer} is plain http on a non-loopback host: use https "
-                    "(TLS at a reverse proxy), or set allow_insecure_issuer = true"
-                )
+        problem = issuer_problem(self.issuer, allow_insecure=self.allow_insecure_issuer)
+        if problem is not None:
+            hint = (
+                " (TLS at a reverse proxy), or set allow_insecure_issuer = true"
+                if problem.endswith("https")
+                else ""
+            )
+            raise ConfigError(f"issuer {problem}{hint}")
         if self.issuer.endswith("/"):
             object.__setattr__(self, "issuer", self.issuer.rstrip("/"))
-        if self.signing_alg not in SIGNING_ALGS:
-            raise ConfigError(f"signing_alg must be one of {', '.join(SIGNING_ALGS)}")
+        if self.signing_alg not in TOKEN_ALGS:
+            raise ConfigError(f"signing_alg must be one of {', '.join(TOKEN_ALGS)}")
         if self.access_token_ttl < 1:
             raise ConfigError("access_token_ttl must be at least 1 second")
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:
             # Below OWASP's argon2id floor the hash stops protecting a leaked database.
-            if not os.environ.get("AUTHSERVER_ALLOW_WEAK_HASHING"):
+            if not self.allow_weak_hashing:
                 raise ConfigError(
                     "argon2 parameters below m=19456 KiB, t=2 are refused "
                     "(set AUTHSERVER_ALLOW_WEAK_HASHING=1 for tests only)"
@@ -162,7 +118,7 @@ class Settings:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
         _check_device_clients(self.device_clients)
-        _check_oidc_providers(self.login_oidc)
+        check_providers(self.login_oidc)
         if not 1 <= self.device_poll_interval <= 60:
             raise ConfigError("device_poll_interval must be 1 to 60 seconds")
         if not 8 <= self.password_min_length <= 64:
@@ -213,7 +169,11 @@ class Settings:
         return self.issuer + path
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "trusted_networks"}
+_FIELDS = {
+    f.name: f
+    for f in dataclasses.fields(Settings)
+    if f.name not in ("trusted_networks", "allow_weak_hashing")
+}
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
 TABLES = ("login",)
@@ -299,123 +259,12 @@ def _device_clients(value: Any, *, from_env: bool) -> tuple[DeviceClient, ...]:
     return tuple(clients)
 
 
-def _check_oidc_providers(providers: tuple[OidcProvider, ...]) -> None:
-    names = [provider.name for provider in providers]
-    if len(set(names)) != len(names):
-        raise ConfigError("login.oidc: every provider needs a name of its own")
-    for provider in providers:
-        where = f"login.oidc {provider.name!r}"
-        if not isinstance(provider.name, str) or not OIDC_NAME.fullmatch(provider.name):
-            raise ConfigError(
-                f"login.oidc: invalid name {provider.name!r}: 1 to 24 lowercase letters, digits "
-                "and '-' (it is part of the redirect URI), not starting or ending with '-'"
-            )
-        parts = urlsplit(provider.issuer)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{where}: issuer must be an https URL, got {provider.issuer!r}")
-        if parts.query or parts.fragment:
-            raise ConfigError(f"{where}: issuer must not have a query or fragment")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            # The ID token's keys and the client secret travel over this connection.
-            raise ConfigError(f"{where}: issuer must be https (plain http only on loopback)")
-        if not (0 < len(provider.client_id) <= 255 and provider.client_id.isprintable()):
-            raise ConfigError(f"{where}: client_id must be 1 to 255 printable characters")
-        if not provider.client_secret or not provider.client_secret.isprintable():
-            raise ConfigError(f"{where}: client_secret (or client_secret_file) is required")
-        if "openid" not in provider.scopes:
-            raise ConfigError(f"{where}: scopes must include openid")
-        if not all(scope and scope.isprintable() and " " not in scope for scope in provider.scopes):
-            raise ConfigError(f"{where}: invalid scopes {' '.join(provider.scopes)!r}")
-        for domain in provider.allowed_domains:
-            if not domain or domain != domain.lower() or "@" in domain or " " in domain:
-                raise ConfigError(f"{where}: invalid allowed_domains entry {domain!r}")
-        try:
-            normalize_roles(provider.default_roles)
-        except AuthserverError as exc:
-            raise ConfigError(f"{where}: default_roles: {exc}") from None
-
-
-def _oidc_providers(value: Any, *, from_env: bool) -> tuple[OidcProvider, ...]:
-    """``[[login.oidc]]`` tables (in the environment: JSON, a list of objects)."""
-    if from_env:
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(
-                'login.oidc: expected JSON like [{"name": "…", "issuer": "…", '
-                '"client_id": "…", "client_secret_file": "…"}]'
-            ) from None
-    if not isinstance(value, list):
-        raise ConfigError("login.oidc: expected [[login.oidc]] tables")
-    return tuple(_oidc_provider(entry) for entry in value)
-
-
-def _oidc_provider(entry: Any) -> OidcProvider:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"login.oidc: expected a table, got {entry!r}")
-    name = entry.get("name")
-    where = f"login.oidc {name!r}" if isinstance(name, str) else "login.oidc"
-    unknown = sorted(set(entry) - OIDC_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
-    missing = [key for key in ("name", "issuer", "client_id") if key not in entry]
-    if missing:
-        raise ConfigError(f"{where}: {missing[0]} is required")
-    for key in ("name", "issuer", "client_id", "client_secret", "client_secret_file"):
-        if key in entry and not isinstance(entry[key], str):
-            raise ConfigError(f"{where}: {key} must be a string")
-    for key in ("auto_create_users",):
-        if key in entry and not isinstance(entry[key], bool):
-            raise ConfigError(f"{where}: {key} must be true or false")
-    if ("client_secret" in entry) == ("client_secret_file" in entry):
-        raise ConfigError(f"{where}: give exactly one of client_secret and client_secret_file")
-    if "client_secret_file" in entry:
-        path = Path(entry["client_secret_file"])
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise ConfigError(f"{where}: cannot read client_secret_file {path}: {reason}") from None
-        if not secret:
-            raise ConfigError(f"{where}: client_secret_file {path} is empty")
-    else:
-        secret = entry["client_secret"]
-
-    def words(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        raw = entry.get(key, default)
-        if isinstance(raw, str):
-            return tuple(raw.split())
-        if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
-            return tuple(item.strip() for item in raw)
-        raise ConfigError(f"{where}: {key} must be a list of strings")
-
-    return OidcProvider(
-        name=entry["name"],
-        issuer=entry["issuer"],
-        client_id=entry["client_id"],
-        client_secret=secret,
-        scopes=words("scopes", DEFAULT_OIDC_SCOPES),
-        allowed_domains=tuple(d.lower().lstrip("@") for d in words("allowed_domains", ())),
-        auto_create_users=entry.get("auto_create_users", False),
-        default_roles=words("default_roles", ()),
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
     default = _FIELDS[name].default
     if name == "device_clients":
         return _device_clients(value, from_env=from_env)
     if name == "login_oidc":
-        return _oidc_providers(value, from_env=from_env)
+        return parse_providers(value, from_env=from_env)
     if name == "workers":
         if from_env and value.strip() != "auto":
             try:
@@ -503,5 +352,7 @@ def load_settings(
         env_value = env.get(f"AUTHSERVER_{key.upper()}")
         if env_value is not None:
             values[key] = _coerce(key, env_value, from_env=True)
+    if env.get("AUTHSERVER_ALLOW_WEAK_HASHING"):
+        values["allow_weak_hashing"] = True
     values.update(overrides)
     return Settings(**values)

@@ -6,12 +6,17 @@
     ├── NotFound (5)                no such user or credential (or not yours)
     ├── AlreadyExists (6)           unique value taken (e.g. a user's e-mail)
     ├── PermissionDenied (7)        the caller may not do this (no escalation)
-    ├── Unauthenticated (16)        missing or inactive bearer token
-    └── Unavailable (14)            the database cannot be reached
+    ├── ResourceExhausted (8)       too many attempts; ``retry_after`` seconds to wait
+    │   └── SignInThrottled         too many failed sign-ins for an e-mail or a source
+    ├── Unavailable (14)            the database cannot be reached
+    └── Unauthenticated (16)        missing or inactive bearer token
+        ├── SignInFailed            wrong e-mail or password (one answer, whatever the reason)
+        └── SignInRefused           a provider vouched for someone this server does not let in
 
-OAuth endpoints speak RFC 6749 errors (Authlib's ``OAuth2Error`` classes); the
-management API renders these as ``{"code", "message"}``; the CLI prints the
-message and exits 1. Each mapping happens once, at that boundary.
+OAuth endpoints speak RFC 6749 errors (Authlib's ``OAuth2Error`` classes, ours in
+``oauth/errors.py``); the management API renders these as ``{"code", "message"}``
+(``api/errors.py``); the pages as error pages (``ui/render.py``); the CLI prints
+the message and exits 1. Each mapping happens once, at that boundary.
 """
 
 from __future__ import annotations
@@ -82,6 +87,31 @@ class PermissionDenied(AuthserverError):
     http_status = 403
 
 
+class ResourceExhausted(AuthserverError):
+    """Too many attempts; ``retry_after`` says how many seconds to wait."""
+
+    code = 8
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    def about(self, field: str) -> Self:
+        return type(self)(self.message, retry_after=self.retry_after, field=self.field or field)
+
+
+class SignInThrottled(ResourceExhausted):
+    """Too many failed sign-ins for this e-mail address or from this address."""
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = max(1, (retry_after + 59) // 60)
+        super().__init__(
+            f"too many failed attempts; try again in {minutes} minute{'s' * (minutes > 1)}",
+            retry_after=retry_after,
+        )
+
+
 class Unavailable(AuthserverError):
     """A dependency (the database) is unreachable; retrying later may succeed."""
 
@@ -94,3 +124,21 @@ class Unauthenticated(AuthserverError):
 
     code = 16
     http_status = 401
+
+
+class SignInFailed(Unauthenticated):
+    """Wrong e-mail or password: one answer, whatever the reason."""
+
+    def __init__(self) -> None:
+        super().__init__("the e-mail address or the password is not right")
+
+
+class SignInRefused(Unauthenticated):
+    """A provider signed the person in, but that does not let them in here.
+
+    ``reason`` goes to the audit trail; the message is for the person.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from authserver.config import OidcProvider
+from authserver.sso.providers import OidcProvider
 
 HERE = Path(__file__).resolve().parent / "oidc"
 SCRIPT = HERE / "provider.mjs"

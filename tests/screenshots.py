@@ -19,8 +19,9 @@ import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from authserver.app import create_app
-from authserver.config import DeviceClient, OidcProvider, Settings
+from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller, NewCredential
+from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService

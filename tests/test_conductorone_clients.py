@@ -22,7 +22,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from authserver.oauth.assertions import ASSERTION_TYPE
+from authserver.security.jose import ASSERTION_TYPE
 from tests.conftest import token_request
 
 

@@ -18,6 +18,7 @@ from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
+from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
 from tests.conftest import operator_creates, token_request
 from tests.servers import ServerProcess
@@ -54,13 +55,12 @@ def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
 
 
 def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
-    from authserver.security import keys
 
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
     with httpx.Client(base_url=server.url) as http:
         old_token = token_request(http, record.client_id, secret).json()["access_token"]
-        new = keys.rotate(store.keys, settings, now=datetime.now(UTC))
+        new = KeyService(store, settings).rotate(now=datetime.now(UTC))
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             new_token = token_request(http, record.client_id, secret).json()["access_token"]

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.testclient import TestClient
 
+from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
 from tests.conftest import mint, now, within
 
@@ -227,11 +228,10 @@ def test_token_type_hint_is_accepted(client, caller) -> None:
 
 
 def test_token_from_before_rotation_stays_active(client, caller, store, settings) -> None:
-    from authserver.app import refresh_keys
-    from authserver.security import keys
+    from authserver.runtime.tasks import refresh_keys
 
     _, record, secret, token = caller()
-    keys.rotate(store.keys, settings, now=now())
+    KeyService(store, settings).rotate(now=now())
     client.portal.call(refresh_keys, client.app.state.services)
     assert introspect(client, record.client_id, secret, token).json()["active"] is True
 

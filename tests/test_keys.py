@@ -10,9 +10,10 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from authserver.app import refresh_keys
+from authserver.runtime.tasks import refresh_keys
 from authserver.security import access_tokens as tokens
 from authserver.security import keys
+from authserver.usecases.keys import PUBLISH_MARGIN, KeyService
 from tests.conftest import now, token_request
 
 
@@ -49,7 +50,7 @@ def test_rotation_signs_with_new_key_and_keeps_old_published(
     old_kid = jwt.get_unverified_header(
         token_request(client, record.client_id, secret).json()["access_token"]
     )["kid"]
-    new = keys.rotate(store.keys, settings, now=now())
+    new = KeyService(store, settings).rotate(now=now())
     client.portal.call(refresh_keys, app.state.services)  # what the 1 s refresher does
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert jwt.get_unverified_header(token)["kid"] == new.kid
@@ -57,7 +58,7 @@ def test_rotation_signs_with_new_key_and_keeps_old_published(
 
 
 def test_rotation_is_picked_up_without_restart(client: TestClient, store, settings) -> None:
-    new = keys.rotate(store.keys, settings, now=now())
+    new = KeyService(store, settings).rotate(now=now())
     deadline = time.monotonic() + 3
     while new.kid not in kids(client) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -70,7 +71,7 @@ def test_retired_key_is_dropped_after_its_tokens_expire(
 ) -> None:
     old = store.keys.all()[0].kid
     # Retired long enough ago: one TTL plus the publication margin have passed.
-    keys.rotate(store.keys, settings, now=now() - keys.PUBLISH_MARGIN - timedelta(seconds=2))
+    KeyService(store, settings).rotate(now=now() - PUBLISH_MARGIN - timedelta(seconds=2))
     client.portal.call(refresh_keys, app.state.services)
     assert old not in kids(client)
 
@@ -79,9 +80,9 @@ def test_retired_key_stays_published_for_ttl_plus_margin(
     client: TestClient, store, settings
 ) -> None:
     retired_at = now()
-    keys.rotate(store.keys, settings, now=retired_at)
+    KeyService(store, settings).rotate(now=retired_at)
     old = next(k for k in store.keys.all() if k.retired_at is not None)
-    expected = retired_at + timedelta(seconds=settings.access_token_ttl) + keys.PUBLISH_MARGIN
+    expected = retired_at + timedelta(seconds=settings.access_token_ttl) + PUBLISH_MARGIN
     assert abs((old.publish_until - expected).total_seconds()) < 0.01
 
 

@@ -25,8 +25,9 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.app import create_app
-from authserver.config import DeviceClient, OidcProvider, Settings
+from authserver.config import DeviceClient, Settings
 from authserver.records import UserRecord
+from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService

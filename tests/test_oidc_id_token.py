@@ -1,4 +1,4 @@
-"""The ID token checks of the OpenID Connect sign-in (``ui/oidc.py``), without a provider:
+"""The ID token checks of the OpenID Connect relying party (``sso/relying_party.py``), without a provider:
 the provider's keys and discovery document are set by hand, the tokens signed here.
 
 Authlib verifies the signature with the provider's keys and ``iss``, ``exp``,
@@ -16,9 +16,8 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError
 from joserfc.jwk import RSAKey
 
-from authserver.config import OidcProvider
-from authserver.ui import oidc
-from authserver.ui.oidc import Providers
+from authserver.sso.providers import OidcProvider
+from authserver.sso.relying_party import RelyingParty
 
 ISSUER = "https://sso.example.com"
 SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
@@ -26,8 +25,8 @@ SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
 
 def id_token_claims(claims: dict[str, Any], key: RSAKey = SIGNING_KEY) -> dict[str, Any]:
     corp = OidcProvider(name="corp", issuer=ISSUER, client_id="our-client", client_secret="s")
-    providers = Providers((corp,))
-    client = providers.client(corp)
+    relying_party = RelyingParty((corp,))
+    client = relying_party.client(corp)
     client.server_metadata.update(
         issuer=ISSUER,
         jwks={"keys": [SIGNING_KEY.as_dict(private=False)]},
@@ -36,7 +35,7 @@ def id_token_claims(claims: dict[str, Any], key: RSAKey = SIGNING_KEY) -> dict[s
     )
     token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
     tokens = {"id_token": token, "access_token": "an-access-token", "token_type": "Bearer"}
-    return anyio.run(oidc._id_token_claims, client, corp, tokens, "the-nonce")
+    return anyio.run(relying_party.id_token_claims, corp, tokens, "the-nonce")
 
 
 def valid_claims(**changes: Any) -> dict[str, Any]:

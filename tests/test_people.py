@@ -12,10 +12,16 @@ import pytest
 from sqlalchemy import text
 
 from authserver.config import Settings
-from authserver.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from authserver.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    SignInFailed,
+    SignInThrottled,
+    Unauthenticated,
+)
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
-from authserver.usecases.people import PeopleService, SignInFailed, SignInThrottled
+from authserver.usecases.people import PeopleService
 from authserver.usecases.users import UserService
 from tests.conftest import PASSWORD, now
 

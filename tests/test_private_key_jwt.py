@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
 from authserver.client import assertion_form, private_jwk, signed_assertion
-from authserver.oauth.assertions import ASSERTION_TYPE
+from authserver.security.jose import ASSERTION_TYPE
 
 ISSUER = "http://127.0.0.1:8000"
 

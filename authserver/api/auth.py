@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 
 from authserver.errors import Unauthenticated
-from authserver.runtime.services import Services
 from authserver.security.access_tokens import ActiveToken
 from authserver.web.bearer import bearer_token
+
+if TYPE_CHECKING:
+    from authserver.runtime.services import Services
 
 
 async def bearer(request: Request, services: Services) -> ActiveToken:

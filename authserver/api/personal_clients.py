@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -15,15 +15,14 @@ from authserver.api.auth import bearer
 from authserver.domain.credentials import NewCredential, has_control_characters
 from authserver.domain.durations import parse_proto_duration
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
-from authserver.runtime.services import Services
 from authserver.store.ids import is_record_id
 from authserver.web.body import json_object
+from authserver.web.context import services_of
+
+if TYPE_CHECKING:
+    from authserver.runtime.services import Services
 
 CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires")
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
 
 
 def _no_store(document: dict[str, Any], status: int = 200) -> Response:
@@ -41,7 +40,7 @@ def _record_id(request: Request) -> str:
 
 
 async def create(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     body = bodies.fields(await json_object(request), allowed=CREATE_FIELDS)
     expires = bodies.optional_string(body, "expires")
@@ -60,7 +59,7 @@ async def create(request: Request) -> Response:
 
 
 async def list_own(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     params = bodies.fields(request.query_params, allowed=("pageSize", "pageToken"), where="?")
     size = bodies.page_size(params.get("pageSize"))
@@ -69,7 +68,7 @@ async def list_own(request: Request) -> Response:
 
 
 async def search(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     if not services.credentials.is_admin(token.caller()):
         raise PermissionDenied("searching personal clients requires the admin role")
@@ -119,7 +118,7 @@ async def _page(
 
 
 async def get(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     ref = _record_id(request)
     record = await anyio.to_thread.run_sync(
@@ -129,7 +128,7 @@ async def get(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     body = bodies.fields(await json_object(request), allowed=("client", "updateMask"))
     mask = body.get("updateMask")
@@ -151,7 +150,7 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     ref = _record_id(request)
     await anyio.to_thread.run_sync(
@@ -162,7 +161,7 @@ async def delete(request: Request) -> Response:
 
 async def introspect(request: Request) -> Response:
     """``GET /api/v1/auth/introspect``: who the bearer token speaks for."""
-    services = _services(request)
+    services = services_of(request)
     token = await bearer(request, services)
     return JSONResponse(
         {

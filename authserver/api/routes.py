@@ -8,10 +8,11 @@ from starlette.routing import Route
 
 from authserver.api import personal_clients as pc
 from authserver.api.openapi import openapi_document
+from authserver.web.context import services_of
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(request.app.state.services.settings))
+    return JSONResponse(openapi_document(services_of(request).settings))
 
 
 ROUTES = [

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 import anyio
 import httpx
 
-from authserver.client import TokenCache
+from authserver.client.tokens import TokenCache
 
 
 class TokenAuth(httpx.Auth):
@@ -46,43 +46,37 @@ class TokenAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        with self._lock:
-            token = self.tokens.current()
-            if token is None:
-                answer = yield self._token_request()
-                token = self.tokens.store(answer.status_code, answer.read())
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        with self._lock:
-            self.tokens.discard(token)
-            token = self.tokens.current()
-            if token is None:
-                answer = yield self._token_request()
-                token = self.tokens.store(answer.status_code, answer.read())
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        refused: str | None = None
+        while True:
+            with self._lock:  # one fetch at a time; the others then reuse its token
+                if refused is not None:
+                    self.tokens.discard(refused)
+                token = self.tokens.current()
+                if token is None:
+                    answer = yield self._token_request()
+                    token = self.tokens.store(answer.status_code, answer.read())
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or refused is not None:
+                return
+            refused = token  # once more, with a fresh token
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self._async_lock is None:
             self._async_lock = anyio.Lock()
-        async with self._async_lock:
-            token = self.tokens.current()
-            if token is None:
-                answer = yield self._token_request()
-                token = self.tokens.store(answer.status_code, await answer.aread())
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with self._async_lock:
-            self.tokens.discard(token)
-            token = self.tokens.current()
-            if token is None:
-                answer = yield self._token_request()
-                token = self.tokens.store(answer.status_code, await answer.aread())
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        refused: str | None = None
+        while True:
+            async with self._async_lock:
+                if refused is not None:
+                    self.tokens.discard(refused)
+                token = self.tokens.current()
+                if token is None:
+                    answer = yield self._token_request()
+                    token = self.tokens.store(answer.status_code, await answer.aread())
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401 or refused is not None:
+                return
+            refused = token

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
-from authserver.client import TokenCache
+from authserver.client.tokens import TokenCache
 
 
 class RequestsTokenAuth(AuthBase):

@@ -11,18 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from authserver.domain.users import normalize_email
-from authserver.errors import InvalidArgument, Unauthenticated
-
-
-class SignInRefused(Unauthenticated):
-    """The provider signed the person in, but that does not let them in here.
-
-    ``reason`` goes to the audit trail; the message is for the person.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+from authserver.errors import InvalidArgument, SignInRefused
 
 
 def verified_email(claims: Mapping[str, object], *, allowed_domains: tuple[str, ...]) -> str:

@@ -21,11 +21,9 @@ from joserfc.jwk import OKPKey
 from joserfc.jws import CompactSignature
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from authserver.domain.algorithms import ASSERTION_ALGS
 from authserver.security.jose import ASSERTION_ALGORITHMS
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-# "EdDSA" (RFC 8037) and its fully specified successor "Ed25519" (RFC 9864).
-SIGNING_ALGS = ("EdDSA", "Ed25519")
 MAX_LIFETIME = 300
 LEEWAY = 60
 MAX_ASSERTION_LENGTH = 4096
@@ -69,7 +67,7 @@ def verify(
     """Verify signature and claims; returns the replay-cache key and when it may be forgotten."""
     signed, claims = _parse(assertion)
     header = signed.headers()
-    if header.get("alg") not in SIGNING_ALGS:
+    if header.get("alg") not in ASSERTION_ALGS:
         raise AssertionError_(f"assertion alg {header.get('alg')!r} is not EdDSA or Ed25519")
     _check_signature(signed, header, keys)
     required: ClaimsOption = {"essential": True}

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 import anyio.to_thread
-from authlib.oauth2.rfc6749 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from starlette.requests import Request
 
 from authserver.config import Settings
@@ -31,31 +30,18 @@ from authserver.domain.credentials import (
 from authserver.domain.secrets import looks_like_secret, secret_refusal
 from authserver.oauth import assertions
 from authserver.oauth.adapter import read_form
+from authserver.oauth.errors import InvalidClient, TooManyAttempts
 from authserver.security.argon2 import SecretHasher
 from authserver.security.audit import audit
+from authserver.security.jose import ASSERTION_TYPE
 from authserver.security.logsafe import presented
 from authserver.security.throttle import FailureThrottle, source_key
 from authserver.store import Store
 from authserver.store.state_cache import StateCache
+from authserver.usecases.replay import ReplayGuard
+from authserver.web.source import source_address
 
 MAX_CREDENTIAL_LENGTH = 1024
-
-
-class InvalidClient(InvalidClientError):
-    """The one answer to every client-authentication failure."""
-
-    status_code = 401
-
-    def __init__(self) -> None:
-        super().__init__(description="Client authentication failed.")
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-            ("Pragma", "no-cache"),
-            ("WWW-Authenticate", 'Basic realm="authserver", error="invalid_client"'),
-        ]
 
 
 @dataclass(frozen=True)
@@ -119,7 +105,7 @@ def presented_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -
 
 def _presented_assertion(form: Mapping[str, str]) -> Presented:
     """RFC 7521 section 4.2: ``client_assertion_type`` + ``client_assertion``."""
-    if form.get("client_assertion_type") != assertions.ASSERTION_TYPE:
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise fail_authentication(form.get("client_id"), "unsupported client_assertion_type")
     assertion = form.get("client_assertion", "")
     try:
@@ -163,40 +149,25 @@ def _log_failure(client_id: str | None, reason: str, source: object) -> None:
     audit("auth_failed", client_id=presented(client_id), reason=reason, source=source)
 
 
-class TooManyAttempts(OAuth2Error):
-    """Too many failed authentications for this client_id or source: 429 with Retry-After."""
-
-    error = "temporarily_unavailable"
-    status_code = 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(description="too many failed client authentications; retry later")
-        self.retry_after = retry_after
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
-
-
 class ClientAuthenticator:
     """Checks presented credentials against the store and the credential rules."""
 
     def __init__(
-        self, settings: Settings, store: Store, hasher: SecretHasher, cache: StateCache
+        self,
+        settings: Settings,
+        store: Store,
+        hasher: SecretHasher,
+        cache: StateCache,
+        replay: ReplayGuard,
     ) -> None:
         self.settings = settings
         self.store = store
         self.hasher = hasher
         self.cache = cache
+        self.replay = replay
         self.throttle = FailureThrottle(
             limit=settings.auth_failure_limit, window=settings.auth_failure_window
         )
-
-    def source_address(self, request: Request) -> network.Address | None:
-        peer = request.client.host if request.client else None
-        trusted = self.settings.trusted_networks
-        # X-Forwarded-For only matters behind a trusted proxy: not read without one.
-        forwarded = request.headers.getlist("x-forwarded-for") if trusted else []
-        return network.source_address(peer, forwarded, trusted)
 
     async def token_request(
         self, request: Request, *, max_bytes: int
@@ -219,7 +190,7 @@ class ClientAuthenticator:
         failures count against the source and the credential; past the limit they get
         429, while a request that proves possession is never throttled.
         """
-        source = self.source_address(request)
+        source = source_address(request, self.settings)
         keys = [source_key(source)]
         try:
             presented = presented_credentials(request.headers, form)
@@ -279,7 +250,7 @@ class ClientAuthenticator:
         else:
             key, until = replay
             fresh = await anyio.to_thread.run_sync(
-                lambda: self.store.revocations.record_assertion(key=key, expires_at=until)
+                lambda: self.replay.first_use(key=key, expires_at=until)
             )
             if not fresh:
                 raise fail_authentication(client_id, "assertion replayed", source)

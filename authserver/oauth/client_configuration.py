@@ -7,22 +7,23 @@ same rules as every other change (the credential service's).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
-from authserver.oauth.adapter import NO_STORE, json_response
-from authserver.oauth.client_metadata import (
-    InvalidClientMetadata,
-    metadata_document,
-    parse_metadata,
-)
-from authserver.oauth.errors import oauth_errors
-from authserver.oauth.registration import InvalidToken, json_metadata, required_bearer
-from authserver.runtime.services import Services
+from authserver.oauth.client_metadata import metadata_document, parse_metadata, refused
+from authserver.oauth.errors import InvalidClientMetadata, InvalidToken, oauth_errors
+from authserver.oauth.registration import json_metadata, required_bearer
+from authserver.oauth.responses import NO_STORE, json_response
 from authserver.usecases.credentials import RegistrationAccess
+from authserver.web.context import services_of
+from authserver.web.source import source_address
+
+if TYPE_CHECKING:
+    from authserver.runtime.services import Services
 
 
 def _refused() -> InvalidToken:
@@ -33,7 +34,7 @@ async def _access(request: Request, services: Services) -> tuple[RegistrationAcc
     """The client named in the path, if the bearer is its registration access token."""
     token = required_bearer(request)
     client_id = request.path_params["client_id"]
-    source = services.authenticator.source_address(request)
+    source = source_address(request, services.settings)
     access = await anyio.to_thread.run_sync(
         lambda: services.credentials.registration_access(
             client_id=client_id, token=token, source=source, now=datetime.now(UTC)
@@ -47,7 +48,7 @@ async def _access(request: Request, services: Services) -> tuple[RegistrationAcc
 @oauth_errors
 async def read(request: Request) -> Response:
     """``GET``: the metadata, never a secret or its hash."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     access, token = await _access(request, services)
     return json_response(200, metadata_document(services.settings, access.record, token), NO_STORE)
 
@@ -55,7 +56,7 @@ async def read(request: Request) -> Response:
 @oauth_errors
 async def replace(request: Request) -> Response:
     """``PUT``: replacement of the writable metadata (``ClientMetadata.replacement``)."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     access, token = await _access(request, services)
     record = access.record
     metadata = parse_metadata(await json_metadata(request))
@@ -75,14 +76,14 @@ async def replace(request: Request) -> Response:
     except NotFound:
         raise _refused() from None
     except (InvalidArgument, PermissionDenied) as exc:
-        raise InvalidClientMetadata.from_domain(exc) from None
+        raise refused(exc) from None
     return json_response(200, metadata_document(services.settings, updated, token), NO_STORE)
 
 
 @oauth_errors
 async def remove(request: Request) -> Response:
     """``DELETE``: the same soft delete as everywhere."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     access, _ = await _access(request, services)
     try:
         await anyio.to_thread.run_sync(

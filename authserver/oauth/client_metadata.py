@@ -15,12 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from authlib.oauth2.rfc6749 import OAuth2Error
-
 from authserver.config import Settings
 from authserver.domain.credentials import UNSET, CredentialPatch, NewCredential
 from authserver.errors import AuthserverError
-from authserver.oauth.adapter import printable
+from authserver.oauth.errors import InvalidClientMetadata
 from authserver.records import ClientRecord
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -35,19 +33,9 @@ FIELD_NAMES = {
 }
 
 
-class InvalidClientMetadata(OAuth2Error):
-    """RFC 7591 section 3.2.2: a metadata value is invalid or unsupported."""
-
-    error = "invalid_client_metadata"
-    status_code = 400
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description=printable(description, limit=400))
-
-    @classmethod
-    def from_domain(cls, error: AuthserverError) -> InvalidClientMetadata:
-        """A domain error, its field named as registration clients know it."""
-        return cls(error.describe(FIELD_NAMES))
+def refused(error: AuthserverError) -> InvalidClientMetadata:
+    """A domain error as ``invalid_client_metadata``, its field named as registration names it."""
+    return InvalidClientMetadata(error.describe(FIELD_NAMES))
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from starlette.responses import Response
 from authserver.config import DeviceClient
 from authserver.errors import InvalidArgument
 from authserver.oauth.adapter import FormRequest, read_form
-from authserver.oauth.client_auth import TooManyAttempts, fail_authentication
-from authserver.oauth.errors import oauth_errors
+from authserver.oauth.client_auth import fail_authentication
+from authserver.oauth.errors import TooManyAttempts, oauth_errors
 from authserver.records import DeviceAuthorization
 from authserver.security.throttle import source_key
 from authserver.store.device_codes import SLOW_DOWN_STEP, PollOutcome
@@ -47,6 +47,8 @@ from authserver.usecases.devices import (
     new_device_code,
     new_user_code,
 )
+from authserver.web.context import services_of
+from authserver.web.source import source_address
 
 DEVICE_CODE_GRANT_TYPE: str = AuthlibDeviceCodeGrant.GRANT_TYPE
 PATH = "/auth/v1/device_authorization"
@@ -194,9 +196,9 @@ async def device_authorization_endpoint(request: Request) -> Response:
 
 @oauth_errors
 async def _start(request: Request) -> Response:
-    services = request.app.state.services
+    services = services_of(request)
     form = await read_form(request, max_bytes=services.settings.max_body_bytes)
-    source = services.authenticator.source_address(request)
+    source = source_address(request, services.settings)
     key = (source_key(source),)
     wait = services.device_starts.retry_after(key)
     if wait:
@@ -218,13 +220,13 @@ async def _start(request: Request) -> Response:
 
 async def device_token(request: Request, form: dict[str, str]) -> FormRequest:
     """The token request of a polling device client, with its poll's outcome on it."""
-    services = request.app.state.services
+    services = services_of(request)
     client = services.devices.client(form.get("client_id"))
     if client is None or "authorization" in request.headers:
         raise fail_authentication(
             form.get("client_id"),
             "not a device client",
-            services.authenticator.source_address(request),
+            source_address(request, services.settings),
         )
     device_code = form.get("device_code")
     if not device_code:

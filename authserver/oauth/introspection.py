@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.oauth.adapter import NO_STORE, json_response
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.errors import oauth_errors
-from authserver.runtime.services import Services
+from authserver.oauth.responses import NO_STORE, json_response
+from authserver.web.context import services_of
+
+if TYPE_CHECKING:
+    from authserver.runtime.services import Services
 
 INACTIVE = {"active": False}
 
@@ -24,7 +29,7 @@ def may_introspect(caller: AuthenticatedClient, subject: str, services: Services
 
 @oauth_errors
 async def introspection_endpoint(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     caller, token = await services.authenticator.token_request(
         request, max_bytes=services.settings.max_body_bytes
     )

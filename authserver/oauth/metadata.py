@@ -5,17 +5,17 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authserver.domain.algorithms import ASSERTION_ALGS
 from authserver.oauth import device_flow
-from authserver.oauth.assertions import SIGNING_ALGS
 from authserver.oauth.server import AUTH_METHODS
-from authserver.runtime.services import Services
+from authserver.web.context import services_of
 
 
 async def authorization_server_metadata(request: Request) -> Response:
     """RFC 8414 section 2."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     settings = services.settings
-    signing = list(SIGNING_ALGS)  # private_key_jwt assertions: the secret's Ed25519 key
+    signing = list(ASSERTION_ALGS)  # private_key_jwt assertions: the secret's Ed25519 key
     metadata = {
         "issuer": settings.issuer,
         "token_endpoint": settings.endpoint("/auth/v1/token"),
@@ -41,7 +41,7 @@ async def authorization_server_metadata(request: Request) -> Response:
 
 
 async def jwks(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     return Response(
         services.keyring.jwks_body,
         media_type="application/json",

@@ -10,10 +10,9 @@ service's, the same ones the management API and the CLI use. RFC 7592
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from authlib.oauth2.rfc6749 import OAuth2Error
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,30 +24,16 @@ from authserver.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from authserver.oauth.adapter import NO_STORE, json_response
-from authserver.oauth.client_metadata import (
-    InvalidClientMetadata,
-    metadata_document,
-    parse_metadata,
-)
-from authserver.oauth.errors import oauth_errors
-from authserver.runtime.services import Services
+from authserver.oauth.client_metadata import metadata_document, parse_metadata, refused
+from authserver.oauth.errors import InvalidClientMetadata, InvalidToken, oauth_errors
+from authserver.oauth.responses import NO_STORE, json_response
 from authserver.usecases.credentials import Registration
 from authserver.web.bearer import bearer_token
 from authserver.web.body import json_object
+from authserver.web.context import services_of
 
-
-class InvalidToken(OAuth2Error):
-    """RFC 6750 section 3.1: the bearer token is missing, spent, expired or not for this client."""
-
-    error = "invalid_token"
-    status_code = 401
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [
-            *super().get_headers(),
-            ("WWW-Authenticate", 'Bearer realm="authserver", error="invalid_token"'),
-        ]
+if TYPE_CHECKING:
+    from authserver.runtime.services import Services
 
 
 def required_bearer(request: Request) -> str:
@@ -84,7 +69,7 @@ async def _registrar(services: Services, token: str) -> tuple[Caller, str, str |
 @oauth_errors
 async def register(request: Request) -> Response:
     """``POST /auth/v1/register``."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     caller, user_id, initial_hash = await _registrar(services, required_bearer(request))
     metadata = parse_metadata(await json_metadata(request))
 
@@ -104,7 +89,7 @@ async def register(request: Request) -> Response:
     except (Unauthenticated, NotFound):
         raise InvalidToken("the bearer token cannot register clients") from None
     except (InvalidArgument, PermissionDenied) as exc:
-        raise InvalidClientMetadata.from_domain(exc) from None
+        raise refused(exc) from None
     document = metadata_document(services.settings, registration.record)
     if registration.secret is not None:
         document["client_secret"] = registration.secret

@@ -19,9 +19,10 @@ from starlette.responses import Response
 from authserver.config import Settings
 from authserver.domain.credentials import token_expiry
 from authserver.domain.roles import parse_scope
-from authserver.oauth.adapter import FormRequest, json_response
+from authserver.oauth.adapter import FormRequest
 from authserver.oauth.client_auth import AuthenticatedClient
 from authserver.oauth.device_flow import Approval, DeviceClientAuth, DeviceCodeGrant
+from authserver.oauth.responses import json_response
 from authserver.security.audit import audit
 from authserver.security.keys import KeyRing
 

@@ -8,15 +8,15 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedGrantT
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.oauth.adapter import FormRequest, printable, read_form
+from authserver.oauth.adapter import FormRequest, read_form
 from authserver.oauth.device_flow import DEVICE_CODE_GRANT_TYPE, device_token
-from authserver.oauth.errors import oauth_errors
-from authserver.runtime.services import Services
+from authserver.oauth.errors import oauth_errors, printable
+from authserver.web.context import services_of
 
 
 async def token_endpoint(request: Request) -> Response:
     """Count and time every answer of the token endpoint."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     started = time.perf_counter()
     request.state.oauth_error = None
     response = await _issue(request)
@@ -27,7 +27,7 @@ async def token_endpoint(request: Request) -> Response:
 
 @oauth_errors
 async def _issue(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     form = await read_form(request, max_bytes=services.settings.max_body_bytes)
     grant_type = form.get("grant_type")
     if not grant_type:

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authserver.runtime.services import Services
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path
+from authserver.web.context import services_of
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -73,7 +73,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     ok = await anyio.to_thread.run_sync(services.database.ping)
     if ok and services.keyring.active is not None:
         return JSONResponse({"status": "ready"})
@@ -81,7 +81,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = services_of(request)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

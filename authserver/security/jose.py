@@ -9,6 +9,11 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
 
+from authserver.domain.algorithms import ASSERTION_ALGS, TOKEN_ALGS
+
+#: RFC 7523 section 2.2: a client authenticating with a signed JWT.
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 
 class Algorithms(JWSRegistry):
     """Exactly the JWS algorithms named, nothing else ("none" and HMAC never).
@@ -32,9 +37,9 @@ class Algorithms(JWSRegistry):
 
 
 #: Access tokens we sign (``signing_alg``) and verify.
-TOKEN_ALGORITHMS = Algorithms(["ES256", "EdDSA", "RS256"])
-#: ``private_key_jwt`` assertions: "EdDSA" (RFC 8037) and its successor "Ed25519" (RFC 9864).
-#: ConductorOne's Go SDK puts its replay ``nonce`` in the header (RFC 7523 allows any).
+TOKEN_ALGORITHMS = Algorithms(TOKEN_ALGS)
+#: ``private_key_jwt`` assertions. ConductorOne's Go SDK puts its replay ``nonce`` in the
+#: header (RFC 7523 allows any).
 ASSERTION_ALGORITHMS = Algorithms(
-    ["EdDSA", "Ed25519"], headers={"nonce": HeaderParameter("Replay nonce", "str")}
+    ASSERTION_ALGS, headers={"nonce": HeaderParameter("Replay nonce", "str")}
 )

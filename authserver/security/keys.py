@@ -1,9 +1,8 @@
-"""Token signing keys: generated on first start, rotated by the CLI, published as a JWKS.
+"""Token signing keys in memory: new keys, the active signer, and the published JWKS.
 
-Keys live in the database so that every instance signs with the same active
-key and publishes the same set. A retired key stays published until
-``publish_until`` (its retirement plus the token TTL): every token it signed
-has expired by then.
+Keys live in the database (``usecases/keys.py`` creates and rotates them) so
+that every instance signs with the same active key and publishes the same set;
+``KeyRing`` is one instance's view of them, reloaded by a background task.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -20,20 +19,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
-from authserver.config import Settings
+from authserver.domain.algorithms import TOKEN_KEY_TYPES
 from authserver.records import KeyRecord
 from authserver.security.jose import TOKEN_ALGORITHMS
-from authserver.store.signing_keys import KeyStore
 
 
 def _generate(alg: str) -> ECKey | OKPKey | RSAKey:
-    if alg == "ES256":
-        return ECKey.generate_key("P-256")
-    if alg == "EdDSA":
-        return OKPKey.generate_key("Ed25519")
-    if alg == "RS256":
-        return RSAKey.generate_key(2048)
-    raise ValueError(f"unsupported signing alg {alg}")
+    """A new private key for ``alg`` (its key type from ``TOKEN_KEY_TYPES``)."""
+    kinds: dict[str, Callable[[], ECKey | OKPKey | RSAKey]] = {
+        "EC": lambda: ECKey.generate_key("P-256"),
+        "OKP": lambda: OKPKey.generate_key("Ed25519"),
+        "RSA": lambda: RSAKey.generate_key(2048),
+    }
+    if alg not in TOKEN_KEY_TYPES:
+        raise ValueError(f"unsupported signing alg {alg}")
+    return kinds[TOKEN_KEY_TYPES[alg]]()
 
 
 def new_key(alg: str) -> tuple[str, str, dict[str, str]]:
@@ -55,43 +55,6 @@ MAX_VERIFIED = 10_000  # tokens whose signature check is remembered (introspecti
 # are kept once; past this many distinct ones, new entries stop sharing until a reload.
 MAX_SHARED_VALUES = 2 * MAX_VERIFIED
 _UNSHARED = frozenset({"jti", "iat", "exp"})  # unique per token, or small numbers
-
-# Other instances may sign with a retired key until their next refresh, and clocks differ.
-PUBLISH_MARGIN = timedelta(seconds=60)
-
-
-def _publish_until(settings: Settings, retired_at: datetime) -> datetime:
-    """A retired key stays published until every token it can still have signed expired."""
-    return retired_at + timedelta(seconds=settings.access_token_ttl) + PUBLISH_MARGIN
-
-
-def ensure_active_key(keys: KeyStore, settings: Settings, *, now: datetime) -> None:
-    """Create an active key of the configured algorithm when there is none."""
-    if any(k.retired_at is None and k.alg == settings.signing_alg for k in keys.all()):
-        return
-    _add_key(keys, settings, now=now, only_if_none_active=True)
-
-
-def rotate(keys: KeyStore, settings: Settings, *, now: datetime) -> KeyRecord:
-    """Add a new active key; the previous one stays published for one token TTL (+ margin)."""
-    added = _add_key(keys, settings, now=now, only_if_none_active=False)
-    assert added is not None
-    return added
-
-
-def _add_key(
-    keys: KeyStore, settings: Settings, *, now: datetime, only_if_none_active: bool
-) -> KeyRecord | None:
-    kid, pem, public = new_key(settings.signing_alg)
-    return keys.add_active(
-        kid=kid,
-        alg=settings.signing_alg,
-        private_pem=pem,
-        public_jwk=public,
-        now=now,
-        publish_until=_publish_until(settings, now),
-        only_if_none_active=only_if_none_active,
-    )
 
 
 def _b64(data: bytes) -> bytes:
@@ -175,7 +138,8 @@ class KeyRing:
         if active:
             newest = active[-1]
             if self.active is None or self.active.kid != newest.kid:
-                private = import_key(newest.private_pem.encode(), _KEY_TYPES[newest.alg])
+                key_type: Any = TOKEN_KEY_TYPES[newest.alg]
+                private = import_key(newest.private_pem.encode(), key_type)
                 self.active = SigningKey(kid=newest.kid, alg=newest.alg, private_key=private)
         keys = [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in published]
         self.jwks = {"keys": keys}
@@ -230,9 +194,6 @@ class KeyRing:
                     pass
             values.append(value)
         self._verified[digest] = (names, kid, *values)
-
-
-_KEY_TYPES: dict[str, Any] = {"ES256": "EC", "EdDSA": "OKP", "RS256": "RSA"}
 
 
 def _public_key(jwk: Mapping[str, str]) -> Key:

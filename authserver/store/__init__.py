@@ -12,9 +12,9 @@ from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
 from authserver.store.invites import InviteStore
+from authserver.store.one_time_tokens import RegistrationTokenStore
 from authserver.store.passwords import PasswordStore
 from authserver.store.pending_sign_ins import PendingSignInStore
-from authserver.store.registration_tokens import RegistrationTokenStore
 from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore

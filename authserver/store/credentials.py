@@ -15,7 +15,7 @@ from authserver.domain.credentials import UNSET, AuthState, CheckedPatch, Creden
 from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 from authserver.records import ClientRecord, UserRecord
 from authserver.store.changes import next_version
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
 from authserver.store.models import (
     PersonalClient,
@@ -95,6 +95,7 @@ class CredentialStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def create(
         self,
         *,
@@ -251,6 +252,7 @@ class CredentialStore:
             rows = [(client_record(c), user_record(u)) for c, u in session.execute(statement)]
         return rows[:limit], len(rows) > limit
 
+    @writes
     def delete(self, *, id: str, now: datetime) -> ClientRecord:
         """Soft delete: sets ``deletedAt``; deleting twice is NotFound."""
         with self.database.session() as session:
@@ -263,6 +265,7 @@ class CredentialStore:
             row.version = version
             return client_record(row)
 
+    @writes
     def update(self, *, id: str, patch: CheckedPatch, now: datetime) -> ClientRecord:
         """Apply an already validated patch to a live credential.
 
@@ -300,6 +303,7 @@ class CredentialStore:
             revoked = session.get(RevokedToken, jti) is not None
             return _auth_state(session, client_id), revoked
 
+    @writes
     def record_last_used(self, *, used: Mapping[str, datetime]) -> None:
         """Set ``lastUsedAt`` per credential id, never moving it backwards."""
         if not used:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from authserver.errors import ConfigError, InvalidArgument, Unavailable
 
 log = logging.getLogger("authserver.store")
+F = TypeVar("F", bound=Callable[..., Any])
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x61757468  # PostgreSQL advisory lock key held while migrating
 
@@ -56,6 +57,13 @@ def _displayed(parsed: URL) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(Path(parsed.database).resolve()))
     return parsed.render_as_string(hide_password=True)
+
+
+def writes(method: F) -> F:
+    """Mark a store method that changes rows: only use cases may call it (the architecture
+    test finds the callers by this mark)."""
+    method.__dict__["writes_rows"] = True
+    return method
 
 
 class Database:

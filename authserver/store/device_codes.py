@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver.errors import AlreadyExists
 from authserver.records import DeviceAuthorization
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import DeviceCode
 
 PollOutcome = Literal[
@@ -43,6 +43,7 @@ class DeviceCodeStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def create(
         self,
         *,
@@ -86,6 +87,7 @@ class DeviceCodeStore:
             )
             return device_authorization(row) if row is not None else None
 
+    @writes
     def decide(
         self,
         *,
@@ -119,6 +121,7 @@ class DeviceCodeStore:
             assert row is not None
             return device_authorization(row)
 
+    @writes
     def poll(
         self, *, device_code_hash: str, client_id: str, now: datetime
     ) -> tuple[PollOutcome, DeviceAuthorization | None]:
@@ -161,6 +164,7 @@ class DeviceCodeStore:
                 return "slow_down", record
             return "pending", record
 
+    @writes
     def purge(self, *, now: datetime) -> int:
         with self.database.session() as session:
             result = session.execute(

@@ -7,37 +7,18 @@ from datetime import datetime
 from sqlalchemy import update
 
 from authserver.errors import Unauthenticated
-from authserver.store.database import Database
+from authserver.store.database import writes
 from authserver.store.models import Invite
+from authserver.store.one_time_tokens import OneTimeTokenStore
 from authserver.store.passwords import write_password
 
 
-class InviteStore:
+class InviteStore(OneTimeTokenStore[Invite]):
     """Reads and writes invitations."""
 
-    def __init__(self, database: Database) -> None:
-        self.database = database
+    model = Invite
 
-    def create(self, *, token_hash: str, user_id: str, now: datetime, expires_at: datetime) -> None:
-        with self.database.session() as session:
-            session.add(
-                Invite(
-                    token_hash=token_hash,
-                    user_id=user_id,
-                    created_at=now,
-                    expires_at=expires_at,
-                    used_at=None,
-                )
-            )
-
-    def usable(self, *, token_hash: str, now: datetime) -> str | None:
-        """The user id of an unspent, unexpired invitation, else None."""
-        with self.database.session() as session:
-            row = session.get(Invite, token_hash)
-            if row is None or row.used_at is not None or row.expires_at <= now:
-                return None
-            return row.user_id
-
+    @writes
     def redeem(self, *, token_hash: str, password_hash: str, now: datetime) -> str:
         """Spend the invitation and set its user's password in one transaction; the user id.
 

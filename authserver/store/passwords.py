@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from authserver.errors import NotFound
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import User, UserPassword
 
 
@@ -29,6 +29,7 @@ class PasswordStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def set(self, *, user_id: str, password_hash: str, now: datetime) -> None:
         with self.database.session() as session:
             write_password(session, user_id=user_id, password_hash=password_hash, now=now)

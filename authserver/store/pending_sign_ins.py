@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete
 
 from authserver.records import PendingSignInRecord
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import PendingSignIn
 
 
@@ -18,6 +18,7 @@ class PendingSignInStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def create(
         self,
         *,
@@ -38,6 +39,7 @@ class PendingSignInStore:
                 )
             )
 
+    @writes
     def take(self, *, id_hash: str, now: datetime) -> PendingSignInRecord | None:
         """The pending sign-in, deleted in the same transaction; None if it is unknown,
         expired, or taken already (of two callbacks racing, one gets it)."""
@@ -56,6 +58,7 @@ class PendingSignInStore:
                 return None
             return record
 
+    @writes
     def purge(self, *, now: datetime) -> int:
         """Drop the sign-ins whose callback never came."""
         with self.database.session() as session:

@@ -8,7 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from authserver.store.changes import REVOCATION_MARGIN, next_version
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import RevokedToken, UsedAssertion
 
 ASSERTION_SKEW = timedelta(seconds=30)
@@ -20,6 +20,7 @@ class RevocationStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def revoke(self, *, jti: str, expires_at: datetime) -> None:
         try:
             with self.database.session() as session:
@@ -33,12 +34,14 @@ class RevocationStore:
         with self.database.session() as session:
             return session.get(RevokedToken, jti) is not None
 
+    @writes
     def purge(self, *, now: datetime) -> int:
         with self.database.session() as session:
             cutoff = now - REVOCATION_MARGIN
             result = session.execute(delete(RevokedToken).where(RevokedToken.expires_at < cutoff))
             return int(getattr(result, "rowcount", 0) or 0)
 
+    @writes
     def record_assertion(self, *, key: str, expires_at: datetime) -> bool:
         """Remember a client assertion id; False when it was seen before (a replay)."""
         try:
@@ -48,6 +51,7 @@ class RevocationStore:
             return False
         return True
 
+    @writes
     def purge_assertions(self, *, now: datetime) -> int:
         with self.database.session() as session:
             # Kept a while past expiry: instances' clocks differ by a few seconds.

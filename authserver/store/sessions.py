@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from authserver.records import SessionRecord, UserRecord
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import BrowserSession, User
 from authserver.store.users import user_record
 
@@ -28,6 +28,7 @@ class SessionStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def create(
         self, *, id_hash: str, user_id: str, method: str, now: datetime, expires_at: datetime
     ) -> SessionRecord:
@@ -56,6 +57,7 @@ class SessionStore:
                 return None
             return _record(found[0]), user_record(found[1])
 
+    @writes
     def touch(self, *, id_hash: str, now: datetime) -> None:
         """Move ``last_seen_at`` forward (the idle lifetime counts from it)."""
         with self.database.session() as session:
@@ -65,6 +67,7 @@ class SessionStore:
                 .values(last_seen_at=now)
             )
 
+    @writes
     def delete(self, *, id_hash: str) -> bool:
         with self.database.session() as session:
             result = session.execute(
@@ -72,6 +75,7 @@ class SessionStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    @writes
     def delete_for_user(self, *, user_id: str) -> int:
         """End every session of a user; how many there were."""
         with self.database.session() as session:
@@ -80,6 +84,7 @@ class SessionStore:
             )
             return int(getattr(result, "rowcount", 0))
 
+    @writes
     def purge(self, *, now: datetime, idle_before: datetime) -> int:
         """Drop sessions past their absolute lifetime or idle since ``idle_before``."""
         with self.database.session() as session:

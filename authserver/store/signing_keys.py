@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from authserver.records import KeyRecord
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.models import SigningKey
 
 
@@ -35,6 +35,7 @@ class KeyStore:
             rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at))
             return [key_record(row) for row in rows]
 
+    @writes
     def add_active(
         self,
         *,
@@ -72,6 +73,7 @@ class KeyStore:
             session.add(row)
             return key_record(row)
 
+    @writes
     def purge(self, *, now: datetime) -> int:
         """Drop retired keys no token can need any more."""
         with self.database.session() as session:

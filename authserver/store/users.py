@@ -12,7 +12,7 @@ from authserver.domain.credentials import AuthState
 from authserver.errors import AlreadyExists, NotFound
 from authserver.records import UserRecord
 from authserver.store.changes import next_version
-from authserver.store.database import Database
+from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
 from authserver.store.models import RevokedToken, User
 
@@ -47,6 +47,7 @@ class UserStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
+    @writes
     def create(
         self, *, email: str, display_name: str, roles: Iterable[str], now: datetime
     ) -> UserRecord:
@@ -76,6 +77,7 @@ class UserStore:
                 raise NotFound(f"no user {ref!r}")
             return user_record(row)
 
+    @writes
     def update(
         self,
         *,

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from authserver.errors import AuthserverError
 from authserver.ui import render, sessions
 from authserver.usecases.people import SignedIn
+from authserver.web.context import services_of
 
 log = logging.getLogger("authserver.ui")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -49,7 +50,7 @@ def signed_in_only(handler: PersonHandler) -> Handler:
         person = await sessions.signed_in(request)
         sid = sessions.session_id(request)
         if person is None or sid is None:
-            settings = sessions.services_of(request).settings
+            settings = services_of(request).settings
             ended = "&expired=1" if sid else ""
             if request.method == "GET":
                 here = request.url.path + (f"?{request.url.query}" if request.url.query else "")

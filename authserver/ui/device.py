@@ -22,11 +22,13 @@ from authserver.ui.access import signed_in_only
 from authserver.ui.forms import read_form
 from authserver.usecases.devices import PendingDevice, normalize_user_code
 from authserver.usecases.people import SignedIn
+from authserver.web.context import services_of
+from authserver.web.source import source_address
 
 
 def _guess_keys(request: Request, sid: str) -> tuple[str, str]:
     """Throttle keys: this session and its source address (an IPv6 /64)."""
-    source = sessions.services_of(request).authenticator.source_address(request)
+    source = source_address(request, services_of(request).settings)
     return f"session:{fingerprint(sid)}", source_key(source)
 
 
@@ -36,7 +38,7 @@ async def _looked_up(request: Request, sid: str, typed: str) -> PendingDevice | 
 
     Every lookup counts before it happens and is forgiven when it finds a request, so
     lookups sent at once cannot get past the limit (GET and POST alike)."""
-    throttle = sessions.services_of(request).device_code_guesses
+    throttle = services_of(request).device_code_guesses
     keys = _guess_keys(request, sid)
     wait = throttle.reserve(keys)
     if wait:
@@ -64,7 +66,7 @@ async def device_page(request: Request, person: SignedIn, sid: str) -> Response:
     typed = request.query_params.get("user_code", "").strip()[:32]
     if not typed:
         return await _enter_code(request)
-    services = sessions.services_of(request)
+    services = services_of(request)
     pending = await _looked_up(request, sid, typed)
     if isinstance(pending, int):
         return await render.error_page(request, 429, TOO_MANY)
@@ -90,7 +92,7 @@ async def device_page(request: Request, person: SignedIn, sid: str) -> Response:
 async def _pending(request: Request, typed: str) -> PendingDevice | None:
     if normalize_user_code(typed) is None:
         return None
-    devices = sessions.services_of(request).devices
+    devices = services_of(request).devices
     try:
         return await anyio.to_thread.run_sync(
             lambda: devices.pending(user_code=typed, now=datetime.now(UTC))
@@ -102,7 +104,7 @@ async def _pending(request: Request, typed: str) -> PendingDevice | None:
 @signed_in_only
 async def decide(request: Request, person: SignedIn, sid: str) -> Response:
     """Approve or deny; the tool learns it on its next poll."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     form = await read_form(request)
     sessions.check_session_csrf(request, form, sid)
     approve = form.get("decision") == "approve"

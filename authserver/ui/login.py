@@ -17,10 +17,11 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver.errors import AuthserverError, InvalidArgument
+from authserver.errors import AuthserverError, InvalidArgument, SignInFailed, SignInThrottled
 from authserver.ui import oidc, render, sessions
 from authserver.ui.forms import read_form
-from authserver.usecases.people import SignInFailed, SignInThrottled
+from authserver.web.context import services_of
+from authserver.web.source import source_address
 
 
 async def _sign_in_page(
@@ -35,12 +36,12 @@ async def _sign_in_page(
     provider_sign_out: tuple[str, str] | None = None,
 ) -> Response:
     token, new = sessions.login_csrf(request)
-    settings = sessions.services_of(request).settings
+    settings = services_of(request).settings
     next_path = sessions.safe_next(next_path) if next_path else ""
     query = f"?{urlencode({'next': next_path})}" if next_path else ""
     providers = [
         (provider.name, oidc.start_path(provider) + query)
-        for provider in oidc.providers_of(request).configured.values()
+        for provider in services_of(request).relying_party.configured.values()
     ]
     response = await render.page(
         request,
@@ -82,7 +83,7 @@ async def sign_in_page(request: Request) -> Response:
         request, next_path=next_path, notice=notice, provider_sign_out=provider_sign_out
     )
     if sessions.session_id(request):  # a cookie for a session that is over
-        sessions.clear_session_cookie(response, sessions.services_of(request).settings)
+        sessions.clear_session_cookie(response, services_of(request).settings)
     return response
 
 
@@ -92,13 +93,13 @@ async def _no_passwords(request: Request) -> Response:
 
 async def password_sign_in(request: Request) -> Response:
     """``POST /ui/login/password``: e-mail and password → a new session."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     if not services.settings.login_password:
         return await _no_passwords(request)
     form = await read_form(request)
     sessions.check_login_csrf(request, form)
     email, next_path = form.get("email")[:320], form.get("next")
-    source = sessions.source_address(request)
+    source = source_address(request, services_of(request).settings)
     previous = sessions.session_id(request)
     try:
         started = await anyio.to_thread.run_sync(
@@ -132,7 +133,7 @@ async def password_sign_in(request: Request) -> Response:
 
 async def sign_out(request: Request) -> Response:
     """``POST /ui/logout``: end this session on every instance."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     form = await read_form(request)
     sid = sessions.session_id(request)
     person = await sessions.signed_in(request) if sid else None
@@ -166,7 +167,7 @@ async def _invite_page(
         token=token,
         email=email,
         error=error,
-        min_length=sessions.services_of(request).settings.password_min_length,
+        min_length=services_of(request).settings.password_min_length,
     )
     if new:
         sessions.remember_login_csrf(response, request, csrf)
@@ -175,7 +176,7 @@ async def _invite_page(
 
 async def invite_page(request: Request) -> Response:
     """``GET /ui/invite?token=…``: choose a password (the link works once)."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     if not services.settings.login_password:
         return await _no_passwords(request)
     token = request.query_params.get("token", "")
@@ -189,7 +190,7 @@ async def invite_page(request: Request) -> Response:
 
 async def accept_invite(request: Request) -> Response:
     """``POST /ui/invite``: set the chosen password and sign in."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     if not services.settings.login_password:
         return await _no_passwords(request)
     form = await read_form(request)
@@ -208,7 +209,7 @@ async def accept_invite(request: Request) -> Response:
             error="The two passwords differ; type the same one twice.",
             status_code=400,
         )
-    source = sessions.source_address(request)
+    source = source_address(request, services_of(request).settings)
     try:
         started = await anyio.to_thread.run_sync(
             lambda: services.people.accept_invite(

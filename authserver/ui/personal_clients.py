@@ -23,6 +23,7 @@ from authserver.ui import render, sessions
 from authserver.ui.access import signed_in_only
 from authserver.ui.forms import Form, read_form
 from authserver.usecases.people import SignedIn
+from authserver.web.context import services_of
 
 PAGE_SIZE = 25
 OWN = "/ui/personal-clients"
@@ -58,7 +59,7 @@ async def list_own(request: Request, person: SignedIn, sid: str) -> Response:
 
 @signed_in_only
 async def list_everyone(request: Request, person: SignedIn, sid: str) -> Response:
-    services = sessions.services_of(request)
+    services = services_of(request)
     if not services.credentials.is_admin(person.caller()):
         raise PermissionDenied(
             f"Only people holding the {services.settings.admin_role} role see everyone's "
@@ -68,7 +69,7 @@ async def list_everyone(request: Request, person: SignedIn, sid: str) -> Respons
 
 
 async def _list(request: Request, person: SignedIn, *, everyone: bool) -> Response:
-    services = sessions.services_of(request)
+    services = services_of(request)
     before = request.query_params.get("before")
     before = before if before and is_record_id(before) else None
     query = request.query_params.get("q", "").strip()[:200] if everyone else ""
@@ -169,7 +170,7 @@ def _expires_in(form: Form, now: datetime) -> timedelta | None:
 @signed_in_only
 async def create(request: Request, person: SignedIn, sid: str) -> Response:
     """Create through the credential service; the secret is shown on this answer, once."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     form = await read_form(request)
     sessions.check_session_csrf(request, form, sid)
     now = datetime.now(UTC)
@@ -204,7 +205,7 @@ SHOWN_ONCE = (
 @signed_in_only
 async def show_secret(request: Request, person: SignedIn, sid: str) -> Response:
     """The new credential's client id and secret, this once."""
-    services = sessions.services_of(request)
+    services = services_of(request)
     ref = _ref(request)
     record = await anyio.to_thread.run_sync(
         lambda: services.credentials.visible(caller=person.caller(), ref=ref)
@@ -227,7 +228,7 @@ def _ref(request: Request) -> str:
 
 @signed_in_only
 async def confirm_delete(request: Request, person: SignedIn, sid: str) -> Response:
-    services = sessions.services_of(request)
+    services = services_of(request)
     ref = _ref(request)
 
     def read() -> Row:
@@ -242,7 +243,7 @@ async def confirm_delete(request: Request, person: SignedIn, sid: str) -> Respon
 
 @signed_in_only
 async def delete(request: Request, person: SignedIn, sid: str) -> Response:
-    services = sessions.services_of(request)
+    services = services_of(request)
     ref = _ref(request)
     form = await read_form(request)
     sessions.check_session_csrf(request, form, sid)

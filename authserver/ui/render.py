@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.errors import AuthserverError, NotFound, PermissionDenied, Unauthenticated
 from authserver.ui import sessions
+from authserver.web.context import services_of
 
 log = logging.getLogger("authserver.ui")
 HERE = Path(__file__).parent
@@ -78,7 +79,7 @@ async def page(
     """Render a page; the header's signed-in person and the form token come along."""
     person = await sessions.signed_in(request)
     sid = sessions.session_id(request) if person is not None else None
-    services = sessions.services_of(request)
+    services = services_of(request)
     context.setdefault("csrf", sessions.csrf_token(sid) if sid else "")
     html = templates.get_template(template).render(
         person=person.user if person else None,

@@ -40,7 +40,8 @@ ROUTES = [
 ]
 
 
-def is_page(path: str) -> bool:
+def claims(path: str) -> bool:
+    """True for the paths whose errors are pages."""
     return path == "/ui" or path.startswith("/ui/")
 
 

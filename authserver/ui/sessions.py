@@ -31,29 +31,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.config import Settings
-from authserver.domain import network
 from authserver.domain.credentials import has_control_characters
 from authserver.errors import PermissionDenied
-from authserver.runtime.services import Services
 from authserver.ui.forms import Form
 from authserver.usecases.people import NewSession, SignedIn
+from authserver.web.context import services_of
 
 CSRF_PREFIX = "csrf_"
 CSRF_FIELD = "csrf_token"
 HOME = "/ui/personal-clients"
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-def source_address(request: Request) -> network.Address | None:
-    """The request's source: the TCP peer, or ``X-Forwarded-For`` behind trusted proxies."""
-    settings = services_of(request).settings
-    peer = request.client.host if request.client else None
-    return network.source_address(
-        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_networks
-    )
 
 
 def session_cookie(settings: Settings) -> str:

@@ -20,10 +20,11 @@ from authserver.domain.credentials import Caller
 from authserver.domain.passwords import check_password, normalize_password
 from authserver.domain.secrets import token_hash
 from authserver.errors import (
-    AuthserverError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    SignInFailed,
+    SignInThrottled,
     Unauthenticated,
 )
 from authserver.records import SessionRecord, UserRecord
@@ -37,27 +38,6 @@ SESSION_PREFIX = "ses_"
 INVITE_PREFIX = "inv_"
 MAX_TOKEN_LENGTH = 100
 MAX_EMAIL_LENGTH = 320
-
-
-class SignInFailed(Unauthenticated):
-    """Wrong e-mail or password: one answer, whatever the reason."""
-
-    def __init__(self) -> None:
-        super().__init__("the e-mail address or the password is not right")
-
-
-class SignInThrottled(AuthserverError):
-    """Too many failed sign-ins for this e-mail address or from this address."""
-
-    code = 8  # RESOURCE_EXHAUSTED
-    http_status = 429
-
-    def __init__(self, retry_after: int) -> None:
-        minutes = max(1, (retry_after + 59) // 60)
-        super().__init__(
-            f"too many failed attempts; try again in {minutes} minute{'s' * (minutes > 1)}"
-        )
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,24 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from authserver.config import OidcProvider
 from authserver.domain import network
 from authserver.domain.credentials import validate_display_name
-from authserver.domain.identity import SignInRefused, verified_email
+from authserver.domain.identity import verified_email
 from authserver.domain.secrets import token_hash
-from authserver.errors import AlreadyExists, InvalidArgument, NotFound
+from authserver.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    SignInRefused,
+    SignInThrottled,
+)
 from authserver.records import UserRecord
 from authserver.security.audit import audit
 from authserver.security.logsafe import escaped, presented
 from authserver.security.throttle import FailureThrottle, source_key
+from authserver.sso.providers import OidcProvider
 from authserver.store import Store
-from authserver.usecases.people import NewSession, PeopleService, SignInThrottled
+from authserver.usecases.people import NewSession, PeopleService
 from authserver.usecases.users import UserService
 
 PENDING_PREFIX = "psi_"

@@ -1,0 +1,47 @@
+"""``authserver login``: a personal client for this machine, through the device flow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from authserver.client import login as login_flow
+
+
+@click.command("login")
+@click.option(
+    "--issuer", required=True, metavar="URL", help="The server, e.g. https://auth.example.com."
+)
+@click.option(
+    "--client-id",
+    default=login_flow.DEFAULT_CLIENT_ID,
+    show_default=True,
+    help="The device client configured on the server (device_clients).",
+)
+@click.option("--name", default=None, help="Display name of the new credential.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to save the credential (default: ~/.config/authserver/credential.json).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def login_command(
+    issuer: str, client_id: str, name: str | None, output: Path | None, force: bool
+) -> None:
+    """Get a personal client by approving this device in the browser (RFC 8628)."""
+    try:
+        saved = login_flow.login(
+            issuer,
+            client_id=client_id,
+            name=name,
+            output=output,
+            force=force,
+            say=lambda line: click.echo(line, err=True),
+        )
+    except login_flow.LoginError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"Saved credential {saved.client_id} to {saved.path} (readable only by you).")

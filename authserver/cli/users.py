@@ -1,0 +1,125 @@
+"""``authserver users …``: people, their roles, passwords, invitations and sessions."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from authserver import wire
+from authserver.cli.base import Context, command, now, print_json
+from authserver.domain.durations import parse_duration
+
+
+@click.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--role", "roles", multiple=True, help="Role (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@command
+def users_create(
+    ctx: Context, email: str, name: str | None, roles: tuple[str, ...], as_json: bool
+) -> None:
+    """Create a user."""
+    user = ctx.cases.users.create(email=email, display_name=name, role_names=roles, now=now())
+    if as_json:
+        print_json(wire.user_json(user))
+    else:
+        click.echo(f"created user {user.id} {user.email} roles={','.join(user.roles) or '-'}")
+
+
+@users.command("update")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.option("--role", "roles", multiple=True, help="Replace the roles with these (repeatable).")
+@click.option("--no-roles", is_flag=True, help="Remove every role (instead of --role).")
+@click.option("--disable/--enable", "disabled", default=None, help="Disable or enable the user.")
+@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@command
+def users_update(
+    ctx: Context,
+    ref: str,
+    roles: tuple[str, ...],
+    no_roles: bool,
+    disabled: bool | None,
+    as_json: bool,
+) -> None:
+    """Replace a user's roles and/or disable or enable the user."""
+    if no_roles and roles:
+        raise click.UsageError("--no-roles and --role exclude each other")
+    new_roles = () if no_roles else (roles or None)
+    user = ctx.cases.users.update(ref=ref, role_names=new_roles, disabled=disabled, now=now())
+    if as_json:
+        print_json(wire.user_json(user))
+    else:
+        state = "disabled" if user.disabled else "enabled"
+        click.echo(
+            f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}"
+        )
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@command
+def users_list(ctx: Context, as_json: bool) -> None:
+    """List users."""
+    records = ctx.cases.store.users.all()
+    if as_json:
+        print_json([wire.user_json(u) for u in records])
+        return
+    for u in records:
+        state = " (disabled)" if u.disabled else ""
+        click.echo(f"{u.id}  {u.email}  roles={','.join(u.roles) or '-'}{state}")
+
+
+def _read_password() -> str:
+    """From a terminal: asked twice, not echoed. Otherwise: the first line of stdin.
+
+    Never an argument: arguments end up in shell history and in ``ps`` output.
+    """
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError("give the password on standard input")
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+@users.command("set-password")
+@click.argument("ref", metavar="EMAIL|ID")
+@command
+def users_set_password(ctx: Context, ref: str) -> None:
+    """Set a user's password, read from stdin; the user's browser sessions end."""
+    password = _read_password()
+    user = ctx.cases.people.set_password(user_ref=ref, password=password, now=now())
+    click.echo(f"password set for {user.email}; their browser sessions were ended")
+    if not ctx.settings.login_password:
+        click.echo(
+            "note: sign-in with a password is turned off ([login] password = false); "
+            "the password works once it is turned on again",
+            err=True,
+        )
+
+
+@users.command("invite")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.option("--ttl", default="7d", metavar="DURATION", help="Lifetime of the link (default 7d).")
+@command
+def users_invite(ctx: Context, ref: str, ttl: str) -> None:
+    """Print a one-time link on which the user chooses a password."""
+    link, expires_at = ctx.cases.people.invite(user_ref=ref, ttl=parse_duration(ttl), now=now())
+    click.echo(link)
+    click.echo(f"single use; expires {wire.timestamp(expires_at)}", err=True)
+
+
+@users.command("sign-out")
+@click.argument("ref", metavar="EMAIL|ID")
+@command
+def users_sign_out(ctx: Context, ref: str) -> None:
+    """End every browser session of a user, on every instance."""
+    user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref)
+    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {user.email}")

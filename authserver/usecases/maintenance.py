@@ -1,0 +1,28 @@
+"""Purges: rows nothing can need any more (expired revocations, retired keys, sessions, …)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from authserver.store import Store
+from authserver.usecases.people import PeopleService
+from authserver.usecases.provider_sign_in import ProviderSignInService
+
+
+class Maintenance:
+    """What the background purger runs every minute, on every instance."""
+
+    def __init__(
+        self, store: Store, people: PeopleService, provider_sign_in: ProviderSignInService
+    ) -> None:
+        self.store = store
+        self.people = people
+        self.provider_sign_in = provider_sign_in
+
+    def purge(self, *, now: datetime) -> None:
+        self.store.revocations.purge(now=now)
+        self.store.keys.purge(now=now)
+        self.store.revocations.purge_assertions(now=now)
+        self.store.device_codes.purge(now=now)
+        self.people.purge(now=now)
+        self.provider_sign_in.purge(now=now)
