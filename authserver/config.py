@@ -67,7 +67,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = "auto"  # one per CPU, or a number
-    # People's sign-in and the pages (SPEC section 8).
+    # People's sign-in and the pages: password and [[login.oidc]] providers, sessions.
     login_password: bool = True  # TOML: [login] password = true
     login_oidc: tuple[OidcProvider, ...] = ()  # TOML: [[login.oidc]] tables; none by default
     password_min_length: int = 15

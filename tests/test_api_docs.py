@@ -35,7 +35,7 @@ VOLATILE = {
     "client_id_issued_at", "client_secret_expires_at", "nextPageToken", "kid", "x", "y",
     "device_code", "user_code", "verification_uri_complete",
 }  # fmt: skip
-# Written in the background, at most a second after a token is minted (SPEC section 2): present
+# Written in the background, at most a second after a token is minted: present
 # or not depending on timing, so left out on both sides.
 LAGGING = {"lastUsedAt"}
 

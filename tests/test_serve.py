@@ -178,7 +178,7 @@ def test_bad_tls_files_are_one_line_naming_them(tmp_path: Path, spoil, message: 
     assert not (tmp_path / "var").exists()
 
 
-# Routing for ConductorOne's clients (SPEC section 10) -------------------------------------
+# Routing for ConductorOne's clients (https on 443, host from the client id) ---------------
 
 
 @pytest.mark.parametrize(

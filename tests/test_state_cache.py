@@ -1,4 +1,5 @@
-"""The credential-state cache and the change feed that keeps it current (SPEC section 7)."""
+"""The credential-state cache and the change feed that keeps it current: a change made
+anywhere takes effect on every instance within one second."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Each check turns a failure uvicorn would report late, or as a traceback, into
 one line naming the cause: the listening address (uvicorn binds only after
 the application has started), the TLS files, and issuers whose client ids
-ConductorOne's clients cannot route (SPEC section 10). Then one line says
+ConductorOne's clients cannot route (they call ``https://<host>/auth/v1/token`` on port
+443, the host taken from the client id). Then one line says
 what the server runs with.
 """
 

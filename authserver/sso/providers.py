@@ -37,7 +37,7 @@ OIDC_KEYS = frozenset(
 
 @dataclass(frozen=True)
 class OidcProvider:
-    """An OpenID Connect provider people sign in through (``[[login.oidc]]``, SPEC section 8).
+    """An OpenID Connect provider people sign in through (a ``[[login.oidc]]`` table).
 
     The redirect URI to register at the provider is
     ``<issuer of authserver>/ui/login/oidc/<name>/callback``.

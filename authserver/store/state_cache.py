@@ -8,8 +8,9 @@ database every ``auth_cache_ttl / 2`` seconds for everything changed since the
 last version it saw (``ChangeFeed.since``) and drops those entries.
 If the last successful sync started ``auth_cache_ttl`` (at most 1 s) ago or
 more, the cache answers nothing and callers read the database, so a change
-made anywhere — another instance, the CLI — applies within that bound, as
-SPEC section 7 requires, even while the database is away.
+made anywhere — another instance, the CLI — applies within that bound (every
+change takes effect everywhere within one second), even while the database is
+away.
 
 Changes made through this instance (management API, RFC 7592, revocation)
 apply at once. Client ids that name no credential are remembered as unknown

@@ -1,6 +1,6 @@
-"""The pages people use: sign-in and their personal clients (SPEC section 8).
+"""The pages people use: sign-in, their personal clients, and device approval.
 
-A front door like ``api/`` and ``cli.py``: it parses forms into the domain's
+A front door like ``api/`` and ``cli/``: it parses forms into the domain's
 typed values, calls the use cases (``PeopleService``, ``CredentialService``)
 in worker threads, and renders their answers and errors as HTML. Modules:
 ``sessions`` (who is signed in: cookie, CSRF, return-to, the new secret's

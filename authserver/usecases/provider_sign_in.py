@@ -1,4 +1,4 @@
-"""Sign-in through an OpenID Connect provider (SPEC section 8): the rules after the protocol.
+"""Sign-in through an OpenID Connect provider: the rules after the protocol.
 
 The pages run the protocol (``ui/oidc.py``: redirect, callback, ID token checks);
 this module keeps what must hold whichever instance answers: the pending
