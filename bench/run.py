@@ -64,7 +64,7 @@ from authserver.store.ids import new_record_id  # noqa: E402
 from authserver.store.models import PersonalClient, User  # noqa: E402
 from authserver.usecases.credentials import CredentialService  # noqa: E402
 from authserver.usecases.users import UserService  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 PEER_CACHE = Path.home() / ".cache" / "authserver-bench" / "peer"
 DOT_CACHE = Path.home() / ".cache" / "authserver-bench" / "dot"

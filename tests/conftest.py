@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from authserver.app import create_app
 from authserver.config import Settings
-from authserver.domain.credentials import AuthState, Caller, NewCredential
 from authserver.records import ClientRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
-from tests.ports import free_port
-from tests.postgres import PostgresCluster
+from tests.support.helpers import PEER, mint, now, operator_creates
+from tests.support.live import LiveServer
+from tests.support.ports import free_port
+from tests.support.postgres import PostgresCluster
 
-PEER = "203.0.113.7"
-# What must never reach a log line: secrets, JWTs (access tokens, assertions), argon2 hashes,
-# session ids, invitation tokens, CSRF tokens, pending sign-in cookies, and the tests' passwords
-# (all built on PASSWORD).
-PASSWORD = "violet-harbour-kettle-42"
 LEAK = re.compile(
     r"secret-token(:|%3a)|eyJrdHki|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$"
     r"|(?:ses|inv|csrf|psi)_[A-Za-z0-9_-]{43}|violet-harbour",
@@ -123,10 +115,6 @@ def hasher() -> SecretHasher:
     return SecretHasher(Settings())
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 @pytest.fixture
 def make_user(store: Store) -> Callable[..., UserRecord]:
     counter = iter(range(1, 10_000))
@@ -148,23 +136,6 @@ def make_user(store: Store) -> Callable[..., UserRecord]:
 def credential_service(store: Store, settings: Settings, hasher: SecretHasher) -> CredentialService:
     """The credential service as the CLI builds it (no in-process cache to tell)."""
     return CredentialService(store, hasher, settings)
-
-
-def operator_creates(
-    service: CredentialService,
-    owner: UserRecord,
-    *,
-    cidrs: tuple[str, ...] = (),
-    scoped: tuple[str, ...] = (),
-    expires_in: timedelta | None = None,
-    name: str = "test",
-) -> tuple[ClientRecord, str]:
-    """A credential created by the operator, as ``authserver clients create`` does."""
-    new = NewCredential(
-        display_name=name, allow_source_cidr=cidrs, scoped_roles=scoped, expires_in=expires_in
-    )
-    created = service.create(caller=Caller.operator(), owner_id=owner.id, new=new, now=now())
-    return created.record, created.secret
 
 
 @pytest.fixture
@@ -199,37 +170,6 @@ def client(app: Starlette, peer: str) -> Iterator[TestClient]:
         yield test_client
 
 
-class LiveServer:
-    """uvicorn serving the app on a loopback port in a background thread."""
-
-    def __init__(self, app: Starlette, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            proxy_headers=False,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def live_settings_overrides() -> dict[str, Any]:
     return {}
@@ -253,25 +193,6 @@ def live_server(
     database.dispose()
 
 
-def token_request(
-    client: TestClient | httpx.Client,
-    client_id: str,
-    secret: str,
-    **form: str,
-) -> httpx.Response:
-    return client.post(
-        "/auth/v1/token",
-        data={"grant_type": "client_credentials", **form},
-        auth=(client_id, secret),
-    )
-
-
-def mint(client: TestClient | httpx.Client, client_id: str, secret: str, **form: str) -> str:
-    response = token_request(client, client_id, secret, **form)
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
 @pytest.fixture
 def caller(
     client: TestClient, make_user, make_client
@@ -289,30 +210,3 @@ def caller(
         return user, record, secret, mint(client, record.client_id, secret, **extra)
 
     return make
-
-
-def auth_state(**changes: Any) -> AuthState:
-    """A credential's authentication state for unit tests: live, unlocked, owner role "a"."""
-    base: dict[str, Any] = dict(
-        id="1",
-        client_id="c",
-        user_id="u",
-        secret_hash="h",
-        allow_source_cidr=(),
-        scoped_roles=frozenset(),
-        expires_time=None,
-        deleted=False,
-        owner_roles=frozenset({"a"}),
-        owner_disabled=False,
-    )
-    return AuthState(**{**base, **changes})
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    """Poll ``condition`` until true; returns the time it took, fails past ``seconds``."""
-    started = time.monotonic()
-    while not condition():
-        elapsed = time.monotonic() - started
-        assert elapsed <= seconds, f"condition still false after {elapsed:.2f}s"
-        time.sleep(0.02)
-    return time.monotonic() - started

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from authserver.usecases.users import UserService
-from tests.conftest import mint, now, token_request
+from tests.support.helpers import mint, now, token_request
 
 BASE = "/api/v1/iam/personal_clients"
 
@@ -474,7 +474,7 @@ def test_stale_expiry_check_cannot_extend_at_write_time(store, caller, client: T
     """Two updates validated against the same old expiry: the later value must not win."""
     from authserver.domain.credentials import CheckedPatch
     from authserver.errors import PermissionDenied
-    from tests.conftest import now
+    from tests.support.helpers import now
 
     _, _, _, token = caller()
     target = create(client, token, expires="864000s").json()["client"]

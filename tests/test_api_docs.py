@@ -20,7 +20,7 @@ from authserver.config import DeviceClient, Settings
 from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
-from tests.conftest import mint, operator_creates
+from tests.support.helpers import mint, operator_creates
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PAGES_DOC = DOC.with_name("ui.md")

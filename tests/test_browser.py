@@ -2,7 +2,7 @@
 
 Each test uses a fresh browser context (cookies, clipboard) of one browser shared
 by this module; the server runs in a thread on loopback, on SQLite and on PostgreSQL.
-Nothing leaves loopback (``tests.browser``).
+Nothing leaves loopback (``tests.support.browser``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from authserver.records import UserRecord
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
-from tests import browser as chromium
-from tests.conftest import PASSWORD, LiveServer, now, within
-from tests.ports import free_port
+from tests.support import browser as chromium
+from tests.support.helpers import PASSWORD, now, within
+from tests.support.live import LiveServer
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
-from tests import browser as chromium
-from tests.conftest import PASSWORD, LiveServer, now
-from tests.ports import free_port
+from tests.support import browser as chromium
+from tests.support.helpers import PASSWORD, now
+from tests.support.live import LiveServer
+from tests.support.ports import free_port
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
-CONE_LIKE = Path(__file__).with_name("cone_like.py")
+CONE_LIKE = Path(__file__).parent / "support" / "cone_like.py"
 
 
 @pytest.fixture(scope="module")

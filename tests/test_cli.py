@@ -331,7 +331,7 @@ def test_users_update_no_roles_clears_roles(run) -> None:
 
 
 def test_users_set_password_reads_the_password_from_stdin(run, db_url: str) -> None:
-    from tests.conftest import PASSWORD
+    from tests.support.helpers import PASSWORD
 
     run("users", "create", "pat@example.com")
     result = CliRunner().invoke(
@@ -381,7 +381,7 @@ def test_users_sign_out_ends_the_users_sessions(run) -> None:
 
 
 def test_with_passwords_off_invite_is_refused_and_set_password_says_so(run, db_url: str) -> None:
-    from tests.conftest import PASSWORD
+    from tests.support.helpers import PASSWORD
 
     run("users", "create", "pat@example.com")
     off = {"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_LOGIN_PASSWORD": "false"}

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from authserver.cli import main
-from tests.ports import free_port
-from tests.servers import assert_one_line_error, run_authserver
+from tests.support.ports import free_port
+from tests.support.servers import assert_one_line_error, run_authserver
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from authserver.client import RequestsTokenAuth, TokenAuth, TokenError
 from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
-from tests.conftest import operator_creates
+from tests.support.helpers import operator_creates
 
 API = "/api/v1/auth/introspect"  # the protected API of these tests: who am I
 

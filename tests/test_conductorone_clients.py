@@ -23,7 +23,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from authserver.security.jose import ASSERTION_TYPE
-from tests.conftest import token_request
+from tests.support.helpers import token_request
 
 
 def python_sdk_private_key(client_secret: str) -> Any:

@@ -16,7 +16,7 @@ from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller
 from authserver.records import UserRecord
 from authserver.usecases.users import UserService
-from tests.conftest import PEER, now, token_request, within
+from tests.support.helpers import PEER, now, token_request, within
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
 OTHER = "other-cli"

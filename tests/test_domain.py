@@ -11,7 +11,7 @@ import pytest
 from authserver.domain import credentials, durations, network, roles, secrets
 from authserver.domain.credentials import Caller
 from authserver.errors import InvalidArgument, PermissionDenied
-from tests.conftest import auth_state
+from tests.support.helpers import auth_state
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8")]

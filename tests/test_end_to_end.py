@@ -20,8 +20,8 @@ from authserver.store.database import Database, migrate
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
-from tests.conftest import operator_creates, token_request
-from tests.servers import ServerProcess
+from tests.support.helpers import operator_creates, token_request
+from tests.support.servers import ServerProcess
 
 
 def new_credential(settings, store: Store, hasher: SecretHasher, **kwargs):

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
-from tests.conftest import mint, now, within
+from tests.support.helpers import mint, now, within
 
 
 def introspect(client: TestClient, client_id: str, secret: str, token: str, **extra: str):

@@ -14,7 +14,7 @@ from authserver.runtime.tasks import refresh_keys
 from authserver.security import access_tokens as tokens
 from authserver.security import keys
 from authserver.usecases.keys import PUBLISH_MARGIN, KeyService
-from tests.conftest import now, token_request
+from tests.support.helpers import now, token_request
 
 
 def kids(client: TestClient) -> list[str]:

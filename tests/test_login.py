@@ -21,7 +21,7 @@ from authserver.config import DeviceClient
 from authserver.domain.credentials import Caller
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.users import UserService
-from tests.conftest import now, token_request
+from tests.support.helpers import now, token_request
 
 CLI = "authserver-cli"
 
@@ -120,7 +120,7 @@ def test_login_with_an_unknown_client_id_exits_1(live_server, tmp_path: Path) ->
 
 
 def test_login_to_a_server_that_is_not_there_exits_1(tmp_path: Path) -> None:
-    from tests.ports import free_port
+    from tests.support.ports import free_port
 
     process = run_login(f"http://127.0.0.1:{free_port()}", tmp_path / "c.json")
     _, stderr = process.communicate(timeout=60)

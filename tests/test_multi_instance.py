@@ -22,9 +22,9 @@ from authserver.store import Store
 from authserver.store.database import MIGRATIONS, Database, migrate
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
-from tests.conftest import now, operator_creates, within
-from tests.postgres import PostgresCluster
-from tests.servers import ServerProcess
+from tests.support.helpers import now, operator_creates, within
+from tests.support.postgres import PostgresCluster
+from tests.support.servers import ServerProcess
 
 BOUND = 1.0
 

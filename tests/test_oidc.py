@@ -1,6 +1,6 @@
 """Sign-in through a real OpenID Connect provider (node-oidc-provider), in a real browser.
 
-node-oidc-provider runs once for this module (``tests/identity_provider.py``);
+node-oidc-provider runs once for this module (``tests/support/identity_provider.py``);
 each test starts its own server on loopback (SQLite, except the two-instance
 test, which also runs on PostgreSQL), registers a client for it at the
 provider, and drives Debian's headless Chromium through the provider's
@@ -31,11 +31,12 @@ from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
-from tests import browser as chromium
-from tests import identity_provider
-from tests.conftest import LiveServer, now
-from tests.identity_provider import IdentityProvider
-from tests.ports import free_port
+from tests.support import browser as chromium
+from tests.support import identity_provider
+from tests.support.helpers import now
+from tests.support.identity_provider import IdentityProvider
+from tests.support.live import LiveServer
+from tests.support.ports import free_port
 
 NOT_SIGNED_IN = "You are not signed in"
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authserver.app import create_app
 from authserver.config import Settings
 from authserver.store.database import Database, migrate
-from tests.conftest import token_request
+from tests.support.helpers import token_request
 
 
 def test_healthz(client: TestClient) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from authserver.domain.passwords import MAX_LENGTH, check_password
 from authserver.errors import InvalidArgument
-from tests.conftest import PASSWORD
+from tests.support.helpers import PASSWORD
 
 
 def test_long_enough_password_is_accepted() -> None:

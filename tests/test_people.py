@@ -23,7 +23,7 @@ from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
 from authserver.usecases.people import PeopleService
 from authserver.usecases.users import UserService
-from tests.conftest import PASSWORD, now
+from tests.support.helpers import PASSWORD, now
 
 SOURCE = ipaddress.ip_address("203.0.113.9")
 

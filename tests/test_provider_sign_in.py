@@ -22,7 +22,7 @@ from authserver.usecases.provider_sign_in import (
     ProviderSignInService,
 )
 from authserver.usecases.users import UserService
-from tests.conftest import now
+from tests.support.helpers import now
 
 SOURCE = ipaddress.ip_address("203.0.113.9")
 CORP = OidcProvider(name="corp", issuer="https://sso.example.com", client_id="c", client_secret="s")

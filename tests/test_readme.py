@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.checkout import ROOT, clean_copy, script_env
-from tests.ports import free_port
-from tests.servers import wait_ready
+from tests.support.checkout import ROOT, clean_copy, script_env
+from tests.support.ports import free_port
+from tests.support.servers import wait_ready
 
 README_URL = "http://127.0.0.1:8000"
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
@@ -102,7 +102,7 @@ def only_runs_scripts(block: str) -> bool:
 def test_readme_shell_blocks_run_in_order_against_a_fresh_server(tmp_path: Path) -> None:
     """Runs every ```sh block of README.md, in order, in one shell, as a reader would.
 
-    Set-up: a clean copy of the repository (``tests.checkout``) whose
+    Set-up: a clean copy of the repository (``tests.support.checkout``) whose
     ``.venv/bin/authserver`` and ``.venv/bin/python`` are the real entry points
     of that copy, and ``./scripts/serve`` started there as the quickstart says.
     Blocks that only run ``./scripts/…`` are left out: the test has started the

@@ -17,7 +17,7 @@ from authserver.cli import main
 from authserver.client import signed_assertion
 from authserver.domain.credentials import CheckedPatch
 from authserver.usecases.users import UserService
-from tests.conftest import now, token_request
+from tests.support.helpers import now, token_request
 
 REGISTER = "/auth/v1/register"
 ISSUER = "http://127.0.0.1:8000"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from starlette.testclient import TestClient
 
-from tests.conftest import mint, now
+from tests.support.helpers import mint, now
 
 
 def revoke(client: TestClient, client_id: str, secret: str, token: str):

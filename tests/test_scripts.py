@@ -6,9 +6,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.checkout import clean_copy, script_env
-from tests.ports import free_port
-from tests.servers import wait_ready
+from tests.support.checkout import clean_copy, script_env
+from tests.support.ports import free_port
+from tests.support.servers import wait_ready
 
 
 def test_serve_script_passes_its_arguments_to_authserver_serve(tmp_path: Path) -> None:

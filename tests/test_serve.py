@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from authserver.runtime.serving import conductorone_routing
-from tests.checkout import script_env
-from tests.ports import free_port
-from tests.servers import assert_one_line_error, run_authserver, wait_ready
+from tests.support.checkout import script_env
+from tests.support.ports import free_port
+from tests.support.servers import assert_one_line_error, run_authserver, wait_ready
 
 
 @dataclass

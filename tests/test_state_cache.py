@@ -15,7 +15,7 @@ from authserver.records import Changes
 from authserver.store import Store
 from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
-from tests.conftest import auth_state, mint, now, token_request, within
+from tests.support.helpers import auth_state, mint, now, token_request, within
 
 
 class Clock:

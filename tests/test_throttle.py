@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import now, operator_creates, token_request, within
+from tests.support.helpers import now, operator_creates, token_request, within
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
 
@@ -103,7 +103,7 @@ def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_ser
     from authserver.store.database import Database, migrate
     from authserver.usecases.credentials import CredentialService
     from authserver.usecases.users import UserService
-    from tests.servers import ServerProcess
+    from tests.support.servers import ServerProcess
 
     server = ServerProcess(database_url, tmp_path)
     settings = load_settings(environ=server.env)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from authserver.store import Store
 from authserver.usecases.users import UserService
-from tests.conftest import now, token_request, within
+from tests.support.helpers import now, token_request, within
 
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
 

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 from authserver.records import UserRecord
 from authserver.store import Store
 from authserver.usecases.users import UserService
-from tests.conftest import PASSWORD, now, token_request
-from tests.ui_helpers import create, csrf_of, field_value, sign_in
+from tests.support.helpers import PASSWORD, now, token_request
+from tests.support.ui_helpers import create, csrf_of, field_value, sign_in
 
 BASE = "http://127.0.0.1:8000"
 
@@ -281,7 +281,7 @@ def test_list_shows_only_own_credentials_newest_first(
 
 
 def test_list_is_paged(client: TestClient, alice, store: Store, credential_service) -> None:
-    from tests.conftest import operator_creates
+    from tests.support.helpers import operator_creates
 
     for number in range(26):
         operator_creates(credential_service, alice, name=f"key-{number:02}")

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from authserver.config import DeviceClient
 from authserver.records import UserRecord
-from tests.conftest import PASSWORD, now
-from tests.ui_helpers import csrf_of, sign_in
+from tests.support.helpers import PASSWORD, now
+from tests.support.ui_helpers import csrf_of, sign_in
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from tests.conftest import PASSWORD
+from tests.support.helpers import PASSWORD
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -19,7 +19,7 @@ import httpx
 
 from authserver.sso.providers import OidcProvider
 
-HERE = Path(__file__).resolve().parent / "oidc"
+HERE = Path(__file__).resolve().parents[1] / "oidc"
 SCRIPT = HERE / "provider.mjs"
 START_TIMEOUT = 20.0
 

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.ports import free_port
+from tests.support.ports import free_port
 
 SEARCH_PATH = (
     "/usr/lib/postgresql/15/bin",

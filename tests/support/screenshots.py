@@ -1,5 +1,5 @@
 """Screenshots of the pages for docs/ui.md: ``scripts/screenshots`` (or
-``python -m tests.screenshots docs``) writes docs/ui-*.png.
+``python -m tests.support.screenshots docs``) writes docs/ui-*.png.
 
 A throwaway server with a few example credentials, signed in as an admin, at
 desktop (1280x800) and phone (390x844) widths. Its sign-in page shows an
@@ -25,9 +25,10 @@ from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
-from tests import browser
-from tests.conftest import PASSWORD, LiveServer
-from tests.ports import free_port
+from tests.support import browser
+from tests.support.helpers import PASSWORD
+from tests.support.live import LiveServer
+from tests.support.ports import free_port
 
 
 @contextmanager

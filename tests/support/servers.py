@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from tests.checkout import script_env
-from tests.ports import free_port
+from tests.support.checkout import script_env
+from tests.support.ports import free_port
 
 
 def run_authserver(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
