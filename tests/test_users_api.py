@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -31,7 +31,17 @@ def auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def listed_ids(response: httpx.Response) -> list[str]:
+class Answer(Protocol):
+    """An HTTP answer, from httpx or from Starlette's test client."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def listed_ids(response: Answer) -> list[str]:
     assert response.status_code == 200, response.text
     return [entry["user"]["id"] for entry in response.json()["list"]]
 

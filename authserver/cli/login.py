@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from authserver.client import login as login_flow
+from authserver.domain.durations import parse_duration
+from authserver.errors import InvalidArgument
 
 
 @click.command("login")
@@ -22,6 +24,20 @@ from authserver.client import login as login_flow
 )
 @click.option("--name", default=None, help="Display name of the new credential.")
 @click.option(
+    "--expires",
+    default="30d",
+    show_default=True,
+    metavar="DURATION|never",
+    help="Lifetime of the new credential, e.g. 90d, or never.",
+)
+@click.option(
+    "--scoped-role",
+    "scoped_roles",
+    multiple=True,
+    metavar="ROLE",
+    help="Reduce the credential to this role (repeatable; default: all of yours).",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -29,14 +45,27 @@ from authserver.client import login as login_flow
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def login_command(
-    issuer: str, client_id: str, name: str | None, output: Path | None, force: bool
+    issuer: str,
+    client_id: str,
+    name: str | None,
+    expires: str,
+    scoped_roles: tuple[str, ...],
+    output: Path | None,
+    force: bool,
 ) -> None:
     """Get a personal client by approving this device in the browser (RFC 8628)."""
+    try:
+        expires_in = None if expires.strip().lower() == "never" else parse_duration(expires)
+    except InvalidArgument as exc:
+        click.echo(f"error: --expires: {exc}", err=True)
+        sys.exit(1)
     try:
         saved = login_flow.login(
             issuer,
             client_id=client_id,
             name=name,
+            expires_in=expires_in,
+            scoped_roles=scoped_roles,
             output=output,
             force=force,
             say=lambda line: click.echo(line, err=True),
