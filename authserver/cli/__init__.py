@@ -27,5 +27,6 @@ main.add_command(clients.clients)
 main.add_command(keys.keys_group)
 main.add_command(keys.registration_tokens)
 main.add_command(login.login_command)
+main.add_command(login.token_command)
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
-"""``authserver login``: a personal client for this machine, through the device flow."""
+"""``authserver login``: a personal client for this machine, through the device flow;
+``authserver token``: an access token from the credential it saved."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from authserver.client import credential_file
 from authserver.client import login as login_flow
+from authserver.client.tokens import TokenError
 from authserver.domain.durations import parse_duration
 from authserver.errors import InvalidArgument
 
@@ -74,3 +77,25 @@ def login_command(
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"Saved credential {saved.client_id} to {saved.path} (readable only by you).")
+
+
+@click.command("token")
+@click.option(
+    "--credential",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file `authserver login` saved (default: ~/.config/authserver/credential.json).",
+)
+@click.option(
+    "--scope", default=None, metavar="ROLES", help="Space-separated roles to reduce the token to."
+)
+def token_command(path: Path | None, scope: str | None) -> None:
+    """Print an access token from the credential `authserver login` saved."""
+    try:
+        saved = credential_file.read_credential(path)
+        token = credential_file.fetch_token(saved, scope=scope)
+    except (credential_file.CredentialFileError, TokenError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(token)

@@ -27,6 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from authserver.client import credential_file
+
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_CLIENT_ID = "authserver-cli"
 SLOW_DOWN_STEP = 5
@@ -55,8 +57,8 @@ class Saved:
 
 
 def default_output() -> Path:
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "authserver" / "credential.json"
+    """Where the credential goes, and where ``authserver token`` looks for it."""
+    return credential_file.default_path()
 
 
 def _post(url: str, *, form: dict[str, str] | None = None, json_body: Any = None,
