@@ -303,3 +303,61 @@ def test_login_keeps_polling_with_backoff_through_503_and_a_dropped_connection(
         " trying again in 2 s"  # fmt: skip
     assert retries[1].startswith(f"cannot reach {proxy.url}/auth/v1/token: ")
     assert retries[1].endswith("; trying again in 4 s")
+
+
+class DownServer:
+    """Starts device logins with a 2-second code, then answers every poll with 503."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/auth/v1/device_authorization":
+                    started = {
+                        "device_code": "d" * 43,
+                        "user_code": "BCDF-GHJK",
+                        "verification_uri_complete": fake.url + "/ui/device?user_code=BCDF-GHJK",
+                        "expires_in": 2,
+                        "interval": 1,
+                    }
+                    status, content = 200, json.dumps(started).encode()
+                else:
+                    fake.polls += 1
+                    status, content = 503, b'{"error":"temporarily_unavailable"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> DownServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_login_gives_up_when_the_code_expires_while_the_server_is_down(tmp_path: Path) -> None:
+    output = tmp_path / "credential.json"
+    with DownServer() as down, pytest.raises(login_flow.LoginError) as refused:
+        login_flow.login(
+            down.url, output=output, say=lambda line: None, sleep=lambda s: time.sleep(1.0)
+        )
+    assert down.polls >= 1
+    assert str(refused.value) == (
+        "the code expired while the server did not answer: "
+        f"{down.url}/auth/v1/token is unavailable right now (HTTP 503)"
+    )
+    assert not output.exists()

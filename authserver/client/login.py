@@ -172,16 +172,23 @@ def _poll(
         "client_id": client_id,
         "device_code": started["device_code"],
     }
+    last_unavailable: ServerUnavailable | None = None
     while True:
         sleep(wait)
         if time.monotonic() > deadline:
+            if last_unavailable is not None:
+                raise LoginError(
+                    f"the code expired while the server did not answer: {last_unavailable}"
+                )
             raise LoginError("the code expired before it was approved; run the command again")
         try:
             status, body = _post(f"{issuer}/auth/v1/token", form=form)
         except ServerUnavailable as unavailable:
+            last_unavailable = unavailable
             wait = min(wait * 2, MAX_BACKOFF)
             say(f"{unavailable}; trying again in {wait} s")
             continue
+        last_unavailable = None
         wait = interval
         if status == 200 and body.get("access_token"):
             return str(body["access_token"])
