@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     app = Starlette(
         routes=[
             *OAUTH_ROUTES,
+            Route("/", ops.root, methods=["GET"]),
             Route("/healthz", ops.healthz),
             Route("/readyz", ops.readyz),
             Route("/metrics", ops.metrics),

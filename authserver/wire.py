@@ -50,6 +50,22 @@ def user_json(user: UserRecord) -> dict[str, Any]:
     }
 
 
+def conductorone_user_json(user: UserRecord) -> dict[str, Any]:
+    """ConductorOne's ``c1.api.user.v1.User``, the fields authserver has: ``username`` is
+    the e-mail, ``roleIds`` the role names, every user a human."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "username": user.email,
+        "displayName": user.display_name,
+        "status": "DISABLED" if user.disabled else "ENABLED",
+        "type": "USER_TYPE_HUMAN",
+        "roleIds": list(user.roles),
+        "createdAt": timestamp(user.created_at),
+        "updatedAt": timestamp(user.updated_at),
+    }
+
+
 def key_json(key: KeyRecord) -> dict[str, Any]:
     return _drop_empty(
         {

@@ -134,7 +134,7 @@ def test_documented_examples_answer_what_the_server_answers(live_server, tmp_pat
 
     ``$U`` is the server's URL (shown in answers as the document's
     http://127.0.0.1:8000), ``$CID``/``$SECRET`` a credential of a user with
-    the roles ``billing:read`` and ``system:owner``, ``$T`` a fresh token of
+    the roles ``billing:read`` and ``system:owner`` (``$USER_ID``), ``$T`` a fresh token of
     that credential for each example, ``$REG`` a fresh registration token of
     that user; ``$ID``, ``$RAT``, ``$URI``, ``$RCID`` and ``$DEVICE`` are taken from the
     answers that create them. The device client ``authserver-cli`` is configured. Answers are compared as JSON with the values that change on
@@ -151,7 +151,7 @@ def test_documented_examples_answer_what_the_server_answers(live_server, tmp_pat
     record, secret = operator_creates(
         CredentialService(store, SecretHasher(settings), settings), owner, name="laptop"
     )
-    variables = {"U": server.url, "CID": record.client_id, "SECRET": secret}
+    variables = {"U": server.url, "CID": record.client_id, "SECRET": secret, "USER_ID": owner.id}
     drifts = []
     documented = examples()
     assert len(documented) >= 15, "docs/api.md lost its examples"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -393,3 +394,20 @@ def test_with_passwords_off_invite_is_refused_and_set_password_says_so(run, db_u
     )
     assert result.exit_code == 0
     assert "sign-in with a password is turned off" in result.stderr
+
+
+def test_clients_list_shows_the_owners_email(run: Callable[..., Result]) -> None:
+    run("users", "create", "owner@example.com", "--role", "deploy")
+    created = run("clients", "create", "--user", "owner@example.com", "--name", "ci", "--json")
+    client_id = json.loads(created.stdout)["client"]["clientId"]
+    result = run("clients", "list")
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    assert f"  {client_id}  user=owner@example.com  expires=never  ci" in line
+
+
+def test_clients_list_says_when_there_are_none(run: Callable[..., Result]) -> None:
+    run("users", "create", "nobody@example.com")
+    result = run("clients", "list", "--user", "nobody@example.com")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "no personal clients\n"

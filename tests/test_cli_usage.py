@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from authserver.cli import main
 
 
-def cli(*args: str):
+def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
@@ -48,3 +49,22 @@ def test_serve_refuses_workers_outside_1_to_64_or_auto(value: str) -> None:
     result = cli("serve", "--workers", value)
     assert result.exit_code == 2
     assert "Invalid value for '--workers'" in result.stderr
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(main), ids=lambda p: " ".join(p) or "authserver")
+def test_minus_h_shows_the_same_help_as_double_dash_help(path: tuple[str, ...]) -> None:
+    short, long = cli(*path, "-h"), cli(*path, "--help")
+    assert short.exit_code == 0, short.output
+    assert short.stdout.startswith("Usage: ")
+    assert short.stdout == long.stdout
+    assert "-h, --help" in short.stdout

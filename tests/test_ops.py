@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from starlette.applications import Starlette
@@ -15,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.app import create_app
 from authserver.config import Settings
+from authserver.store import Store
 from authserver.store.database import Database, migrate
 from tests.support.helpers import token_request
+from tests.support.live import LiveServer
 
 
 def test_healthz(client: TestClient) -> None:
@@ -234,3 +237,15 @@ def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user)
     make_user(roles=("billing:read", "system:owner"))
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["scopes_supported"] == ["billing:read"]
+
+
+def test_root_redirects_to_the_sign_in_page(
+    live_server: tuple[LiveServer, Settings, Store],
+) -> None:
+    server, _, _ = live_server
+    answer = httpx.get(server.url + "/")
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "/ui/"
+    followed = httpx.get(server.url + "/", follow_redirects=True)
+    assert followed.status_code == 200
+    assert str(followed.url) == server.url + "/ui/"

@@ -473,3 +473,29 @@ def test_update_cannot_widen_the_clients_own_network_lock(
     assert_metadata_error(response, "allow_source_cidr")
     (record, _) = store.credentials.find(client_id=body["client_id"])
     assert record.allow_source_cidr == ("203.0.113.0/24",)
+
+
+def test_form_body_is_told_to_send_json(client: TestClient, initial_token) -> None:
+    _, token = initial_token()
+    response = client.post(
+        REGISTER, data={"client_name": "x"}, headers={"authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_client_metadata",
+        "error_description": "expected a JSON body (Content-Type: application/json)",
+    }
+
+
+def test_json_body_labelled_as_a_form_is_still_read(client: TestClient, initial_token) -> None:
+    _, token = initial_token()
+    response = client.post(
+        REGISTER,
+        content=b'{"client_name":"curl-d"}',
+        headers={
+            "authorization": f"Bearer {token}",
+            "content-type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["client_name"] == "curl-d"

@@ -32,6 +32,11 @@ _ERRORS = {
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
+_PAGE = [
+    {"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
+]
+
 _PERSONAL_CLIENT = {
     "type": "object",
     "properties": {
@@ -106,6 +111,41 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "User": {
+        "type": "object",
+        "description": "ConductorOne's c1.api.user.v1.User, the fields authserver has.",
+        "properties": {
+            "id": {"type": "string"},
+            "email": {"type": "string"},
+            "username": {"type": "string", "description": "the e-mail"},
+            "displayName": {"type": "string"},
+            "status": {"type": "string", "enum": ["ENABLED", "DISABLED"]},
+            "type": {"type": "string", "enum": ["USER_TYPE_HUMAN"]},
+            "roleIds": {"type": "array", "items": {"type": "string"}},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "UserView": {"type": "object", "properties": {"user": _ref("User")}},
+    "UserResponse": {"type": "object", "properties": {"userView": _ref("UserView")}},
+    "UserListResponse": {
+        "type": "object",
+        "properties": {
+            "list": {"type": "array", "items": _ref("UserView")},
+            "nextPageToken": {"type": "string"},
+        },
+    },
+    "SearchUsersRequest": {
+        "type": "object",
+        "description": "Unknown fields are ignored, as grpc-gateway does.",
+        "properties": {
+            "query": {"type": "string", "maxLength": 320},
+            "email": {"type": "string", "maxLength": 320},
+            "ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+            "pageSize": {"type": "integer", "minimum": 0, "maximum": 100},
+            "pageToken": {"type": "string"},
+        },
+    },
     "IntrospectResponse": {
         "type": "object",
         "properties": {
@@ -141,14 +181,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 },
                 "get": {
                     "operationId": "ListPersonalClients",
-                    "parameters": [
-                        {
-                            "name": "pageSize",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
-                        },
-                        {"name": "pageToken", "in": "query", "schema": {"type": "string"}},
-                    ],
+                    "parameters": _PAGE,
                     "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
                 },
             },
@@ -175,6 +208,30 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "SearchPersonalClients",
                     "requestBody": _body("SearchRequest"),
                     "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/users": {
+                "get": {
+                    "operationId": "ListUsers",
+                    "description": "The admin role sees everyone; others see themselves.",
+                    "parameters": _PAGE,
+                    "responses": {"200": _json(_ref("UserListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/users/{id}": {
+                "get": {
+                    "operationId": "GetUser",
+                    "description": "The caller itself, or anyone for the admin role; else 404.",
+                    "parameters": [_ID],
+                    "responses": {"200": _json(_ref("UserResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/search/users": {
+                "post": {
+                    "operationId": "SearchUsers",
+                    "description": "query matches e-mail or display name; email matches exactly.",
+                    "requestBody": _body("SearchUsersRequest"),
+                    "responses": {"200": _json(_ref("UserListResponse")), **_ERRORS},
                 },
             },
             "/api/v1/auth/introspect": {

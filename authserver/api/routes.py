@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver.api import personal_clients as pc
+from authserver.api import users
 from authserver.api.openapi import openapi_document
 from authserver.web.context import services_of
 
@@ -23,5 +24,8 @@ ROUTES = [
     Route("/api/v1/iam/personal_clients/{id}", pc.delete, methods=["DELETE"]),
     Route("/api/v1/search/iam/personal_clients", pc.search, methods=["POST"]),
     Route("/api/v1/auth/introspect", pc.introspect, methods=["GET"]),
+    Route("/api/v1/users", users.list_users, methods=["GET"]),
+    Route("/api/v1/users/{id}", users.get, methods=["GET"]),
+    Route("/api/v1/search/users", users.search, methods=["POST"]),
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
 ]

@@ -12,7 +12,7 @@ from authserver.cli import clients, keys, login, serve, users
 from authserver.config import unknown_variables
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})  # every subcommand too
 @click.version_option(package_name="authserver", message="authserver %(version)s")
 def main() -> None:
     """authserver: OAuth 2.0 tokens for personal client credentials."""
@@ -27,5 +27,6 @@ main.add_command(clients.clients)
 main.add_command(keys.keys_group)
 main.add_command(keys.registration_tokens)
 main.add_command(login.login_command)
+main.add_command(login.token_command)
 
 __all__ = ["main"]

@@ -67,9 +67,14 @@ def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
     if as_json:
         print_json([wire.client_json(c) for c in records])
         return
+    if not records:
+        click.echo("no personal clients")
+        return
+    emails = {u.id: u.email for u in ctx.cases.store.users.all()}
     for c in records:
         expires = wire.timestamp(c.expires_time) or "never"
-        click.echo(f"{c.id}  {c.client_id}  user={c.user_id}  expires={expires}  {c.display_name}")
+        owner = emails.get(c.user_id, c.user_id)
+        click.echo(f"{c.id}  {c.client_id}  user={owner}  expires={expires}  {c.display_name}")
 
 
 def _print_client(record: ClientRecord) -> None:

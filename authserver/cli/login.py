@@ -1,4 +1,5 @@
-"""``authserver login``: a personal client for this machine, through the device flow."""
+"""``authserver login``: a personal client for this machine, through the device flow;
+``authserver token``: an access token from the credential it saved."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from pathlib import Path
 
 import click
 
+from authserver.client import credential_file
 from authserver.client import login as login_flow
+from authserver.client.tokens import TokenError
+from authserver.domain.durations import parse_duration
+from authserver.errors import InvalidArgument
 
 
 @click.command("login")
@@ -22,6 +27,20 @@ from authserver.client import login as login_flow
 )
 @click.option("--name", default=None, help="Display name of the new credential.")
 @click.option(
+    "--expires",
+    default="30d",
+    show_default=True,
+    metavar="DURATION|never",
+    help="Lifetime of the new credential, e.g. 90d, or never.",
+)
+@click.option(
+    "--scoped-role",
+    "scoped_roles",
+    multiple=True,
+    metavar="ROLE",
+    help="Reduce the credential to this role (repeatable; default: all of yours).",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -29,14 +48,27 @@ from authserver.client import login as login_flow
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 def login_command(
-    issuer: str, client_id: str, name: str | None, output: Path | None, force: bool
+    issuer: str,
+    client_id: str,
+    name: str | None,
+    expires: str,
+    scoped_roles: tuple[str, ...],
+    output: Path | None,
+    force: bool,
 ) -> None:
     """Get a personal client by approving this device in the browser (RFC 8628)."""
+    try:
+        expires_in = None if expires.strip().lower() == "never" else parse_duration(expires)
+    except InvalidArgument as exc:
+        click.echo(f"error: --expires: {exc}", err=True)
+        sys.exit(1)
     try:
         saved = login_flow.login(
             issuer,
             client_id=client_id,
             name=name,
+            expires_in=expires_in,
+            scoped_roles=scoped_roles,
             output=output,
             force=force,
             say=lambda line: click.echo(line, err=True),
@@ -45,3 +77,25 @@ def login_command(
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"Saved credential {saved.client_id} to {saved.path} (readable only by you).")
+
+
+@click.command("token")
+@click.option(
+    "--credential",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file `authserver login` saved (default: ~/.config/authserver/credential.json).",
+)
+@click.option(
+    "--scope", default=None, metavar="ROLES", help="Space-separated roles to reduce the token to."
+)
+def token_command(path: Path | None, scope: str | None) -> None:
+    """Print an access token from the credential `authserver login` saved."""
+    try:
+        saved = credential_file.read_credential(path)
+        token = credential_file.fetch_token(saved, scope=scope)
+    except (credential_file.CredentialFileError, TokenError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(token)

@@ -15,6 +15,10 @@ signs an RFC 7523 client assertion with it::
     form = assertion_form(secret, client_id=client_id, audience="https://auth.example.com")
     httpx.post(token_url, data={"grant_type": "client_credentials", **form})
 
+With the credential ``authserver login`` saved, no secret in the program at all::
+
+    httpx.get(api_url, auth=TokenAuth.from_file())
+
 httpx and requests are imported only by the class that uses them.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from authserver.client.assertions import assertion_form, private_jwk, signed_assertion
+from authserver.client.credential_file import CredentialFileError, SavedCredential, read_credential
 from authserver.client.tokens import TokenCache, TokenError
 
 if TYPE_CHECKING:
@@ -30,12 +35,15 @@ if TYPE_CHECKING:
     from authserver.client.requests_auth import RequestsTokenAuth
 
 __all__ = [
+    "CredentialFileError",
     "RequestsTokenAuth",
+    "SavedCredential",
     "TokenAuth",
     "TokenCache",
     "TokenError",
     "assertion_form",
     "private_jwk",
+    "read_credential",
     "signed_assertion",
 ]
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
+from pathlib import Path
 
 import anyio
 import httpx
 
+from authserver.client.credential_file import read_credential
 from authserver.client.tokens import TokenCache
 
 
@@ -34,6 +36,13 @@ class TokenAuth(httpx.Auth):
         self.tokens = TokenCache(url, client_id, secret, scope=scope, clock=clock)
         self._lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
+
+    @classmethod
+    def from_file(cls, path: Path | str | None = None, scope: str | None = None) -> TokenAuth:
+        """With the credential ``authserver login`` saved (default: its default path);
+        ``CredentialFileError`` if there is none."""
+        saved = read_credential(path)
+        return cls(saved.issuer, saved.client_id, saved.client_secret, scope=scope)
 
     def _token_request(self) -> httpx.Request:
         return httpx.Request(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
+from authserver.client.credential_file import read_credential
 from authserver.client.tokens import TokenCache
 
 
@@ -37,6 +39,27 @@ class RequestsTokenAuth(AuthBase):
         self._session = session or requests.Session()
         self._timeout = timeout
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(
+        cls,
+        path: Path | str | None = None,
+        scope: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+    ) -> RequestsTokenAuth:
+        """With the credential ``authserver login`` saved (default: its default path);
+        ``CredentialFileError`` if there is none."""
+        saved = read_credential(path)
+        return cls(
+            saved.issuer,
+            saved.client_id,
+            saved.client_secret,
+            scope=scope,
+            session=session,
+            timeout=timeout,
+        )
 
     def _token(self, *, refused: str | None = None) -> str:
         with self._lock:

@@ -102,6 +102,11 @@ class Caller:
         return "operator" if self.is_operator or self.user_id is None else self.user_id
 
 
+def is_admin(caller: Caller, admin_role: str) -> bool:
+    """True for a caller whose effective roles hold the admin role (and who may use it)."""
+    return caller.may_administer and admin_role in caller.effective_roles
+
+
 # Creating --------------------------------------------------------------------------
 
 

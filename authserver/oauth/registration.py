@@ -44,11 +44,24 @@ def required_bearer(request: Request) -> str:
 
 
 async def json_metadata(request: Request) -> dict[str, Any]:
-    """The JSON body; a malformed one is ``invalid_client_metadata``."""
+    """The JSON body (RFC 7591 §3.1); a malformed one is ``invalid_client_metadata``.
+
+    A JSON body is read whatever its Content-Type claims (``curl -d`` says a form);
+    a body that is not JSON and not labelled JSON, such as a form, is told what to send.
+    """
     try:
         return await json_object(request)
     except AuthserverError as exc:
+        if exc.message.startswith("malformed JSON body") and not _labelled_json(request):
+            raise InvalidClientMetadata(
+                "expected a JSON body (Content-Type: application/json)"
+            ) from None
         raise InvalidClientMetadata(exc.message) from None
+
+
+def _labelled_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _registrar(services: Services, token: str) -> tuple[Caller, str, str | None]:

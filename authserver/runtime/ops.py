@@ -11,7 +11,7 @@ from typing import Any
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.security import audit
@@ -20,6 +20,11 @@ from authserver.web.context import services_of
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+async def root(request: Request) -> Response:
+    """``GET /``: people who type the server's address land on the sign-in page."""
+    return RedirectResponse("/ui/", status_code=302)
 
 
 def configure_logging(level: str) -> None:

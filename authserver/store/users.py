@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from authserver.domain.credentials import AuthState
@@ -110,6 +110,48 @@ class UserStore:
             if row is None:
                 return None, revoked
             return person_state(row, client_id), revoked
+
+    def get(self, *, id: str) -> UserRecord | None:
+        """A user by record id alone (the management API's ``{id}``), or None."""
+        with self.database.session() as session:
+            row = session.get(User, id)
+            return user_record(row) if row is not None else None
+
+    def page(
+        self,
+        *,
+        ids: Sequence[str] | None,
+        email: str | None = None,
+        query: str | None = None,
+        after_id: str | None,
+        limit: int,
+    ) -> tuple[list[UserRecord], bool]:
+        """Users in id order (ids are time-ordered), ``limit`` after ``after_id``.
+
+        ``ids`` None means everyone; ``email`` matches exactly (normalised form);
+        ``query`` matches the e-mail or display name, case-insensitively, anywhere.
+        Returns the page and whether more follow.
+        """
+        statement = select(User)
+        if ids is not None:
+            statement = statement.where(User.id.in_(list(ids)))
+        if email is not None:
+            statement = statement.where(User.email == email)
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped.lower()}%"
+            statement = statement.where(
+                or_(
+                    func.lower(User.email).like(pattern, escape="\\"),
+                    func.lower(User.display_name).like(pattern, escape="\\"),
+                )
+            )
+        if after_id is not None:
+            statement = statement.where(User.id > after_id)
+        statement = statement.order_by(User.id).limit(limit + 1)
+        with self.database.session() as session:
+            rows = [user_record(row) for row in session.scalars(statement)]
+        return rows[:limit], len(rows) > limit
 
     def all(self) -> list[UserRecord]:
         with self.database.session() as session:

@@ -18,7 +18,7 @@ from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
 from authserver.usecases.replay import ReplayGuard
 from authserver.usecases.revocation import RevocationService
-from authserver.usecases.users import UserService
+from authserver.usecases.users import UserDirectory, UserService
 
 
 @dataclass
@@ -32,6 +32,7 @@ class UseCases:
     passwords: PasswordHasher  # people's passwords, in threads of their own
     credentials: CredentialService
     users: UserService
+    directory: UserDirectory  # the users a caller may see (management API)
     people: PeopleService
     devices: DeviceFlowService
     provider_sign_in: ProviderSignInService  # sign-in through OpenID Connect providers
@@ -68,6 +69,7 @@ class UseCases:
             passwords=passwords,
             credentials=CredentialService(store, hasher, settings, on_change=on_change),
             users=users,
+            directory=UserDirectory(store, settings),
             people=people,
             devices=DeviceFlowService(store, settings),
             provider_sign_in=provider_sign_in,

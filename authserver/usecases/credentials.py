@@ -18,6 +18,7 @@ from authserver.domain.credentials import (
     check_new_credential,
     check_update,
     has_control_characters,
+    is_admin,
     new_client_id,
 )
 from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
@@ -187,7 +188,7 @@ class CredentialService:
 
     def is_admin(self, caller: Caller) -> bool:
         """True for a caller whose effective roles hold the admin role (and who may use it)."""
-        return caller.may_administer and self.settings.admin_role in caller.effective_roles
+        return is_admin(caller, self.settings.admin_role)
 
     # Changing --------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
-"""User use cases: create and update (roles, disabled)."""
+"""User use cases: create and update (roles, disabled); the users a caller may see."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from authserver.config import Settings
 from authserver.domain import roles
-from authserver.domain.credentials import validate_display_name
-from authserver.domain.users import normalize_email
-from authserver.errors import InvalidArgument
+from authserver.domain.credentials import Caller, validate_display_name
+from authserver.domain.users import may_see_user, normalize_email, visible_ids
+from authserver.errors import InvalidArgument, NotFound
 from authserver.records import UserRecord
 from authserver.store import Store
 
@@ -56,3 +57,40 @@ class UserService:
         if disabled:
             self.store.sessions.delete_for_user(user_id=user.id)
         return updated
+
+
+class UserDirectory:
+    """Reading users as ConductorOne's users API does: a caller sees itself, the admin
+    role sees everyone, and anyone else is not found."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def visible(self, *, caller: Caller, user_id: str) -> UserRecord:
+        user = self.store.users.get(id=user_id)
+        if user is None or not may_see_user(caller, user.id, admin_role=self.settings.admin_role):
+            raise NotFound(f"no user {user_id!r}")
+        return user
+
+    def page(
+        self,
+        *,
+        caller: Caller,
+        ids: Sequence[str] | None = None,
+        email: str | None = None,
+        query: str | None = None,
+        after_id: str | None,
+        limit: int,
+    ) -> tuple[list[UserRecord], bool]:
+        """The users the caller may see, in id order, ``limit`` after ``after_id``."""
+        allowed = visible_ids(caller, ids, admin_role=self.settings.admin_role)
+        if allowed is not None and not allowed:
+            return [], False
+        return self.store.users.page(
+            ids=allowed,
+            email=email.strip().lower() if email is not None else None,
+            query=query,
+            after_id=after_id,
+            limit=limit,
+        )
