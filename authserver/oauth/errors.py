@@ -78,6 +78,13 @@ class TemporarilyUnavailable(OAuth2Error):
         return [*super().get_headers(), ("Retry-After", "1")]
 
 
+class InvalidDpopProof(OAuth2Error):
+    """RFC 9449 section 5: the DPoP proof is missing where required, malformed or invalid."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+
 class PayloadTooLarge(InvalidRequestError):
     """The request body exceeds ``max_body_bytes``."""
 

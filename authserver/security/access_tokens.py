@@ -47,6 +47,13 @@ class ActiveToken:
         return bool(self.state.scoped_roles) or set(self.roles) != set(self.state.owner_roles)
 
     @property
+    def jkt(self) -> str | None:
+        """The thumbprint of the key a DPoP proof bound this token to (RFC 9449), if any."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) else None
+
+    @property
     def from_device_flow(self) -> bool:
         """A person's token, got by a device client (RFC 8628): no credential behind it."""
         return not self.state.id
