@@ -15,9 +15,11 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from authserver.records import ClientRecord, UserRecord
+from authserver.store import Store
 
 TOKEN_URL = "http://127.0.0.1:8000/auth/v1/token"
 API_URL = "http://127.0.0.1:8000/api/v1/iam/personal_clients"
@@ -90,13 +92,18 @@ def credential(make_user: MakeUser, make_client: MakeClient) -> tuple[ClientReco
     return make_client(make_user())
 
 
-def _token(client: TestClient, credential: tuple[ClientRecord, str], proof: str | None) -> Any:
-    record, secret = credential
+def _token(
+    client: TestClient, credential: tuple[ClientRecord, str] | tuple[str, str], proof: str | None
+) -> Any:
+    """A client_credentials request of ``credential`` (a record and its secret, or a client id
+    and its secret), with ``proof`` as its DPoP header."""
+    holder, secret = credential
+    client_id = holder if isinstance(holder, str) else holder.client_id
     headers = {"DPoP": proof} if proof is not None else {}
     return client.post(
         "/auth/v1/token",
         data={"grant_type": "client_credentials"},
-        auth=(record.client_id, secret),
+        auth=(client_id, secret),
         headers=headers,
     )
 
@@ -281,3 +288,119 @@ def test_introspection_of_a_bound_token_shows_its_binding(
 def test_metadata_lists_the_dpop_algorithms(client: TestClient) -> None:
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA", "RS256"]
+
+
+# Credentials that require DPoP (RFC 9449 section 5.2) ------------------------------------
+
+
+def _api_token(client: TestClient, credential: tuple[ClientRecord, str]) -> str:
+    return str(_token(client, credential, None).json()["access_token"])
+
+
+def _create(client: TestClient, token: str, **body: Any) -> Any:
+    return client.post(
+        "/api/v1/iam/personal_clients", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_api_creates_a_credential_that_requires_dpop(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    created = _create(client, _api_token(client, credential), requireDpop=True).json()
+    assert created["client"]["requireDpop"] is True
+    plain = _create(client, _api_token(client, credential)).json()
+    assert "requireDpop" not in plain["client"]  # ConductorOne's usual shape
+
+
+def test_credential_that_requires_dpop_gets_no_bearer_token(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    created = _create(client, _api_token(client, credential), requireDpop=True).json()
+    held = (created["client"]["clientId"], created["clientSecret"])
+    refused = _token(client, held, None)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_dpop_proof"
+    bound = _token(client, held, Key().proof())
+    assert bound.status_code == 200
+    assert bound.json()["token_type"] == "DPoP"
+
+
+def test_api_update_can_require_dpop(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    token = _api_token(client, credential)
+    created = _create(client, token).json()["client"]
+    updated = client.post(
+        f"/api/v1/iam/personal_clients/{created['id']}",
+        json={"client": {"requireDpop": True}, "updateMask": "requireDpop"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["client"]["requireDpop"] is True
+
+
+def test_credentials_made_by_a_dpop_bound_credential_require_dpop_too(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    parent = _create(client, _api_token(client, credential), requireDpop=True).json()
+    holder = (parent["client"]["clientId"], parent["clientSecret"])
+    key = Key()
+    token = _token(client, holder, key.proof()).json()["access_token"]
+    child = client.post(
+        "/api/v1/iam/personal_clients",
+        json={},
+        headers={
+            "Authorization": f"DPoP {token}",
+            "DPoP": key.proof(htm="POST", htu=API_URL, token=token),
+        },
+    )
+    assert child.status_code == 200, child.text
+    assert child.json()["client"]["requireDpop"] is True
+
+
+def test_registration_metadata_dpop_bound_access_tokens(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    response = client.post(
+        "/auth/v1/register",
+        json={"client_name": "ci", "dpop_bound_access_tokens": True},
+        headers={"Authorization": f"Bearer {_api_token(client, credential)}"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["dpop_bound_access_tokens"] is True
+    held = (response.json()["client_id"], response.json()["client_secret"])
+    assert _token(client, held, None).json()["error"] == "invalid_dpop_proof"
+
+
+def test_cli_creates_a_credential_that_requires_dpop(
+    database_url: str, make_user: MakeUser
+) -> None:
+    from click.testing import CliRunner
+
+    from authserver.cli import main
+
+    owner = make_user()
+    result = CliRunner().invoke(
+        main,
+        ["clients", "create", "--user", owner.email, "--require-dpop", "--json"],
+        env={"AUTHSERVER_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["client"]["requireDpop"] is True
+
+
+def test_page_creates_a_credential_that_requires_dpop(
+    client: TestClient, app: Starlette, make_user: MakeUser, store: Store
+) -> None:
+    from tests.support.helpers import PASSWORD, now
+    from tests.support.ui_helpers import create, sign_in
+
+    owner = make_user(email="dora@example.com")
+    services_of_app = app.state.services
+    services_of_app.people.set_password(user_ref=owner.id, password=PASSWORD, now=now())
+    assert sign_in(client, "dora@example.com").status_code == 303
+    page = client.get("/ui/personal-clients/new")
+    assert 'name="require_dpop"' in page.text
+    assert create(client, require_dpop="1").status_code == 200
+    (record,) = store.credentials.all(user_id=owner.id)
+    assert record.require_dpop is True

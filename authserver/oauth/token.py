@@ -13,7 +13,7 @@ from starlette.responses import Response
 from authserver.oauth import dpop
 from authserver.oauth.adapter import FormRequest, read_form
 from authserver.oauth.device_flow import DEVICE_CODE_GRANT_TYPE, device_token
-from authserver.oauth.errors import oauth_errors, printable
+from authserver.oauth.errors import InvalidDpopProof, oauth_errors, printable
 from authserver.web.context import services_of
 
 
@@ -38,6 +38,8 @@ async def _issue(request: Request) -> Response:
     binding = dpop.check_token_request(request)  # no I/O: a bad proof is refused first
     if grant_type == "client_credentials":
         client = await services.authenticator.authenticate(request, form)
+        if binding is None and client.state.require_dpop:
+            raise InvalidDpopProof("this client gets tokens only with a DPoP proof")
         jkt = await dpop.spend(request, binding) if binding is not None else None
         oauth_request = FormRequest(
             method="POST",

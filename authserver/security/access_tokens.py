@@ -68,6 +68,7 @@ class ActiveToken:
             via="device_token" if self.from_device_flow else "access_token",
             allow_source_cidr=self.state.allow_source_cidr,
             expires_time=self.state.expires_time,
+            require_dpop=self.state.require_dpop,
             may_administer=not self.from_device_flow,
         )
 
