@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt as pyjwt
@@ -18,8 +19,14 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from authserver.app import create_app
+from authserver.config import Settings
 from authserver.records import ClientRecord, UserRecord
-from authserver.store import Store
+from authserver.security.argon2 import SecretHasher
+from authserver.store import Database, Store
+from authserver.usecases.credentials import CredentialService
+from authserver.usecases.users import UserService
+from tests.support.live import LiveServer
 
 TOKEN_URL = "http://127.0.0.1:8000/auth/v1/token"
 API_URL = "http://127.0.0.1:8000/api/v1/iam/personal_clients"
@@ -404,3 +411,77 @@ def test_page_creates_a_credential_that_requires_dpop(
     assert create(client, require_dpop="1").status_code == 200
     (record,) = store.credentials.all(user_id=owner.id)
     assert record.require_dpop is True
+
+
+# Server nonces (RFC 9449 section 8) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("settings_overrides", [{"dpop_nonce": True}])
+def test_proof_without_the_servers_nonce_gets_use_dpop_nonce(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    key = Key()
+    asked = _token(client, credential, key.proof())
+    assert asked.status_code == 400
+    assert asked.json()["error"] == "use_dpop_nonce"
+    nonce = asked.headers["dpop-nonce"]
+    answered = _token(client, credential, key.proof(nonce=nonce))
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["token_type"] == "DPoP"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"dpop_nonce": True}])
+def test_a_made_up_nonce_is_refused(
+    client: TestClient, credential: tuple[ClientRecord, str]
+) -> None:
+    answer = _token(client, credential, Key().proof(nonce="made-up"))
+    assert answer.json()["error"] == "use_dpop_nonce"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"dpop_nonce": True}])
+def test_a_nonce_from_another_instance_is_accepted(
+    client: TestClient,
+    credential: tuple[ClientRecord, str],
+    settings: Settings,
+    database: Database,
+) -> None:
+    """Nonces are derived from a key every instance shares through the database."""
+    other = create_app(settings, database=database)
+    with TestClient(other, base_url="http://127.0.0.1:8000") as second:
+        nonce = _token(second, credential, Key().proof()).headers["dpop-nonce"]
+    assert _token(client, credential, Key().proof(nonce=nonce)).status_code == 200
+
+
+# The client helpers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("live_settings_overrides", [{}, {"dpop_nonce": True}])
+def test_token_auth_with_dpop_binds_and_proves(
+    live_server: tuple[LiveServer, Settings, Store],
+) -> None:
+    import httpx
+
+    from authserver.client import RequestsTokenAuth, TokenAuth
+    from tests.support.helpers import operator_creates
+
+    server, settings, store = live_server
+    service = CredentialService(store, SecretHasher(settings), settings)
+    owner = UserService(store).create(
+        email="ci@example.com", display_name="", role_names=["deploy"], now=datetime.now(UTC)
+    )
+    record, secret = operator_creates(service, owner)
+    auth = TokenAuth(server.url, record.client_id, secret, dpop=True)
+    with httpx.Client(base_url=server.url, auth=auth) as http:
+        listed = http.get("/api/v1/iam/personal_clients")
+        assert listed.status_code == 200, listed.text
+        assert listed.request.headers["authorization"].startswith("DPoP ")
+        assert http.get("/api/v1/iam/personal_clients").status_code == 200  # a new proof
+    token = auth.tokens.current()
+    assert token is not None and "cnf" in _claims(token)
+    import requests
+
+    with requests.Session() as session:
+        session.auth = RequestsTokenAuth(server.url, record.client_id, secret, dpop=True)
+        answer = session.get(f"{server.url}/api/v1/iam/personal_clients")
+        assert answer.status_code == 200, answer.text
+        assert str(answer.request.headers["Authorization"]).startswith("DPoP ")

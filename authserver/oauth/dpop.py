@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from starlette.requests import Request
 
-from authserver.oauth.errors import InvalidDpopProof
+from authserver.oauth.errors import InvalidDpopProof, UseDpopNonce
 from authserver.security import dpop
 from authserver.security.audit import audit
 from authserver.web.context import services_of
@@ -42,11 +42,20 @@ def check_token_request(request: Request) -> Binding | None:
     proof = proof_header(request)
     if proof is None:
         return None
-    settings = services_of(request).settings
+    services = services_of(request)
+    settings = services.settings
+    now = time.time()
+    current: tuple[str, ...] = (
+        dpop.nonces(dpop.nonce_key(services.keyring.shared_secret), now)
+        if settings.dpop_nonce
+        else ()
+    )
     try:
         checked = dpop.verify_proof(
-            proof, method="POST", url=settings.endpoint(TOKEN_PATH), now=time.time()
+            proof, method="POST", url=settings.endpoint(TOKEN_PATH), now=now, nonces=current
         )
+    except dpop.NonceRequired:
+        raise UseDpopNonce(current[0]) from None
     except dpop.DpopRefused as refused:
         audit("dpop_refused", reason=str(refused), endpoint="token")
         raise InvalidDpopProof("the DPoP proof is invalid") from None

@@ -45,6 +45,29 @@ class DpopRefused(Exception):
     """Why a proof was refused (for the audit trail, never shown in detail)."""
 
 
+class NonceRequired(DpopRefused):
+    """The proof carries no server nonce, or one no longer current (``use_dpop_nonce``)."""
+
+
+NONCE_WINDOW = 300  # seconds a nonce is current; the previous window's is accepted too
+
+
+def nonce_key(secret: bytes) -> bytes:
+    """The key nonces are made with, derived from ``secret`` (shared by every instance)."""
+    return hmac.new(secret, b"authserver dpop nonce v1", hashlib.sha256).digest()
+
+
+def nonces(key: bytes, now: float) -> tuple[str, str]:
+    """(the current nonce, the previous window's): a keyed MAC of the time window, so any
+    instance makes and accepts the same ones and nothing is stored per nonce."""
+    window = int(now // NONCE_WINDOW)
+
+    def mac(w: int) -> str:
+        return b64url(hmac.new(key, str(w).encode(), hashlib.sha256).digest()[:18])
+
+    return mac(window), mac(window - 1)
+
+
 @dataclass(frozen=True)
 class Proof:
     """A proof that checked out: the key's thumbprint, and what makes the proof single-use."""
@@ -125,7 +148,7 @@ def verify_proof(
         isinstance(claims.get("nonce"), str) and hmac.compare_digest(claims["nonce"], n)
         for n in nonces
     ):
-        raise DpopRefused("nonce missing or not current")
+        raise NonceRequired("nonce missing or not current")
     return Proof(jkt=key.thumbprint(), jti=claims["jti"], iat=int(claims["iat"]))
 
 
