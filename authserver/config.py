@@ -54,6 +54,7 @@ class Settings:
     scopes_supported: tuple[str, ...] = ()  # published in the metadata; none by default
     device_clients: tuple[DeviceClient, ...] = ()  # RFC 8628 public clients; none by default
     device_poll_interval: int = 5  # seconds between a device client's polls
+    dpop_nonce: bool = False  # DPoP proofs must carry a server nonce (RFC 9449 section 8)
     argon2_memory_cost: int = 19456  # KiB
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1

@@ -10,6 +10,7 @@
     │   └── SignInThrottled         too many failed sign-ins for an e-mail or a source
     ├── Unavailable (14)            the database cannot be reached
     └── Unauthenticated (16)        missing or inactive bearer token
+        ├── InvalidDpopToken        a DPoP-bound token sent without its proof (RFC 9449)
         ├── SignInFailed            wrong e-mail or password (one answer, whatever the reason)
         └── SignInRefused           a provider vouched for someone this server does not let in
 
@@ -120,10 +121,17 @@ class Unavailable(AuthserverError):
 
 
 class Unauthenticated(AuthserverError):
-    """No valid credentials were presented."""
+    """No valid credentials were presented; ``challenge`` is the ``WWW-Authenticate`` answer."""
 
     code = 16
     http_status = 401
+    challenge = 'Bearer realm="authserver"'
+
+
+class InvalidDpopToken(Unauthenticated):
+    """A DPoP-bound access token without a valid proof of its key (RFC 9449 section 7.1)."""
+
+    challenge = 'DPoP error="invalid_token"'
 
 
 class SignInFailed(Unauthenticated):

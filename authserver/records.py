@@ -42,6 +42,7 @@ class ClientRecord:
     public_jwk: Mapping[str, str]
     auth_method: str | None = None
     jwks: tuple[Mapping[str, str], ...] | None = None
+    require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ def client_json(client: ClientRecord) -> dict[str, Any]:
             "createdAt": timestamp(client.created_at),
             "updatedAt": timestamp(client.updated_at),
             "deletedAt": timestamp(client.deleted_at),
+            # Present only when true: ConductorOne's SDKs see their usual shape otherwise.
+            "requireDpop": True if client.require_dpop else None,
         }
     )
 

@@ -23,6 +23,7 @@ FIELD_NAMES = {
     "allow_source_cidr": "allowSourceCidr",
     "scoped_roles": "scopedRoles",
     "expires_time": "expiresTime",
+    "require_dpop": "requireDpop",
 }
 #: Writable fields of a personal client, in the API's names (``updateMask`` paths).
 WRITABLE = tuple(FIELD_NAMES.values())
@@ -70,6 +71,13 @@ def string_list(document: dict[str, Any], name: str) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidArgument(f"{name}: expected a list of strings")
+    return value
+
+
+def optional_bool(document: dict[str, Any], name: str) -> bool | None:
+    value = document.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument(f"{name}: expected true or false")
     return value
 
 
@@ -158,6 +166,7 @@ def credential_patch(client: dict[str, Any], paths: list[str]) -> CredentialPatc
         "allowSourceCidr": string_list(client, "allowSourceCidr"),
         "scopedRoles": string_list(client, "scopedRoles"),
         "expiresTime": optional_timestamp(client, "expiresTime"),
+        "requireDpop": bool(optional_bool(client, "requireDpop")),
     }
     masked = {name: value if name in paths else UNSET for name, value in values.items()}
     return CredentialPatch(
@@ -165,4 +174,5 @@ def credential_patch(client: dict[str, Any], paths: list[str]) -> CredentialPatc
         allow_source_cidr=masked["allowSourceCidr"],
         scoped_roles=masked["scopedRoles"],
         expires_time=masked["expiresTime"],
+        require_dpop=masked["requireDpop"],
     )

@@ -29,7 +29,7 @@ def claims(path: str) -> bool:
 def domain_error(request: Request, exc: AuthserverError) -> Response:
     headers = None
     if isinstance(exc, Unauthenticated):
-        headers = {"WWW-Authenticate": 'Bearer realm="authserver"'}
+        headers = {"WWW-Authenticate": exc.challenge}
     return JSONResponse(
         {"code": exc.code, "message": exc.describe(FIELD_NAMES)},
         status_code=exc.http_status,

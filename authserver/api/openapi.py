@@ -51,6 +51,10 @@ _PERSONAL_CLIENT = {
         "createdAt": {"type": "string", "format": "date-time"},
         "updatedAt": {"type": "string", "format": "date-time"},
         "deletedAt": {"type": "string", "format": "date-time"},
+        "requireDpop": {
+            "type": "boolean",
+            "description": "Present (true) only when tokens need a DPoP proof (RFC 9449)",
+        },
     },
 }
 
@@ -73,6 +77,7 @@ _SCHEMAS: dict[str, Any] = {
                 "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$",
                 "description": "protobuf Duration, e.g. 2592000s",
             },
+            "requireDpop": {"type": "boolean", "description": "Tokens only with a DPoP proof"},
         },
     },
     "CreateResponse": {

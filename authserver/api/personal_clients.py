@@ -22,7 +22,7 @@ from authserver.web.context import services_of
 if TYPE_CHECKING:
     from authserver.runtime.services import Services
 
-CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires")
+CREATE_FIELDS = ("displayName", "allowSourceCidr", "scopedRoles", "expires", "requireDpop")
 
 
 def _no_store(document: dict[str, Any], status: int = 200) -> Response:
@@ -49,6 +49,7 @@ async def create(request: Request) -> Response:
         allow_source_cidr=bodies.string_list(body, "allowSourceCidr"),
         scoped_roles=bodies.string_list(body, "scopedRoles"),
         expires_in=parse_proto_duration(expires) if expires else None,
+        require_dpop=bool(bodies.optional_bool(body, "requireDpop")),
     )
     created = await anyio.to_thread.run_sync(
         lambda: services.credentials.create(

@@ -25,6 +25,7 @@ FIELD_NAMES = {
     "allow_source_cidr": "--allow-cidr",
     "scoped_roles": "--scoped-role",
     "expires_time": "--expires",
+    "require_dpop": "--require-dpop",
     "roles": "--role",
     "password": "password",
     "ttl": "--ttl",

@@ -24,6 +24,9 @@ def clients() -> None:
 )
 @click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
 @click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
+@click.option(
+    "--require-dpop", is_flag=True, help="Tokens only with a DPoP proof (RFC 9449), never bearer."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's create response.")
 @command
 def clients_create(
@@ -33,6 +36,7 @@ def clients_create(
     scoped_roles: tuple[str, ...],
     cidrs: tuple[str, ...],
     expires: str | None,
+    require_dpop: bool,
     as_json: bool,
 ) -> None:
     """Create a personal client; its secret is printed once."""
@@ -41,6 +45,7 @@ def clients_create(
         allow_source_cidr=cidrs,
         scoped_roles=scoped_roles,
         expires_in=parse_duration(expires) if expires is not None else None,
+        require_dpop=require_dpop,
     )
     owner = ctx.cases.store.users.find(ref=user_ref)
     created = ctx.cases.credentials.create(
@@ -87,6 +92,8 @@ def _print_client(record: ClientRecord) -> None:
     click.echo(f"expires:           {wire.timestamp(record.expires_time) or 'never'}")
     click.echo(f"last used:         {wire.timestamp(record.last_used_at) or 'never'}")
     click.echo(f"created:           {wire.timestamp(record.created_at)}")
+    if record.require_dpop:
+        click.echo("tokens:            only with a DPoP proof")
 
 
 @clients.command("get")
@@ -125,6 +132,12 @@ def clients_get(ctx: Context, client_ref: str, as_json: bool) -> None:
     metavar="DURATION",
     help="Expire this long from now (only earlier than the current expiry).",
 )
+@click.option(
+    "--require-dpop/--allow-bearer",
+    "require_dpop",
+    default=None,
+    help="Tokens only with a DPoP proof (RFC 9449), or bearer tokens too.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's get response.")
 @command
 def clients_update(
@@ -136,6 +149,7 @@ def clients_update(
     cidrs: tuple[str, ...],
     any_network: bool,
     expires: str | None,
+    require_dpop: bool | None,
     as_json: bool,
 ) -> None:
     """Change a personal client, under the same rules as the API."""
@@ -149,6 +163,7 @@ def clients_update(
         scoped_roles=() if all_roles else (scoped_roles or UNSET),
         allow_source_cidr=() if any_network else (cidrs or UNSET),
         expires_time=moment + parse_duration(expires) if expires is not None else UNSET,
+        require_dpop=require_dpop if require_dpop is not None else UNSET,
     )
     if patch.is_empty:
         raise click.UsageError("name at least one change (see --help)")

@@ -15,13 +15,15 @@ from authserver.client.tokens import TokenCache
 
 
 class TokenAuth(httpx.Auth):
-    """Sets ``Authorization: Bearer`` from a token fetched with ``private_key_jwt`` and cached.
+    """Sets ``Authorization`` from a token fetched with ``private_key_jwt`` and cached.
 
     ``url`` is the issuer URL (or the token endpoint URL itself). The token is
     fetched through the same client (its transport, proxies and TLS settings),
     reused until shortly before it expires, and fetched again once when the
-    API answers 401. One instance may serve many threads, or many tasks of one
-    event loop: a lock makes concurrent requests wait for a single fetch.
+    API answers 401. With ``dpop=True`` the token is bound to a key of this
+    process (RFC 9449) and every request carries a proof. One instance may serve
+    many threads, or many tasks of one event loop: a lock makes concurrent
+    requests wait for a single fetch.
     """
 
     def __init__(
@@ -31,9 +33,10 @@ class TokenAuth(httpx.Auth):
         secret: str,
         *,
         scope: str | None = None,
+        dpop: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.tokens = TokenCache(url, client_id, secret, scope=scope, clock=clock)
+        self.tokens = TokenCache(url, client_id, secret, scope=scope, dpop=dpop, clock=clock)
         self._lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
 
@@ -49,8 +52,12 @@ class TokenAuth(httpx.Auth):
             "POST",
             self.tokens.token_url,
             data=self.tokens.form(),
-            headers={"Accept": "application/json"},
+            headers=self.tokens.token_headers(),
         )
+
+    def _present(self, request: httpx.Request, token: str) -> None:
+        url = str(request.url.copy_with(query=None, fragment=None))
+        request.headers.update(self.tokens.authorization(token, request.method, url))
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -63,8 +70,10 @@ class TokenAuth(httpx.Auth):
                 token = self.tokens.current()
                 if token is None:
                     answer = yield self._token_request()
+                    if self.tokens.wants_nonce(answer.status_code, answer.headers):
+                        answer = yield self._token_request()
                     token = self.tokens.store(answer.status_code, answer.read())
-            request.headers["Authorization"] = f"Bearer {token}"
+            self._present(request, token)
             response = yield request
             if response.status_code != 401 or refused is not None:
                 return
@@ -83,8 +92,10 @@ class TokenAuth(httpx.Auth):
                 token = self.tokens.current()
                 if token is None:
                     answer = yield self._token_request()
+                    if self.tokens.wants_nonce(answer.status_code, answer.headers):
+                        answer = yield self._token_request()
                     token = self.tokens.store(answer.status_code, await answer.aread())
-            request.headers["Authorization"] = f"Bearer {token}"
+            self._present(request, token)
             response = yield request
             if response.status_code != 401 or refused is not None:
                 return

@@ -33,9 +33,10 @@ class RequestsTokenAuth(AuthBase):
         scope: str | None = None,
         session: requests.Session | None = None,
         timeout: float = 10.0,
+        dpop: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.tokens = TokenCache(url, client_id, secret, scope=scope, clock=clock)
+        self.tokens = TokenCache(url, client_id, secret, scope=scope, dpop=dpop, clock=clock)
         self._session = session or requests.Session()
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -67,17 +68,26 @@ class RequestsTokenAuth(AuthBase):
                 self.tokens.discard(refused)
             token = self.tokens.current()
             if token is None:
-                answer = self._session.post(
-                    self.tokens.token_url,
-                    data=self.tokens.form(),
-                    headers={"Accept": "application/json"},
-                    timeout=self._timeout,
-                )
+                answer = self._fetch()
+                if self.tokens.wants_nonce(answer.status_code, answer.headers):
+                    answer = self._fetch()
                 token = self.tokens.store(answer.status_code, answer.content)
             return token
 
+    def _fetch(self) -> requests.Response:
+        return self._session.post(
+            self.tokens.token_url,
+            data=self.tokens.form(),
+            headers=self.tokens.token_headers(),
+            timeout=self._timeout,
+        )
+
+    def _present(self, request: requests.PreparedRequest, token: str) -> None:
+        url = (request.url or "").split("?", 1)[0].split("#", 1)[0]
+        request.headers.update(self.tokens.authorization(token, request.method or "GET", url))
+
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token()}"
+        self._present(request, self._token())
         request.register_hook("response", self._retry_once_on_401)
         return request
 
@@ -86,12 +96,12 @@ class RequestsTokenAuth(AuthBase):
         # so this hook does not run for its answer, and a second 401 is returned as it is.
         if response.status_code != 401 or response.request is None:
             return response
-        used = str(response.request.headers.get("Authorization", "")).removeprefix("Bearer ")
+        used = str(response.request.headers.get("Authorization", "")).partition(" ")[2]
         token = self._token(refused=used)
         response.content  # noqa: B018 - read it, so that the connection can be reused
         response.close()
         retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {token}"
+        self._present(retry, token)
         answer = response.connection.send(retry, **kwargs)
         answer.history.append(response)
         answer.request = retry

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from authserver.client.assertions import assertion_form, private_jwk
+from authserver.client.dpop import DpopSigner
 
 TOKEN_PATH = "/auth/v1/token"
 # A cached token is replaced this long before it expires (at most a tenth of its lifetime),
@@ -28,7 +29,9 @@ class TokenCache:
     """One credential's access token: how to ask for it, and whether the one held is still good.
 
     The HTTP exchange itself is left to ``TokenAuth`` (httpx) and
-    ``RequestsTokenAuth`` (requests), which hold a lock around it.
+    ``RequestsTokenAuth`` (requests), which hold a lock around it. With ``dpop``,
+    every request carries a DPoP proof (RFC 9449) signed with the process's key,
+    and the token is bound to that key.
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class TokenCache:
         secret: str,
         *,
         scope: str | None = None,
+        dpop: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         private_jwk(secret)  # a malformed secret fails here, not at the first request
@@ -50,6 +54,8 @@ class TokenCache:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._asked_at = 0.0
+        self.dpop = DpopSigner() if dpop else None
+        self._scheme = "Bearer"
 
     def __repr__(self) -> str:  # never the secret or the token
         return f"TokenCache({self.token_url!r}, {self.client_id!r})"
@@ -71,6 +77,31 @@ class TokenCache:
             form["scope"] = self.scope
         return form
 
+    def token_headers(self) -> dict[str, str]:
+        """The headers of a token request (with a fresh DPoP proof when bound)."""
+        headers = {"Accept": "application/json"}
+        if self.dpop is not None:
+            headers["DPoP"] = self.dpop.proof("POST", self.token_url)
+        return headers
+
+    def wants_nonce(self, status_code: int, headers: Mapping[str, str]) -> bool:
+        """True when the server asked for a DPoP nonce (``use_dpop_nonce``), now kept: ask again."""
+        nonce = headers.get("dpop-nonce")
+        if self.dpop is None or status_code not in (400, 401) or not nonce:
+            return False
+        fresh = nonce != self.dpop.nonce
+        self.dpop.nonce = nonce
+        return fresh
+
+    def authorization(self, token: str, method: str, url: str) -> dict[str, str]:
+        """The headers that present ``token`` on an API request (with its DPoP proof)."""
+        if self.dpop is None or self._scheme != "DPoP":
+            return {"Authorization": f"Bearer {token}"}
+        return {
+            "Authorization": f"DPoP {token}",
+            "DPoP": self.dpop.proof(method, url, access_token=token),
+        }
+
     def store(self, status_code: int, body: bytes) -> str:
         """Keep the token from a token response (TokenError if there is none) and return it."""
         try:
@@ -91,6 +122,7 @@ class TokenCache:
         # Counted from when the request left: the token's clock started no earlier.
         self._refresh_at = self._asked_at + lifetime - min(REFRESH_MARGIN, lifetime / 10)
         self._token = token
+        self._scheme = "DPoP" if answer.get("token_type") == "DPoP" else "Bearer"
         return token
 
     def discard(self, token: str) -> None:

@@ -12,3 +12,5 @@ TOKEN_ALGS = tuple(TOKEN_KEY_TYPES)
 #: ``private_key_jwt`` assertions, signed with the Ed25519 key inside the secret: "EdDSA"
 #: (RFC 8037) and its fully specified successor "Ed25519" (RFC 9864).
 ASSERTION_ALGS = ("EdDSA", "Ed25519")
+#: DPoP proofs (RFC 9449): the asymmetric algorithms a client may sign them with.
+DPOP_ALGS = ("ES256", "EdDSA", "RS256")

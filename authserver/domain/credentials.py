@@ -82,6 +82,9 @@ class Caller:
     #: wider a lock and no later an expiry (unless the caller holds the admin role).
     allow_source_cidr: tuple[network.Network, ...] = ()
     expires_time: datetime | None = None
+    #: The calling credential gets tokens only with a DPoP proof: what it creates or edits
+    #: requires one too (unless the caller holds the admin role).
+    require_dpop: bool = False
     #: False for a tool the person approved in the browser (a device token): it acts on
     #: the person's own credentials only, even when the person holds the admin role.
     may_administer: bool = True
@@ -118,6 +121,7 @@ class NewCredential:
     allow_source_cidr: Sequence[str] = ()
     scoped_roles: Sequence[str] = ()
     expires_in: timedelta | None = None
+    require_dpop: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class CredentialSpec:
     allow_source_cidr: tuple[str, ...]
     scoped_roles: tuple[str, ...]
     expires_time: datetime | None
+    require_dpop: bool = False
 
 
 def check_new_credential(
@@ -158,6 +163,8 @@ def check_new_credential(
         allow_source_cidr=cidrs,
         scoped_roles=scoped,
         expires_time=expires,
+        # A caller held to DPoP passes the rule on, as it does its network lock.
+        require_dpop=new.require_dpop or (caller_limits and caller.require_dpop),
     )
 
 
@@ -264,6 +271,7 @@ class CredentialPatch:
     allow_source_cidr: Sequence[str] | Unset = UNSET
     scoped_roles: Sequence[str] | Unset = UNSET
     expires_time: datetime | None | Unset = UNSET
+    require_dpop: bool | Unset = UNSET
 
     @property
     def is_empty(self) -> bool:
@@ -274,6 +282,7 @@ class CredentialPatch:
                 self.allow_source_cidr,
                 self.scoped_roles,
                 self.expires_time,
+                self.require_dpop,
             )
         )
 
@@ -286,6 +295,7 @@ class CheckedPatch:
     allow_source_cidr: tuple[str, ...] | Unset = UNSET
     scoped_roles: tuple[str, ...] | Unset = UNSET
     expires_time: datetime | None | Unset = UNSET
+    require_dpop: bool | Unset = UNSET
 
 
 def check_update(
@@ -311,6 +321,14 @@ def check_update(
         if current.expires_time is not None and (value is None or value > current.expires_time):
             raise PermissionDenied("may only move earlier", field="expires_time")
         checked = replace(checked, expires_time=value)
+    if patch.require_dpop is not UNSET:
+        if not isinstance(patch.require_dpop, bool):
+            raise InvalidArgument("expected true or false", field="require_dpop")
+        if caller_limits and caller.require_dpop and not patch.require_dpop:
+            raise PermissionDenied(
+                "a credential held to DPoP may not lift that rule", field="require_dpop"
+            )
+        checked = replace(checked, require_dpop=patch.require_dpop)
     if caller_limits:
         cidrs = checked.allow_source_cidr
         _check_within_caller_limits(caller, None if cidrs is UNSET else cidrs, checked.expires_time)
@@ -337,6 +355,7 @@ class AuthState:
     public_keys: tuple[dict[str, str], ...] = ()
     auth_method: str | None = None
     secret_domain: str | None = None  # of the secret issued; None: none was
+    require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
 
     @property
     def effective_roles(self) -> frozenset[str]:

@@ -51,6 +51,7 @@ class AuthenticatedClient:
     state: AuthState
     method: str
     source: str | None = None
+    dpop_jkt: str | None = None  # the key a DPoP proof bound the token to (RFC 9449)
 
     @property
     def client_id(self) -> str:

@@ -30,6 +30,7 @@ FIELD_NAMES = {
     "allow_source_cidr": "allow_source_cidr",
     "scoped_roles": "scope",
     "expires_time": "expires_in",
+    "require_dpop": "dpop_bound_access_tokens",
 }
 
 
@@ -49,6 +50,7 @@ class ClientMetadata:
     token_endpoint_auth_method: str
     jwks: list[dict[str, str]] | None
     client_id: str | None = None
+    dpop_bound_access_tokens: bool = False
 
     def new_credential(self) -> NewCredential:
         return NewCredential(
@@ -56,6 +58,7 @@ class ClientMetadata:
             allow_source_cidr=self.allow_source_cidr or (),
             scoped_roles=self.scope,
             expires_in=self.expires_in,
+            require_dpop=self.dpop_bound_access_tokens,
         )
 
     def replacement(self, *, now: datetime) -> CredentialPatch:
@@ -70,6 +73,7 @@ class ClientMetadata:
             scoped_roles=self.scope,
             allow_source_cidr=UNSET if self.allow_source_cidr is None else self.allow_source_cidr,
             expires_time=UNSET if self.expires_in is None else now + self.expires_in,
+            require_dpop=self.dpop_bound_access_tokens,
         )
 
 
@@ -95,7 +99,15 @@ def parse_metadata(body: dict[str, Any]) -> ClientMetadata:
         token_endpoint_auth_method=str(method),
         jwks=_jwks(body, str(method)),
         client_id=client_id if isinstance(client_id, str) else None,
+        dpop_bound_access_tokens=_flag(body, "dpop_bound_access_tokens"),
     )
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidClientMetadata(f"{name}: expected true or false")
+    return value
 
 
 def _string(body: dict[str, Any], name: str) -> str | None:
@@ -171,6 +183,8 @@ def metadata_document(
         "token_endpoint_auth_method": record.auth_method or "client_secret_basic",
         "registration_client_uri": client_uri(settings, record.client_id),
     }
+    if record.require_dpop:  # RFC 9449 section 5.2 (false, its default, is left out)
+        document["dpop_bound_access_tokens"] = True
     if record.jwks is not None:
         document["jwks"] = {"keys": [dict(k) for k in record.jwks]}
     if registration_token is not None:

@@ -61,6 +61,7 @@ class DeviceClientAuth:
 
     client: DeviceClient
     method: str = "none"
+    dpop_jkt: str | None = None  # the key a DPoP proof bound the token to (RFC 9449)
 
     @property
     def client_id(self) -> str:
@@ -218,7 +219,9 @@ async def _start(request: Request) -> Response:
     return response
 
 
-async def device_token(request: Request, form: dict[str, str]) -> FormRequest:
+async def device_token(
+    request: Request, form: dict[str, str], *, dpop_jkt: str | None = None
+) -> FormRequest:
     """The token request of a polling device client, with its poll's outcome on it."""
     services = services_of(request)
     client = services.devices.client(form.get("client_id"))
@@ -242,6 +245,6 @@ async def device_token(request: Request, form: dict[str, str]) -> FormRequest:
         headers=request.headers,
         form=form,
     )
-    oauth_request.authenticated = DeviceClientAuth(client)
+    oauth_request.authenticated = DeviceClientAuth(client, dpop_jkt=dpop_jkt)
     oauth_request.device_poll = poll
     return oauth_request

@@ -78,6 +78,27 @@ class TemporarilyUnavailable(OAuth2Error):
         return [*super().get_headers(), ("Retry-After", "1")]
 
 
+class InvalidDpopProof(OAuth2Error):
+    """RFC 9449 section 5: the DPoP proof is missing where required, malformed or invalid."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+
+class UseDpopNonce(OAuth2Error):
+    """RFC 9449 section 8: the proof must carry this server's current nonce (sent along)."""
+
+    error = "use_dpop_nonce"
+    status_code = 400
+
+    def __init__(self, nonce: str) -> None:
+        super().__init__(description="send the DPoP proof again with the nonce given")
+        self.nonce = nonce
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("DPoP-Nonce", self.nonce)]
+
+
 class PayloadTooLarge(InvalidRequestError):
     """The request body exceeds ``max_body_bytes``."""
 

@@ -47,7 +47,9 @@ async def introspection_endpoint(request: Request) -> Response:
         "iss": claims["iss"],
         "aud": claims["aud"],
         "jti": claims["jti"],
-        "token_type": "Bearer",
+        "token_type": "DPoP" if active.jkt is not None else "Bearer",
         "roles": list(active.roles),
     }
+    if active.jkt is not None:  # RFC 9449 section 6.2
+        body["cnf"] = {"jkt": active.jkt}
     return json_response(200, body, NO_STORE)

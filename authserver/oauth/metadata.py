@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authserver.domain.algorithms import ASSERTION_ALGS
+from authserver.domain.algorithms import ASSERTION_ALGS, DPOP_ALGS
 from authserver.oauth import device_flow
 from authserver.oauth.server import AUTH_METHODS
 from authserver.web.context import services_of
@@ -32,6 +32,7 @@ async def authorization_server_metadata(request: Request) -> Response:
         "introspection_endpoint_auth_signing_alg_values_supported": signing,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_signing_alg_values_supported": signing,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),
     }
     if settings.scopes_supported:
         # Only what the operator chose to publish: every role of every user would tell

@@ -135,7 +135,7 @@ class Server(AuthorizationServer):
             expiry = now + timedelta(seconds=self.settings.access_token_ttl)
         exp = int(expiry.timestamp())
         granted = scope.split() if scope else []
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": subject,
             "aud": self.settings.token_audience,
@@ -146,6 +146,8 @@ class Server(AuthorizationServer):
             "scope": " ".join(granted),
             "roles": granted,
         }
+        if client.dpop_jkt is not None:  # RFC 9449 section 6: bound to the proof's key
+            claims["cnf"] = {"jkt": client.dpop_jkt}
         audit(
             "token_issued",
             client_id=client.client_id,
@@ -157,10 +159,11 @@ class Server(AuthorizationServer):
             auth_method=client.method,
             grant_type=None if grant_type == "client_credentials" else grant_type,
             source=source,
+            dpop="bound" if client.dpop_jkt is not None else None,
         )
         token = {
             "access_token": self.keyring.sign(claims),
-            "token_type": "Bearer",
+            "token_type": "DPoP" if client.dpop_jkt is not None else "Bearer",
             "expires_in": max(exp - iat, 0),
         }
         if granted:

@@ -47,6 +47,13 @@ class ActiveToken:
         return bool(self.state.scoped_roles) or set(self.roles) != set(self.state.owner_roles)
 
     @property
+    def jkt(self) -> str | None:
+        """The thumbprint of the key a DPoP proof bound this token to (RFC 9449), if any."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) else None
+
+    @property
     def from_device_flow(self) -> bool:
         """A person's token, got by a device client (RFC 8628): no credential behind it."""
         return not self.state.id
@@ -61,6 +68,7 @@ class ActiveToken:
             via="device_token" if self.from_device_flow else "access_token",
             allow_source_cidr=self.state.allow_source_cidr,
             expires_time=self.state.expires_time,
+            require_dpop=self.state.require_dpop,
             may_administer=not self.from_device_flow,
         )
 

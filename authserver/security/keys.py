@@ -8,6 +8,7 @@ that every instance signs with the same active key and publishes the same set;
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,9 @@ class KeyRing:
         self._verified: dict[bytes, tuple[Any, ...]] = {}
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._shared: dict[Any, Any] = {}
+        # Secret material every instance shares through the database: derived from the
+        # active key (DPoP nonces are made with it, ``security/dpop.py``).
+        self.shared_secret = b""
 
     def load(self, records: list[KeyRecord], *, alg: str, now: datetime) -> None:
         """Adopt the newest active key of ``alg`` and publish every key still needed."""
@@ -141,6 +145,7 @@ class KeyRing:
                 key_type: Any = TOKEN_KEY_TYPES[newest.alg]
                 private = import_key(newest.private_pem.encode(), key_type)
                 self.active = SigningKey(kid=newest.kid, alg=newest.alg, private_key=private)
+                self.shared_secret = hashlib.sha256(newest.private_pem.encode()).digest()
         keys = [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in published]
         self.jwks = {"keys": keys}
         self.jwks_body = json.dumps(self.jwks, separators=(",", ":")).encode()

@@ -43,6 +43,7 @@ def client_record(row: PersonalClient) -> ClientRecord:
         public_jwk=dict(row.public_jwk),
         auth_method=row.auth_method,
         jwks=tuple(row.jwks) if row.jwks is not None else None,
+        require_dpop=row.require_dpop,
     )
 
 
@@ -72,6 +73,7 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
         public_keys=tuple([client.public_jwk] if client.public_jwk else list(client.jwks or [])),
         auth_method=client.auth_method,
         secret_domain=client.secret_domain,
+        require_dpop=client.require_dpop,
     )
 
 
@@ -86,6 +88,8 @@ def _patch_values(patch: CheckedPatch) -> dict[Any, Any]:
         values[PersonalClient.scoped_roles] = list(patch.scoped_roles)
     if patch.expires_time is not UNSET:
         values[PersonalClient.expires_time] = patch.expires_time
+    if patch.require_dpop is not UNSET:
+        values[PersonalClient.require_dpop] = patch.require_dpop
     return values
 
 
@@ -136,6 +140,7 @@ class CredentialStore:
                 auth_method=auth_method,
                 jwks=[dict(k) for k in jwks] if jwks is not None else None,
                 registration_token_hash=registration_token_hash,
+                require_dpop=spec.require_dpop,
             )
             try:
                 with self.database.session() as session:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -82,6 +83,8 @@ class PersonalClient(Base):
     jwks: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
+    # Tokens only with a DPoP proof (RFC 9449 section 5.2, dpop_bound_access_tokens).
+    require_dpop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SigningKey(Base):

@@ -109,13 +109,21 @@ async def _list(request: Request, person: SignedIn, *, everyone: bool) -> Respon
 def _form_values(form: Form | None, person: SignedIn) -> dict[str, object]:
     """What the create form shows: the defaults, or what the person sent."""
     if form is None:
-        return {"name": "", "roles": [], "networks": "", "expiry": "30d", "expires_on": ""}
+        return {
+            "name": "",
+            "roles": [],
+            "networks": "",
+            "expiry": "30d",
+            "expires_on": "",
+            "require_dpop": False,
+        }
     return {
         "name": form.get("name"),
         "roles": form.all("role"),
         "networks": form.get("networks"),
         "expiry": form.get("expiry", "30d"),
         "expires_on": form.get("expires_on"),
+        "require_dpop": form.get("require_dpop") == "1",
     }
 
 
@@ -182,6 +190,7 @@ async def create(request: Request, person: SignedIn, sid: str) -> Response:
             ],
             scoped_roles=form.all("role"),
             expires_in=_expires_in(form, now),
+            require_dpop=form.get("require_dpop") == "1",
         )
         created = await anyio.to_thread.run_sync(
             lambda: services.credentials.create(

@@ -162,6 +162,7 @@ FIELD_NAMES = {
     "allow_source_cidr": "Networks",
     "scoped_roles": "Roles",
     "expires_time": "Expiry",
+    "require_dpop": "Require DPoP",
     "password": "Password",
 }
 

@@ -293,6 +293,7 @@ def _acting_as(record: ClientRecord, owner: UserRecord, locks: list[network.Netw
         via="registration_access_token",
         allow_source_cidr=tuple(locks),
         expires_time=record.expires_time,
+        require_dpop=record.require_dpop,
     )
 
 
