@@ -20,7 +20,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from authserver.app import create_app
-from authserver.config import Settings
+from authserver.config import DeviceClient, Settings
+from authserver.domain.credentials import Caller
 from authserver.records import ClientRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Database, Store
@@ -28,6 +29,7 @@ from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.live import LiveServer
 
+BASE = "http://127.0.0.1:8000"
 TOKEN_URL = "http://127.0.0.1:8000/auth/v1/token"
 API_URL = "http://127.0.0.1:8000/api/v1/iam/personal_clients"
 MakeUser = Callable[..., UserRecord]
@@ -447,7 +449,7 @@ def test_a_nonce_from_another_instance_is_accepted(
 ) -> None:
     """Nonces are derived from a key every instance shares through the database."""
     other = create_app(settings, database=database)
-    with TestClient(other, base_url="http://127.0.0.1:8000") as second:
+    with TestClient(other, base_url=BASE) as second:
         nonce = _token(second, credential, Key().proof()).headers["dpop-nonce"]
     assert _token(client, credential, Key().proof(nonce=nonce)).status_code == 200
 
@@ -485,3 +487,75 @@ def test_token_auth_with_dpop_binds_and_proves(
         answer = session.get(f"{server.url}/api/v1/iam/personal_clients")
         assert answer.status_code == 200, answer.text
         assert str(answer.request.headers["Authorization"]).startswith("DPoP ")
+
+
+def test_openid_client_gets_a_bound_token_and_calls_the_api(
+    live_server: tuple[LiveServer, Settings, Store],
+) -> None:
+    """panva's openid-client, a real DPoP client: grant, then a protected-resource call."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.support.helpers import operator_creates
+
+    server, settings, store = live_server
+    service = CredentialService(store, SecretHasher(settings), settings)
+    owner = UserService(store).create(
+        email="node@example.com", display_name="", role_names=["deploy"], now=datetime.now(UTC)
+    )
+    record, secret = operator_creates(service, owner)
+    script = Path(__file__).parent / "oidc" / "dpop_client.mjs"
+    node = shutil.which("node")
+    assert node is not None
+    result = subprocess.run(
+        [node, str(script), server.url, record.client_id, secret],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {"token_type": "dpop", "status": 200, "listed": 1}
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"device_clients": (DeviceClient("cone-like", "cone"),), "device_poll_interval": 1}],
+)
+def test_device_code_grant_binds_the_token_too(
+    client: TestClient, app: Starlette, make_user: MakeUser
+) -> None:
+    started = client.post("/auth/v1/device_authorization", data={"client_id": "cone-like"}).json()
+    user = make_user()
+    approver = Caller(
+        user_id=user.id, effective_roles=frozenset(user.roles), reduced=False, via="session"
+    )
+    app.state.services.devices.decide(
+        user_code=started["user_code"], caller=approver, approve=True, now=datetime.now(UTC)
+    )
+    key = Key()
+    answer = client.post(
+        "/auth/v1/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "client_id": "cone-like",
+            "device_code": started["device_code"],
+        },
+        headers={"DPoP": key.proof()},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "DPoP"
+    assert _claims(answer.json()["access_token"])["cnf"] == {"jkt": key.thumbprint}
+
+
+def test_a_proof_spent_on_one_instance_is_refused_on_another(
+    client: TestClient,
+    credential: tuple[ClientRecord, str],
+    settings: Settings,
+    database: Database,
+) -> None:
+    proof = Key().proof()
+    assert _token(client, credential, proof).status_code == 200
+    with TestClient(create_app(settings, database=database), base_url=BASE) as other:
+        again = _token(other, credential, proof)
+    assert again.json()["error"] == "invalid_dpop_proof"

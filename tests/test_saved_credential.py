@@ -171,3 +171,26 @@ def test_from_file_without_a_saved_credential_raises_credential_file_error(
 ) -> None:
     with pytest.raises(CredentialFileError, match="no saved credential at "):
         TokenAuth.from_file(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("live_settings_overrides", [{}, {"dpop_nonce": True}])
+def test_token_with_dpop_prints_a_bound_token_and_the_call_that_uses_it(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
+    import shlex
+
+    server, _, _ = live_server
+    user, _ = saved_credential(live_server, tmp_path / "authserver" / "credential.json")
+    url = server.url + WHO_AM_I
+    run = run_token("--dpop", url, home=tmp_path)
+    assert run.returncode == 0, run.stderr
+    token = run.stdout.strip()
+    # As Bearer the bound token is refused; the printed call (its proof) works, once.
+    refused = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
+    words = shlex.split(run.stderr.splitlines()[-1])
+    headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "-H")
+    assert headers["Authorization"] == f"DPoP {token}"
+    answer = httpx.get(url, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["userId"] == user.id

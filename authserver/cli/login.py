@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -90,12 +91,30 @@ def login_command(
 @click.option(
     "--scope", default=None, metavar="ROLES", help="Space-separated roles to reduce the token to."
 )
-def token_command(path: Path | None, scope: str | None) -> None:
+@click.option(
+    "--dpop",
+    "dpop_url",
+    default=None,
+    metavar="URL",
+    help="Bind the token to a key of this command (DPoP, RFC 9449) and print, on stderr, "
+    "the curl command that calls URL with it once.",
+)
+@click.option("--method", default="GET", show_default=True, help="The method of --dpop's call.")
+def token_command(path: Path | None, scope: str | None, dpop_url: str | None, method: str) -> None:
     """Print an access token from the credential `authserver login` saved."""
     try:
         saved = credential_file.read_credential(path)
-        token = credential_file.fetch_token(saved, scope=scope)
+        tokens = credential_file.token_cache(saved, scope=scope, dpop=dpop_url is not None)
+        token = credential_file.fetch(tokens)
     except (credential_file.CredentialFileError, TokenError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(token)
+    if dpop_url is not None:
+        headers = tokens.authorization(token, method.upper(), dpop_url)
+        quoted = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+        click.echo(
+            "The token is bound to a key that only this command held; within 60 s, call:\n"
+            f"curl -X {shlex.quote(method.upper())} {quoted} {shlex.quote(dpop_url)}",
+            err=True,
+        )

@@ -76,24 +76,49 @@ def fetch_token(credential: SavedCredential, *, scope: str | None = None) -> str
     Raises ``TokenError`` when the server refuses, ``CredentialFileError`` when the
     file's secret is not one, and ``OSError`` when the server cannot be reached.
     """
+    return fetch(token_cache(credential, scope=scope))
+
+
+def token_cache(
+    credential: SavedCredential, *, scope: str | None = None, dpop: bool = False
+) -> TokenCache:
+    """A ``TokenCache`` for ``credential`` (with ``dpop``, its tokens bound to this process)."""
     try:
-        tokens = TokenCache(
-            credential.issuer, credential.client_id, credential.client_secret, scope=scope
+        return TokenCache(
+            credential.issuer,
+            credential.client_id,
+            credential.client_secret,
+            scope=scope,
+            dpop=dpop,
         )
     except ValueError:
         raise CredentialFileError("the saved client_secret is not an authserver secret") from None
+
+
+def fetch(tokens: TokenCache) -> str:
+    """A token for ``tokens``; a DPoP nonce the server asks for is fetched and used once."""
+    status, headers, body = _post(tokens)
+    if tokens.wants_nonce(status, headers):
+        status, headers, body = _post(tokens)
+    return tokens.store(status, body)
+
+
+def _post(tokens: TokenCache) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(
         tokens.token_url,
         data=urllib.parse.urlencode(tokens.form()).encode(),
-        headers={"Accept": "application/json"},
+        headers=tokens.token_headers(),
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            status, body = response.status, response.read()
+            return response.status, _lower(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
+        return error.code, _lower(error.headers.items()), error.read()
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise OSError(f"cannot reach {tokens.token_url}: {reason}") from None
-    return tokens.store(status, body)
+
+
+def _lower(items: list[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in items}
