@@ -21,6 +21,7 @@ from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import mint, operator_creates
+from tests.support.types import LiveServerFixture
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PAGES_DOC = DOC.with_name("ui.md")
@@ -129,7 +130,9 @@ def test_every_page_is_listed_in_the_pages_document(tmp_path: Path) -> None:
     assert not missing, f"pages that docs/ui.md does not list: {missing}"
 
 
-def test_documented_examples_answer_what_the_server_answers(live_server, tmp_path: Path) -> None:
+def test_documented_examples_answer_what_the_server_answers(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
     """Runs each ```sh example of docs/api.md, in order, with curl against a live server.
 
     ``$U`` is the server's URL (shown in answers as the document's

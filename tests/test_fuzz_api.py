@@ -16,13 +16,15 @@ from starlette.testclient import TestClient
 
 from authserver.api.openapi import openapi_document
 from authserver.config import Settings
+from authserver.store import Store
+from tests.support.types import MakeCaller
 
 EXAMPLES = int(os.environ.get("AUTHSERVER_FUZZ_EXAMPLES", "40"))
 SCHEMA = schemathesis.openapi.from_dict(openapi_document(Settings()))
 OPERATIONS = [op.ok() for op in SCHEMA.get_all_operations()]
 
 
-def snapshot(store) -> list:
+def snapshot(store: Store) -> list:
     return [
         (c.id, c.display_name, c.allow_source_cidr, c.scoped_roles, c.expires_time, c.deleted_at)
         for c in store.credentials.all(include_deleted=True)
@@ -32,7 +34,7 @@ def snapshot(store) -> list:
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
 def test_management_api_survives_generated_requests(
-    client: TestClient, caller, store, operation
+    client: TestClient, caller: MakeCaller, store: Store, operation
 ) -> None:
     _, record, _, token = caller(roles=("system:owner", "deploy"))
     bearer = {"authorization": f"Bearer {token}"}

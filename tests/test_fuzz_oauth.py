@@ -10,6 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from authserver.store import Store
+from tests.support.types import LiveServerFixture, MakeCaller
+
 EXAMPLES = int(os.environ.get("AUTHSERVER_FUZZ_EXAMPLES", "60"))
 ENDPOINTS = ["/auth/v1/token", "/auth/v1/introspect", "/auth/v1/revoke", "/auth/v1/register"]
 PARAMS = [
@@ -39,7 +42,7 @@ form_bodies = st.one_of(
 )
 
 
-def stored_state(store) -> tuple:
+def stored_state(store: Store) -> tuple:
     with store.database.engine.connect() as conn:
         counts = tuple(
             conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
@@ -60,7 +63,7 @@ def stored_state(store) -> tuple:
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_malformed_requests_are_answered_cleanly(
-    client: TestClient, caller, store, endpoint: str
+    client: TestClient, caller: MakeCaller, store: Store, endpoint: str
 ) -> None:
     _, record, secret, _ = caller()
 
@@ -96,7 +99,7 @@ def test_malformed_requests_are_answered_cleanly(
     run()
 
 
-def test_enormous_headers_and_bodies_over_real_http(live_server) -> None:
+def test_enormous_headers_and_bodies_over_real_http(live_server: LiveServerFixture) -> None:
     server, settings, _ = live_server
     with httpx.Client(base_url=server.url, timeout=10) as http:
         huge_header = http.post(

@@ -22,6 +22,7 @@ from authserver.domain.credentials import Caller
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request
+from tests.support.types import LiveServerFixture
 
 CLI = "authserver-cli"
 
@@ -51,7 +52,7 @@ def user_code_from(process: subprocess.Popen[str]) -> str:
     raise AssertionError("authserver login printed no user code")
 
 
-def approve(live_server, user_code: str, *, approve: bool = True) -> str:
+def approve(live_server: LiveServerFixture, user_code: str, *, approve: bool = True) -> str:
     _, settings, store = live_server
     user = UserService(store).create(
         email="cli@example.com", display_name="", role_names=["deploy"], now=now()
@@ -64,7 +65,7 @@ def approve(live_server, user_code: str, *, approve: bool = True) -> str:
 
 
 def test_login_saves_a_working_credential_readable_only_by_its_owner(
-    live_server, tmp_path: Path
+    live_server: LiveServerFixture, tmp_path: Path
 ) -> None:
     server, _, _ = live_server
     output = tmp_path / "conf" / "credential.json"
@@ -86,7 +87,9 @@ def test_login_saves_a_working_credential_readable_only_by_its_owner(
     assert [(c["displayName"], c["userId"]) for c in listed] == [("laptop", user_id)]
 
 
-def test_login_denied_in_the_browser_exits_1_and_saves_nothing(live_server, tmp_path: Path) -> None:
+def test_login_denied_in_the_browser_exits_1_and_saves_nothing(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
     server, _, _ = live_server
     output = tmp_path / "credential.json"
     process = run_login(server.url, output)
@@ -97,7 +100,9 @@ def test_login_denied_in_the_browser_exits_1_and_saves_nothing(live_server, tmp_
     assert not output.exists()
 
 
-def test_login_never_overwrites_a_credential_file(live_server, tmp_path: Path) -> None:
+def test_login_never_overwrites_a_credential_file(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
     server, _, _ = live_server
     output = tmp_path / "credential.json"
     output.write_text("keep me")
@@ -108,7 +113,9 @@ def test_login_never_overwrites_a_credential_file(live_server, tmp_path: Path) -
     assert output.read_text() == "keep me"
 
 
-def test_login_with_an_unknown_client_id_exits_1(live_server, tmp_path: Path) -> None:
+def test_login_with_an_unknown_client_id_exits_1(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
     server, _, _ = live_server
     process = run_login(server.url, tmp_path / "c.json", "--client-id", "nobody")
     _, stderr = process.communicate(timeout=60)

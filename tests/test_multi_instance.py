@@ -12,12 +12,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
+from authserver.records import UserRecord
+from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import MIGRATIONS, Database, migrate
 from authserver.usecases.credentials import CredentialService
@@ -38,7 +41,9 @@ def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
 
 
 @pytest.fixture
-def seeded(postgres_url: str, database_url: str, hasher):
+def seeded(
+    postgres_url: str, database_url: str, hasher: SecretHasher
+) -> Iterator[tuple[Store, UserRecord, SecretHasher]]:
     """A user with an unreduced credential in the shared database (emptied first)."""
     database = Database(database_url)
     store = Store(database)
@@ -49,7 +54,7 @@ def seeded(postgres_url: str, database_url: str, hasher):
     database.dispose()
 
 
-def credential(store, hasher, settings_issuer_host: str, user):
+def credential(store: Store, hasher: SecretHasher, settings_issuer_host: str, user):
     from authserver.config import Settings
 
     settings = Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True)
@@ -64,7 +69,7 @@ SHARED = {
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_deletion_through_one_instance_stops_the_other(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -93,7 +98,7 @@ def test_deletion_through_one_instance_stops_the_other(
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_revocation_through_one_instance_is_seen_by_another(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -121,7 +126,9 @@ def test_revocation_through_one_instance_is_seen_by_another(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_path: Path) -> None:
+def test_cli_key_rotation_reaches_both_instances(
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
+) -> None:
     with (
         ServerProcess(database_url, tmp_path, **SHARED) as a,
         ServerProcess(database_url, tmp_path, **SHARED) as b,
@@ -151,7 +158,9 @@ def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
+def test_concurrent_creates_never_duplicate_client_ids(
+    seeded: tuple[Store, UserRecord, SecretHasher],
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     store, user, hasher = seeded
@@ -162,7 +171,7 @@ def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
     assert len(set(results)) == 24
 
 
-def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> None:
+def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher: SecretHasher) -> None:
     """Stop PostgreSQL under a running instance: 503s, not 500s; restart it: service resumes."""
     cluster = PostgresCluster().start()
     database: Database | None = None
@@ -196,7 +205,7 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_last_used_at_keeps_the_latest_issuance_across_instances(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -224,7 +233,7 @@ def test_last_used_at_keeps_the_latest_issuance_across_instances(
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
-def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
+def test_concurrent_migrations_are_safe(postgres: PostgresCluster, tmp_path: Path) -> None:
     """Two instances running ``authserver migrate`` at once on an empty database."""
     url = postgres.create_database("concurrent_migrate")
     env = {**os.environ, "AUTHSERVER_DATABASE_URL": url}
@@ -277,7 +286,7 @@ def _socket_owner(local_port: int, server_port: int, pids: list[int]) -> int | N
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_change_reaches_every_worker_of_one_serve_within_1s(
-    database_url: str, tmp_path: Path, hasher
+    database_url: str, tmp_path: Path, hasher: SecretHasher
 ) -> None:
     """``serve --workers 2`` on SQLite: each worker follows the change feed on its own.
 

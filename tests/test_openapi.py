@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from authserver.config import Settings
+
 
 def test_openapi_lists_exactly_the_api_routes(client: TestClient) -> None:
     document = client.get("/api/v1/openapi.json").json()
@@ -40,5 +42,5 @@ def test_openapi_references_resolve(client: TestClient) -> None:
         assert ref.split("/")[-1] in schemas
 
 
-def test_openapi_server_is_the_issuer(client: TestClient, settings) -> None:
+def test_openapi_server_is_the_issuer(client: TestClient, settings: Settings) -> None:
     assert client.get("/api/v1/openapi.json").json()["servers"] == [{"url": settings.issuer}]

@@ -17,6 +17,7 @@ from authserver.app import create_app
 from authserver.config import Settings
 from authserver.store.database import Database, migrate
 from tests.support.helpers import token_request
+from tests.support.types import MakeCaller, MakeClient, MakeUser
 
 
 def test_healthz(client: TestClient) -> None:
@@ -60,7 +61,10 @@ def test_malformed_request_id_is_replaced(client: TestClient) -> None:
 
 
 def test_access_log_line_has_no_credentials(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     record, secret = make_client(make_user())
     with caplog.at_level(logging.INFO):
@@ -80,7 +84,10 @@ def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
 
 
 def test_authentication_failure_reason_is_audited(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     record, _ = make_client(make_user())
     with caplog.at_level(logging.INFO):
@@ -99,7 +106,10 @@ def test_authentication_failure_reason_is_audited(
 
 
 def test_token_issuance_is_audited(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
@@ -115,7 +125,7 @@ def test_token_issuance_is_audited(
 
 
 def test_credential_lifecycle_is_audited(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     user, _, _, token = caller()
     headers = {"authorization": f"Bearer {token}"}
@@ -142,7 +152,7 @@ def test_credential_lifecycle_is_audited(
 
 
 def test_revocation_is_audited(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, record, secret, token = caller()
     with caplog.at_level(logging.INFO):
@@ -206,7 +216,7 @@ def test_encoded_line_break_in_the_path_cannot_forge_a_log_line(
 
 
 def test_secret_pasted_into_a_path_is_logged_as_a_fingerprint(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, record, secret, _ = caller()
     client.get(f"/auth/v1/register/{secret}")
@@ -222,7 +232,7 @@ def test_log_formatter_keeps_every_message_on_one_line() -> None:
     assert formatted == "INFO a\\nb\\u2028c \\r"
 
 
-def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user) -> None:
+def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user: MakeUser) -> None:
     make_user(roles=("billing:read", "system:owner"))
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert "scopes_supported" not in metadata
@@ -230,7 +240,7 @@ def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user) -
 
 
 @pytest.mark.parametrize("settings_overrides", [{"scopes_supported": ("billing:read",)}])
-def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user) -> None:
+def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user: MakeUser) -> None:
     make_user(roles=("billing:read", "system:owner"))
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["scopes_supported"] == ["billing:read"]

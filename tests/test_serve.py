@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from authserver.runtime.serving import conductorone_routing
 from tests.support.checkout import script_env
 from tests.support.ports import free_port
+from tests.support.postgres import PostgresCluster
 from tests.support.servers import assert_one_line_error, run_authserver, wait_ready
 
 
@@ -222,7 +223,9 @@ def startup_line(stderr: str) -> str:
     return line
 
 
-def test_serve_names_config_database_issuer_key_and_workers(tmp_path: Path, postgres) -> None:
+def test_serve_names_config_database_issuer_key_and_workers(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
     url = postgres.create_database("serve_banner").replace("postgres@", "postgres:hunter2@")
     config = tmp_path / "authserver.toml"
     config.write_text(f'database_url = "{url}"\n')

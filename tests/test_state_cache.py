@@ -16,6 +16,7 @@ from authserver.store import Store
 from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
 from tests.support.helpers import auth_state, mint, now, token_request, within
+from tests.support.types import MakeClient, MakeUser
 
 
 class Clock:
@@ -109,7 +110,9 @@ def test_first_sync_loads_live_revocations(store: Store) -> None:
     assert (cache.revoked("live"), cache.revoked("gone")) == (True, False)
 
 
-def test_changes_since_lists_exactly_what_changed(store: Store, make_user, make_client) -> None:
+def test_changes_since_lists_exactly_what_changed(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     owner = make_user()
     first, _ = make_client(owner)
     second, _ = make_client(owner)
@@ -126,7 +129,9 @@ def test_changes_since_lists_exactly_what_changed(store: Store, make_user, make_
     assert second.client_id not in seen.client_ids
 
 
-def test_last_used_is_not_a_change(store: Store, make_user, make_client) -> None:
+def test_last_used_is_not_a_change(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     """Recording use must not invalidate every instance's cache."""
     record, _ = make_client(make_user())
     start = store.changes.since(version=None, now=now()).version
@@ -134,7 +139,9 @@ def test_last_used_is_not_a_change(store: Store, make_user, make_client) -> None
     assert store.changes.since(version=start, now=now()) == changes(start)
 
 
-def test_refused_expiry_edit_is_not_a_change(store: Store, make_user, make_client) -> None:
+def test_refused_expiry_edit_is_not_a_change(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user(), expires_in=timedelta(days=1))
     start = store.changes.since(version=None, now=now()).version
     with pytest.raises(PermissionDenied):
@@ -145,7 +152,10 @@ def test_refused_expiry_edit_is_not_a_change(store: Store, make_user, make_clien
 
 
 def test_warm_token_requests_read_no_credential_state(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record, secret = make_client(make_user())
     services = client.app.state.services
@@ -162,7 +172,7 @@ def test_warm_token_requests_read_no_credential_state(
 
 
 def test_change_from_another_process_applies_within_a_second(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     mint(client, record.client_id, secret)

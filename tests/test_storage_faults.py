@@ -6,10 +6,14 @@ import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
+from authserver.store import Store
+from authserver.store.database import Database
+from tests.support.types import MakeCaller
+
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_full_database_gives_clear_503_and_recovers(
-    client: TestClient, caller, database, store
+    client: TestClient, caller: MakeCaller, database: Database, store: Store
 ) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}
@@ -51,7 +55,7 @@ def test_full_database_gives_clear_503_and_recovers(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_read_only_database_gives_clear_503_and_recovers(
-    client: TestClient, caller, database, store
+    client: TestClient, caller: MakeCaller, database: Database, store: Store
 ) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}

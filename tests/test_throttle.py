@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from authserver.security.argon2 import SecretHasher
+from authserver.store import Store
 from tests.support.helpers import now, operator_creates, token_request, within
+from tests.support.types import MakeCaller, MakeClient, MakeUser
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
 
@@ -19,7 +23,7 @@ def fail_times(client: TestClient, client_id: str, times: int) -> None:
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_repeated_failures_for_a_client_id_get_429(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     fail_times(client, record.client_id, 3)
@@ -31,7 +35,7 @@ def test_repeated_failures_for_a_client_id_get_429(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_throttled_client_id_still_admits_its_verified_secret(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -41,7 +45,7 @@ def test_throttled_client_id_still_admits_its_verified_secret(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_guessing_unknown_ids_does_not_throttle_other_credentials_at_that_source(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     for i in range(5):
@@ -52,7 +56,7 @@ def test_guessing_unknown_ids_does_not_throttle_other_credentials_at_that_source
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_another_credentials_failures_do_not_throttle_this_one(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user()
     victim, _ = make_client(owner)
@@ -63,13 +67,15 @@ def test_another_credentials_failures_do_not_throttle_this_one(
 
 
 @pytest.mark.parametrize("settings_overrides", [{"auth_failure_limit": 0}])
-def test_zero_limit_disables_throttling(client: TestClient, make_user, make_client) -> None:
+def test_zero_limit_disables_throttling(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user())
     fail_times(client, record.client_id, 12)
 
 
 def test_repeated_identical_wrong_secret_costs_no_argon2(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     hasher = client.app.state.services.hasher
@@ -84,7 +90,7 @@ FLOOD = Path(__file__).resolve().parents[1] / "bench" / "flood.py"
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_served(
-    database_url: str, tmp_path, hasher
+    database_url: str, tmp_path: Path, hasher: SecretHasher
 ) -> None:
     """A separate process sends ~200 wrong secrets/s from the same address as a correct client.
 
@@ -141,7 +147,7 @@ def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_ser
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_holder_of_the_key_is_never_throttled_even_uncached(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     fail_times(client, record.client_id, 3)
@@ -151,7 +157,7 @@ def test_holder_of_the_key_is_never_throttled_even_uncached(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     import jwt as pyjwt
 
@@ -179,7 +185,9 @@ def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(
     )
 
 
-def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client) -> None:
+def test_wrong_secrets_cost_no_argon2(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     owner = make_user()
     victim, _ = make_client(owner)
     _, someone_elses_secret = make_client(owner)  # well-formed, but another key
@@ -192,7 +200,7 @@ def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_refused_credential_with_known_secret_is_throttled_like_any_failure(
-    app, make_user, make_client
+    app: Starlette, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
     with TestClient(app, client=("203.0.113.7", 1)) as inside:
@@ -205,7 +213,7 @@ def test_refused_credential_with_known_secret_is_throttled_like_any_failure(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_exhausted_source_answers_alike_for_known_and_unknown_ids(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     for i in range(3):
@@ -216,7 +224,7 @@ def test_exhausted_source_answers_alike_for_known_and_unknown_ids(
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_ipv6_sources_are_counted_per_64(app) -> None:
+def test_ipv6_sources_are_counted_per_64(app: Starlette) -> None:
     statuses = []
     for host in range(1, 5):
         with TestClient(app, client=(f"2001:db8:1:2::{host}", 1)) as http:
@@ -224,7 +232,7 @@ def test_ipv6_sources_are_counted_per_64(app) -> None:
     assert statuses == [401, 401, 401, 429]
 
 
-def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
+def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher: SecretHasher) -> None:
     """First uses and floods must not take the CPU from warm traffic (Linux nice per thread)."""
     import os
     import threading
@@ -268,7 +276,7 @@ def test_argon2_is_never_above_a_server_started_at_high_nice(start_nice: int) ->
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_new_source_gets_the_same_answer_for_a_guessed_known_id_and_unknown_id(
-    app, make_user, make_client
+    app: Starlette, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     """After as many failures from elsewhere, an existing id and a made-up one answer alike."""
     record, _ = make_client(make_user())
@@ -295,7 +303,10 @@ def _count_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[st
 
 
 def test_unknown_id_is_read_from_the_database_once(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A negative cache: guessing the same id again costs no thread hop and no query."""
     _, secret = make_client(make_user())  # a well-formed secret-token, of another credential
@@ -307,7 +318,10 @@ def test_unknown_id_is_read_from_the_database_once(
 
 
 def test_a_secret_that_is_no_secret_token_is_refused_without_a_lookup(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record, _ = make_client(make_user())
     reads = _count_reads(client, monkeypatch)
@@ -317,7 +331,7 @@ def test_a_secret_that_is_no_secret_token_is_refused_without_a_lookup(
 
 
 def test_credential_created_after_its_id_was_guessed_works_within_a_second(
-    client: TestClient, make_user, store, hasher
+    client: TestClient, make_user: MakeUser, store: Store, hasher: SecretHasher
 ) -> None:
     """Another process (the CLI) creates it: this instance follows the change feed."""
     from authserver.domain.credentials import CredentialSpec
@@ -344,7 +358,11 @@ def test_credential_created_after_its_id_was_guessed_works_within_a_second(
 
 @pytest.mark.parametrize("how", ["basic", "post"])
 def test_swapped_client_id_and_secret_never_reach_the_log(
-    client: TestClient, make_user, make_client, caplog, how: str
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
 ) -> None:
     """The log-scanning fixture fails the test if the secret appears in any line."""
     record, secret = make_client(make_user())
@@ -365,7 +383,7 @@ def test_swapped_client_id_and_secret_never_reach_the_log(
 
 
 def test_jwt_presented_as_client_id_is_logged_as_a_fingerprint(
-    client: TestClient, caller, caplog
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, _, _, token = caller()
     assert token_request(client, token, "x").status_code == 401
