@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from authserver.store import Store
 from authserver.usecases.users import UserService
 from tests.support.helpers import mint, now, token_request
-from tests.support.types import MakeCaller, MakeClient, MakeUser
+from tests.support.types import MakeCaller, MakeClient, MakeUser, Response
 
 BASE = "/api/v1/iam/personal_clients"
 
@@ -19,11 +19,11 @@ def auth(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def create(client: TestClient, token: str, **body):
+def create(client: TestClient, token: str, **body: object) -> Response:
     return client.post(BASE, json=body, headers=auth(token))
 
 
-def assert_error(response, status: int, code: int, mentions: str = "") -> None:
+def assert_error(response: Response, status: int, code: int, mentions: str = "") -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"code", "message"}

@@ -6,17 +6,19 @@ import difflib
 import json
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from authserver.app import OAuthEndpoints, create_app
+from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
+from authserver.oauth.routes import OAuthEndpoints
 from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
@@ -75,7 +77,8 @@ def examples() -> list[Example]:
 
 
 def heading_of(text: str, position: int) -> str:
-    return re.findall(r"^#+ (.*)$", text[:position], re.M)[-1]
+    headings: list[str] = re.findall(r"^#+ (.*)$", text[:position], re.M)
+    return headings[-1]
 
 
 def normalised(value: Any) -> Any:
@@ -106,8 +109,9 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
         methods = (route.methods or {"GET"}) - {"HEAD"}
         missing += [f"{m} {path}" for m in sorted(methods) if f"{m} {path}" not in text]
     # The OAuth endpoints the app answers before its router (app.OAuthEndpoints): POST only.
-    [oauth] = [m for m in app.user_middleware if m.cls is OAuthEndpoints]
-    missing += [f"POST {path}" for path in oauth.kwargs["endpoints"] if f"POST {path}" not in text]
+    [oauth] = [m for m in app.user_middleware if cast(object, m.cls) is OAuthEndpoints]
+    endpoints = cast(Iterable[str], oauth.kwargs["endpoints"])
+    missing += [f"POST {path}" for path in endpoints if f"POST {path}" not in text]
     assert not missing, f"routes that docs/api.md does not show: {missing}"
 
 

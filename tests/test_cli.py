@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from argon2 import PasswordHasher
@@ -229,11 +229,12 @@ def test_clients_delete_unknown_exits_1(run: Run) -> None:
     assert result.exit_code == 1
 
 
-def _new_client(run, *extra: str) -> dict:
+def _new_client(run: Run, *extra: str) -> dict[str, Any]:
     run("users", "create", "a@example.com", "--role", "deploy", "--role", "read")
     created = run("clients", "create", "--user", "a@example.com", "--json", *extra)
     assert created.exit_code == 0, created.stderr
-    return json.loads(created.stdout)["client"]
+    client: dict[str, Any] = json.loads(created.stdout)["client"]
+    return client
 
 
 def test_clients_delete_accepts_the_client_id(run: Run, cli_store: Store) -> None:
@@ -292,6 +293,7 @@ def test_clients_update_cannot_extend_expiry(run: Run, cli_store: Store) -> None
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: --expires: may only move earlier"
     stored = cli_store.credentials.get(id=client["id"])
+    assert stored.expires_time is not None
     assert stored.expires_time - stored.created_at < timedelta(days=2)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from authserver.cli import main
 
 
-def cli(*args: str):
+def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 

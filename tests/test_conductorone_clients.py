@@ -16,6 +16,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -25,7 +26,7 @@ from starlette.testclient import TestClient
 from authserver.config import Settings
 from authserver.security.jose import ASSERTION_TYPE
 from authserver.store.database import Database
-from tests.support.helpers import token_request
+from tests.support.helpers import services_of, token_request
 from tests.support.types import MakeClient, MakeUser
 
 
@@ -156,10 +157,10 @@ def test_secret_issued_under_an_earlier_domain_keeps_working(
     ],
 )
 def test_another_encoding_of_the_key_is_refused_without_argon2(
-    client: TestClient, make_user: MakeUser, make_client: MakeClient, variant
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, variant: Callable[[str], str]
 ) -> None:
     record, secret = make_client(make_user())
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     misses = hasher.cache_misses
     response = token_request(client, record.client_id, variant(secret))
     assert response.status_code == 401

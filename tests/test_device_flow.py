@@ -18,7 +18,7 @@ from authserver.records import UserRecord
 from authserver.store import Store
 from authserver.store.database import Database
 from authserver.usecases.users import UserService
-from tests.support.helpers import PEER, now, token_request, within
+from tests.support.helpers import PEER, now, services_of, token_request, within
 from tests.support.types import MakeClient, MakeUser
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
@@ -50,17 +50,18 @@ def person(user: UserRecord) -> Caller:
 
 
 def decide(client: TestClient, user_code: str, user: UserRecord, approve: bool = True) -> None:
-    client.app.state.services.devices.decide(
+    services_of(client.app).devices.decide(
         user_code=user_code, caller=person(user), approve=approve, now=now()
     )
 
 
-def approved_token(client: TestClient, user: UserRecord, **form: str) -> dict:
+def approved_token(client: TestClient, user: UserRecord, **form: str) -> dict[str, Any]:
     started = start(client, **form).json()
     decide(client, started["user_code"], user)
     response = poll(client, started["device_code"])
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_start_answers_the_fields_cone_reads(client: TestClient) -> None:

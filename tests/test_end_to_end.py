@@ -15,6 +15,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
 from authserver.config import Settings
+from authserver.records import ClientRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
@@ -26,7 +27,9 @@ from tests.support.servers import ServerProcess
 from tests.support.types import LiveServerFixture
 
 
-def new_credential(settings: Settings, store: Store, hasher: SecretHasher, **kwargs):
+def new_credential(
+    settings: Settings, store: Store, hasher: SecretHasher, cidrs: tuple[str, ...] = ()
+) -> tuple[ClientRecord, str]:
     owner = UserService(store).create(
         email="e2e@example.com",
         display_name="E2E",
@@ -34,7 +37,7 @@ def new_credential(settings: Settings, store: Store, hasher: SecretHasher, **kwa
         now=datetime.now(UTC),
     )
     service = CredentialService(store, hasher, settings)
-    return operator_creates(service, owner, cidrs=kwargs.get("cidrs", ()), name="e2e")
+    return operator_creates(service, owner, cidrs=cidrs, name="e2e")
 
 
 def test_token_verifies_with_pyjwkclient(
@@ -208,6 +211,7 @@ def test_register_then_authlib_private_key_jwt_over_real_http(
     live_server: LiveServerFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """RFC 7591 registration, then Authlib's OAuth2Client authenticates with PrivateKeyJWT."""
+    from authlib.oauth2.auth import ClientAuth
     from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
     from joserfc.jwk import OKPKey
 
@@ -216,14 +220,15 @@ def test_register_then_authlib_private_key_jwt_over_real_http(
     class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
         """Authlib signs one-hour assertions by default; the server accepts at most five minutes."""
 
-        def sign(self, auth, token_endpoint):
-            return private_key_jwt_sign(
+        def sign(self, auth: ClientAuth, token_endpoint: str) -> str:
+            assertion: str = private_key_jwt_sign(
                 auth.client_secret,
                 client_id=auth.client_id,
                 token_endpoint=token_endpoint,
                 alg=self.alg,
                 expires_in=60,
             )
+            return assertion
 
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     server, settings, store = live_server
@@ -239,7 +244,8 @@ def test_register_then_authlib_private_key_jwt_over_real_http(
         headers={"authorization": f"Bearer {initial}"},
     ).json()
     token_url = f"{server.url}/auth/v1/token"
-    key = OKPKey.import_key(private_jwk(registered["client_secret"]))
+    jwk: dict[str, str | list[str]] = {**private_jwk(registered["client_secret"])}
+    key = OKPKey.import_key(jwk)
     with OAuth2Client(
         registered["client_id"], key, token_endpoint_auth_method="private_key_jwt"
     ) as oauth:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -15,11 +17,13 @@ from authserver.config import Settings
 from authserver.store import Store
 from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
-from tests.support.helpers import mint, now, within
-from tests.support.types import MakeCaller, MakeClient, MakeUser
+from tests.support.helpers import mint, now, services_of, within
+from tests.support.types import MakeCaller, MakeClient, MakeUser, Response
 
 
-def introspect(client: TestClient, client_id: str, secret: str, token: str, **extra: str):
+def introspect(
+    client: TestClient, client_id: str, secret: str, token: str, **extra: str
+) -> Response:
     return client.post(
         "/auth/v1/introspect", data={"token": token, **extra}, auth=(client_id, secret)
     )
@@ -142,7 +146,7 @@ def test_expired_token_is_inactive(
     client: TestClient, caller: MakeCaller, settings: Settings
 ) -> None:
     _, record, secret, token = caller()
-    keyring = client.app.state.services.keyring
+    keyring = services_of(client.app).keyring
     claims = jwt.decode(token, options={"verify_signature": False})
     claims["exp"] = int(time.time()) - 5
     expired = keyring.sign(claims)
@@ -152,11 +156,11 @@ def test_expired_token_is_inactive(
 def test_wrong_issuer_is_inactive(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, token = caller()
     claims = jwt.decode(token, options={"verify_signature": False})
-    forged = client.app.state.services.keyring.sign({**claims, "iss": "https://evil.example"})
+    forged = services_of(client.app).keyring.sign({**claims, "iss": "https://evil.example"})
     assert introspect(client, record.client_id, secret, forged).json() == {"active": False}
 
 
-def _b64(data: dict) -> str:
+def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
@@ -190,7 +194,9 @@ def _b64(data: dict) -> str:
         pytest.param(lambda t: "x" * 9000, id="huge"),
     ],
 )
-def test_bad_tokens_are_inactive_not_errors(client: TestClient, caller: MakeCaller, mangle) -> None:
+def test_bad_tokens_are_inactive_not_errors(
+    client: TestClient, caller: MakeCaller, mangle: Callable[[str], str]
+) -> None:
     _, record, secret, token = caller()
     response = introspect(client, record.client_id, secret, mangle(token))
     assert response.status_code == 200
@@ -253,7 +259,8 @@ def test_token_from_before_rotation_stays_active(
 
     _, record, secret, token = caller()
     KeyService(store, settings).rotate(now=now())
-    client.portal.call(refresh_keys, client.app.state.services)
+    assert client.portal is not None
+    client.portal.call(refresh_keys, services_of(client.app))
     assert introspect(client, record.client_id, secret, token).json()["active"] is True
 
 

@@ -18,7 +18,7 @@ from authserver.security import keys
 from authserver.store import Store
 from authserver.store.database import Database
 from authserver.usecases.keys import PUBLISH_MARGIN, KeyService
-from tests.support.helpers import now, token_request
+from tests.support.helpers import now, services_of, token_request
 from tests.support.types import MakeClient, MakeUser
 
 
@@ -63,6 +63,7 @@ def test_rotation_signs_with_new_key_and_keeps_old_published(
         token_request(client, record.client_id, secret).json()["access_token"]
     )["kid"]
     new = KeyService(store, settings).rotate(now=now())
+    assert client.portal is not None
     client.portal.call(refresh_keys, app.state.services)  # what the 1 s refresher does
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert jwt.get_unverified_header(token)["kid"] == new.kid
@@ -86,6 +87,7 @@ def test_retired_key_is_dropped_after_its_tokens_expire(
     old = store.keys.all()[0].kid
     # Retired long enough ago: one TTL plus the publication margin have passed.
     KeyService(store, settings).rotate(now=now() - PUBLISH_MARGIN - timedelta(seconds=2))
+    assert client.portal is not None
     client.portal.call(refresh_keys, app.state.services)
     assert old not in kids(client)
 
@@ -97,6 +99,7 @@ def test_retired_key_stays_published_for_ttl_plus_margin(
     KeyService(store, settings).rotate(now=retired_at)
     old = next(k for k in store.keys.all() if k.retired_at is not None)
     expected = retired_at + timedelta(seconds=settings.access_token_ttl) + PUBLISH_MARGIN
+    assert old.publish_until is not None
     assert abs((old.publish_until - expected).total_seconds()) < 0.01
 
 
@@ -139,7 +142,7 @@ def test_remembered_token_is_refused_once_its_key_is_unpublished(
     make_user: MakeUser,
     make_client: MakeClient,
 ) -> None:
-    services = client.app.state.services
+    services = services_of(client.app)
     record, secret = make_client(make_user())
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is not None
@@ -155,19 +158,21 @@ def test_remembered_token_is_refused_after_it_expires(
     make_client: MakeClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    services = client.app.state.services
+    services = services_of(client.app)
     record, secret = make_client(make_user())
     token = token_request(client, record.client_id, secret).json()["access_token"]
     claims = tokens.verify_signature(token, keyring=services.keyring, settings=settings)
     assert claims is not None
-    monkeypatch.setattr(tokens.time, "time", lambda: claims["exp"] + tokens.CLOCK_SKEW + 1)
+    monkeypatch.setattr(
+        "authserver.security.access_tokens.time.time", lambda: claims["exp"] + tokens.CLOCK_SKEW + 1
+    )
     assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is None
 
 
 def test_altered_token_is_not_taken_for_a_remembered_one(
     client: TestClient, settings: Settings, make_user: MakeUser, make_client: MakeClient
 ) -> None:
-    services = client.app.state.services
+    services = services_of(client.app)
     record, secret = make_client(make_user())
     token = token_request(client, record.client_id, secret).json()["access_token"]
     assert tokens.verify_signature(token, keyring=services.keyring, settings=settings) is not None

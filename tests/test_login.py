@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ CLI = "authserver-cli"
 
 
 @pytest.fixture
-def live_settings_overrides() -> dict:
+def live_settings_overrides() -> dict[str, Any]:
     return {"device_clients": (DeviceClient(CLI, "authserver login"),), "device_poll_interval": 1}
 
 

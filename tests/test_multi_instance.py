@@ -14,12 +14,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
-from authserver.records import UserRecord
+from authserver.records import ClientRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import MIGRATIONS, Database, migrate
@@ -28,6 +29,8 @@ from authserver.usecases.users import UserService
 from tests.support.helpers import now, operator_creates, within
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
 
 BOUND = 1.0
 
@@ -54,20 +57,29 @@ def seeded(
     database.dispose()
 
 
-def credential(store: Store, hasher: SecretHasher, settings_issuer_host: str, user):
+def credential(
+    store: Store, hasher: SecretHasher, settings_issuer_host: str, user: UserRecord
+) -> tuple[ClientRecord, str]:
     from authserver.config import Settings
 
     settings = Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True)
     return operator_creates(CredentialService(store, hasher, settings), user, name="")
 
 
-SHARED = {
+class Shared(TypedDict):
+    """The environment every instance shares (TypedDict: each key goes to ``**env``)."""
+
+    AUTHSERVER_ISSUER: str
+    AUTHSERVER_ALLOW_INSECURE_ISSUER: str
+
+
+SHARED: Shared = {
     "AUTHSERVER_ISSUER": "http://authserver.test",
     "AUTHSERVER_ALLOW_INSECURE_ISSUER": "1",
 }  # one issuer for all instances
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_deletion_through_one_instance_stops_the_other(
     seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
@@ -96,7 +108,7 @@ def test_deletion_through_one_instance_stops_the_other(
         within(BOUND, lambda: mint(b, new_client_id, new_secret).status_code == 401)
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_revocation_through_one_instance_is_seen_by_another(
     seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
@@ -108,12 +120,13 @@ def test_revocation_through_one_instance_is_seen_by_another(
         record, secret = credential(store, hasher, "authserver.test", user)
         token = mint(a, record.client_id, secret).json()["access_token"]
 
-        def introspect() -> dict:
-            return httpx.post(
+        def introspect() -> dict[str, Any]:
+            body: dict[str, Any] = httpx.post(
                 f"{a.url}/auth/v1/introspect",
                 data={"token": token},
                 auth=(record.client_id, secret),
             ).json()
+            return body
 
         assert introspect()["active"] is True
         assert (
@@ -125,7 +138,7 @@ def test_revocation_through_one_instance_is_seen_by_another(
         within(BOUND, lambda: introspect() == {"active": False})
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_cli_key_rotation_reaches_both_instances(
     seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
@@ -157,7 +170,7 @@ def test_cli_key_rotation_reaches_both_instances(
         assert time.monotonic() - rotated <= BOUND + 0.5  # the CLI's own exit is included above
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_concurrent_creates_never_duplicate_client_ids(
     seeded: tuple[Store, UserRecord, SecretHasher],
 ) -> None:
@@ -171,6 +184,7 @@ def test_concurrent_creates_never_duplicate_client_ids(
     assert len(set(results)) == 24
 
 
+@pytest.mark.postgres
 def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher: SecretHasher) -> None:
     """Stop PostgreSQL under a running instance: 503s, not 500s; restart it: service resumes."""
     cluster = PostgresCluster().start()
@@ -203,7 +217,7 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher: Secret
         cluster.destroy()
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_last_used_at_keeps_the_latest_issuance_across_instances(
     seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
@@ -227,12 +241,15 @@ def test_last_used_at_keeps_the_latest_issuance_across_instances(
             ),
         )
         time.sleep(1.2)
-        assert store.credentials.get(id=record.id).last_used_at >= last
+        last_used_at = store.credentials.get(id=record.id).last_used_at
+        assert last_used_at is not None
+        assert last_used_at >= last
 
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+@pytest.mark.postgres
 def test_concurrent_migrations_are_safe(postgres: PostgresCluster, tmp_path: Path) -> None:
     """Two instances running ``authserver migrate`` at once on an empty database."""
     url = postgres.create_database("concurrent_migrate")

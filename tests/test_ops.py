@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -79,7 +80,7 @@ def test_access_log_line_has_no_credentials(
     assert token not in logged
 
 
-def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
 
 

@@ -22,7 +22,7 @@ from authserver.errors import (
 from authserver.records import UserRecord
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
-from authserver.usecases.people import PeopleService
+from authserver.usecases.people import NewSession, PeopleService
 from authserver.usecases.users import UserService
 from tests.support.helpers import PASSWORD, now
 
@@ -53,7 +53,9 @@ def alice(store: Store, people: PeopleService) -> UserRecord:
     return user
 
 
-def sign_in(people: PeopleService, email: str = "alice@example.com", password: str = PASSWORD):
+def sign_in(
+    people: PeopleService, email: str = "alice@example.com", password: str = PASSWORD
+) -> NewSession:
     return people.sign_in_with_password(email=email, password=password, source=SOURCE, now=now())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -13,12 +14,12 @@ from starlette.testclient import TestClient
 from authserver.client import assertion_form, private_jwk, signed_assertion
 from authserver.security.jose import ASSERTION_TYPE
 from authserver.store import Store
-from tests.support.types import MakeClient, MakeUser
+from tests.support.types import MakeClient, MakeUser, Response
 
 ISSUER = "http://127.0.0.1:8000"
 
 
-def token_with_assertion(client: TestClient, assertion: str, **extra: str):
+def token_with_assertion(client: TestClient, assertion: str, **extra: str) -> Response:
     return client.post(
         "/auth/v1/token",
         data={
@@ -30,12 +31,12 @@ def token_with_assertion(client: TestClient, assertion: str, **extra: str):
     )
 
 
-def sign(secret: str, claims: dict, headers: dict | None = None) -> str:
+def sign(secret: str, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
     key = jwt.PyJWK(private_jwk(secret), algorithm="EdDSA").key
     return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
 
 
-def claims_for(client_id: str, **changes) -> dict:
+def claims_for(client_id: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {
         "iss": client_id,
@@ -49,7 +50,7 @@ def claims_for(client_id: str, **changes) -> dict:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def assert_invalid_client(response) -> None:
+def assert_invalid_client(response: Response) -> None:
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
@@ -64,7 +65,7 @@ def assert_invalid_client(response) -> None:
     ],
 )
 def test_assertion_authenticates(
-    client: TestClient, make_user: MakeUser, make_client: MakeClient, audience
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, audience: str | list[str]
 ) -> None:
     record, secret = make_client(make_user())
     response = token_with_assertion(
@@ -171,7 +172,7 @@ def test_exp_within_leeway_is_accepted(
     ],
 )
 def test_bad_claims_are_refused(
-    client: TestClient, make_user: MakeUser, make_client: MakeClient, changes
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, changes: dict[str, Any]
 ) -> None:
     record, secret = make_client(make_user())
     assert_invalid_client(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -26,13 +25,13 @@ from authserver.store.database import Database
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request
-from tests.support.types import MakeCaller, MakeUser
+from tests.support.types import MakeCaller, MakeUser, Response
 
 REGISTER = "/auth/v1/register"
 ISSUER = "http://127.0.0.1:8000"
 
 
-def register(client: TestClient, bearer: str, **metadata: Any) -> httpx.Response:
+def register(client: TestClient, bearer: str, **metadata: Any) -> Response:
     return client.post(REGISTER, json=metadata, headers={"authorization": f"Bearer {bearer}"})
 
 
@@ -60,7 +59,7 @@ def initial_token(credential_service: CredentialService, make_user: MakeUser) ->
     return make
 
 
-def assert_metadata_error(response, field: str) -> None:
+def assert_metadata_error(response: Response, field: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_client_metadata"
     assert field in response.json()["error_description"]
@@ -201,7 +200,7 @@ def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token: Init
     ],
 )
 def test_invalid_metadata_names_the_field(
-    client: TestClient, initial_token: InitialToken, metadata, field
+    client: TestClient, initial_token: InitialToken, metadata: dict[str, Any], field: str
 ) -> None:
     _, token = initial_token()
     assert_metadata_error(register(client, token, **metadata), field)
@@ -397,7 +396,9 @@ def test_delete_soft_deletes_and_revokes_the_registration_token(
     assert response.status_code == 204
     assert token_request(client, body["client_id"], body["client_secret"]).status_code == 401
     assert client.get(path, headers=headers).status_code == 401
-    record, _ = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     assert record.deleted_at is not None
 
 
@@ -432,7 +433,9 @@ def test_disabled_owner_cannot_manage_registration(
     client: TestClient, registered: Registration, store: Store
 ) -> None:
     body, path, headers = registered
-    record, _ = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     UserService(store).update(ref=record.user_id, role_names=None, disabled=True, now=now())
     assert client.get(path, headers=headers).status_code == 401
     assert client.delete(path, headers=headers).status_code == 401
@@ -492,7 +495,9 @@ def test_registration_token_stops_working_when_its_client_expires(
     client: TestClient, registered: Registration, store: Store, method: str
 ) -> None:
     body, path, headers = registered
-    (record, _) = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     expired = CheckedPatch(expires_time=now() - timedelta(seconds=1))
     store.credentials.update(id=record.id, patch=expired, now=now())
     response = client.request(
@@ -518,5 +523,7 @@ def test_update_cannot_widen_the_clients_own_network_lock(
         headers=headers,
     )
     assert_metadata_error(response, "allow_source_cidr")
-    (record, _) = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     assert record.allow_source_cidr == ("203.0.113.0/24",)

@@ -8,10 +8,10 @@ from starlette.testclient import TestClient
 
 from authserver.store import Store
 from tests.support.helpers import mint, now
-from tests.support.types import MakeCaller, MakeClient
+from tests.support.types import MakeCaller, MakeClient, Response
 
 
-def revoke(client: TestClient, client_id: str, secret: str, token: str):
+def revoke(client: TestClient, client_id: str, secret: str, token: str) -> Response:
     return client.post("/auth/v1/revoke", data={"token": token}, auth=(client_id, secret))
 
 

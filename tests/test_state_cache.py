@@ -3,7 +3,8 @@ anywhere takes effect on every instance within one second."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
@@ -15,7 +16,7 @@ from authserver.records import Changes
 from authserver.store import Store
 from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
-from tests.support.helpers import auth_state, mint, now, token_request, within
+from tests.support.helpers import auth_state, mint, now, services_of, token_request, within
 from tests.support.types import MakeClient, MakeUser
 
 
@@ -31,7 +32,12 @@ def state(client_id: str = "c1", user_id: str = "u1") -> AuthState:
     return auth_state(client_id=client_id, user_id=user_id)
 
 
-def changes(version: int, clients=(), users=(), revoked=()) -> Changes:
+def changes(
+    version: int,
+    clients: Iterable[str] = (),
+    users: Iterable[str] = (),
+    revoked: Iterable[tuple[str, datetime]] = (),
+) -> Changes:
     return Changes(version, frozenset(clients), frozenset(users), tuple(revoked))
 
 
@@ -158,12 +164,17 @@ def test_warm_token_requests_read_no_credential_state(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record, secret = make_client(make_user())
-    services = client.app.state.services
+    services = services_of(client.app)
     within(1.0, services.state_cache.in_sync)
     store = services.store.credentials
-    reads = []
+    reads: list[dict[str, str]] = []
     original = store.auth_state
-    monkeypatch.setattr(store, "auth_state", lambda **kw: reads.append(kw) or original(**kw))
+
+    def counted(**kw: str) -> AuthState | None:
+        reads.append(kw)
+        return original(**kw)
+
+    monkeypatch.setattr(store, "auth_state", counted)
     mint(client, record.client_id, secret)  # may load once: the entry can predate a sync
     reads.clear()
     for _ in range(5):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
@@ -22,7 +24,7 @@ def test_full_database_gives_clear_503_and_recovers(
     limit = {"pages": pages}
 
     @event.listens_for(database.engine, "connect")
-    def cap(dbapi_connection, _record) -> None:
+    def cap(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count = {limit['pages']}")
 
     database.engine.dispose()  # reconnect with the cap
@@ -62,7 +64,7 @@ def test_read_only_database_gives_clear_503_and_recovers(
     read_only = {"on": True}
 
     @event.listens_for(database.engine, "connect")
-    def lock(dbapi_connection, _record) -> None:
+    def lock(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         if read_only["on"]:
             dbapi_connection.execute("PRAGMA query_only = ON")
 

@@ -8,9 +8,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from authserver.domain.credentials import AuthState
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
-from tests.support.helpers import now, operator_creates, token_request, within
+from tests.support.helpers import now, operator_creates, services_of, token_request, within
 from tests.support.types import MakeCaller, MakeClient, MakeUser
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
@@ -78,7 +79,7 @@ def test_repeated_identical_wrong_secret_costs_no_argon2(
     client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     token_request(client, record.client_id, "same-wrong")
     misses = hasher.cache_misses
     token_request(client, record.client_id, "same-wrong")
@@ -191,7 +192,7 @@ def test_wrong_secrets_cost_no_argon2(
     owner = make_user()
     victim, _ = make_client(owner)
     _, someone_elses_secret = make_client(owner)  # well-formed, but another key
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     misses = hasher.cache_misses
     for _ in range(5):
         assert token_request(client, victim.client_id, someone_elses_secret).status_code == 401
@@ -293,12 +294,15 @@ def test_new_source_gets_the_same_answer_for_a_guessed_known_id_and_unknown_id(
 
 
 def _count_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    credentials = client.app.state.services.store.credentials
+    credentials = services_of(client.app).store.credentials
     reads: list[str] = []
     original = credentials.auth_state
-    monkeypatch.setattr(
-        credentials, "auth_state", lambda **kw: reads.append(kw["client_id"]) or original(**kw)
-    )
+
+    def counted(**kw: str) -> AuthState | None:
+        reads.append(kw["client_id"])
+        return original(**kw)
+
+    monkeypatch.setattr(credentials, "auth_state", counted)
     return reads
 
 
@@ -310,7 +314,7 @@ def test_unknown_id_is_read_from_the_database_once(
 ) -> None:
     """A negative cache: guessing the same id again costs no thread hop and no query."""
     _, secret = make_client(make_user())  # a well-formed secret-token, of another credential
-    within(1.0, client.app.state.services.state_cache.in_sync)
+    within(1.0, services_of(client.app).state_cache.in_sync)
     reads = _count_reads(client, monkeypatch)
     for _ in range(4):
         assert token_request(client, "made-up-12345@127.0.0.1/pcc", secret).status_code == 401
@@ -339,7 +343,7 @@ def test_credential_created_after_its_id_was_guessed_works_within_a_second(
 
     ghost = "fresh-start-12345@127.0.0.1/pcc"
     fresh = new_secret("127.0.0.1")
-    within(1.0, client.app.state.services.state_cache.in_sync)
+    within(1.0, services_of(client.app).state_cache.in_sync)
     assert token_request(client, ghost, fresh.secret).status_code == 401  # remembered unknown
     store.credentials.create(
         user_id=make_user().id,

@@ -6,6 +6,7 @@ import base64
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -17,16 +18,16 @@ from authserver.store import Store
 from authserver.store.database import Database
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request, within
-from tests.support.types import MakeCaller, MakeClient, MakeUser
+from tests.support.types import MakeCaller, MakeClient, MakeUser, Response
 
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
 
 
-def decode(token: str) -> dict:
+def decode(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def assert_invalid_client(response) -> None:
+def assert_invalid_client(response: Response) -> None:
     assert response.status_code == 401
     assert response.json() == INVALID_CLIENT
     assert response.headers["www-authenticate"].startswith("Basic ")

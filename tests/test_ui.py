@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,7 +43,7 @@ def alice(person: Callable[..., UserRecord]) -> UserRecord:
 
 
 @pytest.fixture
-def browser(app: Starlette) -> TestClient:
+def browser(app: Starlette) -> Iterator[TestClient]:
     """A second client with its own cookie jar (another person's browser)."""
     with TestClient(app, base_url=BASE) as other:
         yield other
@@ -92,7 +92,9 @@ def test_wrong_password_and_unknown_email_show_the_same_page(
     unknown = sign_in(client, email="nobody@example.com")
     assert wrong.status_code == unknown.status_code == 401
     message = re.compile(r'<p class="error"[^>]*>(.*?)</p>')
-    assert message.search(wrong.text).group(1) == message.search(unknown.text).group(1)
+    wrong_message, unknown_message = message.search(wrong.text), message.search(unknown.text)
+    assert wrong_message is not None and unknown_message is not None
+    assert wrong_message.group(1) == unknown_message.group(1)
 
 
 def test_failed_sign_in_keeps_the_email_and_never_the_password(
@@ -310,7 +312,9 @@ def test_list_is_paged(
     sign_in(client)
     first = client.get("/ui/personal-clients").text
     assert "key-25" in first and "key-00" not in first
-    older = re.search(r'href="(/ui/personal-clients\?before=[^"]+)"', first).group(1)
+    link = re.search(r'href="(/ui/personal-clients\?before=[^"]+)"', first)
+    assert link is not None
+    older = link.group(1)
     assert "key-00" in client.get(older.replace("&amp;", "&")).text
 
 

@@ -35,7 +35,8 @@ def alice(app: Starlette, make_user: MakeUser) -> UserRecord:
 def start(client: TestClient) -> dict[str, Any]:
     started = client.post("/auth/v1/device_authorization", data={"client_id": CONE})
     assert started.status_code == 200, started.text
-    return started.json()
+    body: dict[str, Any] = started.json()
+    return body
 
 
 def poll(client: TestClient, device_code: str) -> Any:

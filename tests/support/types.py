@@ -9,10 +9,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
+import httpx
+import httpx2
+
 from authserver.config import Settings
 from authserver.records import ClientRecord, UserRecord
 from authserver.store import Store
 from tests.support.live import LiveServer
+
+# A response from either HTTP client the tests use: starlette's TestClient runs on httpx2,
+# the live-server tests use httpx.
+Response = httpx.Response | httpx2.Response
 
 
 class MakeUser(Protocol):
