@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from tests.support.helpers import PEER, mint, now, operator_creates
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresCluster
+from tests.support.types import CallerTuple, LiveServerFixture, MakeCaller, MakeClient, MakeUser
 
 LEAK = re.compile(
     r"secret-token(:|%3a)|eyJrdHki|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$"
@@ -73,7 +74,7 @@ def postgres_url(postgres: PostgresCluster) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Every test that touches storage runs against both databases."""
     return str(request.param)
@@ -116,7 +117,7 @@ def hasher() -> SecretHasher:
 
 
 @pytest.fixture
-def make_user(store: Store) -> Callable[..., UserRecord]:
+def make_user(store: Store) -> MakeUser:
     counter = iter(range(1, 10_000))
 
     def make(
@@ -139,7 +140,7 @@ def credential_service(store: Store, settings: Settings, hasher: SecretHasher) -
 
 
 @pytest.fixture
-def make_client(credential_service: CredentialService) -> Callable[..., tuple[ClientRecord, str]]:
+def make_client(credential_service: CredentialService) -> MakeClient:
     def make(
         owner: UserRecord,
         *,
@@ -178,7 +179,7 @@ def live_settings_overrides() -> dict[str, Any]:
 @pytest.fixture
 def live_server(
     tmp_path: Path, live_settings_overrides: dict[str, Any]
-) -> Iterator[tuple[LiveServer, Settings, Store]]:
+) -> Iterator[LiveServerFixture]:
     """A real HTTP server whose issuer is its own URL."""
     port = free_port()
     settings = Settings(
@@ -194,16 +195,14 @@ def live_server(
 
 
 @pytest.fixture
-def caller(
-    client: TestClient, make_user, make_client
-) -> Callable[..., tuple[UserRecord, ClientRecord, str, str]]:
+def caller(client: TestClient, make_user: MakeUser, make_client: MakeClient) -> MakeCaller:
     """A user with a credential and a fresh access token: (user, credential, secret, token)."""
 
     def make(
         roles: tuple[str, ...] = ("billing:read", "deploy"),
         scoped: tuple[str, ...] = (),
         scope: str | None = None,
-    ) -> tuple[UserRecord, ClientRecord, str, str]:
+    ) -> CallerTuple:
         user = make_user(roles=roles)
         record, secret = make_client(user, scoped=scoped)
         extra = {"scope": scope} if scope is not None else {}

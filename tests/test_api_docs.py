@@ -6,21 +6,24 @@ import difflib
 import json
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from authserver.app import OAuthEndpoints, create_app
+from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
+from authserver.oauth.routes import OAuthEndpoints
 from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import mint, operator_creates
+from tests.support.types import LiveServerFixture
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PAGES_DOC = DOC.with_name("ui.md")
@@ -74,7 +77,8 @@ def examples() -> list[Example]:
 
 
 def heading_of(text: str, position: int) -> str:
-    return re.findall(r"^#+ (.*)$", text[:position], re.M)[-1]
+    headings: list[str] = re.findall(r"^#+ (.*)$", text[:position], re.M)
+    return headings[-1]
 
 
 def normalised(value: Any) -> Any:
@@ -105,8 +109,9 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
         methods = (route.methods or {"GET"}) - {"HEAD"}
         missing += [f"{m} {path}" for m in sorted(methods) if f"{m} {path}" not in text]
     # The OAuth endpoints the app answers before its router (app.OAuthEndpoints): POST only.
-    [oauth] = [m for m in app.user_middleware if m.cls is OAuthEndpoints]
-    missing += [f"POST {path}" for path in oauth.kwargs["endpoints"] if f"POST {path}" not in text]
+    [oauth] = [m for m in app.user_middleware if cast(object, m.cls) is OAuthEndpoints]
+    endpoints = cast(Iterable[str], oauth.kwargs["endpoints"])
+    missing += [f"POST {path}" for path in endpoints if f"POST {path}" not in text]
     assert not missing, f"routes that docs/api.md does not show: {missing}"
 
 
@@ -129,7 +134,9 @@ def test_every_page_is_listed_in_the_pages_document(tmp_path: Path) -> None:
     assert not missing, f"pages that docs/ui.md does not list: {missing}"
 
 
-def test_documented_examples_answer_what_the_server_answers(live_server, tmp_path: Path) -> None:
+def test_documented_examples_answer_what_the_server_answers(
+    live_server: LiveServerFixture, tmp_path: Path
+) -> None:
     """Runs each ```sh example of docs/api.md, in order, with curl against a live server.
 
     ``$U`` is the server's URL (shown in answers as the document's

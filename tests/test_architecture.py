@@ -78,6 +78,7 @@ def _imports(tree: ast.AST) -> tuple[set[str], set[str]]:
     typing_only: set[str] = set()
 
     def visit(node: ast.AST, typing: bool) -> None:
+        child: ast.AST
         if isinstance(node, ast.If) and _is_type_checking(node):
             for child in node.body:
                 visit(child, True)

@@ -25,9 +25,11 @@ from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
 from tests.support import browser as chromium
-from tests.support.helpers import PASSWORD, now, within
+from tests.support.helpers import PASSWORD, now, services_of, within
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +71,12 @@ def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
 
 @pytest.fixture
 def people(server: LiveServer) -> Any:
-    return server.server.config.app.state.services.people
+    return services_of(server.app).people
 
 
 @pytest.fixture
 def store(server: LiveServer) -> Store:
-    return server.server.config.app.state.services.store  # type: ignore[no-any-return]
+    return services_of(server.app).store
 
 
 def person(

@@ -20,9 +20,11 @@ from authserver.config import DeviceClient, Settings
 from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
 from tests.support import browser as chromium
-from tests.support.helpers import PASSWORD, now
+from tests.support.helpers import PASSWORD, now, services_of
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
+
+pytestmark = pytest.mark.browser
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
 CONE_LIKE = Path(__file__).parent / "support" / "cone_like.py"
@@ -84,7 +86,8 @@ def first_line(process: subprocess.Popen[str]) -> dict[str, Any]:
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line, f"the tool printed nothing: {process.stderr.read() if process.stderr else ''}"
-    return json.loads(line)
+    first: dict[str, Any] = json.loads(line)
+    return first
 
 
 def open_and_sign_in(page: Page, url: str) -> None:
@@ -132,7 +135,7 @@ def test_cone_login_not_approved_in_time_ends_with_expired_token(
     page: Page, server: LiveServer, cone: subprocess.Popen[str]
 ) -> None:
     shown = first_line(cone)
-    database = server.server.config.app.state.services.database
+    database = services_of(server.app).database
     with database.engine.begin() as conn:  # ten minutes pass
         conn.execute(text("UPDATE device_codes SET expires_at = created_at"))
     _, stderr = cone.communicate(timeout=60)

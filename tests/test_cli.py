@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 from argon2 import PasswordHasher
@@ -24,8 +25,14 @@ def db_url(database_url: str) -> str:
     return database_url
 
 
+class Run(Protocol):
+    """``run(*args)``: the authserver command line with those arguments, on the test database."""
+
+    def __call__(self, *args: str) -> Result: ...
+
+
 @pytest.fixture
-def run(db_url: str):
+def run(db_url: str) -> Run:
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
@@ -35,7 +42,7 @@ def run(db_url: str):
 
 
 @pytest.fixture
-def cli_store(db_url: str, run):
+def cli_store(db_url: str, run: Run) -> Iterator[Store]:
     run("migrate")
     database = Database(db_url)
     yield Store(database)
@@ -43,13 +50,13 @@ def cli_store(db_url: str, run):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_migrate_creates_the_database(run, tmp_path: Path) -> None:
+def test_migrate_creates_the_database(run: Run, tmp_path: Path) -> None:
     result = run("migrate")
     assert result.exit_code == 0
     assert (tmp_path / "authserver.db").exists()
 
 
-def test_users_create_json_prints_the_user(run) -> None:
+def test_users_create_json_prints_the_user(run: Run) -> None:
     result = run(
         "users",
         "create",
@@ -71,7 +78,7 @@ def test_users_create_json_prints_the_user(run) -> None:
     assert user["createdAt"].endswith("Z")
 
 
-def test_duplicate_email_exits_1_and_writes_nothing(run, cli_store: Store) -> None:
+def test_duplicate_email_exits_1_and_writes_nothing(run: Run, cli_store: Store) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("users", "create", "a@example.com", "--role", "y")
     assert result.exit_code == 1
@@ -80,27 +87,27 @@ def test_duplicate_email_exits_1_and_writes_nothing(run, cli_store: Store) -> No
     assert [u.roles for u in cli_store.users.all()] == [("x",)]
 
 
-def test_invalid_role_name_exits_1(run, cli_store: Store) -> None:
+def test_invalid_role_name_exits_1(run: Run, cli_store: Store) -> None:
     result = run("users", "create", "a@example.com", "--role", "has space")
     assert result.exit_code == 1
     assert "invalid role name" in result.stderr
     assert cli_store.users.all() == []
 
 
-def test_invalid_email_exits_1(run) -> None:
+def test_invalid_email_exits_1(run: Run) -> None:
     result = run("users", "create", "not-an-email")
     assert result.exit_code == 1
     assert "invalid e-mail" in result.stderr
 
 
-def test_users_update_replaces_roles(run) -> None:
+def test_users_update_replaces_roles(run: Run) -> None:
     run("users", "create", "a@example.com", "--role", "x", "--role", "y")
     result = run("users", "update", "a@example.com", "--role", "z", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["roles"] == ["z"]
 
 
-def test_users_update_disables_and_keeps_roles(run) -> None:
+def test_users_update_disables_and_keeps_roles(run: Run) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("users", "update", "a@example.com", "--disable", "--json")
     user = json.loads(result.stdout)
@@ -108,20 +115,20 @@ def test_users_update_disables_and_keeps_roles(run) -> None:
     assert user["roles"] == ["x"]
 
 
-def test_users_update_unknown_user_exits_1(run) -> None:
+def test_users_update_unknown_user_exits_1(run: Run) -> None:
     result = run("users", "update", "ghost@example.com", "--disable")
     assert result.exit_code == 1
     assert "no user" in result.stderr
 
 
-def test_users_list_json(run) -> None:
+def test_users_list_json(run: Run) -> None:
     run("users", "create", "a@example.com")
     run("users", "create", "b@example.com")
     result = run("users", "list", "--json")
     assert [u["email"] for u in json.loads(result.stdout)] == ["a@example.com", "b@example.com"]
 
 
-def test_clients_create_json_has_api_shape(run) -> None:
+def test_clients_create_json_has_api_shape(run: Run) -> None:
     run("users", "create", "a@example.com", "--role", "x", "--role", "y")
     result = run(
         "clients",
@@ -153,7 +160,7 @@ def test_clients_create_json_has_api_shape(run) -> None:
 
 
 def test_secret_is_stored_only_as_argon2id_hash(
-    run, cli_store: Store, tmp_path: Path, backend: str
+    run: Run, cli_store: Store, tmp_path: Path, backend: str
 ) -> None:
     run("users", "create", "a@example.com")
     secret = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
@@ -167,13 +174,13 @@ def test_secret_is_stored_only_as_argon2id_hash(
         assert secret.encode() not in (tmp_path / "authserver.db").read_bytes()
 
 
-def test_clients_create_unknown_user_exits_1(run, cli_store: Store) -> None:
+def test_clients_create_unknown_user_exits_1(run: Run, cli_store: Store) -> None:
     result = run("clients", "create", "--user", "ghost@example.com")
     assert result.exit_code == 1
     assert cli_store.credentials.all() == []
 
 
-def test_clients_create_malformed_cidr_writes_nothing(run, cli_store: Store) -> None:
+def test_clients_create_malformed_cidr_writes_nothing(run: Run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     result = run("clients", "create", "--user", "a@example.com", "--allow-cidr", "10.0.0.1/8")
     assert result.exit_code == 1
@@ -181,7 +188,7 @@ def test_clients_create_malformed_cidr_writes_nothing(run, cli_store: Store) -> 
     assert cli_store.credentials.all() == []
 
 
-def test_clients_create_bad_duration_writes_nothing(run, cli_store: Store) -> None:
+def test_clients_create_bad_duration_writes_nothing(run: Run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     result = run("clients", "create", "--user", "a@example.com", "--expires", "3 weeks")
     assert result.exit_code == 1
@@ -189,14 +196,14 @@ def test_clients_create_bad_duration_writes_nothing(run, cli_store: Store) -> No
     assert cli_store.credentials.all() == []
 
 
-def test_clients_create_scoped_role_owner_lacks_exits_1(run, cli_store: Store) -> None:
+def test_clients_create_scoped_role_owner_lacks_exits_1(run: Run, cli_store: Store) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("clients", "create", "--user", "a@example.com", "--scoped-role", "admin")
     assert result.exit_code == 1
     assert cli_store.credentials.all() == []
 
 
-def test_clients_list_filters_by_user(run) -> None:
+def test_clients_list_filters_by_user(run: Run) -> None:
     run("users", "create", "a@example.com")
     run("users", "create", "b@example.com")
     run("clients", "create", "--user", "a@example.com")
@@ -206,7 +213,7 @@ def test_clients_list_filters_by_user(run) -> None:
     assert "clientSecret" not in listed[0]
 
 
-def test_clients_delete_soft_deletes(run, cli_store: Store) -> None:
+def test_clients_delete_soft_deletes(run: Run, cli_store: Store) -> None:
     run("users", "create", "a@example.com")
     client = json.loads(run("clients", "create", "--user", "a@example.com", "--json").stdout)[
         "client"
@@ -217,19 +224,20 @@ def test_clients_delete_soft_deletes(run, cli_store: Store) -> None:
     assert json.loads(run("clients", "list", "--json").stdout) == []
 
 
-def test_clients_delete_unknown_exits_1(run) -> None:
+def test_clients_delete_unknown_exits_1(run: Run) -> None:
     result = run("clients", "delete", "nope")
     assert result.exit_code == 1
 
 
-def _new_client(run, *extra: str) -> dict:
+def _new_client(run: Run, *extra: str) -> dict[str, Any]:
     run("users", "create", "a@example.com", "--role", "deploy", "--role", "read")
     created = run("clients", "create", "--user", "a@example.com", "--json", *extra)
     assert created.exit_code == 0, created.stderr
-    return json.loads(created.stdout)["client"]
+    client: dict[str, Any] = json.loads(created.stdout)["client"]
+    return client
 
 
-def test_clients_delete_accepts_the_client_id(run, cli_store: Store) -> None:
+def test_clients_delete_accepts_the_client_id(run: Run, cli_store: Store) -> None:
     client = _new_client(run)
     result = run("clients", "delete", client["clientId"])
     assert result.exit_code == 0, result.stderr
@@ -237,20 +245,20 @@ def test_clients_delete_accepts_the_client_id(run, cli_store: Store) -> None:
 
 
 @pytest.mark.parametrize("ref", ["id", "clientId"])
-def test_clients_get_shows_one_client(run, ref: str) -> None:
+def test_clients_get_shows_one_client(run: Run, ref: str) -> None:
     client = _new_client(run, "--name", "laptop")
     result = run("clients", "get", client[ref], "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["client"] == client
 
 
-def test_clients_get_unknown_exits_1(run) -> None:
+def test_clients_get_unknown_exits_1(run: Run) -> None:
     result = run("clients", "get", "nobody-home-12345@127.0.0.1/pcc")
     assert result.exit_code == 1
     assert "no personal client" in result.stderr
 
 
-def test_clients_update_changes_name_roles_and_networks(run, cli_store: Store) -> None:
+def test_clients_update_changes_name_roles_and_networks(run: Run, cli_store: Store) -> None:
     client = _new_client(run)
     result = run(
         "clients", "update", client["id"], "--name", "ci", "--scoped-role", "read",
@@ -263,7 +271,7 @@ def test_clients_update_changes_name_roles_and_networks(run, cli_store: Store) -
     assert stored.allow_source_cidr == ("10.0.0.0/8", "192.0.2.1/32")
 
 
-def test_clients_update_can_lift_reduction_and_lock(run, cli_store: Store) -> None:
+def test_clients_update_can_lift_reduction_and_lock(run: Run, cli_store: Store) -> None:
     client = _new_client(run, "--scoped-role", "read", "--allow-cidr", "10.0.0.0/8")
     result = run("clients", "update", client["clientId"], "--all-roles", "--any-network")
     assert result.exit_code == 0, result.stderr
@@ -271,7 +279,7 @@ def test_clients_update_can_lift_reduction_and_lock(run, cli_store: Store) -> No
     assert (stored.scoped_roles, stored.allow_source_cidr) == ((), ())
 
 
-def test_clients_update_moves_expiry_earlier(run, cli_store: Store) -> None:
+def test_clients_update_moves_expiry_earlier(run: Run, cli_store: Store) -> None:
     client = _new_client(run, "--expires", "30d")
     assert run("clients", "update", client["id"], "--expires", "1d").exit_code == 0
     stored = cli_store.credentials.get(id=client["id"])
@@ -279,16 +287,17 @@ def test_clients_update_moves_expiry_earlier(run, cli_store: Store) -> None:
     assert stored.expires_time - stored.created_at < timedelta(days=2)
 
 
-def test_clients_update_cannot_extend_expiry(run, cli_store: Store) -> None:
+def test_clients_update_cannot_extend_expiry(run: Run, cli_store: Store) -> None:
     client = _new_client(run, "--expires", "1d")
     result = run("clients", "update", client["id"], "--expires", "30d")
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: --expires: may only move earlier"
     stored = cli_store.credentials.get(id=client["id"])
+    assert stored.expires_time is not None
     assert stored.expires_time - stored.created_at < timedelta(days=2)
 
 
-def test_clients_update_refuses_a_role_the_owner_lacks(run, cli_store: Store) -> None:
+def test_clients_update_refuses_a_role_the_owner_lacks(run: Run, cli_store: Store) -> None:
     client = _new_client(run)
     result = run("clients", "update", client["id"], "--scoped-role", "admin")
     assert result.exit_code == 1
@@ -296,13 +305,13 @@ def test_clients_update_refuses_a_role_the_owner_lacks(run, cli_store: Store) ->
     assert cli_store.credentials.get(id=client["id"]).scoped_roles == ()
 
 
-def test_clients_update_without_a_change_is_a_usage_error(run) -> None:
+def test_clients_update_without_a_change_is_a_usage_error(run: Run) -> None:
     client = _new_client(run)
     result = run("clients", "update", client["id"])
     assert result.exit_code == 2
 
 
-def test_keys_rotate_adds_active_key_and_retires_old(run) -> None:
+def test_keys_rotate_adds_active_key_and_retires_old(run: Run) -> None:
     run("keys", "rotate")
     run("keys", "rotate")
     keys = json.loads(run("keys", "list", "--json").stdout)
@@ -310,7 +319,7 @@ def test_keys_rotate_adds_active_key_and_retires_old(run) -> None:
     assert keys[0]["publishUntil"].endswith("Z")
 
 
-def test_usage_error_exits_2(run) -> None:
+def test_usage_error_exits_2(run: Run) -> None:
     assert run("clients", "create").exit_code == 2
 
 
@@ -324,14 +333,14 @@ def test_bad_config_value_exits_1(db_url: str) -> None:
     assert "access_token_ttl" in result.stderr
 
 
-def test_users_update_no_roles_clears_roles(run) -> None:
+def test_users_update_no_roles_clears_roles(run: Run) -> None:
     run("users", "create", "a@example.com", "--role", "x")
     result = run("users", "update", "a@example.com", "--no-roles", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["roles"] == []
 
 
-def test_users_set_password_reads_the_password_from_stdin(run, db_url: str) -> None:
+def test_users_set_password_reads_the_password_from_stdin(run: Run, db_url: str) -> None:
     from tests.support.helpers import PASSWORD
 
     run("users", "create", "pat@example.com")
@@ -353,7 +362,7 @@ def test_users_set_password_reads_the_password_from_stdin(run, db_url: str) -> N
     assert stored is not None and PasswordHasher().verify(stored, PASSWORD)
 
 
-def test_users_set_password_refuses_a_short_password(run, db_url: str) -> None:
+def test_users_set_password_refuses_a_short_password(run: Run, db_url: str) -> None:
     run("users", "create", "pat@example.com")
     result = CliRunner().invoke(
         main,
@@ -365,7 +374,7 @@ def test_users_set_password_refuses_a_short_password(run, db_url: str) -> None:
     assert "password: use at least 15 characters" in result.output
 
 
-def test_users_invite_prints_a_one_time_link(run) -> None:
+def test_users_invite_prints_a_one_time_link(run: Run) -> None:
     run("users", "create", "pat@example.com")
     result = run("users", "invite", "pat@example.com", "--ttl", "2h")
     assert result.exit_code == 0, result.output
@@ -374,14 +383,16 @@ def test_users_invite_prints_a_one_time_link(run) -> None:
     )
 
 
-def test_users_sign_out_ends_the_users_sessions(run) -> None:
+def test_users_sign_out_ends_the_users_sessions(run: Run) -> None:
     run("users", "create", "pat@example.com")
     result = run("users", "sign-out", "pat@example.com")
     assert result.exit_code == 0
     assert "ended 0 sessions of pat@example.com" in result.output
 
 
-def test_with_passwords_off_invite_is_refused_and_set_password_says_so(run, db_url: str) -> None:
+def test_with_passwords_off_invite_is_refused_and_set_password_says_so(
+    run: Run, db_url: str
+) -> None:
     from tests.support.helpers import PASSWORD
 
     run("users", "create", "pat@example.com")

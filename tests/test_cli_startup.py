@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from authserver.cli import main
 from tests.support.ports import free_port
 from tests.support.servers import assert_one_line_error, run_authserver
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def cli(*args: str, **env: str):
+def cli(*args: str, **env: str) -> Result:
     return CliRunner().invoke(main, list(args), env=env)
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from authserver.security.argon2 import SecretHasher
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import operator_creates
+from tests.support.types import LiveServerFixture
 
 API = "/api/v1/auth/introspect"  # the protected API of these tests: who am I
 
@@ -38,7 +39,7 @@ class Clock:
 
 
 @pytest.fixture
-def credential(live_server) -> dict[str, Any]:
+def credential(live_server: LiveServerFixture) -> dict[str, Any]:
     server, settings, store = live_server
     now = datetime.now(UTC)
     owner = UserService(store).create(
@@ -85,8 +86,12 @@ def flavour(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# ``connect(**options)`` opens a client; the request function it yields returns a response.
+Connect = Callable[..., AbstractContextManager[Callable[..., Any]]]
+
+
 @pytest.fixture
-def connect(credential: dict[str, Any], flavour: str):
+def connect(credential: dict[str, Any], flavour: str) -> Connect:
     """``connect(**options)``: a request function whose client authenticates with the helper."""
 
     @contextmanager
@@ -111,14 +116,16 @@ def bearer(response: Any) -> str:
     return str(response.request.headers["Authorization"]).removeprefix("Bearer ")
 
 
-def test_helper_calls_a_protected_api(connect, credential) -> None:
+def test_helper_calls_a_protected_api(connect: Connect, credential: dict[str, Any]) -> None:
     with connect() as call:
         response = call("GET", API)
     assert response.status_code == 200
     assert response.json()["roles"] == ["deploy"]
 
 
-def test_helper_asks_for_the_scope_it_is_given(connect, live_server) -> None:
+def test_helper_asks_for_the_scope_it_is_given(
+    connect: Connect, live_server: LiveServerFixture
+) -> None:
     _, _, store = live_server
     user = store.users.find(ref="py@example.com")
     UserService(store).update(
@@ -128,14 +135,16 @@ def test_helper_asks_for_the_scope_it_is_given(connect, live_server) -> None:
         assert call("GET", API).json()["roles"] == ["read"]
 
 
-def test_helper_reuses_its_token(connect, caplog) -> None:
+def test_helper_reuses_its_token(connect: Connect, caplog: pytest.LogCaptureFixture) -> None:
     with connect() as call:
         first, second, third = (call("GET", API) for _ in range(3))
     assert bearer(first) == bearer(second) == bearer(third)
     assert issued(caplog) == 1
 
 
-def test_helper_fetches_a_new_token_shortly_before_expiry(connect, caplog) -> None:
+def test_helper_fetches_a_new_token_shortly_before_expiry(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
     with connect(clock=clock) as call:
         first = call("GET", API)
@@ -149,7 +158,7 @@ def test_helper_fetches_a_new_token_shortly_before_expiry(connect, caplog) -> No
 
 
 @pytest.mark.parametrize("live_settings_overrides", [{"access_token_ttl": 1}])
-def test_helper_fetches_a_new_token_after_real_expiry(connect) -> None:
+def test_helper_fetches_a_new_token_after_real_expiry(connect: Connect) -> None:
     with connect() as call:
         first = call("GET", API)
         time.sleep(1.2)
@@ -159,7 +168,7 @@ def test_helper_fetches_a_new_token_after_real_expiry(connect) -> None:
 
 
 def test_helper_fetches_a_new_token_once_when_the_api_refuses_it(
-    connect, credential, caplog
+    connect: Connect, credential: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with connect() as call:
         first = call("GET", API)
@@ -174,7 +183,9 @@ def test_helper_fetches_a_new_token_once_when_the_api_refuses_it(
     assert issued(caplog) == 2
 
 
-def test_helper_returns_the_second_401_instead_of_looping(connect, caplog) -> None:
+def test_helper_returns_the_second_401_instead_of_looping(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
     # The introspection endpoint wants client authentication, never a bearer token.
     with connect() as call:
         response = call("POST", "/auth/v1/introspect", data={"token": "x"})
@@ -183,7 +194,9 @@ def test_helper_returns_the_second_401_instead_of_looping(connect, caplog) -> No
 
 
 @pytest.mark.parametrize("flavour", ["httpx", "requests"])
-def test_concurrent_threads_share_one_token_fetch(connect, caplog) -> None:
+def test_concurrent_threads_share_one_token_fetch(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
     with connect() as call:
         with ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(lambda _: call("GET", API), range(8)))
@@ -191,7 +204,9 @@ def test_concurrent_threads_share_one_token_fetch(connect, caplog) -> None:
     assert issued(caplog) == 1
 
 
-def test_concurrent_tasks_share_one_token_fetch(credential, caplog) -> None:
+def test_concurrent_tasks_share_one_token_fetch(
+    credential: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     auth = TokenAuth(credential["url"], credential["client_id"], credential["secret"])
 
     async def many() -> list[int]:
@@ -210,7 +225,9 @@ def test_concurrent_tasks_share_one_token_fetch(credential, caplog) -> None:
     assert issued(caplog) == 1
 
 
-def test_refused_credential_raises_token_error(connect, live_server, credential) -> None:
+def test_refused_credential_raises_token_error(
+    connect: Connect, live_server: LiveServerFixture, credential: dict[str, Any]
+) -> None:
     _, _, store = live_server
     store.credentials.delete(id=credential["record"].id, now=datetime.now(UTC))
     with connect() as call, pytest.raises(TokenError) as refused:

@@ -16,14 +16,18 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from authserver.config import Settings
 from authserver.security.jose import ASSERTION_TYPE
-from tests.support.helpers import token_request
+from authserver.store.database import Database
+from tests.support.helpers import services_of, token_request
+from tests.support.types import MakeClient, MakeUser
 
 
 def python_sdk_private_key(client_secret: str) -> Any:
@@ -81,7 +85,7 @@ def go_sdk_assertion(client_id: str, client_secret: str, host: str) -> str:
 
 @pytest.mark.parametrize("settings_overrides", [{"secret_token_domain": "conductorone.com"}])
 def test_python_sdk_gets_a_token_with_a_conductorone_com_secret(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert secret.startswith("secret-token:conductorone.com:v1:")
@@ -93,7 +97,7 @@ def test_python_sdk_gets_a_token_with_a_conductorone_com_secret(
 
 @pytest.mark.parametrize("settings_overrides", [{"secret_token_domain": "conductorone.com"}])
 def test_python_sdk_assertion_cannot_be_replayed(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     form = assertion_request(
@@ -103,7 +107,9 @@ def test_python_sdk_assertion_cannot_be_replayed(
     assert client.post("/auth/v1/token", data=form).status_code == 401
 
 
-def test_python_sdk_refuses_a_secret_of_the_default_domain(make_user, make_client) -> None:
+def test_python_sdk_refuses_a_secret_of_the_default_domain(
+    make_user: MakeUser, make_client: MakeClient
+) -> None:
     """Without ``secret_token_domain = "conductorone.com"`` the Python SDK cannot be used."""
     _, secret = make_client(make_user())
     with pytest.raises(Exception, match="wrong domain"):
@@ -111,7 +117,7 @@ def test_python_sdk_refuses_a_secret_of_the_default_domain(make_user, make_clien
 
 
 def test_go_sdk_gets_a_token_with_a_header_nonce(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assertion = go_sdk_assertion(record.client_id, secret, "127.0.0.1")
@@ -120,7 +126,11 @@ def test_go_sdk_gets_a_token_with_a_header_nonce(
 
 
 def test_secret_issued_under_an_earlier_domain_keeps_working(
-    client: TestClient, make_user, make_client, settings, database
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    settings: Settings,
+    database: Database,
 ) -> None:
     from authserver.app import create_app
     from authserver.config import Settings
@@ -147,10 +157,10 @@ def test_secret_issued_under_an_earlier_domain_keeps_working(
     ],
 )
 def test_another_encoding_of_the_key_is_refused_without_argon2(
-    client: TestClient, make_user, make_client, variant
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, variant: Callable[[str], str]
 ) -> None:
     record, secret = make_client(make_user())
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     misses = hasher.cache_misses
     response = token_request(client, record.client_id, variant(secret))
     assert response.status_code == 401

@@ -209,7 +209,7 @@ def test_workers_is_a_number_or_auto(
 
 
 def test_auto_workers_is_one_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr("authserver.config.os.cpu_count", lambda: 6)
     assert config.worker_count("auto") == 6
 
 

@@ -15,8 +15,11 @@ from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller
 from authserver.records import UserRecord
+from authserver.store import Store
+from authserver.store.database import Database
 from authserver.usecases.users import UserService
-from tests.support.helpers import PEER, now, token_request, within
+from tests.support.helpers import PEER, now, services_of, token_request, within
+from tests.support.types import MakeClient, MakeUser
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
 OTHER = "other-cli"
@@ -47,17 +50,18 @@ def person(user: UserRecord) -> Caller:
 
 
 def decide(client: TestClient, user_code: str, user: UserRecord, approve: bool = True) -> None:
-    client.app.state.services.devices.decide(
+    services_of(client.app).devices.decide(
         user_code=user_code, caller=person(user), approve=approve, now=now()
     )
 
 
-def approved_token(client: TestClient, user: UserRecord, **form: str) -> dict:
+def approved_token(client: TestClient, user: UserRecord, **form: str) -> dict[str, Any]:
     started = start(client, **form).json()
     decide(client, started["user_code"], user)
     response = poll(client, started["device_code"])
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_start_answers_the_fields_cone_reads(client: TestClient) -> None:
@@ -79,7 +83,7 @@ def test_start_answers_the_fields_cone_reads(client: TestClient) -> None:
     assert response.headers["cache-control"] == "no-store"
 
 
-def test_codes_are_stored_only_as_hashes(client: TestClient, database) -> None:
+def test_codes_are_stored_only_as_hashes(client: TestClient, database: Database) -> None:
     body = start(client).json()
     with database.engine.connect() as conn:
         stored = " ".join(
@@ -131,7 +135,9 @@ def test_poll_faster_than_the_interval_is_told_to_slow_down(client: TestClient) 
     assert response.json()["error"] == "slow_down"
 
 
-def test_approved_device_gets_a_token_of_the_person(client: TestClient, make_user) -> None:
+def test_approved_device_gets_a_token_of_the_person(
+    client: TestClient, make_user: MakeUser
+) -> None:
     user = make_user(roles=("billing:read", "deploy"))
     token = approved_token(client, user)
     assert token["token_type"] == "Bearer"
@@ -142,7 +148,7 @@ def test_approved_device_gets_a_token_of_the_person(client: TestClient, make_use
     assert claims["roles"] == ["billing:read", "deploy"]
 
 
-def test_device_code_yields_one_token_only(client: TestClient, make_user) -> None:
+def test_device_code_yields_one_token_only(client: TestClient, make_user: MakeUser) -> None:
     started = start(client).json()
     decide(client, started["user_code"], make_user())
     assert poll(client, started["device_code"]).status_code == 200
@@ -151,14 +157,14 @@ def test_device_code_yields_one_token_only(client: TestClient, make_user) -> Non
     assert again.json()["error"] == "invalid_grant"
 
 
-def test_denied_device_gets_access_denied_once(client: TestClient, make_user) -> None:
+def test_denied_device_gets_access_denied_once(client: TestClient, make_user: MakeUser) -> None:
     started = start(client).json()
     decide(client, started["user_code"], make_user(), approve=False)
     assert poll(client, started["device_code"]).json()["error"] == "access_denied"
     assert poll(client, started["device_code"]).json()["error"] == "invalid_grant"
 
 
-def test_expired_device_code_is_expired_token(client: TestClient, database) -> None:
+def test_expired_device_code_is_expired_token(client: TestClient, database: Database) -> None:
     device_code = start(client).json()["device_code"]
     with database.engine.begin() as conn:
         conn.execute(
@@ -175,7 +181,9 @@ def test_unknown_device_code_is_invalid_grant(client: TestClient) -> None:
     assert response.json()["error"] == "invalid_grant"
 
 
-def test_another_clients_device_code_is_invalid_grant(client: TestClient, make_user) -> None:
+def test_another_clients_device_code_is_invalid_grant(
+    client: TestClient, make_user: MakeUser
+) -> None:
     started = start(client).json()
     decide(client, started["user_code"], make_user())
     assert poll(client, started["device_code"], client_id=OTHER).json()["error"] == "invalid_grant"
@@ -193,20 +201,24 @@ def test_poll_without_device_code_is_invalid_request(client: TestClient) -> None
     assert response.json()["error"] == "invalid_request"
 
 
-def test_user_code_is_compared_without_case_or_dash(client: TestClient, make_user) -> None:
+def test_user_code_is_compared_without_case_or_dash(
+    client: TestClient, make_user: MakeUser
+) -> None:
     started = start(client).json()
     typed = started["user_code"].replace("-", " ").lower()
     decide(client, typed, make_user())
     assert poll(client, started["device_code"]).status_code == 200
 
 
-def test_scope_narrows_the_roles_granted(client: TestClient, make_user) -> None:
+def test_scope_narrows_the_roles_granted(client: TestClient, make_user: MakeUser) -> None:
     user = make_user(roles=("billing:read", "deploy"))
     token = approved_token(client, user, scope="deploy")
     assert token["scope"] == "deploy"
 
 
-def test_cone_creates_its_credential_with_the_token(client: TestClient, make_user) -> None:
+def test_cone_creates_its_credential_with_the_token(
+    client: TestClient, make_user: MakeUser
+) -> None:
     """cone's request, byte for byte in shape: snake_case body, Bearer token, HTTP 200."""
     user = make_user(roles=("billing:read", "deploy"))
     access = approved_token(client, user)["access_token"]
@@ -225,7 +237,7 @@ def test_cone_creates_its_credential_with_the_token(client: TestClient, make_use
 
 
 def test_device_token_lists_only_the_persons_credentials(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     user, stranger = make_user(), make_user()
     mine, _ = make_client(user)
@@ -238,7 +250,7 @@ def test_device_token_lists_only_the_persons_credentials(
 
 
 def test_device_token_follows_the_persons_current_roles(
-    client: TestClient, make_user, store
+    client: TestClient, make_user: MakeUser, store: Store
 ) -> None:
     user = make_user(roles=("billing:read", "deploy"))
     headers = {"Authorization": f"Bearer {approved_token(client, user)['access_token']}"}
@@ -251,7 +263,9 @@ def test_device_token_follows_the_persons_current_roles(
     )
 
 
-def test_device_token_of_a_disabled_person_is_refused(client: TestClient, make_user, store) -> None:
+def test_device_token_of_a_disabled_person_is_refused(
+    client: TestClient, make_user: MakeUser, store: Store
+) -> None:
     user = make_user()
     headers = {"Authorization": f"Bearer {approved_token(client, user)['access_token']}"}
     UserService(store).update(ref=user.id, role_names=None, disabled=True, now=now())
@@ -262,7 +276,7 @@ def test_device_token_of_a_disabled_person_is_refused(client: TestClient, make_u
 
 
 def test_reduced_device_token_cannot_create_an_unreduced_credential(
-    client: TestClient, make_user
+    client: TestClient, make_user: MakeUser
 ) -> None:
     user = make_user(roles=("billing:read", "deploy"))
     access = approved_token(client, user, scope="deploy")["access_token"]
@@ -283,7 +297,7 @@ def test_metadata_advertises_the_device_flow(client: TestClient) -> None:
 
 
 def test_start_on_one_instance_approve_on_another_poll_on_the_first(
-    client: TestClient, settings: Settings, database, make_user
+    client: TestClient, settings: Settings, database: Database, make_user: MakeUser
 ) -> None:
     """Device codes live in the database, shared by every instance."""
     started = start(client).json()
@@ -293,7 +307,7 @@ def test_start_on_one_instance_approve_on_another_poll_on_the_first(
 
 
 def test_approval_by_a_person_disabled_since_gives_no_token(
-    client: TestClient, make_user, store
+    client: TestClient, make_user: MakeUser, store: Store
 ) -> None:
     user = make_user()
     started = start(client).json()
@@ -305,7 +319,7 @@ def test_approval_by_a_person_disabled_since_gives_no_token(
 
 
 def test_token_carries_only_the_approved_roles_the_person_still_holds(
-    client: TestClient, make_user, store
+    client: TestClient, make_user: MakeUser, store: Store
 ) -> None:
     """The JWT itself is checked by resource servers without us: it must not say more."""
     user = make_user(roles=("billing:read", "deploy"))
@@ -318,7 +332,7 @@ def test_token_carries_only_the_approved_roles_the_person_still_holds(
 
 
 def test_an_admins_device_token_manages_only_the_admins_own_credentials(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     """A tool the admin approved is not the admin: no search, no other people's credentials."""
     admin = make_user(roles=("system:owner",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -182,7 +183,7 @@ def test_display_name_rejects_control_characters() -> None:
         pytest.param({"owner_disabled": True}, "owner disabled", id="disabled"),
     ],
 )
-def test_refusal_reasons(changes: dict, reason: str) -> None:
+def test_refusal_reasons(changes: dict[str, Any], reason: str) -> None:
     assert credentials.refusal_reason(auth_state(**changes), now=NOW, source=None) == reason
 
 

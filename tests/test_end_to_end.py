@@ -14,6 +14,8 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
+from authserver.config import Settings
+from authserver.records import ClientRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import Database, migrate
@@ -22,9 +24,12 @@ from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
 from tests.support.helpers import operator_creates, token_request
 from tests.support.servers import ServerProcess
+from tests.support.types import LiveServerFixture
 
 
-def new_credential(settings, store: Store, hasher: SecretHasher, **kwargs):
+def new_credential(
+    settings: Settings, store: Store, hasher: SecretHasher, cidrs: tuple[str, ...] = ()
+) -> tuple[ClientRecord, str]:
     owner = UserService(store).create(
         email="e2e@example.com",
         display_name="E2E",
@@ -32,10 +37,12 @@ def new_credential(settings, store: Store, hasher: SecretHasher, **kwargs):
         now=datetime.now(UTC),
     )
     service = CredentialService(store, hasher, settings)
-    return operator_creates(service, owner, cidrs=kwargs.get("cidrs", ()), name="e2e")
+    return operator_creates(service, owner, cidrs=cidrs, name="e2e")
 
 
-def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
+def test_token_verifies_with_pyjwkclient(
+    live_server: LiveServerFixture, hasher: SecretHasher
+) -> None:
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
     with httpx.Client(base_url=server.url) as http:
@@ -54,7 +61,9 @@ def test_token_verifies_with_pyjwkclient(live_server, hasher) -> None:
     assert claims["roles"] == ["deploy", "read"]
 
 
-def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
+def test_old_token_verifies_after_rotation(
+    live_server: LiveServerFixture, hasher: SecretHasher
+) -> None:
 
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
@@ -76,7 +85,7 @@ def test_old_token_verifies_after_rotation(live_server, hasher) -> None:
     )
 
 
-def test_metadata_advertises_live_endpoints(live_server) -> None:
+def test_metadata_advertises_live_endpoints(live_server: LiveServerFixture) -> None:
     server, settings, _ = live_server
     metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == server.url
@@ -98,7 +107,12 @@ def test_metadata_advertises_live_endpoints(live_server) -> None:
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
-def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, method: str) -> None:
+def test_authlib_oauth2client_fetches_token(
+    live_server: LiveServerFixture,
+    hasher: SecretHasher,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+) -> None:
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
@@ -110,7 +124,9 @@ def test_authlib_oauth2client_fetches_token(live_server, hasher, monkeypatch, me
     assert token["scope"] == "read"
 
 
-def test_requests_oauthlib_backend_application_client(live_server, hasher, monkeypatch) -> None:
+def test_requests_oauthlib_backend_application_client(
+    live_server: LiveServerFixture, hasher: SecretHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
@@ -124,14 +140,18 @@ def test_requests_oauthlib_backend_application_client(live_server, hasher, monke
     )
 
 
-def test_loopback_peer_is_matched_against_cidr(live_server, hasher) -> None:
+def test_loopback_peer_is_matched_against_cidr(
+    live_server: LiveServerFixture, hasher: SecretHasher
+) -> None:
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher, cidrs=("127.0.0.0/8",))
     with httpx.Client(base_url=server.url) as http:
         assert token_request(http, record.client_id, secret).status_code == 200
 
 
-def test_sigterm_flushes_last_used_at(tmp_path: Path, database_url: str, hasher) -> None:
+def test_sigterm_flushes_last_used_at(
+    tmp_path: Path, database_url: str, hasher: SecretHasher
+) -> None:
     """Mint through a real ``authserver serve`` process, SIGTERM it at once, find lastUsedAt stored."""
     from authserver.config import load_settings
 
@@ -154,7 +174,9 @@ def test_sigterm_flushes_last_used_at(tmp_path: Path, database_url: str, hasher)
     database.dispose()
 
 
-def test_management_loop_over_real_http(live_server, hasher) -> None:
+def test_management_loop_over_real_http(
+    live_server: LiveServerFixture, hasher: SecretHasher
+) -> None:
     """create → token → list → update → delete → token refused, all through uvicorn."""
     server, settings, store = live_server
     record, secret = new_credential(settings, store, hasher)
@@ -185,8 +207,11 @@ def test_management_loop_over_real_http(live_server, hasher) -> None:
         assert token_request(http, new_client_id, new_secret).status_code == 401
 
 
-def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monkeypatch) -> None:
+def test_register_then_authlib_private_key_jwt_over_real_http(
+    live_server: LiveServerFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """RFC 7591 registration, then Authlib's OAuth2Client authenticates with PrivateKeyJWT."""
+    from authlib.oauth2.auth import ClientAuth
     from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
     from joserfc.jwk import OKPKey
 
@@ -195,14 +220,15 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
     class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
         """Authlib signs one-hour assertions by default; the server accepts at most five minutes."""
 
-        def sign(self, auth, token_endpoint):
-            return private_key_jwt_sign(
+        def sign(self, auth: ClientAuth, token_endpoint: str) -> str:
+            assertion: str = private_key_jwt_sign(
                 auth.client_secret,
                 client_id=auth.client_id,
                 token_endpoint=token_endpoint,
                 alg=self.alg,
                 expires_in=60,
             )
+            return assertion
 
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
     server, settings, store = live_server
@@ -218,7 +244,8 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
         headers={"authorization": f"Bearer {initial}"},
     ).json()
     token_url = f"{server.url}/auth/v1/token"
-    key = OKPKey.import_key(private_jwk(registered["client_secret"]))
+    jwk: dict[str, str | list[str]] = {**private_jwk(registered["client_secret"])}
+    key = OKPKey.import_key(jwk)
     with OAuth2Client(
         registered["client_id"], key, token_endpoint_auth_method="private_key_jwt"
     ) as oauth:
@@ -230,7 +257,7 @@ def test_register_then_authlib_private_key_jwt_over_real_http(live_server, monke
 
 
 def test_forwarded_for_from_loopback_is_not_trusted_by_serve(
-    tmp_path: Path, database_url: str, hasher
+    tmp_path: Path, database_url: str, hasher: SecretHasher
 ) -> None:
     """``authserver serve`` must not let uvicorn rewrite the peer from X-Forwarded-For."""
     from authserver.config import load_settings
@@ -252,7 +279,7 @@ def test_forwarded_for_from_loopback_is_not_trusted_by_serve(
 
 
 def test_sigkill_loses_at_most_the_last_second_of_last_used(
-    tmp_path: Path, database_url: str, hasher
+    tmp_path: Path, database_url: str, hasher: SecretHasher
 ) -> None:
     from authserver.config import load_settings
 

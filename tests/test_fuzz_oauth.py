@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
+from typing import TypedDict
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
+
+from authserver.store import Store
+from tests.support.types import LiveServerFixture, MakeCaller
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("AUTHSERVER_FUZZ_EXAMPLES", "60"))
 ENDPOINTS = ["/auth/v1/token", "/auth/v1/introspect", "/auth/v1/revoke", "/auth/v1/register"]
@@ -39,10 +46,22 @@ form_bodies = st.one_of(
 )
 
 
-def stored_state(store) -> tuple:
+# Row counts per table, and each credential's (id, deleted_at, expires_time, scoped_roles).
+StoredState = tuple[
+    tuple[int, ...], list[tuple[str, datetime | None, datetime | None, tuple[str, ...]]]
+]
+
+
+class BasicAuth(TypedDict, total=False):
+    """The keyword arguments that add (or leave out) HTTP Basic authentication."""
+
+    auth: tuple[str, str]
+
+
+def stored_state(store: Store) -> StoredState:
     with store.database.engine.connect() as conn:
         counts = tuple(
-            conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+            int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
             for table in (
                 "personal_clients",
                 "revoked_tokens",
@@ -60,7 +79,7 @@ def stored_state(store) -> tuple:
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_malformed_requests_are_answered_cleanly(
-    client: TestClient, caller, store, endpoint: str
+    client: TestClient, caller: MakeCaller, store: Store, endpoint: str
 ) -> None:
     _, record, secret, _ = caller()
 
@@ -74,6 +93,7 @@ def test_malformed_requests_are_answered_cleanly(
     )
     def run(body: bytes, content_type: str, auth: str) -> None:
         headers = {"content-type": content_type} if content_type else {}
+        kwargs: BasicAuth
         if auth == "good":
             kwargs = {"auth": (record.client_id, secret)}
         elif auth == "garbage":
@@ -96,7 +116,7 @@ def test_malformed_requests_are_answered_cleanly(
     run()
 
 
-def test_enormous_headers_and_bodies_over_real_http(live_server) -> None:
+def test_enormous_headers_and_bodies_over_real_http(live_server: LiveServerFixture) -> None:
     server, settings, _ = live_server
     with httpx.Client(base_url=server.url, timeout=10) as http:
         huge_header = http.post(

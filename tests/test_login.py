@@ -23,17 +23,15 @@ import httpx
 import pytest
 
 from authserver.client import login as login_flow
-from authserver.config import DeviceClient, Settings
+from authserver.config import DeviceClient
 from authserver.domain.credentials import Caller
 from authserver.records import ClientRecord
-from authserver.store import Store
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request
-from tests.support.live import LiveServer
+from tests.support.types import LiveServerFixture
 
 CLI = "authserver-cli"
-LiveServerFixture = tuple[LiveServer, Settings, Store]
 
 
 @pytest.fixture

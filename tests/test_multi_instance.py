@@ -12,12 +12,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
+from authserver.records import ClientRecord, UserRecord
+from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.store.database import MIGRATIONS, Database, migrate
 from authserver.usecases.credentials import CredentialService
@@ -25,6 +29,8 @@ from authserver.usecases.users import UserService
 from tests.support.helpers import now, operator_creates, within
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
 
 BOUND = 1.0
 
@@ -38,7 +44,9 @@ def mint(server: ServerProcess, client_id: str, secret: str) -> httpx.Response:
 
 
 @pytest.fixture
-def seeded(postgres_url: str, database_url: str, hasher):
+def seeded(
+    postgres_url: str, database_url: str, hasher: SecretHasher
+) -> Iterator[tuple[Store, UserRecord, SecretHasher]]:
     """A user with an unreduced credential in the shared database (emptied first)."""
     database = Database(database_url)
     store = Store(database)
@@ -49,22 +57,31 @@ def seeded(postgres_url: str, database_url: str, hasher):
     database.dispose()
 
 
-def credential(store, hasher, settings_issuer_host: str, user):
+def credential(
+    store: Store, hasher: SecretHasher, settings_issuer_host: str, user: UserRecord
+) -> tuple[ClientRecord, str]:
     from authserver.config import Settings
 
     settings = Settings(issuer=f"http://{settings_issuer_host}:1", allow_insecure_issuer=True)
     return operator_creates(CredentialService(store, hasher, settings), user, name="")
 
 
-SHARED = {
+class Shared(TypedDict):
+    """The environment every instance shares (TypedDict: each key goes to ``**env``)."""
+
+    AUTHSERVER_ISSUER: str
+    AUTHSERVER_ALLOW_INSECURE_ISSUER: str
+
+
+SHARED: Shared = {
     "AUTHSERVER_ISSUER": "http://authserver.test",
     "AUTHSERVER_ALLOW_INSECURE_ISSUER": "1",
 }  # one issuer for all instances
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_deletion_through_one_instance_stops_the_other(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -91,9 +108,9 @@ def test_deletion_through_one_instance_stops_the_other(
         within(BOUND, lambda: mint(b, new_client_id, new_secret).status_code == 401)
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_revocation_through_one_instance_is_seen_by_another(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -103,12 +120,13 @@ def test_revocation_through_one_instance_is_seen_by_another(
         record, secret = credential(store, hasher, "authserver.test", user)
         token = mint(a, record.client_id, secret).json()["access_token"]
 
-        def introspect() -> dict:
-            return httpx.post(
+        def introspect() -> dict[str, Any]:
+            body: dict[str, Any] = httpx.post(
                 f"{a.url}/auth/v1/introspect",
                 data={"token": token},
                 auth=(record.client_id, secret),
             ).json()
+            return body
 
         assert introspect()["active"] is True
         assert (
@@ -120,8 +138,10 @@ def test_revocation_through_one_instance_is_seen_by_another(
         within(BOUND, lambda: introspect() == {"active": False})
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
-def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_cli_key_rotation_reaches_both_instances(
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
+) -> None:
     with (
         ServerProcess(database_url, tmp_path, **SHARED) as a,
         ServerProcess(database_url, tmp_path, **SHARED) as b,
@@ -150,8 +170,10 @@ def test_cli_key_rotation_reaches_both_instances(seeded, database_url: str, tmp_
         assert time.monotonic() - rotated <= BOUND + 0.5  # the CLI's own exit is included above
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
-def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_concurrent_creates_never_duplicate_client_ids(
+    seeded: tuple[Store, UserRecord, SecretHasher],
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     store, user, hasher = seeded
@@ -162,7 +184,8 @@ def test_concurrent_creates_never_duplicate_client_ids(seeded) -> None:
     assert len(set(results)) == 24
 
 
-def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> None:
+@pytest.mark.postgres
+def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher: SecretHasher) -> None:
     """Stop PostgreSQL under a running instance: 503s, not 500s; restart it: service resumes."""
     cluster = PostgresCluster().start()
     database: Database | None = None
@@ -194,9 +217,9 @@ def test_postgresql_outage_gives_503_and_recovers(tmp_path: Path, hasher) -> Non
         cluster.destroy()
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_last_used_at_keeps_the_latest_issuance_across_instances(
-    seeded, database_url: str, tmp_path: Path
+    seeded: tuple[Store, UserRecord, SecretHasher], database_url: str, tmp_path: Path
 ) -> None:
     store, user, hasher = seeded
     with (
@@ -218,13 +241,16 @@ def test_last_used_at_keeps_the_latest_issuance_across_instances(
             ),
         )
         time.sleep(1.2)
-        assert store.credentials.get(id=record.id).last_used_at >= last
+        last_used_at = store.credentials.get(id=record.id).last_used_at
+        assert last_used_at is not None
+        assert last_used_at >= last
 
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
-def test_concurrent_migrations_are_safe(postgres, tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_concurrent_migrations_are_safe(postgres: PostgresCluster, tmp_path: Path) -> None:
     """Two instances running ``authserver migrate`` at once on an empty database."""
     url = postgres.create_database("concurrent_migrate")
     env = {**os.environ, "AUTHSERVER_DATABASE_URL": url}
@@ -277,7 +303,7 @@ def _socket_owner(local_port: int, server_port: int, pids: list[int]) -> int | N
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_change_reaches_every_worker_of_one_serve_within_1s(
-    database_url: str, tmp_path: Path, hasher
+    database_url: str, tmp_path: Path, hasher: SecretHasher
 ) -> None:
     """``serve --workers 2`` on SQLite: each worker follows the change feed on its own.
 

@@ -38,6 +38,8 @@ from tests.support.identity_provider import IdentityProvider
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.browser
+
 NOT_SIGNED_IN = "You are not signed in"
 
 
@@ -454,7 +456,9 @@ def test_sign_out_ends_the_session_and_offers_the_providers_sign_out(
     expect(page.locator('input[name="login"]')).to_be_visible()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_sign_in_started_on_one_instance_completes_on_another(
     browser: Browser, idp: IdentityProvider, database_url: str
 ) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from starlette.routing import Route
 from starlette.testclient import TestClient
+
+from authserver.config import Settings
+from tests.support.helpers import app_of
 
 
 def test_openapi_lists_exactly_the_api_routes(client: TestClient) -> None:
@@ -13,11 +18,11 @@ def test_openapi_lists_exactly_the_api_routes(client: TestClient) -> None:
     }
     served = {
         (route.path, method)
-        for route in client.app.routes
+        for route in app_of(client).routes
         if isinstance(route, Route)
         and route.path.startswith("/api/")
         and route.path != "/api/v1/openapi.json"
-        for method in (route.methods or ()) - {"HEAD"}
+        for method in (route.methods or set()) - {"HEAD"}
     }
     assert documented == served
 
@@ -26,7 +31,7 @@ def test_openapi_references_resolve(client: TestClient) -> None:
     document = client.get("/api/v1/openapi.json").json()
     schemas = document["components"]["schemas"]
 
-    def refs(node):
+    def refs(node: object) -> Iterator[str]:
         if isinstance(node, dict):
             if "$ref" in node:
                 yield node["$ref"]
@@ -40,5 +45,5 @@ def test_openapi_references_resolve(client: TestClient) -> None:
         assert ref.split("/")[-1] in schemas
 
 
-def test_openapi_server_is_the_issuer(client: TestClient, settings) -> None:
+def test_openapi_server_is_the_issuer(client: TestClient, settings: Settings) -> None:
     assert client.get("/api/v1/openapi.json").json()["servers"] == [{"url": settings.issuer}]

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -20,6 +21,7 @@ from authserver.store import Store
 from authserver.store.database import Database, migrate
 from tests.support.helpers import token_request
 from tests.support.live import LiveServer
+from tests.support.types import MakeCaller, MakeClient, MakeUser
 
 
 def test_healthz(client: TestClient) -> None:
@@ -63,7 +65,10 @@ def test_malformed_request_id_is_replaced(client: TestClient) -> None:
 
 
 def test_access_log_line_has_no_credentials(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     record, secret = make_client(make_user())
     with caplog.at_level(logging.INFO):
@@ -78,12 +83,15 @@ def test_access_log_line_has_no_credentials(
     assert token not in logged
 
 
-def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
 
 
 def test_authentication_failure_reason_is_audited(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     record, _ = make_client(make_user())
     with caplog.at_level(logging.INFO):
@@ -102,7 +110,10 @@ def test_authentication_failure_reason_is_audited(
 
 
 def test_token_issuance_is_audited(
-    client: TestClient, make_user, make_client, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
@@ -118,7 +129,7 @@ def test_token_issuance_is_audited(
 
 
 def test_credential_lifecycle_is_audited(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     user, _, _, token = caller()
     headers = {"authorization": f"Bearer {token}"}
@@ -145,7 +156,7 @@ def test_credential_lifecycle_is_audited(
 
 
 def test_revocation_is_audited(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, record, secret, token = caller()
     with caplog.at_level(logging.INFO):
@@ -209,7 +220,7 @@ def test_encoded_line_break_in_the_path_cannot_forge_a_log_line(
 
 
 def test_secret_pasted_into_a_path_is_logged_as_a_fingerprint(
-    client: TestClient, caller, caplog: pytest.LogCaptureFixture
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, record, secret, _ = caller()
     client.get(f"/auth/v1/register/{secret}")
@@ -225,7 +236,7 @@ def test_log_formatter_keeps_every_message_on_one_line() -> None:
     assert formatted == "INFO a\\nb\\u2028c \\r"
 
 
-def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user) -> None:
+def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user: MakeUser) -> None:
     make_user(roles=("billing:read", "system:owner"))
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert "scopes_supported" not in metadata
@@ -233,7 +244,7 @@ def test_metadata_publishes_no_roles_by_default(client: TestClient, make_user) -
 
 
 @pytest.mark.parametrize("settings_overrides", [{"scopes_supported": ("billing:read",)}])
-def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user) -> None:
+def test_metadata_publishes_the_configured_scopes(client: TestClient, make_user: MakeUser) -> None:
     make_user(roles=("billing:read", "system:owner"))
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["scopes_supported"] == ["billing:read"]

@@ -19,9 +19,10 @@ from authserver.errors import (
     SignInThrottled,
     Unauthenticated,
 )
+from authserver.records import UserRecord
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Store
-from authserver.usecases.people import PeopleService
+from authserver.usecases.people import NewSession, PeopleService
 from authserver.usecases.users import UserService
 from tests.support.helpers import PASSWORD, now
 
@@ -44,7 +45,7 @@ def people(store: Store, settings: Settings, hasher: SecretHasher) -> PeopleServ
 
 
 @pytest.fixture
-def alice(store: Store, people: PeopleService):
+def alice(store: Store, people: PeopleService) -> UserRecord:
     user = UserService(store).create(
         email="alice@example.com", display_name="Alice", role_names=["deploy"], now=now()
     )
@@ -52,7 +53,9 @@ def alice(store: Store, people: PeopleService):
     return user
 
 
-def sign_in(people: PeopleService, email: str = "alice@example.com", password: str = PASSWORD):
+def sign_in(
+    people: PeopleService, email: str = "alice@example.com", password: str = PASSWORD
+) -> NewSession:
     return people.sign_in_with_password(email=email, password=password, source=SOURCE, now=now())
 
 
@@ -60,18 +63,22 @@ def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
 
 
-def test_right_password_starts_a_session_for_the_user(people: PeopleService, alice) -> None:
+def test_right_password_starts_a_session_for_the_user(
+    people: PeopleService, alice: UserRecord
+) -> None:
     started = sign_in(people)
     signed_in = people.current(session_id=started.session_id, now=now())
     assert signed_in is not None and signed_in.user.id == alice.id
     assert signed_in.session.method == "password"
 
 
-def test_each_sign_in_gets_a_new_session_id(people: PeopleService, alice) -> None:
+def test_each_sign_in_gets_a_new_session_id(people: PeopleService, alice: UserRecord) -> None:
     assert sign_in(people).session_id != sign_in(people).session_id
 
 
-def test_session_caller_acts_with_the_users_roles_unreduced(people: PeopleService, alice) -> None:
+def test_session_caller_acts_with_the_users_roles_unreduced(
+    people: PeopleService, alice: UserRecord
+) -> None:
     signed_in = people.current(session_id=sign_in(people).session_id, now=now())
     assert signed_in is not None
     caller = signed_in.caller()
@@ -83,7 +90,9 @@ def test_session_caller_acts_with_the_users_roles_unreduced(people: PeopleServic
     )
 
 
-def test_wrong_password_and_unknown_email_get_the_same_answer(people: PeopleService, alice) -> None:
+def test_wrong_password_and_unknown_email_get_the_same_answer(
+    people: PeopleService, alice: UserRecord
+) -> None:
     with pytest.raises(SignInFailed) as wrong:
         sign_in(people, password=PASSWORD + "x")
     with pytest.raises(SignInFailed) as unknown:
@@ -91,7 +100,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(people: PeopleServ
     assert str(wrong.value) == str(unknown.value)
 
 
-def test_unknown_email_costs_the_same_argon2_work(people: PeopleService, alice) -> None:
+def test_unknown_email_costs_the_same_argon2_work(people: PeopleService, alice: UserRecord) -> None:
     hasher = people.passwords
     assert isinstance(hasher, CountingHasher)
     with pytest.raises(SignInFailed):
@@ -102,12 +111,14 @@ def test_unknown_email_costs_the_same_argon2_work(people: PeopleService, alice) 
     assert hasher.verifications - known == known == 1
 
 
-def test_user_id_is_not_an_email_for_sign_in(people: PeopleService, alice) -> None:
+def test_user_id_is_not_an_email_for_sign_in(people: PeopleService, alice: UserRecord) -> None:
     with pytest.raises(SignInFailed):
         sign_in(people, email=alice.id)
 
 
-def test_disabled_user_cannot_sign_in(people: PeopleService, store: Store, alice) -> None:
+def test_disabled_user_cannot_sign_in(
+    people: PeopleService, store: Store, alice: UserRecord
+) -> None:
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
     with pytest.raises(SignInFailed):
         sign_in(people)
@@ -120,7 +131,7 @@ def test_user_without_password_cannot_sign_in(people: PeopleService, store: Stor
 
 
 def test_password_sign_in_turned_off_is_refused(
-    store: Store, settings: Settings, hasher: SecretHasher, alice
+    store: Store, settings: Settings, hasher: SecretHasher, alice: UserRecord
 ) -> None:
     off = Settings(database_url=settings.database_url, login_password=False)
     with pytest.raises(PermissionDenied):
@@ -128,7 +139,7 @@ def test_password_sign_in_turned_off_is_refused(
 
 
 def test_no_invitations_while_password_sign_in_is_off(
-    store: Store, settings: Settings, hasher: SecretHasher, alice
+    store: Store, settings: Settings, hasher: SecretHasher, alice: UserRecord
 ) -> None:
     off = Settings(database_url=settings.database_url, login_password=False)
     with pytest.raises(PermissionDenied, match="an invitation link would not work"):
@@ -137,19 +148,25 @@ def test_no_invitations_while_password_sign_in_is_off(
         )
 
 
-def test_weak_password_is_refused_and_the_old_one_kept(people: PeopleService, alice) -> None:
+def test_weak_password_is_refused_and_the_old_one_kept(
+    people: PeopleService, alice: UserRecord
+) -> None:
     with pytest.raises(InvalidArgument, match="at least 15"):
         people.set_password(user_ref=alice.id, password="short", now=now())
     assert sign_in(people)
 
 
-def test_disabling_the_user_ends_the_session(people: PeopleService, store: Store, alice) -> None:
+def test_disabling_the_user_ends_the_session(
+    people: PeopleService, store: Store, alice: UserRecord
+) -> None:
     session_id = sign_in(people).session_id
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
     assert people.current(session_id=session_id, now=now()) is None
 
 
-def test_deleting_the_user_ends_the_session(people: PeopleService, store: Store, alice) -> None:
+def test_deleting_the_user_ends_the_session(
+    people: PeopleService, store: Store, alice: UserRecord
+) -> None:
     session_id = sign_in(people).session_id
     with store.database.engine.begin() as conn:
         conn.execute(text("DELETE FROM user_passwords WHERE user_id = :id"), {"id": alice.id})
@@ -159,7 +176,7 @@ def test_deleting_the_user_ends_the_session(people: PeopleService, store: Store,
 
 
 def test_role_change_reaches_the_session_at_once(
-    people: PeopleService, store: Store, alice
+    people: PeopleService, store: Store, alice: UserRecord
 ) -> None:
     session_id = sign_in(people).session_id
     UserService(store).update(ref=alice.id, role_names=["billing:read"], disabled=None, now=now())
@@ -167,14 +184,14 @@ def test_role_change_reaches_the_session_at_once(
     assert signed_in is not None and signed_in.caller().effective_roles == {"billing:read"}
 
 
-def test_idle_session_expires(people: PeopleService, alice) -> None:
+def test_idle_session_expires(people: PeopleService, alice: UserRecord) -> None:
     session_id = sign_in(people).session_id
     later = now() + timedelta(seconds=people.settings.session_idle_timeout + 1)
     assert people.current(session_id=session_id, now=later) is None
 
 
 def test_activity_keeps_the_session_alive_past_the_idle_timeout(
-    people: PeopleService, alice
+    people: PeopleService, alice: UserRecord
 ) -> None:
     session_id = sign_in(people).session_id
     idle = timedelta(seconds=people.settings.session_idle_timeout)
@@ -183,7 +200,7 @@ def test_activity_keeps_the_session_alive_past_the_idle_timeout(
 
 
 def test_session_ends_at_its_absolute_lifetime_despite_activity(
-    people: PeopleService, alice
+    people: PeopleService, alice: UserRecord
 ) -> None:
     session_id = sign_in(people).session_id
     step = timedelta(seconds=people.settings.session_idle_timeout / 2)
@@ -194,27 +211,31 @@ def test_session_ends_at_its_absolute_lifetime_despite_activity(
     assert people.current(session_id=session_id, now=moment) is None
 
 
-def test_sign_out_ends_only_that_session(people: PeopleService, alice) -> None:
+def test_sign_out_ends_only_that_session(people: PeopleService, alice: UserRecord) -> None:
     first, second = sign_in(people).session_id, sign_in(people).session_id
     people.sign_out(session_id=first)
     assert people.current(session_id=first, now=now()) is None
     assert people.current(session_id=second, now=now()) is not None
 
 
-def test_sign_out_everywhere_ends_every_session_of_the_user(people: PeopleService, alice) -> None:
+def test_sign_out_everywhere_ends_every_session_of_the_user(
+    people: PeopleService, alice: UserRecord
+) -> None:
     sessions = [sign_in(people).session_id for _ in range(2)]
     _, ended = people.sign_out_everywhere(user_ref="alice@example.com")
     assert ended == 2
     assert all(people.current(session_id=s, now=now()) is None for s in sessions)
 
 
-def test_setting_a_password_ends_the_users_sessions(people: PeopleService, alice) -> None:
+def test_setting_a_password_ends_the_users_sessions(
+    people: PeopleService, alice: UserRecord
+) -> None:
     session_id = sign_in(people).session_id
     people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
     assert people.current(session_id=session_id, now=now()) is None
 
 
-def test_made_up_session_ids_are_nobody(people: PeopleService, alice) -> None:
+def test_made_up_session_ids_are_nobody(people: PeopleService, alice: UserRecord) -> None:
     assert people.current(session_id="ses_" + "A" * 43, now=now()) is None
     assert people.current(session_id="", now=now()) is None
 
@@ -234,7 +255,7 @@ def test_invite_lets_the_person_choose_a_password_and_signs_them_in(
     assert sign_in(people, email="bob@example.com")
 
 
-def test_invite_works_once(people: PeopleService, alice) -> None:
+def test_invite_works_once(people: PeopleService, alice: UserRecord) -> None:
     link, _ = people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
     token = link.split("token=")[1]
     people.accept_invite(token=token, password="plum tractor river lamp", now=now())
@@ -242,7 +263,7 @@ def test_invite_works_once(people: PeopleService, alice) -> None:
         people.accept_invite(token=token, password="plum tractor river lamp", now=now())
 
 
-def test_expired_invite_is_refused(people: PeopleService, alice) -> None:
+def test_expired_invite_is_refused(people: PeopleService, alice: UserRecord) -> None:
     link, _ = people.invite(user_ref=alice.id, ttl=timedelta(hours=1), now=now())
     token = link.split("token=")[1]
     assert people.invited(token=token, now=now() + timedelta(hours=2)) is None
@@ -250,7 +271,9 @@ def test_expired_invite_is_refused(people: PeopleService, alice) -> None:
         people.accept_invite(token=token, password=PASSWORD, now=now() + timedelta(hours=2))
 
 
-def test_invite_refusing_a_weak_password_stays_usable(people: PeopleService, alice) -> None:
+def test_invite_refusing_a_weak_password_stays_usable(
+    people: PeopleService, alice: UserRecord
+) -> None:
     link, _ = people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
     token = link.split("token=")[1]
     with pytest.raises(InvalidArgument):
@@ -259,7 +282,7 @@ def test_invite_refusing_a_weak_password_stays_usable(people: PeopleService, ali
 
 
 def test_failures_are_throttled_per_email_known_or_not(
-    store: Store, settings: Settings, hasher: SecretHasher, alice
+    store: Store, settings: Settings, hasher: SecretHasher, alice: UserRecord
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
     people = PeopleService(store, PasswordHasher(limited), limited)
@@ -277,7 +300,7 @@ def test_failures_are_throttled_per_email_known_or_not(
 
 
 def test_throttled_account_refuses_even_the_right_password(
-    store: Store, settings: Settings, hasher: SecretHasher, alice
+    store: Store, settings: Settings, hasher: SecretHasher, alice: UserRecord
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=1)
     people = PeopleService(store, PasswordHasher(limited), limited)
@@ -293,7 +316,7 @@ def test_throttled_account_refuses_even_the_right_password(
 
 
 def test_failures_are_throttled_per_source(
-    store: Store, settings: Settings, hasher: SecretHasher, alice
+    store: Store, settings: Settings, hasher: SecretHasher, alice: UserRecord
 ) -> None:
     limited = Settings(database_url=settings.database_url, sign_in_failure_limit=2)
     people = PeopleService(store, PasswordHasher(limited), limited)
@@ -305,7 +328,7 @@ def test_failures_are_throttled_per_source(
 
 
 def test_sign_in_is_audited_without_the_password_or_typed_email(
-    people: PeopleService, alice, caplog: pytest.LogCaptureFixture
+    people: PeopleService, alice: UserRecord, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "authserver.audit")
     sign_in(people)
@@ -319,7 +342,7 @@ def test_sign_in_is_audited_without_the_password_or_typed_email(
 
 
 def test_invite_and_password_changes_are_audited(
-    people: PeopleService, alice, caplog: pytest.LogCaptureFixture
+    people: PeopleService, alice: UserRecord, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "authserver.audit")
     people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
@@ -330,7 +353,7 @@ def test_invite_and_password_changes_are_audited(
 
 
 def test_guesses_sent_all_at_once_get_no_further_than_the_limit(
-    people: PeopleService, alice
+    people: PeopleService, alice: UserRecord
 ) -> None:
     """Counted before argon2: attempts in flight together cannot all pass the check."""
     from concurrent.futures import ThreadPoolExecutor
@@ -354,13 +377,15 @@ def test_guesses_sent_all_at_once_get_no_further_than_the_limit(
         sign_in(people)  # the right password waits too, as for anyone past the limit
 
 
-def test_a_successful_sign_in_is_not_counted_as_a_failure(people: PeopleService, alice) -> None:
+def test_a_successful_sign_in_is_not_counted_as_a_failure(
+    people: PeopleService, alice: UserRecord
+) -> None:
     for _ in range(people.settings.sign_in_failure_limit * 2):
         sign_in(people)
 
 
 def test_choosing_a_password_on_an_invitation_ends_older_sessions(
-    people: PeopleService, alice
+    people: PeopleService, alice: UserRecord
 ) -> None:
     """Someone who knew the old password must not keep the session it opened."""
     stolen = sign_in(people).session_id
@@ -373,7 +398,7 @@ def test_choosing_a_password_on_an_invitation_ends_older_sessions(
 
 
 def test_enabling_a_user_again_does_not_bring_back_old_sessions(
-    people: PeopleService, store: Store, alice
+    people: PeopleService, store: Store, alice: UserRecord
 ) -> None:
     session_id = sign_in(people).session_id
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -12,11 +13,13 @@ from starlette.testclient import TestClient
 
 from authserver.client import assertion_form, private_jwk, signed_assertion
 from authserver.security.jose import ASSERTION_TYPE
+from authserver.store import Store
+from tests.support.types import MakeClient, MakeUser, Response
 
 ISSUER = "http://127.0.0.1:8000"
 
 
-def token_with_assertion(client: TestClient, assertion: str, **extra: str):
+def token_with_assertion(client: TestClient, assertion: str, **extra: str) -> Response:
     return client.post(
         "/auth/v1/token",
         data={
@@ -28,12 +31,12 @@ def token_with_assertion(client: TestClient, assertion: str, **extra: str):
     )
 
 
-def sign(secret: str, claims: dict, headers: dict | None = None) -> str:
+def sign(secret: str, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
     key = jwt.PyJWK(private_jwk(secret), algorithm="EdDSA").key
     return jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
 
 
-def claims_for(client_id: str, **changes) -> dict:
+def claims_for(client_id: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {
         "iss": client_id,
@@ -47,7 +50,7 @@ def claims_for(client_id: str, **changes) -> dict:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def assert_invalid_client(response) -> None:
+def assert_invalid_client(response: Response) -> None:
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
@@ -61,7 +64,9 @@ def assert_invalid_client(response) -> None:
         pytest.param(["https://elsewhere.example", ISSUER], id="array"),
     ],
 )
-def test_assertion_authenticates(client: TestClient, make_user, make_client, audience) -> None:
+def test_assertion_authenticates(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, audience: str | list[str]
+) -> None:
     record, secret = make_client(make_user())
     response = token_with_assertion(
         client, signed_assertion(secret, client_id=record.client_id, audience=audience)
@@ -75,21 +80,27 @@ def test_assertion_authenticates(client: TestClient, make_user, make_client, aud
     )
 
 
-def test_helper_form_authenticates(client: TestClient, make_user, make_client) -> None:
+def test_helper_form_authenticates(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     form = assertion_form(secret, client_id=record.client_id, audience=ISSUER)
     response = client.post("/auth/v1/token", data={"grant_type": "client_credentials", **form})
     assert response.status_code == 200
 
 
-def test_replayed_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_replayed_assertion_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
     assert token_with_assertion(client, assertion).status_code == 200
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_nonce_header_replaces_missing_jti(client: TestClient, make_user, make_client) -> None:
+def test_nonce_header_replaces_missing_jti(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = sign(secret, claims_for(record.client_id, jti=None), headers={"nonce": "n-1"})
     assert token_with_assertion(client, assertion).status_code == 200
@@ -97,7 +108,7 @@ def test_nonce_header_replaces_missing_jti(client: TestClient, make_user, make_c
 
 
 def test_assertion_without_jti_or_nonce_is_refused(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert_invalid_client(
@@ -106,7 +117,7 @@ def test_assertion_without_jti_or_nonce_is_refused(
 
 
 def test_assertion_signed_by_other_credentials_key_is_refused(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user()
     record, _ = make_client(owner)
@@ -115,20 +126,26 @@ def test_assertion_signed_by_other_credentials_key_is_refused(
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_exp_too_far_ahead_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_exp_too_far_ahead_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = sign(secret, claims_for(record.client_id, exp=int(time.time()) + 3600))
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_missing_exp_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_missing_exp_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assert_invalid_client(
         token_with_assertion(client, sign(secret, claims_for(record.client_id, exp=None)))
     )
 
 
-def test_expired_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_expired_assertion_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = sign(
         secret, claims_for(record.client_id, exp=int(time.time()) - 120, iat=int(time.time()) - 180)
@@ -136,7 +153,9 @@ def test_expired_assertion_is_refused(client: TestClient, make_user, make_client
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_exp_within_leeway_is_accepted(client: TestClient, make_user, make_client) -> None:
+def test_exp_within_leeway_is_accepted(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = sign(
         secret, claims_for(record.client_id, exp=int(time.time()) - 30, iat=int(time.time()) - 90)
@@ -152,20 +171,26 @@ def test_exp_within_leeway_is_accepted(client: TestClient, make_user, make_clien
         pytest.param({"sub": "someone-else"}, id="sub-differs"),
     ],
 )
-def test_bad_claims_are_refused(client: TestClient, make_user, make_client, changes) -> None:
+def test_bad_claims_are_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, changes: dict[str, Any]
+) -> None:
     record, secret = make_client(make_user())
     assert_invalid_client(
         token_with_assertion(client, sign(secret, claims_for(record.client_id, **changes)))
     )
 
 
-def test_non_eddsa_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_non_eddsa_assertion_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user())
     assertion = jwt.encode(claims_for(record.client_id), "s" * 32, algorithm="HS256")
     assert_invalid_client(token_with_assertion(client, assertion))
 
 
-def test_unsigned_assertion_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_unsigned_assertion_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     good = sign(secret, claims_for(record.client_id))
     header = jwt.utils.base64url_encode(b'{"alg":"none"}').decode()
@@ -178,7 +203,9 @@ def test_unknown_client_assertion_is_refused(client: TestClient) -> None:
     assert_invalid_client(token_with_assertion(client, jwt.encode(claims, key, algorithm="EdDSA")))
 
 
-def test_wrong_assertion_type_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_wrong_assertion_type_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
     response = client.post(
@@ -193,7 +220,7 @@ def test_wrong_assertion_type_is_refused(client: TestClient, make_user, make_cli
 
 
 def test_assertion_plus_basic_is_invalid_request(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     response = client.post(
@@ -208,7 +235,9 @@ def test_assertion_plus_basic_is_invalid_request(
     assert response.json()["error"] == "invalid_request"
 
 
-def test_assertion_respects_cidr_lock(client: TestClient, make_user, make_client) -> None:
+def test_assertion_respects_cidr_lock(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user(), cidrs=("192.0.2.0/24",))
     assert_invalid_client(
         token_with_assertion(
@@ -217,7 +246,9 @@ def test_assertion_respects_cidr_lock(client: TestClient, make_user, make_client
     )
 
 
-def test_assertion_at_introspection_endpoint(client: TestClient, make_user, make_client) -> None:
+def test_assertion_at_introspection_endpoint(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     token = client.post(
         "/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
@@ -229,7 +260,9 @@ def test_assertion_at_introspection_endpoint(client: TestClient, make_user, make
     assert response.json()["active"] is True
 
 
-def test_assertion_at_revocation_endpoint(client: TestClient, make_user, make_client) -> None:
+def test_assertion_at_revocation_endpoint(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     token = client.post(
         "/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
@@ -242,7 +275,9 @@ def test_assertion_at_revocation_endpoint(client: TestClient, make_user, make_cl
     assert check.json() == {"active": False}
 
 
-def test_replay_cache_is_in_the_database(client: TestClient, store, make_user, make_client) -> None:
+def test_replay_cache_is_in_the_database(
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     token_with_assertion(
         client, signed_assertion(secret, client_id=record.client_id, audience=ISSUER)
@@ -251,7 +286,9 @@ def test_replay_cache_is_in_the_database(client: TestClient, store, make_user, m
         assert conn.exec_driver_sql("SELECT count(*) FROM used_assertions").scalar_one() == 1
 
 
-def test_exp_just_over_five_minutes_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_exp_just_over_five_minutes_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     assertion = sign(secret, claims_for(record.client_id, exp=int(time.time()) + 330))
     assert_invalid_client(token_with_assertion(client, assertion))

@@ -6,6 +6,7 @@ import base64
 import ipaddress
 import os
 from datetime import timedelta
+from ipaddress import IPv4Address, IPv6Address
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,8 @@ from authserver.api import bodies
 from authserver.domain import durations, network, roles
 from authserver.errors import InvalidArgument
 from authserver.oauth.adapter import parse_form
-from authserver.oauth.client_auth import InvalidClient, presented_credentials
+from authserver.oauth.client_auth import presented_credentials
+from authserver.oauth.errors import InvalidClient
 
 FAST = settings(
     max_examples=int(os.environ.get("AUTHSERVER_FUZZ_EXAMPLES", "300")),
@@ -36,7 +38,7 @@ def test_cidr_parser_accepts_or_rejects_cleanly(text: str) -> None:
 
 @FAST
 @given(st.ip_addresses(), st.integers(min_value=0, max_value=128))
-def test_every_network_round_trips(address, prefix: int) -> None:
+def test_every_network_round_trips(address: IPv4Address | IPv6Address, prefix: int) -> None:
     prefix = min(prefix, address.max_prefixlen)
     net = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     (canonical,) = network.normalize_cidrs([str(net)])
@@ -45,7 +47,7 @@ def test_every_network_round_trips(address, prefix: int) -> None:
 
 @FAST
 @given(st.ip_addresses(v=4))
-def test_ipv4_mapped_peer_is_its_ipv4_address(address) -> None:
+def test_ipv4_mapped_peer_is_its_ipv4_address(address: IPv4Address) -> None:
     assert network.parse_address(f"::ffff:{address}") == address
 
 
@@ -88,7 +90,7 @@ def test_scope_parser_returns_valid_role_names_or_none(text: str) -> None:
 
 @FAST
 @given(st.one_of(st.text(max_size=120), st.lists(st.text(max_size=20), max_size=5)))
-def test_update_mask_accepts_only_writable_fields(mask) -> None:
+def test_update_mask_accepts_only_writable_fields(mask: str | list[str]) -> None:
     try:
         paths = bodies.parse_update_mask(mask)
     except InvalidArgument:

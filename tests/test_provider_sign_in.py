@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from authserver.config import OidcProvider, Settings
+from authserver.config import Settings
 from authserver.domain.identity import verified_email
 from authserver.errors import SignInRefused, SignInThrottled
 from authserver.security.argon2 import PasswordHasher, SecretHasher
+from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import (

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.checkout import ROOT, clean_copy, script_env
 from tests.support.ports import free_port
 from tests.support.servers import wait_ready
+
+pytestmark = pytest.mark.slow
 
 README_URL = "http://127.0.0.1:8000"
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)

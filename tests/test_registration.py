@@ -5,31 +5,53 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from authserver.cli import main
 from authserver.client import signed_assertion
 from authserver.domain.credentials import CheckedPatch
+from authserver.records import UserRecord
+from authserver.store import Store
+from authserver.store.database import Database
+from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request
+from tests.support.types import MakeCaller, MakeUser, Response
 
 REGISTER = "/auth/v1/register"
 ISSUER = "http://127.0.0.1:8000"
 
 
-def register(client: TestClient, bearer: str, **metadata):
+def register(client: TestClient, bearer: str, **metadata: Any) -> Response:
     return client.post(REGISTER, json=metadata, headers={"authorization": f"Bearer {bearer}"})
 
 
+class InitialToken(Protocol):
+    """``initial_token(roles=..., ttl=...)``: a new user and a registration token of theirs."""
+
+    def __call__(
+        self, roles: tuple[str, ...] = ("billing:read", "deploy"), ttl: timedelta = ...
+    ) -> tuple[UserRecord, str]: ...
+
+
+# A registered client: (registration response body, its configuration path, bearer headers).
+Registration = tuple[dict[str, Any], str, dict[str, str]]
+
+
 @pytest.fixture
-def initial_token(credential_service, make_user):
-    def make(roles=("billing:read", "deploy"), ttl=timedelta(hours=1)):
+def initial_token(credential_service: CredentialService, make_user: MakeUser) -> InitialToken:
+    def make(
+        roles: tuple[str, ...] = ("billing:read", "deploy"), ttl: timedelta = timedelta(hours=1)
+    ) -> tuple[UserRecord, str]:
         user = make_user(roles=roles)
         token, _ = credential_service.mint_registration_token(user_ref=user.id, ttl=ttl, now=now())
         return user, token
@@ -37,7 +59,7 @@ def initial_token(credential_service, make_user):
     return make
 
 
-def assert_metadata_error(response, field: str) -> None:
+def assert_metadata_error(response: Response, field: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_client_metadata"
     assert field in response.json()["error_description"]
@@ -46,7 +68,9 @@ def assert_metadata_error(response, field: str) -> None:
 # RFC 7591 -----------------------------------------------------------------------
 
 
-def test_register_with_initial_access_token(client: TestClient, initial_token) -> None:
+def test_register_with_initial_access_token(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     user, token = initial_token()
     response = register(
         client,
@@ -74,7 +98,9 @@ def test_register_with_initial_access_token(client: TestClient, initial_token) -
     assert body["registration_access_token"]
 
 
-def test_registered_secret_mints_tokens_for_the_user(client: TestClient, initial_token) -> None:
+def test_registered_secret_mints_tokens_for_the_user(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     import jwt
 
     user, token = initial_token()
@@ -86,12 +112,16 @@ def test_registered_secret_mints_tokens_for_the_user(client: TestClient, initial
     )
 
 
-def test_never_expiring_registration_says_zero(client: TestClient, initial_token) -> None:
+def test_never_expiring_registration_says_zero(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token()
     assert register(client, token).json()["client_secret_expires_at"] == 0
 
 
-def test_initial_access_token_is_single_use(client: TestClient, initial_token) -> None:
+def test_initial_access_token_is_single_use(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token()
     assert register(client, token).status_code == 201
     again = register(client, token)
@@ -101,14 +131,16 @@ def test_initial_access_token_is_single_use(client: TestClient, initial_token) -
 
 
 def test_rejected_metadata_does_not_spend_the_initial_token(
-    client: TestClient, initial_token
+    client: TestClient, initial_token: InitialToken
 ) -> None:
     _, token = initial_token()
     assert register(client, token, grant_types=["authorization_code"]).status_code == 400
     assert register(client, token).status_code == 201
 
 
-def test_expired_initial_access_token_is_refused(client: TestClient, initial_token) -> None:
+def test_expired_initial_access_token_is_refused(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token(ttl=timedelta(seconds=1))
     time.sleep(1.1)
     assert register(client, token).status_code == 401
@@ -122,24 +154,26 @@ def test_missing_bearer_is_refused(client: TestClient) -> None:
     assert client.post(REGISTER, json={}).status_code == 401
 
 
-def test_register_with_users_access_token(client: TestClient, caller) -> None:
+def test_register_with_users_access_token(client: TestClient, caller: MakeCaller) -> None:
     user, _, _, access = caller()
     body = register(client, access, client_name="via-token", scope="deploy").json()
     assert body["scope"] == "deploy"
     assert token_request(client, body["client_id"], body["client_secret"]).status_code == 200
 
 
-def test_reduced_access_token_cannot_register_unreduced(client: TestClient, caller) -> None:
+def test_reduced_access_token_cannot_register_unreduced(
+    client: TestClient, caller: MakeCaller
+) -> None:
     _, _, _, access = caller(scoped=("deploy",))
     assert_metadata_error(register(client, access, client_name="x"), "scope")
 
 
-def test_scope_beyond_bearers_roles_is_refused(client: TestClient, caller) -> None:
+def test_scope_beyond_bearers_roles_is_refused(client: TestClient, caller: MakeCaller) -> None:
     _, _, _, access = caller(scope="deploy")
     assert_metadata_error(register(client, access, scope="deploy billing:read"), "scope")
 
 
-def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token) -> None:
+def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token: InitialToken) -> None:
     _, token = initial_token(roles=("deploy",))
     assert_metadata_error(register(client, token, scope="system:owner"), "scope")
 
@@ -166,20 +200,22 @@ def test_scope_the_user_lacks_is_refused(client: TestClient, initial_token) -> N
     ],
 )
 def test_invalid_metadata_names_the_field(
-    client: TestClient, initial_token, metadata, field
+    client: TestClient, initial_token: InitialToken, metadata: dict[str, Any], field: str
 ) -> None:
     _, token = initial_token()
     assert_metadata_error(register(client, token, **metadata), field)
 
 
-def test_malformed_json_is_invalid_client_metadata(client: TestClient, initial_token) -> None:
+def test_malformed_json_is_invalid_client_metadata(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token()
     response = client.post(REGISTER, content=b"{", headers={"authorization": f"Bearer {token}"})
     assert response.json()["error"] == "invalid_client_metadata"
 
 
 def test_client_with_own_jwks_gets_no_secret_and_uses_its_key(
-    client: TestClient, initial_token
+    client: TestClient, initial_token: InitialToken
 ) -> None:
     import jwt
 
@@ -210,7 +246,7 @@ def test_client_with_own_jwks_gets_no_secret_and_uses_its_key(
     assert response.status_code == 200
 
 
-def test_private_key_in_jwks_is_refused(client: TestClient, initial_token) -> None:
+def test_private_key_in_jwks_is_refused(client: TestClient, initial_token: InitialToken) -> None:
     _, token = initial_token()
     key = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
     assert_metadata_error(
@@ -220,7 +256,7 @@ def test_private_key_in_jwks_is_refused(client: TestClient, initial_token) -> No
 
 
 def test_private_key_jwt_client_cannot_use_its_secret_directly(
-    client: TestClient, initial_token
+    client: TestClient, initial_token: InitialToken
 ) -> None:
     _, token = initial_token()
     body = register(client, token, token_endpoint_auth_method="private_key_jwt").json()
@@ -267,14 +303,16 @@ def test_cli_registration_token_for_unknown_user_exits_1(database_url: str) -> N
 
 
 @pytest.fixture
-def registered(client: TestClient, initial_token):
+def registered(client: TestClient, initial_token: InitialToken) -> Registration:
     _, token = initial_token()
     body = register(client, token, client_name="ci", scope="deploy", expires_in=3600).json()
     path = body["registration_client_uri"].removeprefix(ISSUER)
     return body, path, {"authorization": f"Bearer {body['registration_access_token']}"}
 
 
-def test_read_returns_metadata_without_secrets(client: TestClient, registered) -> None:
+def test_read_returns_metadata_without_secrets(
+    client: TestClient, registered: Registration
+) -> None:
     body, path, headers = registered
     response = client.get(path, headers=headers)
     assert response.status_code == 200
@@ -286,7 +324,7 @@ def test_read_returns_metadata_without_secrets(client: TestClient, registered) -
     assert body["client_secret"] not in text
 
 
-def test_read_with_wrong_token_is_401(client: TestClient, registered) -> None:
+def test_read_with_wrong_token_is_401(client: TestClient, registered: Registration) -> None:
     _, path, _ = registered
     response = client.get(path, headers={"authorization": "Bearer nope"})
     assert response.status_code == 401
@@ -294,7 +332,7 @@ def test_read_with_wrong_token_is_401(client: TestClient, registered) -> None:
 
 
 def test_another_clients_registration_token_is_refused(
-    client: TestClient, registered, initial_token
+    client: TestClient, registered: Registration, initial_token: InitialToken
 ) -> None:
     _, path, _ = registered
     _, token = initial_token()
@@ -307,7 +345,7 @@ def test_another_clients_registration_token_is_refused(
     )
 
 
-def test_update_replaces_metadata(client: TestClient, registered) -> None:
+def test_update_replaces_metadata(client: TestClient, registered: Registration) -> None:
     body, path, headers = registered
     response = client.put(
         path,
@@ -325,7 +363,7 @@ def test_update_replaces_metadata(client: TestClient, registered) -> None:
     assert updated["client_secret_expires_at"] == body["client_secret_expires_at"]
 
 
-def test_update_cannot_widen_a_reduced_client(client: TestClient, registered) -> None:
+def test_update_cannot_widen_a_reduced_client(client: TestClient, registered: Registration) -> None:
     body, path, headers = registered
     response = client.put(
         path, json={"client_id": body["client_id"], "scope": "deploy billing:read"}, headers=headers
@@ -333,7 +371,7 @@ def test_update_cannot_widen_a_reduced_client(client: TestClient, registered) ->
     assert_metadata_error(response, "scope")
 
 
-def test_update_cannot_extend_expiry(client: TestClient, registered) -> None:
+def test_update_cannot_extend_expiry(client: TestClient, registered: Registration) -> None:
     body, path, headers = registered
     response = client.put(
         path,
@@ -343,7 +381,7 @@ def test_update_cannot_extend_expiry(client: TestClient, registered) -> None:
     assert_metadata_error(response, "expires_in")
 
 
-def test_update_needs_matching_client_id(client: TestClient, registered) -> None:
+def test_update_needs_matching_client_id(client: TestClient, registered: Registration) -> None:
     _, path, headers = registered
     assert_metadata_error(
         client.put(path, json={"client_id": "other"}, headers=headers), "client_id"
@@ -351,14 +389,16 @@ def test_update_needs_matching_client_id(client: TestClient, registered) -> None
 
 
 def test_delete_soft_deletes_and_revokes_the_registration_token(
-    client: TestClient, registered, store
+    client: TestClient, registered: Registration, store: Store
 ) -> None:
     body, path, headers = registered
     response = client.delete(path, headers=headers)
     assert response.status_code == 204
     assert token_request(client, body["client_id"], body["client_secret"]).status_code == 401
     assert client.get(path, headers=headers).status_code == 401
-    record, _ = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     assert record.deleted_at is not None
 
 
@@ -369,7 +409,9 @@ def test_metadata_advertises_registration(client: TestClient) -> None:
     assert metadata["revocation_endpoint_auth_signing_alg_values_supported"] == ["EdDSA", "Ed25519"]
 
 
-def test_malformed_jwks_is_invalid_client_metadata(client: TestClient, initial_token) -> None:
+def test_malformed_jwks_is_invalid_client_metadata(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token()
     response = register(
         client, token, token_endpoint_auth_method="private_key_jwt", jwks={"keys": "nope"}
@@ -377,7 +419,9 @@ def test_malformed_jwks_is_invalid_client_metadata(client: TestClient, initial_t
     assert_metadata_error(response, "jwks")
 
 
-def test_read_echoes_the_registration_access_token(client: TestClient, registered) -> None:
+def test_read_echoes_the_registration_access_token(
+    client: TestClient, registered: Registration
+) -> None:
     body, path, headers = registered
     assert (
         client.get(path, headers=headers).json()["registration_access_token"]
@@ -385,23 +429,27 @@ def test_read_echoes_the_registration_access_token(client: TestClient, registere
     )
 
 
-def test_disabled_owner_cannot_manage_registration(client: TestClient, registered, store) -> None:
+def test_disabled_owner_cannot_manage_registration(
+    client: TestClient, registered: Registration, store: Store
+) -> None:
     body, path, headers = registered
-    record, _ = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     UserService(store).update(ref=record.user_id, role_names=None, disabled=True, now=now())
     assert client.get(path, headers=headers).status_code == 401
     assert client.delete(path, headers=headers).status_code == 401
     assert store.credentials.get(id=record.id).deleted_at is None
 
 
-def test_nul_in_registration_path_is_401(client: TestClient, registered) -> None:
+def test_nul_in_registration_path_is_401(client: TestClient, registered: Registration) -> None:
     _, _, headers = registered
     assert client.get("/auth/v1/register/ab%00c", headers=headers).status_code == 401
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_registration_during_outage_is_503(
-    client: TestClient, initial_token, database, tmp_path
+    client: TestClient, initial_token: InitialToken, database: Database, tmp_path: Path
 ) -> None:
     _, token = initial_token()
     (tmp_path / "authserver.db").rename(tmp_path / "moved.db")
@@ -413,7 +461,7 @@ def test_registration_during_outage_is_503(
 
 
 @pytest.fixture
-def locked_registration(client: TestClient, initial_token):
+def locked_registration(client: TestClient, initial_token: InitialToken) -> Registration:
     _, token = initial_token()
     body = register(client, token, allow_source_cidr=["192.0.2.0/24"]).json()
     return (
@@ -424,13 +472,15 @@ def locked_registration(client: TestClient, initial_token):
 
 
 def test_registration_token_is_refused_outside_the_clients_networks(
-    client: TestClient, locked_registration
+    client: TestClient, locked_registration: Registration
 ) -> None:
     _, path, headers = locked_registration
     assert client.get(path, headers=headers).status_code == 401  # the test client is 203.0.113.7
 
 
-def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registration, store) -> None:
+def test_update_without_allow_source_cidr_keeps_the_lock(
+    app: Starlette, locked_registration: Registration, store: Store
+) -> None:
     body, path, headers = locked_registration
     with TestClient(app, client=("192.0.2.10", 1)) as inside:
         response = inside.put(
@@ -442,10 +492,12 @@ def test_update_without_allow_source_cidr_keeps_the_lock(app, locked_registratio
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_registration_token_stops_working_when_its_client_expires(
-    client: TestClient, registered, store, method: str
+    client: TestClient, registered: Registration, store: Store, method: str
 ) -> None:
     body, path, headers = registered
-    (record, _) = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     expired = CheckedPatch(expires_time=now() - timedelta(seconds=1))
     store.credentials.update(id=record.id, patch=expired, now=now())
     response = client.request(
@@ -457,7 +509,7 @@ def test_registration_token_stops_working_when_its_client_expires(
 
 
 def test_update_cannot_widen_the_clients_own_network_lock(
-    client: TestClient, initial_token, store
+    client: TestClient, initial_token: InitialToken, store: Store
 ) -> None:
     _, token = initial_token()
     body = register(
@@ -471,11 +523,13 @@ def test_update_cannot_widen_the_clients_own_network_lock(
         headers=headers,
     )
     assert_metadata_error(response, "allow_source_cidr")
-    (record, _) = store.credentials.find(client_id=body["client_id"])
+    found = store.credentials.find(client_id=body["client_id"])
+    assert found is not None
+    record, _ = found
     assert record.allow_source_cidr == ("203.0.113.0/24",)
 
 
-def test_form_body_is_told_to_send_json(client: TestClient, initial_token) -> None:
+def test_form_body_is_told_to_send_json(client: TestClient, initial_token: InitialToken) -> None:
     _, token = initial_token()
     response = client.post(
         REGISTER, data={"client_name": "x"}, headers={"authorization": f"Bearer {token}"}
@@ -487,7 +541,9 @@ def test_form_body_is_told_to_send_json(client: TestClient, initial_token) -> No
     }
 
 
-def test_json_body_labelled_as_a_form_is_still_read(client: TestClient, initial_token) -> None:
+def test_json_body_labelled_as_a_form_is_still_read(
+    client: TestClient, initial_token: InitialToken
+) -> None:
     _, token = initial_token()
     response = client.post(
         REGISTER,

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 from starlette.testclient import TestClient
 
+from authserver.store import Store
 from tests.support.helpers import mint, now
+from tests.support.types import MakeCaller, MakeClient, Response
 
 
-def revoke(client: TestClient, client_id: str, secret: str, token: str):
+def revoke(client: TestClient, client_id: str, secret: str, token: str) -> Response:
     return client.post("/auth/v1/revoke", data={"token": token}, auth=(client_id, secret))
 
 
@@ -18,7 +20,7 @@ def is_active(client: TestClient, client_id: str, secret: str, token: str) -> bo
     return bool(response.json()["active"])
 
 
-def test_revoking_own_token_makes_it_inactive(client, caller) -> None:
+def test_revoking_own_token_makes_it_inactive(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, token = caller()
     response = revoke(client, record.client_id, secret, token)
     assert response.status_code == 200
@@ -26,7 +28,9 @@ def test_revoking_own_token_makes_it_inactive(client, caller) -> None:
     assert not is_active(client, record.client_id, secret, token)
 
 
-def test_revocation_is_stored_until_the_token_expires(client, caller, store) -> None:
+def test_revocation_is_stored_until_the_token_expires(
+    client: TestClient, caller: MakeCaller, store: Store
+) -> None:
     import jwt
 
     _, record, secret, token = caller()
@@ -40,39 +44,41 @@ def test_revocation_is_stored_until_the_token_expires(client, caller, store) -> 
     assert not store.revocations.is_revoked(jti=jti)
 
 
-def test_revoking_one_token_leaves_others_active(client, caller) -> None:
+def test_revoking_one_token_leaves_others_active(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, token = caller()
     second = mint(client, record.client_id, secret)
     revoke(client, record.client_id, secret, token)
     assert is_active(client, record.client_id, secret, second)
 
 
-def test_another_clients_token_is_not_revoked(client, caller, make_client) -> None:
+def test_another_clients_token_is_not_revoked(
+    client: TestClient, caller: MakeCaller, make_client: MakeClient
+) -> None:
     user, record, secret, token = caller()
     other, other_secret = make_client(user)
     assert revoke(client, other.client_id, other_secret, token).status_code == 200
     assert is_active(client, record.client_id, secret, token)
 
 
-def test_unknown_token_is_200(client, caller) -> None:
+def test_unknown_token_is_200(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, _ = caller()
     assert revoke(client, record.client_id, secret, "not-a-token").status_code == 200
 
 
-def test_revoking_twice_is_200(client, caller) -> None:
+def test_revoking_twice_is_200(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, token = caller()
     revoke(client, record.client_id, secret, token)
     assert revoke(client, record.client_id, secret, token).status_code == 200
 
 
-def test_revocation_requires_client_authentication(client, caller) -> None:
+def test_revocation_requires_client_authentication(client: TestClient, caller: MakeCaller) -> None:
     _, record, _, token = caller()
     response = revoke(client, record.client_id, "wrong", token)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
 
-def test_revoked_token_is_refused_by_management_api(client, caller) -> None:
+def test_revoked_token_is_refused_by_management_api(client: TestClient, caller: MakeCaller) -> None:
     _, record, secret, token = caller()
     revoke(client, record.client_id, secret, token)
     response = client.get(
@@ -82,7 +88,7 @@ def test_revoked_token_is_refused_by_management_api(client, caller) -> None:
     assert response.json()["code"] == 16
 
 
-def test_replay_markers_outlive_expiry_by_a_clock_margin(store) -> None:
+def test_replay_markers_outlive_expiry_by_a_clock_margin(store: Store) -> None:
     key = "k" * 64
     store.revocations.record_assertion(key=key, expires_at=now() - timedelta(seconds=10))
     store.revocations.purge_assertions(now=now())

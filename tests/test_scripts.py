@@ -6,9 +6,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.checkout import clean_copy, script_env
 from tests.support.ports import free_port
 from tests.support.servers import wait_ready
+
+pytestmark = pytest.mark.slow
 
 
 def test_serve_script_passes_its_arguments_to_authserver_serve(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,10 @@ from cryptography.x509.oid import NameOID
 from authserver.runtime.serving import conductorone_routing
 from tests.support.checkout import script_env
 from tests.support.ports import free_port
+from tests.support.postgres import PostgresCluster
 from tests.support.servers import assert_one_line_error, run_authserver, wait_ready
+
+pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -168,7 +171,9 @@ def test_tls_cert_and_key_go_together(tmp_path: Path, given: str) -> None:
         ),
     ],
 )
-def test_bad_tls_files_are_one_line_naming_them(tmp_path: Path, spoil, message: str) -> None:
+def test_bad_tls_files_are_one_line_naming_them(
+    tmp_path: Path, spoil: Callable[[Path, Path], object], message: str
+) -> None:
     cert, key = self_signed(tmp_path)
     spoil(cert, key)
     result = run_authserver(
@@ -222,7 +227,10 @@ def startup_line(stderr: str) -> str:
     return line
 
 
-def test_serve_names_config_database_issuer_key_and_workers(tmp_path: Path, postgres) -> None:
+@pytest.mark.postgres
+def test_serve_names_config_database_issuer_key_and_workers(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
     url = postgres.create_database("serve_banner").replace("postgres@", "postgres:hunter2@")
     config = tmp_path / "authserver.toml"
     config.write_text(f'database_url = "{url}"\n')

@@ -3,7 +3,8 @@ anywhere takes effect on every instance within one second."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
@@ -15,7 +16,8 @@ from authserver.records import Changes
 from authserver.store import Store
 from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
-from tests.support.helpers import auth_state, mint, now, token_request, within
+from tests.support.helpers import auth_state, mint, now, services_of, token_request, within
+from tests.support.types import MakeClient, MakeUser
 
 
 class Clock:
@@ -30,7 +32,12 @@ def state(client_id: str = "c1", user_id: str = "u1") -> AuthState:
     return auth_state(client_id=client_id, user_id=user_id)
 
 
-def changes(version: int, clients=(), users=(), revoked=()) -> Changes:
+def changes(
+    version: int,
+    clients: Iterable[str] = (),
+    users: Iterable[str] = (),
+    revoked: Iterable[tuple[str, datetime]] = (),
+) -> Changes:
     return Changes(version, frozenset(clients), frozenset(users), tuple(revoked))
 
 
@@ -109,7 +116,9 @@ def test_first_sync_loads_live_revocations(store: Store) -> None:
     assert (cache.revoked("live"), cache.revoked("gone")) == (True, False)
 
 
-def test_changes_since_lists_exactly_what_changed(store: Store, make_user, make_client) -> None:
+def test_changes_since_lists_exactly_what_changed(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     owner = make_user()
     first, _ = make_client(owner)
     second, _ = make_client(owner)
@@ -126,7 +135,9 @@ def test_changes_since_lists_exactly_what_changed(store: Store, make_user, make_
     assert second.client_id not in seen.client_ids
 
 
-def test_last_used_is_not_a_change(store: Store, make_user, make_client) -> None:
+def test_last_used_is_not_a_change(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     """Recording use must not invalidate every instance's cache."""
     record, _ = make_client(make_user())
     start = store.changes.since(version=None, now=now()).version
@@ -134,7 +145,9 @@ def test_last_used_is_not_a_change(store: Store, make_user, make_client) -> None
     assert store.changes.since(version=start, now=now()) == changes(start)
 
 
-def test_refused_expiry_edit_is_not_a_change(store: Store, make_user, make_client) -> None:
+def test_refused_expiry_edit_is_not_a_change(
+    store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user(), expires_in=timedelta(days=1))
     start = store.changes.since(version=None, now=now()).version
     with pytest.raises(PermissionDenied):
@@ -145,15 +158,23 @@ def test_refused_expiry_edit_is_not_a_change(store: Store, make_user, make_clien
 
 
 def test_warm_token_requests_read_no_credential_state(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record, secret = make_client(make_user())
-    services = client.app.state.services
+    services = services_of(client.app)
     within(1.0, services.state_cache.in_sync)
     store = services.store.credentials
-    reads = []
+    reads: list[dict[str, str]] = []
     original = store.auth_state
-    monkeypatch.setattr(store, "auth_state", lambda **kw: reads.append(kw) or original(**kw))
+
+    def counted(**kw: str) -> AuthState | None:
+        reads.append(kw)
+        return original(**kw)
+
+    monkeypatch.setattr(store, "auth_state", counted)
     mint(client, record.client_id, secret)  # may load once: the entry can predate a sync
     reads.clear()
     for _ in range(5):
@@ -162,7 +183,7 @@ def test_warm_token_requests_read_no_credential_state(
 
 
 def test_change_from_another_process_applies_within_a_second(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     mint(client, record.client_id, secret)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
+from authserver.store import Store
+from authserver.store.database import Database
+from tests.support.types import MakeCaller
+
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_full_database_gives_clear_503_and_recovers(
-    client: TestClient, caller, database, store
+    client: TestClient, caller: MakeCaller, database: Database, store: Store
 ) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}
@@ -18,7 +24,7 @@ def test_full_database_gives_clear_503_and_recovers(
     limit = {"pages": pages}
 
     @event.listens_for(database.engine, "connect")
-    def cap(dbapi_connection, _record) -> None:
+    def cap(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count = {limit['pages']}")
 
     database.engine.dispose()  # reconnect with the cap
@@ -51,14 +57,14 @@ def test_full_database_gives_clear_503_and_recovers(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_read_only_database_gives_clear_503_and_recovers(
-    client: TestClient, caller, database, store
+    client: TestClient, caller: MakeCaller, database: Database, store: Store
 ) -> None:
     _, _, _, token = caller()
     bearer = {"authorization": f"Bearer {token}"}
     read_only = {"on": True}
 
     @event.listens_for(database.engine, "connect")
-    def lock(dbapi_connection, _record) -> None:
+    def lock(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         if read_only["on"]:
             dbapi_connection.execute("PRAGMA query_only = ON")
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.support.helpers import now, operator_creates, token_request, within
+from authserver.domain.credentials import AuthState
+from authserver.security.argon2 import SecretHasher
+from authserver.store import Store
+from tests.support.helpers import now, operator_creates, services_of, token_request, within
+from tests.support.types import MakeCaller, MakeClient, MakeUser
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
 
@@ -19,7 +24,7 @@ def fail_times(client: TestClient, client_id: str, times: int) -> None:
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_repeated_failures_for_a_client_id_get_429(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     fail_times(client, record.client_id, 3)
@@ -31,7 +36,7 @@ def test_repeated_failures_for_a_client_id_get_429(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_throttled_client_id_still_admits_its_verified_secret(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -41,7 +46,7 @@ def test_throttled_client_id_still_admits_its_verified_secret(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_guessing_unknown_ids_does_not_throttle_other_credentials_at_that_source(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     for i in range(5):
@@ -52,7 +57,7 @@ def test_guessing_unknown_ids_does_not_throttle_other_credentials_at_that_source
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_another_credentials_failures_do_not_throttle_this_one(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user()
     victim, _ = make_client(owner)
@@ -63,16 +68,18 @@ def test_another_credentials_failures_do_not_throttle_this_one(
 
 
 @pytest.mark.parametrize("settings_overrides", [{"auth_failure_limit": 0}])
-def test_zero_limit_disables_throttling(client: TestClient, make_user, make_client) -> None:
+def test_zero_limit_disables_throttling(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user())
     fail_times(client, record.client_id, 12)
 
 
 def test_repeated_identical_wrong_secret_costs_no_argon2(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     token_request(client, record.client_id, "same-wrong")
     misses = hasher.cache_misses
     token_request(client, record.client_id, "same-wrong")
@@ -84,7 +91,7 @@ FLOOD = Path(__file__).resolve().parents[1] / "bench" / "flood.py"
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_served(
-    database_url: str, tmp_path, hasher
+    database_url: str, tmp_path: Path, hasher: SecretHasher
 ) -> None:
     """A separate process sends ~200 wrong secrets/s from the same address as a correct client.
 
@@ -141,7 +148,7 @@ def test_flood_of_wrong_secrets_is_throttled_while_the_correct_credential_is_ser
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_holder_of_the_key_is_never_throttled_even_uncached(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     fail_times(client, record.client_id, 3)
@@ -151,7 +158,7 @@ def test_holder_of_the_key_is_never_throttled_even_uncached(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     import jwt as pyjwt
 
@@ -179,11 +186,13 @@ def test_junk_assertions_cannot_lock_out_a_private_key_jwt_client(
     )
 
 
-def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client) -> None:
+def test_wrong_secrets_cost_no_argon2(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     owner = make_user()
     victim, _ = make_client(owner)
     _, someone_elses_secret = make_client(owner)  # well-formed, but another key
-    hasher = client.app.state.services.hasher
+    hasher = services_of(client.app).hasher
     misses = hasher.cache_misses
     for _ in range(5):
         assert token_request(client, victim.client_id, someone_elses_secret).status_code == 401
@@ -192,7 +201,7 @@ def test_wrong_secrets_cost_no_argon2(client: TestClient, make_user, make_client
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_refused_credential_with_known_secret_is_throttled_like_any_failure(
-    app, make_user, make_client
+    app: Starlette, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
     with TestClient(app, client=("203.0.113.7", 1)) as inside:
@@ -205,7 +214,7 @@ def test_refused_credential_with_known_secret_is_throttled_like_any_failure(
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_exhausted_source_answers_alike_for_known_and_unknown_ids(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     for i in range(3):
@@ -216,7 +225,7 @@ def test_exhausted_source_answers_alike_for_known_and_unknown_ids(
 
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
-def test_ipv6_sources_are_counted_per_64(app) -> None:
+def test_ipv6_sources_are_counted_per_64(app: Starlette) -> None:
     statuses = []
     for host in range(1, 5):
         with TestClient(app, client=(f"2001:db8:1:2::{host}", 1)) as http:
@@ -224,7 +233,7 @@ def test_ipv6_sources_are_counted_per_64(app) -> None:
     assert statuses == [401, 401, 401, 429]
 
 
-def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
+def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher: SecretHasher) -> None:
     """First uses and floods must not take the CPU from warm traffic (Linux nice per thread)."""
     import os
     import threading
@@ -268,7 +277,7 @@ def test_argon2_is_never_above_a_server_started_at_high_nice(start_nice: int) ->
 
 @pytest.mark.parametrize("settings_overrides", [LIMIT])
 def test_new_source_gets_the_same_answer_for_a_guessed_known_id_and_unknown_id(
-    app, make_user, make_client
+    app: Starlette, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     """After as many failures from elsewhere, an existing id and a made-up one answer alike."""
     record, _ = make_client(make_user())
@@ -285,21 +294,27 @@ def test_new_source_gets_the_same_answer_for_a_guessed_known_id_and_unknown_id(
 
 
 def _count_reads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    credentials = client.app.state.services.store.credentials
+    credentials = services_of(client.app).store.credentials
     reads: list[str] = []
     original = credentials.auth_state
-    monkeypatch.setattr(
-        credentials, "auth_state", lambda **kw: reads.append(kw["client_id"]) or original(**kw)
-    )
+
+    def counted(**kw: str) -> AuthState | None:
+        reads.append(kw["client_id"])
+        return original(**kw)
+
+    monkeypatch.setattr(credentials, "auth_state", counted)
     return reads
 
 
 def test_unknown_id_is_read_from_the_database_once(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A negative cache: guessing the same id again costs no thread hop and no query."""
     _, secret = make_client(make_user())  # a well-formed secret-token, of another credential
-    within(1.0, client.app.state.services.state_cache.in_sync)
+    within(1.0, services_of(client.app).state_cache.in_sync)
     reads = _count_reads(client, monkeypatch)
     for _ in range(4):
         assert token_request(client, "made-up-12345@127.0.0.1/pcc", secret).status_code == 401
@@ -307,7 +322,10 @@ def test_unknown_id_is_read_from_the_database_once(
 
 
 def test_a_secret_that_is_no_secret_token_is_refused_without_a_lookup(
-    client: TestClient, make_user, make_client, monkeypatch
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record, _ = make_client(make_user())
     reads = _count_reads(client, monkeypatch)
@@ -317,7 +335,7 @@ def test_a_secret_that_is_no_secret_token_is_refused_without_a_lookup(
 
 
 def test_credential_created_after_its_id_was_guessed_works_within_a_second(
-    client: TestClient, make_user, store, hasher
+    client: TestClient, make_user: MakeUser, store: Store, hasher: SecretHasher
 ) -> None:
     """Another process (the CLI) creates it: this instance follows the change feed."""
     from authserver.domain.credentials import CredentialSpec
@@ -325,7 +343,7 @@ def test_credential_created_after_its_id_was_guessed_works_within_a_second(
 
     ghost = "fresh-start-12345@127.0.0.1/pcc"
     fresh = new_secret("127.0.0.1")
-    within(1.0, client.app.state.services.state_cache.in_sync)
+    within(1.0, services_of(client.app).state_cache.in_sync)
     assert token_request(client, ghost, fresh.secret).status_code == 401  # remembered unknown
     store.credentials.create(
         user_id=make_user().id,
@@ -344,7 +362,11 @@ def test_credential_created_after_its_id_was_guessed_works_within_a_second(
 
 @pytest.mark.parametrize("how", ["basic", "post"])
 def test_swapped_client_id_and_secret_never_reach_the_log(
-    client: TestClient, make_user, make_client, caplog, how: str
+    client: TestClient,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
 ) -> None:
     """The log-scanning fixture fails the test if the secret appears in any line."""
     record, secret = make_client(make_user())
@@ -365,7 +387,7 @@ def test_swapped_client_id_and_secret_never_reach_the_log(
 
 
 def test_jwt_presented_as_client_id_is_logged_as_a_fingerprint(
-    client: TestClient, caller, caplog
+    client: TestClient, caller: MakeCaller, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, _, _, token = caller()
     assert token_request(client, token, "x").status_code == 401

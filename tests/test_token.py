@@ -5,30 +5,38 @@ from __future__ import annotations
 import base64
 import time
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from authserver.config import Settings
 from authserver.store import Store
+from authserver.store.database import Database
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, token_request, within
+from tests.support.types import MakeCaller, MakeClient, MakeUser, Response
 
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed."}
 
 
-def decode(token: str) -> dict:
+def decode(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def assert_invalid_client(response) -> None:
+def assert_invalid_client(response: Response) -> None:
     assert response.status_code == 401
     assert response.json() == INVALID_CLIENT
     assert response.headers["www-authenticate"].startswith("Basic ")
     assert response.headers["cache-control"] == "no-store"
 
 
-def test_basic_auth_issues_bearer_token(client: TestClient, make_user, make_client) -> None:
+def test_basic_auth_issues_bearer_token(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = token_request(client, record.client_id, secret)
     assert response.status_code == 200
@@ -40,7 +48,9 @@ def test_basic_auth_issues_bearer_token(client: TestClient, make_user, make_clie
     assert response.headers["pragma"] == "no-cache"
 
 
-def test_post_auth_issues_token(client: TestClient, make_user, make_client) -> None:
+def test_post_auth_issues_token(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
@@ -54,7 +64,9 @@ def test_post_auth_issues_token(client: TestClient, make_user, make_client) -> N
     assert decode(response.json()["access_token"])["client_id"] == record.client_id
 
 
-def test_token_claims_follow_rfc9068(client: TestClient, make_user, make_client, settings) -> None:
+def test_token_claims_follow_rfc9068(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient, settings: Settings
+) -> None:
     owner = make_user()
     record, secret = make_client(owner)
     token = token_request(client, record.client_id, secret).json()["access_token"]
@@ -74,7 +86,9 @@ def test_token_claims_follow_rfc9068(client: TestClient, make_user, make_client,
     assert len(claims["jti"]) >= 16
 
 
-def test_each_token_has_a_fresh_jti(client: TestClient, make_user, make_client) -> None:
+def test_each_token_has_a_fresh_jti(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     first = decode(token_request(client, record.client_id, secret).json()["access_token"])
     second = decode(token_request(client, record.client_id, secret).json()["access_token"])
@@ -84,7 +98,9 @@ def test_each_token_has_a_fresh_jti(client: TestClient, make_user, make_client) 
 @pytest.mark.parametrize(
     "settings_overrides", [{"access_token_ttl": 120, "audience": "https://api.example"}]
 )
-def test_ttl_and_audience_come_from_config(client: TestClient, make_user, make_client) -> None:
+def test_ttl_and_audience_come_from_config(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = token_request(client, record.client_id, secret)
     claims = decode(response.json()["access_token"])
@@ -93,12 +109,16 @@ def test_ttl_and_audience_come_from_config(client: TestClient, make_user, make_c
     assert claims["aud"] == "https://api.example"
 
 
-def test_wrong_secret_is_invalid_client(client: TestClient, make_user, make_client) -> None:
+def test_wrong_secret_is_invalid_client(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _secret = make_client(make_user())
     assert_invalid_client(token_request(client, record.client_id, "secret-token:nope"))
 
 
-def test_unknown_client_looks_like_wrong_secret(client: TestClient, make_user, make_client) -> None:
+def test_unknown_client_looks_like_wrong_secret(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, _ = make_client(make_user())
     wrong = token_request(client, record.client_id, "x")
     unknown = token_request(client, "calm-otter-12345@127.0.0.1/pcc", "x")
@@ -107,7 +127,9 @@ def test_unknown_client_looks_like_wrong_secret(client: TestClient, make_user, m
     assert unknown.headers["www-authenticate"] == wrong.headers["www-authenticate"]
 
 
-def test_another_credentials_secret_is_refused(client: TestClient, make_user, make_client) -> None:
+def test_another_credentials_secret_is_refused(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     owner = make_user()
     first, _ = make_client(owner)
     _, other_secret = make_client(owner)
@@ -115,7 +137,7 @@ def test_another_credentials_secret_is_refused(client: TestClient, make_user, ma
 
 
 def test_deleted_credential_is_refused(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -126,7 +148,7 @@ def test_deleted_credential_is_refused(
 
 
 def test_credential_expiring_during_server_life_stops_working(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user(), expires_in=timedelta(seconds=1.5))
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -134,7 +156,9 @@ def test_credential_expiring_during_server_life_stops_working(
     assert_invalid_client(token_request(client, record.client_id, secret))
 
 
-def test_token_never_outlives_credential(client: TestClient, make_user, make_client) -> None:
+def test_token_never_outlives_credential(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user(), expires_in=timedelta(seconds=100))
     response = token_request(client, record.client_id, secret)
     claims = decode(response.json()["access_token"])
@@ -144,7 +168,7 @@ def test_token_never_outlives_credential(client: TestClient, make_user, make_cli
 
 
 def test_disabled_owner_is_refused(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
@@ -154,7 +178,7 @@ def test_disabled_owner_is_refused(
 
 
 def test_reenabled_owner_can_mint_again(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user()
     record, secret = make_client(owner)
@@ -164,7 +188,7 @@ def test_reenabled_owner_can_mint_again(
 
 
 def test_omitted_scope_grants_all_effective_roles_of_reduced_credential(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user(roles=("a", "b", "c")), scoped=("a", "c"))
     body = token_request(client, record.client_id, secret).json()
@@ -172,7 +196,9 @@ def test_omitted_scope_grants_all_effective_roles_of_reduced_credential(
     assert decode(body["access_token"])["roles"] == ["a", "c"]
 
 
-def test_scope_subset_is_granted(client: TestClient, make_user, make_client) -> None:
+def test_scope_subset_is_granted(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user(roles=("a", "b", "c")))
     body = token_request(client, record.client_id, secret, scope="b").json()
     assert body["scope"] == "b"
@@ -180,7 +206,7 @@ def test_scope_subset_is_granted(client: TestClient, make_user, make_client) -> 
 
 
 def test_scope_beyond_scoped_roles_is_invalid_scope(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user(roles=("a", "b")), scoped=("a",))
     response = token_request(client, record.client_id, secret, scope="a b")
@@ -189,7 +215,7 @@ def test_scope_beyond_scoped_roles_is_invalid_scope(
 
 
 def test_scope_of_role_owner_lost_is_invalid_scope(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     owner = make_user(roles=("a", "b"))
     record, secret = make_client(owner)
@@ -201,14 +227,18 @@ def test_scope_of_role_owner_lost_is_invalid_scope(
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_malformed_scope_is_invalid_scope(client: TestClient, make_user, make_client) -> None:
+def test_malformed_scope_is_invalid_scope(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = token_request(client, record.client_id, secret, scope='deploy  "x"')
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_last_used_at_is_recorded(client: TestClient, store: Store, make_user, make_client) -> None:
+def test_last_used_at_is_recorded(
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     before = now()
     assert token_request(client, record.client_id, secret).status_code == 200
@@ -221,7 +251,7 @@ def test_last_used_at_is_recorded(client: TestClient, store: Store, make_user, m
 
 @pytest.mark.parametrize("settings_overrides", [{"last_used_flush_interval": 1.0}])
 def test_last_used_at_is_flushed_on_shutdown(
-    app, store: Store, make_user, make_client, peer
+    app: Starlette, store: Store, make_user: MakeUser, make_client: MakeClient, peer: str
 ) -> None:
     record, secret = make_client(make_user())
     with TestClient(app, client=(peer, 1)) as client:
@@ -231,7 +261,7 @@ def test_last_used_at_is_flushed_on_shutdown(
 
 
 def test_failed_authentication_does_not_touch_last_used(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, _ = make_client(make_user())
     token_request(client, record.client_id, "wrong")
@@ -242,14 +272,18 @@ def test_failed_authentication_does_not_touch_last_used(
 # Protocol errors (RFC 6749 section 5.2) -------------------------------------
 
 
-def test_missing_grant_type_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_missing_grant_type_is_invalid_request(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post("/auth/v1/token", data={"scope": "a"}, auth=(record.client_id, secret))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
 
 
-def test_unknown_grant_type_is_unsupported(client: TestClient, make_user, make_client) -> None:
+def test_unknown_grant_type_is_unsupported(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token", data={"grant_type": "password"}, auth=(record.client_id, secret)
@@ -258,7 +292,9 @@ def test_unknown_grant_type_is_unsupported(client: TestClient, make_user, make_c
     assert response.json()["error"] == "unsupported_grant_type"
 
 
-def test_json_body_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_json_body_is_invalid_request(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token", json={"grant_type": "client_credentials"}, auth=(record.client_id, secret)
@@ -267,7 +303,9 @@ def test_json_body_is_invalid_request(client: TestClient, make_user, make_client
     assert response.json()["error"] == "invalid_request"
 
 
-def test_repeated_parameter_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_repeated_parameter_is_invalid_request(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
@@ -280,7 +318,7 @@ def test_repeated_parameter_is_invalid_request(client: TestClient, make_user, ma
 
 
 def test_bad_percent_encoding_is_invalid_request(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     response = client.post(
@@ -293,7 +331,9 @@ def test_bad_percent_encoding_is_invalid_request(
     assert response.json()["error"] == "invalid_request"
 
 
-def test_invalid_utf8_is_invalid_request(client: TestClient, make_user, make_client) -> None:
+def test_invalid_utf8_is_invalid_request(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = client.post(
         "/auth/v1/token",
@@ -330,7 +370,7 @@ def test_no_credentials_is_invalid_client(client: TestClient) -> None:
 
 
 def test_two_auth_methods_at_once_is_invalid_request(
-    client: TestClient, make_user, make_client
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     response = client.post(
@@ -346,7 +386,9 @@ def test_two_auth_methods_at_once_is_invalid_request(
     assert response.json()["error"] == "invalid_request"
 
 
-def test_oversized_body_is_413(client: TestClient, make_user, make_client) -> None:
+def test_oversized_body_is_413(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     response = token_request(client, record.client_id, secret, scope="a" * 70_000)
     assert response.status_code == 413
@@ -360,7 +402,9 @@ def test_get_on_token_endpoint_is_405(client: TestClient) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
-def test_metrics_count_token_outcomes(client: TestClient, make_user, make_client) -> None:
+def test_metrics_count_token_outcomes(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user())
     token_request(client, record.client_id, secret)
     token_request(client, record.client_id, "wrong")
@@ -373,7 +417,11 @@ def test_metrics_count_token_outcomes(client: TestClient, make_user, make_client
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL outages: test_multi_instance.py
 def test_unreachable_database_is_503_temporarily_unavailable(
-    client: TestClient, database, make_user, make_client, tmp_path
+    client: TestClient,
+    database: Database,
+    make_user: MakeUser,
+    make_client: MakeClient,
+    tmp_path: Path,
 ) -> None:
     record, secret = make_client(make_user())
     (tmp_path / "authserver.db").rename(tmp_path / "moved.db")
@@ -385,7 +433,9 @@ def test_unreachable_database_is_503_temporarily_unavailable(
     assert response.headers["retry-after"] == "1"
 
 
-def test_invalid_scope_is_counted_by_its_error(client: TestClient, make_user, make_client) -> None:
+def test_invalid_scope_is_counted_by_its_error(
+    client: TestClient, make_user: MakeUser, make_client: MakeClient
+) -> None:
     record, secret = make_client(make_user(roles=("a",)))
     token_request(client, record.client_id, secret, scope="b")
     assert (
@@ -404,7 +454,9 @@ def test_nul_in_basic_client_id_is_invalid_client(client: TestClient) -> None:
     assert_invalid_client(response)
 
 
-def test_refused_credential_never_takes_the_cached_fast_path(app, make_user, make_client) -> None:
+def test_refused_credential_never_takes_the_cached_fast_path(
+    app: Starlette, make_user: MakeUser, make_client: MakeClient
+) -> None:
     """A right secret for a refused credential costs argon2 like a wrong one: no timing oracle."""
     record, secret = make_client(make_user(), cidrs=("203.0.113.0/24",))
     hasher = app.state.services.hasher
@@ -417,7 +469,9 @@ def test_refused_credential_never_takes_the_cached_fast_path(app, make_user, mak
     assert hasher.cache_hits == hits
 
 
-def test_api_delete_applies_at_once_despite_state_cache(client: TestClient, caller) -> None:
+def test_api_delete_applies_at_once_despite_state_cache(
+    client: TestClient, caller: MakeCaller
+) -> None:
     _, _, _, token = caller()
     body = client.post(
         "/api/v1/iam/personal_clients", json={}, headers={"authorization": f"Bearer {token}"}
@@ -432,7 +486,7 @@ def test_api_delete_applies_at_once_despite_state_cache(client: TestClient, call
 
 @pytest.mark.parametrize("settings_overrides", [{"auth_cache_ttl": 0.0}])
 def test_zero_cache_ttl_reads_every_change_at_once(
-    client: TestClient, store: Store, make_user, make_client
+    client: TestClient, store: Store, make_user: MakeUser, make_client: MakeClient
 ) -> None:
     record, secret = make_client(make_user())
     assert token_request(client, record.client_id, secret).status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,15 +14,17 @@ from starlette.testclient import TestClient
 
 from authserver.records import UserRecord
 from authserver.store import Store
+from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import PASSWORD, now, token_request
+from tests.support.types import MakeUser
 from tests.support.ui_helpers import create, csrf_of, field_value, sign_in
 
 BASE = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def person(app: Starlette, make_user) -> Callable[..., UserRecord]:
+def person(app: Starlette, make_user: MakeUser) -> Callable[..., UserRecord]:
     """A user with a password: make(email, roles)."""
 
     def make(
@@ -36,12 +38,12 @@ def person(app: Starlette, make_user) -> Callable[..., UserRecord]:
 
 
 @pytest.fixture
-def alice(person) -> UserRecord:
+def alice(person: Callable[..., UserRecord]) -> UserRecord:
     return person()
 
 
 @pytest.fixture
-def browser(app: Starlette) -> TestClient:
+def browser(app: Starlette) -> Iterator[TestClient]:
     """A second client with its own cookie jar (another person's browser)."""
     with TestClient(app, base_url=BASE) as other:
         yield other
@@ -65,7 +67,9 @@ def test_static_files_carry_the_csp_too(client: TestClient) -> None:
     )
 
 
-def test_sign_in_sets_an_httponly_samesite_session_cookie(client: TestClient, alice) -> None:
+def test_sign_in_sets_an_httponly_samesite_session_cookie(
+    client: TestClient, alice: UserRecord
+) -> None:
     answer = sign_in(client)
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/personal-clients"
     cookie = next(c for c in answer.headers.get_list("set-cookie") if "authserver_session=" in c)
@@ -73,7 +77,7 @@ def test_sign_in_sets_an_httponly_samesite_session_cookie(client: TestClient, al
 
 
 @pytest.mark.parametrize("settings_overrides", [{"issuer": "https://auth.example.com"}])
-def test_https_issuer_uses_a_secure_host_prefixed_cookie(app: Starlette, alice) -> None:
+def test_https_issuer_uses_a_secure_host_prefixed_cookie(app: Starlette, alice: UserRecord) -> None:
     with TestClient(app, base_url="https://auth.example.com") as secure:
         answer = sign_in(secure)
     cookie = next(c for c in answer.headers.get_list("set-cookie") if "session=" in c)
@@ -81,21 +85,29 @@ def test_https_issuer_uses_a_secure_host_prefixed_cookie(app: Starlette, alice) 
     assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
 
 
-def test_wrong_password_and_unknown_email_show_the_same_page(client: TestClient, alice) -> None:
+def test_wrong_password_and_unknown_email_show_the_same_page(
+    client: TestClient, alice: UserRecord
+) -> None:
     wrong = sign_in(client, password="not the password at all")
     unknown = sign_in(client, email="nobody@example.com")
     assert wrong.status_code == unknown.status_code == 401
     message = re.compile(r'<p class="error"[^>]*>(.*?)</p>')
-    assert message.search(wrong.text).group(1) == message.search(unknown.text).group(1)
+    wrong_message, unknown_message = message.search(wrong.text), message.search(unknown.text)
+    assert wrong_message is not None and unknown_message is not None
+    assert wrong_message.group(1) == unknown_message.group(1)
 
 
-def test_failed_sign_in_keeps_the_email_and_never_the_password(client: TestClient, alice) -> None:
+def test_failed_sign_in_keeps_the_email_and_never_the_password(
+    client: TestClient, alice: UserRecord
+) -> None:
     page = sign_in(client, password="not the password at all")
     assert 'value="alice@example.com"' in page.text and "not the password" not in page.text
 
 
 @pytest.mark.parametrize("settings_overrides", [{"sign_in_failure_limit": 2}])
-def test_repeated_failures_answer_429_with_retry_after(client: TestClient, alice) -> None:
+def test_repeated_failures_answer_429_with_retry_after(
+    client: TestClient, alice: UserRecord
+) -> None:
     for _ in range(2):
         sign_in(client, password="not the password at all")
     page = sign_in(client)
@@ -103,7 +115,7 @@ def test_repeated_failures_answer_429_with_retry_after(client: TestClient, alice
     assert "Too many failed attempts" in page.text
 
 
-def test_sign_in_without_the_csrf_token_is_refused(client: TestClient, alice) -> None:
+def test_sign_in_without_the_csrf_token_is_refused(client: TestClient, alice: UserRecord) -> None:
     client.get("/ui/")
     answer = client.post(
         "/ui/login/password", data={"email": "alice@example.com", "password": PASSWORD}
@@ -112,7 +124,7 @@ def test_sign_in_without_the_csrf_token_is_refused(client: TestClient, alice) ->
 
 
 def test_create_without_the_csrf_token_is_refused_and_creates_nothing(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     answer = client.post("/ui/personal-clients/new", data={"name": "x", "expiry": "never"})
@@ -120,7 +132,9 @@ def test_create_without_the_csrf_token_is_refused_and_creates_nothing(
     assert store.credentials.all(user_id=alice.id) == []
 
 
-def test_post_from_another_origin_is_refused(client: TestClient, alice, store: Store) -> None:
+def test_post_from_another_origin_is_refused(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     token = csrf_of(client.get("/ui/personal-clients/new"))
     answer = client.post(
@@ -131,7 +145,9 @@ def test_post_from_another_origin_is_refused(client: TestClient, alice, store: S
     assert answer.status_code == 403 and store.credentials.all(user_id=alice.id) == []
 
 
-def test_signed_out_visitor_is_sent_to_sign_in_and_back(client: TestClient, alice) -> None:
+def test_signed_out_visitor_is_sent_to_sign_in_and_back(
+    client: TestClient, alice: UserRecord
+) -> None:
     answer = client.get("/ui/personal-clients/new", follow_redirects=False)
     assert answer.headers["location"] == "/ui/?next=/ui/personal-clients/new"
     landed = sign_in(client, next="/ui/personal-clients/new")
@@ -149,13 +165,13 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(client: TestClient, alic
     ],
 )
 def test_return_to_another_site_or_outside_the_pages_is_ignored(
-    client: TestClient, alice, target: str
+    client: TestClient, alice: UserRecord, target: str
 ) -> None:
     assert sign_in(client, next=target).headers["location"] == "/ui/personal-clients"
 
 
 def test_create_shows_the_secret_once_and_it_gets_a_token(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     page = create(client, role="billing:read")
@@ -169,7 +185,7 @@ def test_create_shows_the_secret_once_and_it_gets_a_token(
 
 
 def test_reloading_the_secret_page_neither_shows_it_again_nor_creates_another(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     token = csrf_of(client.get("/ui/personal-clients/new"))
@@ -187,7 +203,7 @@ def test_reloading_the_secret_page_neither_shows_it_again_nor_creates_another(
 
 
 def test_handed_over_secret_is_useless_to_another_session(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     token = csrf_of(client.get("/ui/personal-clients/new"))
@@ -204,7 +220,7 @@ def test_handed_over_secret_is_useless_to_another_session(
 
 
 def test_create_is_audited_with_the_session_as_actor(
-    client: TestClient, alice, caplog: pytest.LogCaptureFixture
+    client: TestClient, alice: UserRecord, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "authserver.audit")
     sign_in(client)
@@ -215,7 +231,7 @@ def test_create_is_audited_with_the_session_as_actor(
 
 
 def test_bad_network_keeps_the_form_and_names_the_field(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     page = create(client, name="ci job", networks="10.0.0.0/8\n10.1.2.3/8\n", role="deploy")
@@ -226,14 +242,16 @@ def test_bad_network_keeps_the_form_and_names_the_field(
     assert store.credentials.all(user_id=alice.id) == []
 
 
-def test_a_role_the_person_lacks_is_refused(client: TestClient, alice, store: Store) -> None:
+def test_a_role_the_person_lacks_is_refused(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     page = create(client, role="system:owner")
     assert page.status_code == 400 and "Roles: the owner does not hold system:owner" in page.text
 
 
 def test_a_date_expiry_lasts_to_the_end_of_that_day(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     day = (datetime.now(UTC) + timedelta(days=10)).date()
@@ -252,13 +270,17 @@ def test_a_date_expiry_lasts_to_the_end_of_that_day(
         pytest.param("next week", "choose a date (YYYY-MM-DD)", id="malformed"),
     ],
 )
-def test_a_bad_date_is_explained(client: TestClient, alice, expires_on: str, message: str) -> None:
+def test_a_bad_date_is_explained(
+    client: TestClient, alice: UserRecord, expires_on: str, message: str
+) -> None:
     sign_in(client)
     page = create(client, expiry="date", expires_on=expires_on)
     assert page.status_code == 400 and f"Expiry: {message}" in page.text
 
 
-def test_never_expiring_credential_has_no_expiry(client: TestClient, alice, store: Store) -> None:
+def test_never_expiring_credential_has_no_expiry(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     create(client, expiry="never")
     [record] = store.credentials.all(user_id=alice.id)
@@ -266,7 +288,7 @@ def test_never_expiring_credential_has_no_expiry(client: TestClient, alice, stor
 
 
 def test_list_shows_only_own_credentials_newest_first(
-    client: TestClient, browser: TestClient, person
+    client: TestClient, browser: TestClient, person: Callable[..., UserRecord]
 ) -> None:
     person()
     person("bob@example.com")
@@ -280,7 +302,9 @@ def test_list_shows_only_own_credentials_newest_first(
     assert page.index("second-key") < page.index("first-key")
 
 
-def test_list_is_paged(client: TestClient, alice, store: Store, credential_service) -> None:
+def test_list_is_paged(
+    client: TestClient, alice: UserRecord, store: Store, credential_service: CredentialService
+) -> None:
     from tests.support.helpers import operator_creates
 
     for number in range(26):
@@ -288,12 +312,14 @@ def test_list_is_paged(client: TestClient, alice, store: Store, credential_servi
     sign_in(client)
     first = client.get("/ui/personal-clients").text
     assert "key-25" in first and "key-00" not in first
-    older = re.search(r'href="(/ui/personal-clients\?before=[^"]+)"', first).group(1)
+    link = re.search(r'href="(/ui/personal-clients\?before=[^"]+)"', first)
+    assert link is not None
+    older = link.group(1)
     assert "key-00" in client.get(older.replace("&amp;", "&")).text
 
 
 def test_last_used_shows_in_words_with_the_exact_time_on_hover(
-    client: TestClient, alice, store: Store
+    client: TestClient, alice: UserRecord, store: Store
 ) -> None:
     sign_in(client)
     page = create(client)
@@ -306,7 +332,9 @@ def test_last_used_shows_in_words_with_the_exact_time_on_hover(
     assert page.status_code == 200
 
 
-def test_non_admin_gets_a_403_page_for_everyones_credentials(client: TestClient, alice) -> None:
+def test_non_admin_gets_a_403_page_for_everyones_credentials(
+    client: TestClient, alice: UserRecord
+) -> None:
     sign_in(client)
     page = client.get("/ui/personal-clients/all")
     assert page.status_code == 403 and "<h1>Not allowed</h1>" in page.text
@@ -314,7 +342,7 @@ def test_non_admin_gets_a_403_page_for_everyones_credentials(client: TestClient,
 
 
 def test_admin_finds_another_users_credential_by_email(
-    client: TestClient, browser: TestClient, person
+    client: TestClient, browser: TestClient, person: Callable[..., UserRecord]
 ) -> None:
     person("admin@example.com", roles=("system:owner",))
     person("bob@example.com")
@@ -328,7 +356,7 @@ def test_admin_finds_another_users_credential_by_email(
 
 
 def test_admin_deletes_another_users_credential(
-    client: TestClient, browser: TestClient, person, store: Store
+    client: TestClient, browser: TestClient, person: Callable[..., UserRecord], store: Store
 ) -> None:
     person("admin@example.com", roles=("system:owner",))
     bob = person("bob@example.com")
@@ -347,7 +375,9 @@ def test_admin_deletes_another_users_credential(
     assert store.credentials.all(user_id=bob.id) == []
 
 
-def test_delete_asks_first_then_deletes(client: TestClient, alice, store: Store) -> None:
+def test_delete_asks_first_then_deletes(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     create(client, name="old-key")
     [record] = store.credentials.all(user_id=alice.id)
@@ -361,7 +391,7 @@ def test_delete_asks_first_then_deletes(client: TestClient, alice, store: Store)
 
 
 def test_another_persons_credential_is_not_found(
-    client: TestClient, browser: TestClient, person, store: Store
+    client: TestClient, browser: TestClient, person: Callable[..., UserRecord], store: Store
 ) -> None:
     person()
     bob = person("bob@example.com")
@@ -380,7 +410,7 @@ def test_unknown_page_is_a_404_page_in_the_same_look(client: TestClient) -> None
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
-def test_sign_out_ends_the_session(client: TestClient, alice) -> None:
+def test_sign_out_ends_the_session(client: TestClient, alice: UserRecord) -> None:
     sign_in(client)
     page = client.get("/ui/personal-clients")
     cookie = client.cookies["authserver_session"]
@@ -389,7 +419,9 @@ def test_sign_out_ends_the_session(client: TestClient, alice) -> None:
     assert client.get("/ui/personal-clients", follow_redirects=False).status_code == 303
 
 
-def test_disabled_person_is_signed_out_at_once(client: TestClient, alice, store: Store) -> None:
+def test_disabled_person_is_signed_out_at_once(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
     answer = client.get("/ui/personal-clients", follow_redirects=False)
@@ -397,7 +429,9 @@ def test_disabled_person_is_signed_out_at_once(client: TestClient, alice, store:
     assert "Your session has ended" in client.get(answer.headers["location"]).text
 
 
-def test_form_sent_after_the_session_ended_says_so(client: TestClient, alice, store: Store) -> None:
+def test_form_sent_after_the_session_ended_says_so(
+    client: TestClient, alice: UserRecord, store: Store
+) -> None:
     sign_in(client)
     token = csrf_of(client.get("/ui/personal-clients/new"))
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
@@ -406,7 +440,7 @@ def test_form_sent_after_the_session_ended_says_so(client: TestClient, alice, st
 
 
 def test_invite_link_sets_a_password_and_signs_in(
-    client: TestClient, app: Starlette, make_user
+    client: TestClient, app: Starlette, make_user: MakeUser
 ) -> None:
     bob = make_user(email="bob@example.com")
     link, _ = app.state.services.people.invite(user_ref=bob.id, ttl=timedelta(days=1), now=now())
@@ -430,7 +464,7 @@ def test_invite_link_sets_a_password_and_signs_in(
 
 
 def test_invite_with_two_different_passwords_is_explained(
-    client: TestClient, app: Starlette, make_user
+    client: TestClient, app: Starlette, make_user: MakeUser
 ) -> None:
     bob = make_user(email="bob@example.com")
     link, _ = app.state.services.people.invite(user_ref=bob.id, ttl=timedelta(days=1), now=now())
@@ -447,7 +481,9 @@ def test_invite_with_two_different_passwords_is_explained(
     assert answer.status_code == 400 and "The two passwords differ" in answer.text
 
 
-def test_used_invite_link_shows_a_clear_page(client: TestClient, app: Starlette, make_user) -> None:
+def test_used_invite_link_shows_a_clear_page(
+    client: TestClient, app: Starlette, make_user: MakeUser
+) -> None:
     bob = make_user(email="bob@example.com")
     people = app.state.services.people
     link, _ = people.invite(user_ref=bob.id, ttl=timedelta(days=1), now=now())

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from authserver.config import DeviceClient
 from authserver.records import UserRecord
 from tests.support.helpers import PASSWORD, now
+from tests.support.types import MakeUser
 from tests.support.ui_helpers import csrf_of, sign_in
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def alice(app: Starlette, make_user) -> UserRecord:
+def alice(app: Starlette, make_user: MakeUser) -> UserRecord:
     user = make_user(email="alice@example.com", roles=("billing:read", "deploy"))
     app.state.services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
     return user
@@ -34,7 +35,8 @@ def alice(app: Starlette, make_user) -> UserRecord:
 def start(client: TestClient) -> dict[str, Any]:
     started = client.post("/auth/v1/device_authorization", data={"client_id": CONE})
     assert started.status_code == 200, started.text
-    return started.json()
+    body: dict[str, Any] = started.json()
+    return body
 
 
 def poll(client: TestClient, device_code: str) -> Any:
@@ -52,7 +54,9 @@ def decide(client: TestClient, user_code: str, decision: str) -> Any:
     )
 
 
-def test_the_link_the_tool_shows_needs_sign_in_and_comes_back(client: TestClient, alice) -> None:
+def test_the_link_the_tool_shows_needs_sign_in_and_comes_back(
+    client: TestClient, alice: UserRecord
+) -> None:
     started = start(client)
     path = started["verification_uri_complete"].removeprefix("http://127.0.0.1:8000")
     answer = client.get(path, follow_redirects=False)
@@ -62,7 +66,9 @@ def test_the_link_the_tool_shows_needs_sign_in_and_comes_back(client: TestClient
     assert back.headers["location"] == path
 
 
-def test_confirmation_names_the_tool_the_account_and_the_roles(client: TestClient, alice) -> None:
+def test_confirmation_names_the_tool_the_account_and_the_roles(
+    client: TestClient, alice: UserRecord
+) -> None:
     started = start(client)
     sign_in(client)
     page = client.get("/ui/device", params={"user_code": started["user_code"]})
@@ -76,7 +82,7 @@ def test_confirmation_names_the_tool_the_account_and_the_roles(client: TestClien
     assert page.headers["cache-control"] == "no-store"
 
 
-def test_approving_gives_the_tool_the_persons_token(client: TestClient, alice) -> None:
+def test_approving_gives_the_tool_the_persons_token(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     done = decide(client, started["user_code"], "approve")
@@ -86,14 +92,16 @@ def test_approving_gives_the_tool_the_persons_token(client: TestClient, alice) -
     assert token.json()["scope"] == "billing:read deploy"
 
 
-def test_denying_tells_the_tool_access_denied(client: TestClient, alice) -> None:
+def test_denying_tells_the_tool_access_denied(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     assert "Request denied" in decide(client, started["user_code"], "deny").text
     assert poll(client, started["device_code"]).json()["error"] == "access_denied"
 
 
-def test_typed_code_is_accepted_in_lower_case_without_dash(client: TestClient, alice) -> None:
+def test_typed_code_is_accepted_in_lower_case_without_dash(
+    client: TestClient, alice: UserRecord
+) -> None:
     started = start(client)
     sign_in(client)
     typed = started["user_code"].replace("-", "").lower()
@@ -101,7 +109,7 @@ def test_typed_code_is_accepted_in_lower_case_without_dash(client: TestClient, a
     assert "Approve cone?" in page.text
 
 
-def test_a_code_cannot_be_decided_twice(client: TestClient, alice) -> None:
+def test_a_code_cannot_be_decided_twice(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     decide(client, started["user_code"], "approve")
@@ -110,14 +118,14 @@ def test_a_code_cannot_be_decided_twice(client: TestClient, alice) -> None:
     assert poll(client, started["device_code"]).status_code == 200
 
 
-def test_unknown_code_says_so(client: TestClient, alice) -> None:
+def test_unknown_code_says_so(client: TestClient, alice: UserRecord) -> None:
     sign_in(client)
     page = client.get("/ui/device", params={"user_code": "BBBB-BBBB"})
     assert page.status_code == 404
     assert "No waiting request has this code" in page.text
 
 
-def test_guessing_codes_is_throttled_per_session(client: TestClient, alice) -> None:
+def test_guessing_codes_is_throttled_per_session(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     statuses = [
@@ -130,7 +138,7 @@ def test_guessing_codes_is_throttled_per_session(client: TestClient, alice) -> N
     assert page.status_code == 429
 
 
-def test_approval_without_the_csrf_token_is_refused(client: TestClient, alice) -> None:
+def test_approval_without_the_csrf_token_is_refused(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     answer = client.post(
@@ -141,7 +149,7 @@ def test_approval_without_the_csrf_token_is_refused(client: TestClient, alice) -
 
 
 def test_approval_is_audited_with_the_session_as_actor(
-    client: TestClient, alice, caplog: pytest.LogCaptureFixture
+    client: TestClient, alice: UserRecord, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = start(client)
     sign_in(client)
@@ -150,7 +158,9 @@ def test_approval_is_audited_with_the_session_as_actor(
     assert events and f'"actor": "{alice.id}"' in events[0] and '"via": "session"' in events[0]
 
 
-def test_guessing_codes_through_the_form_is_throttled_too(client: TestClient, alice) -> None:
+def test_guessing_codes_through_the_form_is_throttled_too(
+    client: TestClient, alice: UserRecord
+) -> None:
     """The approve/deny form looks codes up as well: misses count the same."""
     started = start(client)
     sign_in(client)
@@ -167,7 +177,7 @@ def test_guessing_codes_through_the_form_is_throttled_too(client: TestClient, al
     assert poll(client, started["device_code"]).json()["error"] == "authorization_pending"
 
 
-def test_looking_up_the_right_code_is_not_counted(client: TestClient, alice) -> None:
+def test_looking_up_the_right_code_is_not_counted(client: TestClient, alice: UserRecord) -> None:
     started = start(client)
     sign_in(client)
     for _ in range(15):

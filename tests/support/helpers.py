@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from authserver.domain.credentials import AuthState, Caller, NewCredential
 from authserver.records import ClientRecord, UserRecord
+from authserver.runtime.services import Services
 from authserver.usecases.credentials import CredentialService
+from tests.support.types import Response
 
 PEER = "203.0.113.7"
 # What must never reach a log line: secrets, JWTs (access tokens, assertions), argon2 hashes,
@@ -47,7 +50,7 @@ def token_request(
     client_id: str,
     secret: str,
     **form: str,
-) -> httpx.Response:
+) -> Response:
     return client.post(
         "/auth/v1/token",
         data={"grant_type": "client_credentials", **form},
@@ -86,3 +89,19 @@ def within(seconds: float, condition: Callable[[], bool]) -> float:
         assert elapsed <= seconds, f"condition still false after {elapsed:.2f}s"
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def services_of(app: object) -> Services:
+    """The service container of an app ``create_app`` built.
+
+    ``TestClient.app`` and uvicorn's ``config.app`` are typed as any ASGI application.
+    """
+    assert isinstance(app, Starlette), app
+    services: Services = app.state.services
+    return services
+
+
+def app_of(client: TestClient) -> Starlette:
+    """The app a ``TestClient`` drives (typed there as any ASGI application)."""
+    assert isinstance(client.app, Starlette), client.app
+    return client.app

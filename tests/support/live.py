@@ -13,6 +13,7 @@ class LiveServer:
     """uvicorn serving the app on a loopback port in a background thread."""
 
     def __init__(self, app: Starlette, port: int) -> None:
+        self.app = app
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

@@ -10,17 +10,18 @@ import httpx
 from starlette.testclient import TestClient
 
 from tests.support.helpers import PASSWORD
+from tests.support.types import Response
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def csrf_of(page: httpx.Response) -> str:
+def csrf_of(page: Response) -> str:
     found = CSRF.search(page.text)
     assert found, "the page has no CSRF token"
     return found.group(1)
 
 
-def field_value(page: httpx.Response, element_id: str) -> str:
+def field_value(page: Response, element_id: str) -> str:
     found = re.search(rf'id="{element_id}"[^>]*value="([^"]*)"', page.text)
     assert found, f"no field {element_id}"
     return html.unescape(found.group(1))
@@ -31,7 +32,7 @@ def sign_in(
     email: str = "alice@example.com",
     password: str = PASSWORD,
     **extra: str,
-) -> httpx.Response:
+) -> Response:
     client.cookies.clear()  # a fresh browser: /ui/ would send a signed-in person onwards
     form = client.get("/ui/")
     return client.post(
@@ -41,7 +42,7 @@ def sign_in(
     )
 
 
-def create(client: TestClient | httpx.Client, **fields: Any) -> httpx.Response:
+def create(client: TestClient | httpx.Client, **fields: Any) -> Response:
     form = client.get("/ui/personal-clients/new")
     data = {"csrf_token": csrf_of(form), "name": "laptop", "expiry": "30d", **fields}
     return client.post("/ui/personal-clients/new", data=data)
