@@ -39,7 +39,7 @@ class DeviceClient:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the server; see ``config/authserver.toml`` for the documentation."""
+    """Every tunable of the server; see ``config/authserver.example.toml`` for the documentation."""
 
     database_url: str = "sqlite:///./var/authserver.db"
     issuer: str = "http://127.0.0.1:8000"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,13 @@ from authserver.config import Settings, load_settings, unknown_variables
 from authserver.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "authserver.example.toml"
 
 
 def test_shipped_config_documents_every_key_with_its_default() -> None:
-    shipped = load_settings(ROOT / "config" / "authserver.toml", environ={})
+    shipped = load_settings(EXAMPLE, environ={})
     assert shipped == Settings()
-    text = (ROOT / "config" / "authserver.toml").read_text()
+    text = EXAMPLE.read_text()
     for name in Settings.__dataclass_fields__:
         table, _, key = name.partition("_")
         if name == "login_oidc":  # tables of their own, none by default: shown commented out
@@ -27,6 +30,23 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
             )
         elif name not in ("trusted_networks", "allow_weak_hashing"):  # not file keys
             assert f"\n{name} = " in text
+
+
+def test_operators_config_file_is_ignored_by_git() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", "config/authserver.toml"], cwd=ROOT
+    )
+    assert ignored.returncode == 0
+
+
+def test_example_config_alone_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config").mkdir()
+    shutil.copy(EXAMPLE, tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "SYSTEM_CONFIG_PATH", tmp_path / "absent.toml")
+    assert config.config_file({}) is None
 
 
 def test_login_table_sets_the_login_settings(tmp_path: Path) -> None:
