@@ -22,12 +22,11 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
     text = EXAMPLE.read_text()
     for name in Settings.__dataclass_fields__:
         table, _, key = name.partition("_")
-        if name == "login_oidc":  # tables of their own, none by default: shown commented out
-            assert "\n# [[login.oidc]]\n" in text
-        elif table in config.TABLES:  # [login] password = … is login_password
-            assert (
-                f"\n[{table}]\n" in text and f"\n{key} = " in "\n" + text.split(f"\n[{table}]\n")[1]
-            )
+        if name in ("login_oidc", "device_clients"):  # arrays of tables: shown commented out
+            assert f"\n# [[{name.replace('_oidc', '.oidc')}]]\n" in text
+        elif table in config.TABLES:  # [login] password = … is login_password, commented out
+            assert f"\n# [{table}]\n" in text
+            assert f"\n# {key} = " in "\n" + text.split(f"\n# [{table}]\n")[1]
         elif name not in ("trusted_networks", "allow_weak_hashing"):  # not file keys
             assert f"\n{name} = " in text
 
