@@ -77,6 +77,9 @@ class Settings:
     sign_in_failure_window: int = 300
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
+    # The keys the file or the environment set (load_settings), so that `serve` can tell
+    # a default issuer, which follows its address, from a chosen one; not a file key.
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
 
@@ -172,7 +175,7 @@ class Settings:
 _FIELDS = {
     f.name: f
     for f in dataclasses.fields(Settings)
-    if f.name not in ("trusted_networks", "allow_weak_hashing")
+    if f.name not in ("trusted_networks", "allow_weak_hashing", "given")
 }
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
@@ -352,6 +355,7 @@ def load_settings(
         env_value = env.get(f"AUTHSERVER_{key.upper()}")
         if env_value is not None:
             values[key] = _coerce(key, env_value, from_env=True)
+    values["given"] = frozenset(values)
     if env.get("AUTHSERVER_ALLOW_WEAK_HASHING"):
         values["allow_weak_hashing"] = True
     values.update(overrides)

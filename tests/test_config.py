@@ -27,8 +27,19 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
         elif table in config.TABLES:  # [login] password = … is login_password, commented out
             assert f"\n# [{table}]\n" in text
             assert f"\n# {key} = " in "\n" + text.split(f"\n# [{table}]\n")[1]
-        elif name not in ("trusted_networks", "allow_weak_hashing"):  # not file keys
+        elif name == "issuer":  # unset: serve follows its address (shown commented out)
+            assert f'\n# issuer = "{Settings().issuer}"\n' in text
+        elif name not in ("trusted_networks", "allow_weak_hashing", "given"):  # not file keys
             assert f"\n{name} = " in text
+
+
+def test_example_config_leaves_the_issuer_to_serve() -> None:
+    assert "issuer" not in load_settings(EXAMPLE, environ={}).given
+
+
+def test_issuer_from_the_environment_is_given() -> None:
+    settings = load_settings(environ={"AUTHSERVER_ISSUER": "https://auth.example.com"})
+    assert "issuer" in settings.given
 
 
 def test_operators_config_file_is_ignored_by_git() -> None:

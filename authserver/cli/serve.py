@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import click
@@ -73,6 +75,20 @@ def serve(
         serving.check_tls(tls_cert, tls_key)
     # uvicorn binds only after the application has started, and then logs a traceback.
     serving.check_listen(host, port)
+    issuer, issuer_warnings = serving.serve_issuer(
+        issuer=settings.issuer,
+        given="issuer" in settings.given,
+        allow_insecure=settings.allow_insecure_issuer,
+        host=host,
+        port=port,
+        tls=tls_cert is not None,
+    )
+    if issuer != settings.issuer:
+        settings = ctx.use_settings(dataclasses.replace(settings, issuer=issuer))
+    # Every worker loads its settings itself (app_factory): the environment takes it there.
+    os.environ["AUTHSERVER_ISSUER"] = settings.issuer
+    for warning in issuer_warnings:
+        click.echo(f"warning: {warning}", err=True)
     configure_logging(settings.log_level)
     database = ctx.database
     active = ctx.cases.keys.ensure_active(now=now())
