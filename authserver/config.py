@@ -64,6 +64,9 @@ class Settings:
     last_used_flush_interval: float = 0.5
     auth_cache_ttl: float = 0.5
     log_level: str = "info"
+    # /metrics behind a bearer token: the token, or a file holding it; empty: open.
+    metrics_token: str = field(default="", repr=False)
+    metrics_token_file: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = "auto"  # one per CPU, or a number
@@ -82,6 +85,7 @@ class Settings:
     given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
+    metrics_bearer: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problem = issuer_problem(self.issuer, allow_insecure=self.allow_insecure_issuer)
@@ -146,6 +150,25 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"trusted_proxies: {cidr!r} is not a CIDR") from exc
         object.__setattr__(self, "trusted_networks", tuple(networks))
+        object.__setattr__(self, "metrics_bearer", self._metrics_bearer())
+
+    def _metrics_bearer(self) -> str:
+        """The token /metrics asks for: ``metrics_token`` or the content of its file."""
+        if self.metrics_token and self.metrics_token_file:
+            raise ConfigError("set metrics_token or metrics_token_file, not both")
+        token = self.metrics_token
+        if self.metrics_token_file:
+            path = self.metrics_token_file
+            try:
+                token = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"cannot read metrics_token_file {path}: {reason}") from exc
+            if not token:
+                raise ConfigError(f"metrics_token_file {path} is empty")
+        if token and (len(token) < 16 or not token.isascii() or not token.isprintable()):
+            raise ConfigError("metrics_token must be at least 16 printable ASCII characters")
+        return token
 
     @property
     def issuer_host(self) -> str:
@@ -175,7 +198,7 @@ class Settings:
 _FIELDS = {
     f.name: f
     for f in dataclasses.fields(Settings)
-    if f.name not in ("trusted_networks", "allow_weak_hashing", "given")
+    if f.name not in ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given")
 }
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).

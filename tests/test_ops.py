@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.app import create_app
 from authserver.config import Settings
+from authserver.errors import ConfigError
 from authserver.store.database import Database, migrate
 from tests.support.helpers import token_request
 
@@ -44,6 +45,43 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE authserver_token_requests_total counter" in response.text
+
+
+METRICS_TOKEN = "a-scraper-token-of-some-length"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_answer_401_without_it(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="metrics"'
+    assert "authserver_token_requests" not in response.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_refuse_another_token(client: TestClient) -> None:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_answer_with_it(client: TestClient) -> None:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    assert "# TYPE authserver_token_requests_total counter" in response.text
+
+
+def test_metrics_token_file_is_read_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "metrics-token"
+    path.write_text(METRICS_TOKEN + "\n")
+    assert Settings(metrics_token_file=str(path)).metrics_bearer == METRICS_TOKEN
+
+
+def test_metrics_token_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "metrics-token"
+    path.write_text(METRICS_TOKEN)
+    with pytest.raises(ConfigError, match="not both"):
+        Settings(metrics_token=METRICS_TOKEN, metrics_token_file=str(path))
 
 
 def test_request_id_is_echoed(client: TestClient) -> None:

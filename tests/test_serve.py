@@ -321,3 +321,31 @@ def test_all_interfaces_with_a_loopback_issuer_warns(tmp_path: Path) -> None:
     assert metadata["issuer"] == server.url  # 127.0.0.1 and the port: the best guess
     [warning] = [line for line in server.stderr.splitlines() if "other machines" in line]
     assert warning.startswith("warning: serve listens on 0.0.0.0:")
+
+
+# /metrics: one view of every worker -------------------------------------------------
+
+
+def token_requests_counted(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("authserver_token_requests_total{")
+    )
+
+
+def test_metrics_of_two_workers_are_summed_in_every_scrape(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with started(tmp_path, workers="2", TMPDIR=str(temporary)) as server:
+        assert len(list(temporary.glob("authserver-metrics-*"))) == 1
+        for _ in range(6):  # a new connection each: the workers share them out
+            response = httpx.post(
+                f"{server.url}/auth/v1/token",
+                data={"grant_type": "client_credentials"},
+                auth=("nobody@127.0.0.1/pcc", "wrong"),
+            )
+            assert response.status_code == 401
+        scrapes = [httpx.get(f"{server.url}/metrics").text for _ in range(6)]
+    assert [token_requests_counted(text) for text in scrapes] == [6.0] * 6
+    assert list(temporary.iterdir()) == []  # the workers' folder is gone with serve

@@ -11,6 +11,7 @@ import click
 from authserver.cli.base import Context, command, now
 from authserver.config import MAX_WORKERS, config_file, worker_count
 from authserver.runtime import serving
+from authserver.runtime.metrics import one_view_of_the_workers
 from authserver.runtime.ops import configure_logging
 
 
@@ -107,22 +108,23 @@ def serve(
         ),
         err=True,
     )
-    uvicorn.run(
-        "authserver.app:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-        # The source address decides CIDR locks: only our own trusted_proxies logic may
-        # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
-        proxy_headers=False,
-        server_header=False,
-    )
+    with one_view_of_the_workers(processes):
+        uvicorn.run(
+            "authserver.app:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+            access_log=False,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+            # The source address decides CIDR locks: only our own trusted_proxies logic may
+            # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
+            proxy_headers=False,
+            server_header=False,
+        )
 
 
 @click.command("migrate")

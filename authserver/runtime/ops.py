@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import secrets
@@ -9,13 +10,14 @@ import time
 from typing import Any
 
 import anyio.to_thread
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path
+from authserver.web.bearer import bearer_token
 from authserver.web.context import services_of
 
 access_log = logging.getLogger("authserver.access")
@@ -81,8 +83,20 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """The Prometheus text (every worker's, summed); behind ``metrics_token`` when it is set."""
     services = services_of(request)
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    expected = services.settings.metrics_bearer
+    if expected:
+        given = bearer_token(request.headers) or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return Response(
+                "a bearer token is needed for /metrics\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                media_type="text/plain",
+            )
+    body = await anyio.to_thread.run_sync(services.metrics.exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 class RequestLogMiddleware:
