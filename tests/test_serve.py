@@ -208,12 +208,23 @@ def test_https_issuer_with_a_dns_name_routes(issuer: str) -> None:
     assert conductorone_routing(issuer) is None
 
 
-def test_serve_warns_at_start_when_conductorone_clients_cannot_route(tmp_path: Path) -> None:
-    with started(tmp_path) as server:
+def test_serve_warns_at_start_when_cone_is_a_device_client_that_cannot_route(
+    tmp_path: Path,
+) -> None:
+    cone = '[{"id": "2RGdOS94VDferT9e80mdgntl36K", "name": "cone"}]'
+    with started(tmp_path, AUTHSERVER_DEVICE_CLIENTS=cone) as server:
         pass
     [warning] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
-    assert warning.startswith("warning: ConductorOne clients (cone, the Go SDK) cannot reach")
+    assert warning.startswith("warning: cone is a device client, but ConductorOne clients")
     assert f"the issuer {server.url} is plain http, has port" in warning
+
+
+def test_default_start_only_notes_the_conductorone_routing_once(tmp_path: Path) -> None:
+    with started(tmp_path, workers="2") as server:
+        pass
+    [note] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
+    assert note.startswith(f"note: the issuer {server.url} suits OAuth clients in general;")
+    assert "warning" not in server.stderr
 
 
 # The start-up line ----------------------------------------------------------------

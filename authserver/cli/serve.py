@@ -94,9 +94,11 @@ def serve(
     database = ctx.database
     active = ctx.cases.keys.ensure_active(now=now())
     ctx.close()
-    unroutable = serving.conductorone_routing(settings.issuer)
-    if unroutable:
-        click.echo(f"warning: {unroutable}", err=True)
+    notice = serving.conductorone_notice(
+        settings.issuer, (client.id for client in settings.device_clients)
+    )
+    if notice:
+        click.echo(notice, err=True)
     click.echo(
         serving.startup_line(
             url=f"{'https' if tls_cert else 'http'}://{serving.host_port(host, port)}",

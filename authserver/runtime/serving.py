@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -165,3 +166,26 @@ def serve_issuer(
             "address that other machines cannot reach: set issuer to the URL clients use"
         )
     return issuer, warnings
+
+
+#: ConductorOne's ``cone`` as a device client (its client id, SPEC §9).
+CONE_CLIENT_ID = "2RGdOS94VDferT9e80mdgntl36K"
+
+
+def conductorone_notice(issuer: str, device_client_ids: Iterable[str]) -> str | None:
+    """What ``serve`` says at start about ConductorOne's clients, or None (they can route).
+
+    A ``warning:`` only when ``cone`` is a configured device client, the one case
+    where the operator asked for them; otherwise a short ``note:``, since the
+    default issuer is fine for every other client.
+    """
+    reason = conductorone_routing(issuer)
+    if reason is None:
+        return None
+    if CONE_CLIENT_ID in device_client_ids:
+        return f"warning: cone is a device client, but {reason}"
+    return (
+        f"note: the issuer {issuer} suits OAuth clients in general; ConductorOne's cone and Go "
+        "SDK need an https issuer with a DNS name, no port and no path (README: Reaching the "
+        "server as ConductorOne clients do)"
+    )
