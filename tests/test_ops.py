@@ -17,7 +17,7 @@ from authserver.app import create_app
 from authserver.config import Settings
 from authserver.errors import ConfigError
 from authserver.store.database import Database, migrate
-from tests.support.helpers import token_request
+from tests.support.helpers import PEER, token_request
 
 
 def test_healthz(client: TestClient) -> None:
@@ -111,6 +111,30 @@ def test_access_log_line_has_no_credentials(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert secret not in logged
     assert token not in logged
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+
+
+def test_access_log_line_names_the_source_address(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        client.get("/healthz")
+    [line] = access_lines(caplog)
+    assert line.startswith("GET /healthz 200 ")
+    assert f" source={PEER} request_id=" in line
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": (f"{PEER}/32",)}])
+def test_access_log_line_names_the_client_behind_a_trusted_proxy(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        client.get("/healthz", headers={"X-Forwarded-For": "198.51.100.20"})
+    [line] = access_lines(caplog)
+    assert " source=198.51.100.20 request_id=" in line
 
 
 def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:

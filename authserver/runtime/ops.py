@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver.config import Settings
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path
 from authserver.web.bearer import bearer_token
 from authserver.web.context import services_of
+from authserver.web.source import source_address
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -100,14 +102,18 @@ async def metrics(request: Request) -> Response:
 
 
 class RequestLogMiddleware:
-    """One log line per request (method, path, status, duration, request id) and common headers.
+    """One log line per request (method, path, status, duration, source address, request id)
+    and common headers.
 
-    The request id is taken from a well-formed ``X-Request-Id`` or generated, and
-    echoed back. Never logs headers, bodies or query strings: they carry credentials.
+    The source address follows the one rule (``web.source``: the TCP peer, or behind a
+    trusted proxy its ``X-Forwarded-For``). The request id is taken from a well-formed
+    ``X-Request-Id`` or generated, and echoed back. Never logs headers, bodies or query
+    strings: they carry credentials.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,11 +148,13 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             if access_log.isEnabledFor(logging.INFO):
+                source = source_address(Request(scope), self.settings)
                 access_log.info(
-                    "%s %s %d %.1fms request_id=%s",
+                    "%s %s %d %.1fms source=%s request_id=%s",
                     scope["method"],
                     loggable_path(scope["path"]),
                     status,
                     (time.perf_counter() - started) * 1000,
+                    source if source is not None else "-",
                     request_id,
                 )
