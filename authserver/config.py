@@ -337,18 +337,31 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
 def _flatten(raw: dict[str, Any], config_path: Path) -> dict[str, Any]:
     """Top-level keys, and the keys of ``TABLES`` as ``<table>_<key>``; others are refused."""
     flat: dict[str, Any] = {}
+    prefixes = tuple(f"{t}_" for t in TABLES)
+    top_level = [name for name in _FIELDS if not name.startswith(prefixes)] + list(TABLES)
     for key, value in raw.items():
         if key in TABLES and isinstance(value, dict):
+            inner_keys = [n.removeprefix(f"{key}_") for n in _FIELDS if n.startswith(f"{key}_")]
             for inner, inner_value in value.items():
                 if f"{key}_{inner}" not in _FIELDS:
-                    raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]")
+                    hint = _did_you_mean(inner, inner_keys)
+                    raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]{hint}")
                 flat[f"{key}_{inner}"] = inner_value
-        elif key not in _FIELDS or key.startswith(tuple(f"{t}_" for t in TABLES)):
-            hint = f" (did you mean {ALIASES[key]}?)" if key in ALIASES else ""
+        elif key not in _FIELDS or key.startswith(prefixes):
+            if key in ALIASES:
+                hint = f" (did you mean {ALIASES[key]}?)"
+            else:
+                hint = _did_you_mean(key, top_level)
             raise ConfigError(f"{config_path}: unknown key {key!r}{hint}")
         else:
             flat[key] = value
     return flat
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known key, as for environment variables."""
+    close = difflib.get_close_matches(key, known, 1, 0.8)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_settings(

@@ -256,6 +256,29 @@ def test_misspelled_variable_is_named_with_the_likely_key() -> None:
     ]
 
 
+def test_misspelled_file_key_is_named_with_the_likely_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('isuer = "https://auth.example.com"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'isuer' \(did you mean 'issuer'\?\)$"):
+        load_settings(path, environ={})
+
+
+def test_misspelled_key_in_a_table_is_named_with_the_likely_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[login]\npasswords = true\n")
+    with pytest.raises(
+        ConfigError, match=r"'passwords' in \[login\] \(did you mean 'password'\?\)"
+    ):
+        load_settings(path, environ={})
+
+
+def test_unknown_file_key_without_a_close_key_has_no_guess(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('colour = "blue"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'colour'$"):
+        load_settings(path, environ={})
+
+
 def test_unknown_variable_without_a_close_key_is_named() -> None:
     assert unknown_variables({"AUTHSERVER_COLOUR": "blue"}) == [
         "unknown environment variable AUTHSERVER_COLOUR (ignored)"
