@@ -6,9 +6,13 @@ import configparser
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.checkout import ROOT
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess
 
 DOCKERFILE = ROOT / "Dockerfile"
 UNIT = ROOT / "deploy" / "authserver.service"
@@ -102,3 +106,23 @@ def test_systemd_unit_is_wanted_by_the_multi_user_target() -> None:
     parsed = unit()
     assert parsed["Install"]["WantedBy"] == "multi-user.target"
     assert "network-online.target" in parsed["Unit"]["After"].split()
+
+
+def health_check_command(port: int) -> list[str]:
+    """The Dockerfile's health check, aimed at ``port`` (this interpreter as its python)."""
+    instructions = dockerfile_instructions(DOCKERFILE)
+    check = last(instructions, "HEALTHCHECK")
+    command: list[str] = json.loads(check[check.index("CMD") + len("CMD") :])
+    served = f"127.0.0.1:{last(instructions, 'EXPOSE')}"
+    return [sys.executable, *(part.replace(served, f"127.0.0.1:{port}") for part in command[1:])]
+
+
+def test_dockerfile_health_check_passes_while_serve_runs(tmp_path: Path) -> None:
+    with ServerProcess(f"sqlite:///{tmp_path}/a.db", tmp_path) as server:
+        result = subprocess.run(health_check_command(server.port), capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_dockerfile_health_check_fails_without_a_server() -> None:
+    result = subprocess.run(health_check_command(free_port()), capture_output=True, timeout=30)
+    assert result.returncode != 0
