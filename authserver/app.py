@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             *ui.ROUTES,
         ],
         middleware=[
-            Middleware(ops.RequestLogMiddleware),
+            Middleware(ops.RequestLogMiddleware, settings=settings),
             Middleware(OAuthEndpoints, endpoints=OAUTH_ENDPOINTS),
         ],
         lifespan=lifespan,

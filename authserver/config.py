@@ -39,7 +39,7 @@ class DeviceClient:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the server; see ``config/authserver.toml`` for the documentation."""
+    """Every tunable of the server; see ``config/authserver.example.toml`` for the documentation."""
 
     database_url: str = "sqlite:///./var/authserver.db"
     issuer: str = "http://127.0.0.1:8000"
@@ -65,6 +65,9 @@ class Settings:
     last_used_flush_interval: float = 0.5
     auth_cache_ttl: float = 0.5
     log_level: str = "info"
+    # /metrics behind a bearer token: the token, or a file holding it; empty: open.
+    metrics_token: str = field(default="", repr=False)
+    metrics_token_file: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = "auto"  # one per CPU, or a number
@@ -78,8 +81,12 @@ class Settings:
     sign_in_failure_window: int = 300
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
+    # The keys the file or the environment set (load_settings), so that `serve` can tell
+    # a default issuer, which follows its address, from a chosen one; not a file key.
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
+    metrics_bearer: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problem = issuer_problem(self.issuer, allow_insecure=self.allow_insecure_issuer)
@@ -144,6 +151,25 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"trusted_proxies: {cidr!r} is not a CIDR") from exc
         object.__setattr__(self, "trusted_networks", tuple(networks))
+        object.__setattr__(self, "metrics_bearer", self._metrics_bearer())
+
+    def _metrics_bearer(self) -> str:
+        """The token /metrics asks for: ``metrics_token`` or the content of its file."""
+        if self.metrics_token and self.metrics_token_file:
+            raise ConfigError("set metrics_token or metrics_token_file, not both")
+        token = self.metrics_token
+        if self.metrics_token_file:
+            path = self.metrics_token_file
+            try:
+                token = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"cannot read metrics_token_file {path}: {reason}") from exc
+            if not token:
+                raise ConfigError(f"metrics_token_file {path} is empty")
+        if token and (len(token) < 16 or not token.isascii() or not token.isprintable()):
+            raise ConfigError("metrics_token must be at least 16 printable ASCII characters")
+        return token
 
     @property
     def issuer_host(self) -> str:
@@ -173,7 +199,7 @@ class Settings:
 _FIELDS = {
     f.name: f
     for f in dataclasses.fields(Settings)
-    if f.name not in ("trusted_networks", "allow_weak_hashing")
+    if f.name not in ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given")
 }
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
@@ -312,18 +338,31 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
 def _flatten(raw: dict[str, Any], config_path: Path) -> dict[str, Any]:
     """Top-level keys, and the keys of ``TABLES`` as ``<table>_<key>``; others are refused."""
     flat: dict[str, Any] = {}
+    prefixes = tuple(f"{t}_" for t in TABLES)
+    top_level = [name for name in _FIELDS if not name.startswith(prefixes)] + list(TABLES)
     for key, value in raw.items():
         if key in TABLES and isinstance(value, dict):
+            inner_keys = [n.removeprefix(f"{key}_") for n in _FIELDS if n.startswith(f"{key}_")]
             for inner, inner_value in value.items():
                 if f"{key}_{inner}" not in _FIELDS:
-                    raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]")
+                    hint = _did_you_mean(inner, inner_keys)
+                    raise ConfigError(f"{config_path}: unknown key {inner!r} in [{key}]{hint}")
                 flat[f"{key}_{inner}"] = inner_value
-        elif key not in _FIELDS or key.startswith(tuple(f"{t}_" for t in TABLES)):
-            hint = f" (did you mean {ALIASES[key]}?)" if key in ALIASES else ""
+        elif key not in _FIELDS or key.startswith(prefixes):
+            if key in ALIASES:
+                hint = f" (did you mean {ALIASES[key]}?)"
+            else:
+                hint = _did_you_mean(key, top_level)
             raise ConfigError(f"{config_path}: unknown key {key!r}{hint}")
         else:
             flat[key] = value
     return flat
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known key, as for environment variables."""
+    close = difflib.get_close_matches(key, known, 1, 0.8)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_settings(
@@ -353,6 +392,7 @@ def load_settings(
         env_value = env.get(f"AUTHSERVER_{key.upper()}")
         if env_value is not None:
             values[key] = _coerce(key, env_value, from_env=True)
+    values["given"] = frozenset(values)
     if env.get("AUTHSERVER_ALLOW_WEAK_HASHING"):
         values["allow_weak_hashing"] = True
     values.update(overrides)

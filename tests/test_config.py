@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,22 +13,51 @@ from authserver.config import Settings, load_settings, unknown_variables
 from authserver.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "authserver.example.toml"
+NOT_FILE_KEYS = ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given")
 
 
 def test_shipped_config_documents_every_key_with_its_default() -> None:
-    shipped = load_settings(ROOT / "config" / "authserver.toml", environ={})
+    shipped = load_settings(EXAMPLE, environ={})
     assert shipped == Settings()
-    text = (ROOT / "config" / "authserver.toml").read_text()
+    text = EXAMPLE.read_text()
     for name in Settings.__dataclass_fields__:
         table, _, key = name.partition("_")
-        if name == "login_oidc":  # tables of their own, none by default: shown commented out
-            assert "\n# [[login.oidc]]\n" in text
-        elif table in config.TABLES:  # [login] password = … is login_password
-            assert (
-                f"\n[{table}]\n" in text and f"\n{key} = " in "\n" + text.split(f"\n[{table}]\n")[1]
-            )
-        elif name not in ("trusted_networks", "allow_weak_hashing"):  # not file keys
+        if name in ("login_oidc", "device_clients"):  # arrays of tables: shown commented out
+            assert f"\n# [[{name.replace('_oidc', '.oidc')}]]\n" in text
+        elif table in config.TABLES:  # [login] password = … is login_password, commented out
+            assert f"\n# [{table}]\n" in text
+            assert f"\n# {key} = " in "\n" + text.split(f"\n# [{table}]\n")[1]
+        elif name == "issuer":  # unset: serve follows its address (shown commented out)
+            assert f'\n# issuer = "{Settings().issuer}"\n' in text
+        elif name not in NOT_FILE_KEYS:
             assert f"\n{name} = " in text
+
+
+def test_example_config_leaves_the_issuer_to_serve() -> None:
+    assert "issuer" not in load_settings(EXAMPLE, environ={}).given
+
+
+def test_issuer_from_the_environment_is_given() -> None:
+    settings = load_settings(environ={"AUTHSERVER_ISSUER": "https://auth.example.com"})
+    assert "issuer" in settings.given
+
+
+def test_operators_config_file_is_ignored_by_git() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", "config/authserver.toml"], cwd=ROOT
+    )
+    assert ignored.returncode == 0
+
+
+def test_example_config_alone_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config").mkdir()
+    shutil.copy(EXAMPLE, tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "SYSTEM_CONFIG_PATH", tmp_path / "absent.toml")
+    assert config.config_file({}) is None
 
 
 def test_login_table_sets_the_login_settings(tmp_path: Path) -> None:
@@ -223,6 +254,29 @@ def test_misspelled_variable_is_named_with_the_likely_key() -> None:
     assert unknown_variables({"AUTHSERVER_ISSUR": "https://auth.example.com"}) == [
         "unknown environment variable AUTHSERVER_ISSUR (ignored; did you mean AUTHSERVER_ISSUER?)"
     ]
+
+
+def test_misspelled_file_key_is_named_with_the_likely_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('isuer = "https://auth.example.com"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'isuer' \(did you mean 'issuer'\?\)$"):
+        load_settings(path, environ={})
+
+
+def test_misspelled_key_in_a_table_is_named_with_the_likely_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[login]\npasswords = true\n")
+    with pytest.raises(
+        ConfigError, match=r"'passwords' in \[login\] \(did you mean 'password'\?\)"
+    ):
+        load_settings(path, environ={})
+
+
+def test_unknown_file_key_without_a_close_key_has_no_guess(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('colour = "blue"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'colour'$"):
+        load_settings(path, environ={})
 
 
 def test_unknown_variable_without_a_close_key_is_named() -> None:

@@ -17,9 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.app import create_app
 from authserver.config import Settings
+from authserver.errors import ConfigError
 from authserver.store import Store
 from authserver.store.database import Database, migrate
-from tests.support.helpers import token_request
+from tests.support.helpers import PEER, token_request
 from tests.support.live import LiveServer
 from tests.support.types import MakeCaller, MakeClient, MakeUser
 
@@ -49,6 +50,43 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE authserver_token_requests_total counter" in response.text
+
+
+METRICS_TOKEN = "a-scraper-token-of-some-length"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_answer_401_without_it(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="metrics"'
+    assert "authserver_token_requests" not in response.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_refuse_another_token(client: TestClient) -> None:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
+def test_metrics_behind_a_token_answer_with_it(client: TestClient) -> None:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    assert "# TYPE authserver_token_requests_total counter" in response.text
+
+
+def test_metrics_token_file_is_read_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "metrics-token"
+    path.write_text(METRICS_TOKEN + "\n")
+    assert Settings(metrics_token_file=str(path)).metrics_bearer == METRICS_TOKEN
+
+
+def test_metrics_token_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "metrics-token"
+    path.write_text(METRICS_TOKEN)
+    with pytest.raises(ConfigError, match="not both"):
+        Settings(metrics_token=METRICS_TOKEN, metrics_token_file=str(path))
 
 
 def test_request_id_is_echoed(client: TestClient) -> None:
@@ -81,6 +119,30 @@ def test_access_log_line_has_no_credentials(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert secret not in logged
     assert token not in logged
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+
+
+def test_access_log_line_names_the_source_address(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        client.get("/healthz")
+    [line] = access_lines(caplog)
+    assert line.startswith("GET /healthz 200 ")
+    assert f" source={PEER} request_id=" in line
+
+
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": (f"{PEER}/32",)}])
+def test_access_log_line_names_the_client_behind_a_trusted_proxy(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        client.get("/healthz", headers={"X-Forwarded-For": "198.51.100.20"})
+    [line] = access_lines(caplog)
+    assert " source=198.51.100.20 request_id=" in line
 
 
 def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from authserver.config import load_settings
 from tests.support.checkout import ROOT, clean_copy, script_env
 from tests.support.ports import free_port
-from tests.support.servers import wait_ready
+from tests.support.servers import ServerProcess, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +163,30 @@ def test_readme_shell_blocks_run_in_order_against_a_fresh_server(tmp_path: Path)
                     f"README block {number} did not print {what}:\n{output}"
                 )
     assert not unchecked, f"no README block contains {sorted(unchecked)} any more"
+
+
+TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```$", re.S | re.M)
+EXAMPLE = ROOT / "config" / "authserver.example.toml"
+SNIPPETS = [
+    pytest.param(block, id=f"{doc.replace('/', '-')}-{number}")
+    for doc in ("README.md", "docs/sso.md")
+    for number, block in enumerate(TOML_BLOCK.findall((ROOT / doc).read_text()))
+]
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS)
+def test_config_snippet_works_appended_to_the_example(tmp_path: Path, snippet: str) -> None:
+    """Each ```toml block, appended to a copy of the shipped example as the README says,
+    gives a file that loads and a server that starts on it (secret files made up here)."""
+    for secret_file in set(re.findall(r'client_secret_file = "(/etc/authserver/[^"]+)"', snippet)):
+        made_up = tmp_path / Path(secret_file).name
+        made_up.write_text("a-client-secret-for-the-test\n")
+        snippet = snippet.replace(secret_file, str(made_up))
+    path = tmp_path / "authserver.toml"
+    path.write_text(EXAMPLE.read_text() + "\n" + snippet)
+    settings = load_settings(path, environ={})
+    assert settings.device_clients or settings.login_oidc, "the snippet configured nothing"
+    with ServerProcess(
+        f"sqlite:///{tmp_path}/a.db", tmp_path, AUTHSERVER_CONFIG=str(path)
+    ) as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200

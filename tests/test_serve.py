@@ -50,11 +50,13 @@ def started(
     scheme: str = "http",
     verify: object = True,
     workers: str | None = "1",
+    own_issuer: bool = True,
     **env: str,
 ) -> Iterator[Started]:
     """``authserver serve --port <free> ARGS`` with its issuer at its own URL, stopped by SIGTERM.
 
-    ``--workers 1`` unless ``workers`` says otherwise (None: serve's default).
+    ``--workers 1`` unless ``workers`` says otherwise (None: serve's default);
+    ``own_issuer=False`` leaves ``AUTHSERVER_ISSUER`` unset.
     """
     if workers is not None:
         args = (*args, "--workers", workers)
@@ -65,7 +67,7 @@ def started(
         process = subprocess.Popen(
             [sys.executable, "-m", "authserver", "serve", "--port", str(port), *args],
             cwd=cwd,
-            env=script_env(**{"AUTHSERVER_ISSUER": url, **env}),
+            env=script_env(**({"AUTHSERVER_ISSUER": url} if own_issuer else {}), **env),
             stderr=log,
         )
         try:
@@ -211,12 +213,23 @@ def test_https_issuer_with_a_dns_name_routes(issuer: str) -> None:
     assert conductorone_routing(issuer) is None
 
 
-def test_serve_warns_at_start_when_conductorone_clients_cannot_route(tmp_path: Path) -> None:
-    with started(tmp_path) as server:
+def test_serve_warns_at_start_when_cone_is_a_device_client_that_cannot_route(
+    tmp_path: Path,
+) -> None:
+    cone = '[{"id": "2RGdOS94VDferT9e80mdgntl36K", "name": "cone"}]'
+    with started(tmp_path, AUTHSERVER_DEVICE_CLIENTS=cone) as server:
         pass
     [warning] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
-    assert warning.startswith("warning: ConductorOne clients (cone, the Go SDK) cannot reach")
+    assert warning.startswith("warning: cone is a device client, but ConductorOne clients")
     assert f"the issuer {server.url} is plain http, has port" in warning
+
+
+def test_default_start_only_notes_the_conductorone_routing_once(tmp_path: Path) -> None:
+    with started(tmp_path, workers="2") as server:
+        pass
+    [note] = [line for line in server.stderr.splitlines() if "ConductorOne" in line]
+    assert note.startswith(f"note: the issuer {server.url} suits OAuth clients in general;")
+    assert "warning" not in server.stderr
 
 
 # The start-up line ----------------------------------------------------------------
@@ -269,3 +282,89 @@ def test_serve_workers_1_starts_one_worker(tmp_path: Path) -> None:
     with started(tmp_path, workers="1") as server:
         assert httpx.get(f"{server.url}/healthz").status_code == 200
     assert " with 1 worker: " in startup_line(server.stderr)
+
+
+# The issuer follows the address serve listens on ---------------------------------
+
+
+def test_serve_on_another_port_advertises_that_port_in_every_worker(tmp_path: Path) -> None:
+    with started(tmp_path, workers="2", own_issuer=False) as server:
+        issuers = {
+            httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()["issuer"]
+            for _ in range(12)
+        }
+    assert issuers == {server.url}
+    assert f"issuer {server.url}," in startup_line(server.stderr)
+
+
+def test_serve_with_tls_advertises_an_https_issuer(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with started(tmp_path, *tls, scheme="https", verify=False, own_issuer=False) as server:
+        metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server", verify=False)
+    assert metadata.json()["issuer"] == server.url
+
+
+def test_explicit_issuer_other_than_the_loopback_address_is_kept_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    with started(tmp_path, own_issuer=False, AUTHSERVER_ISSUER="http://127.0.0.1:8000") as server:
+        metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == "http://127.0.0.1:8000"
+    [warning] = [line for line in server.stderr.splitlines() if "listens on" in line]
+    assert warning.startswith("warning: the issuer http://127.0.0.1:8000 is not the address")
+    assert f"({server.url})" in warning
+
+
+def test_issuer_matching_the_address_gives_no_issuer_warning(tmp_path: Path) -> None:
+    with started(tmp_path) as server:
+        pass
+    assert "listens on" not in server.stderr
+
+
+def test_tls_with_a_plain_http_issuer_warns(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    http_issuer = {"AUTHSERVER_ISSUER": "http://127.0.0.1:8000"}
+    with started(
+        tmp_path, *tls, scheme="https", verify=False, own_issuer=False, **http_issuer
+    ) as server:
+        pass
+    [warning] = [line for line in server.stderr.splitlines() if "--tls-cert serves" in line]
+    assert warning.startswith("warning: --tls-cert serves https but the issuer http://")
+
+
+def test_all_interfaces_with_a_loopback_issuer_warns(tmp_path: Path) -> None:
+    with started(tmp_path, "--host", "0.0.0.0", own_issuer=False) as server:
+        metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"] == server.url  # 127.0.0.1 and the port: the best guess
+    [warning] = [line for line in server.stderr.splitlines() if "other machines" in line]
+    assert warning.startswith("warning: serve listens on 0.0.0.0:")
+
+
+# /metrics: one view of every worker -------------------------------------------------
+
+
+def token_requests_counted(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("authserver_token_requests_total{")
+    )
+
+
+def test_metrics_of_two_workers_are_summed_in_every_scrape(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with started(tmp_path, workers="2", TMPDIR=str(temporary)) as server:
+        assert len(list(temporary.glob("authserver-metrics-*"))) == 1
+        for _ in range(6):  # a new connection each: the workers share them out
+            response = httpx.post(
+                f"{server.url}/auth/v1/token",
+                data={"grant_type": "client_credentials"},
+                auth=("nobody@127.0.0.1/pcc", "wrong"),
+            )
+            assert response.status_code == 401
+        scrapes = [httpx.get(f"{server.url}/metrics").text for _ in range(6)]
+    assert [token_requests_counted(text) for text in scrapes] == [6.0] * 6
+    assert list(temporary.iterdir()) == []  # the workers' folder is gone with serve

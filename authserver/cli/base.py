@@ -45,6 +45,12 @@ class Context:
             self._settings = load_settings()
         return self._settings
 
+    def use_settings(self, settings: Settings) -> Settings:
+        """Run with ``settings`` (``serve``'s issuer) instead of those loaded; before any use."""
+        assert self._database is None
+        self._settings = settings
+        return settings
+
     @property
     def database(self) -> Database:
         if self._database is None:

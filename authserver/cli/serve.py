@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import click
@@ -9,6 +11,7 @@ import click
 from authserver.cli.base import Context, command, now
 from authserver.config import MAX_WORKERS, config_file, worker_count
 from authserver.runtime import serving
+from authserver.runtime.metrics import one_view_of_the_workers
 from authserver.runtime.ops import configure_logging
 
 
@@ -73,13 +76,29 @@ def serve(
         serving.check_tls(tls_cert, tls_key)
     # uvicorn binds only after the application has started, and then logs a traceback.
     serving.check_listen(host, port)
+    issuer, issuer_warnings = serving.serve_issuer(
+        issuer=settings.issuer,
+        given="issuer" in settings.given,
+        allow_insecure=settings.allow_insecure_issuer,
+        host=host,
+        port=port,
+        tls=tls_cert is not None,
+    )
+    if issuer != settings.issuer:
+        settings = ctx.use_settings(dataclasses.replace(settings, issuer=issuer))
+    # Every worker loads its settings itself (app_factory): the environment takes it there.
+    os.environ["AUTHSERVER_ISSUER"] = settings.issuer
+    for warning in issuer_warnings:
+        click.echo(f"warning: {warning}", err=True)
     configure_logging(settings.log_level)
     database = ctx.database
     active = ctx.cases.keys.ensure_active(now=now())
     ctx.close()
-    unroutable = serving.conductorone_routing(settings.issuer)
-    if unroutable:
-        click.echo(f"warning: {unroutable}", err=True)
+    notice = serving.conductorone_notice(
+        settings.issuer, (client.id for client in settings.device_clients)
+    )
+    if notice:
+        click.echo(notice, err=True)
     click.echo(
         serving.startup_line(
             url=f"{'https' if tls_cert else 'http'}://{serving.host_port(host, port)}",
@@ -91,22 +110,23 @@ def serve(
         ),
         err=True,
     )
-    uvicorn.run(
-        "authserver.app:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-        # The source address decides CIDR locks: only our own trusted_proxies logic may
-        # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
-        proxy_headers=False,
-        server_header=False,
-    )
+    with one_view_of_the_workers(processes):
+        uvicorn.run(
+            "authserver.app:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+            access_log=False,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+            # The source address decides CIDR locks: only our own trusted_proxies logic may
+            # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
+            proxy_headers=False,
+            server_header=False,
+        )
 
 
 @click.command("migrate")

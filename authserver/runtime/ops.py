@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import secrets
@@ -9,14 +10,17 @@ import time
 from typing import Any
 
 import anyio.to_thread
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver.config import Settings
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path
+from authserver.web.bearer import bearer_token
 from authserver.web.context import services_of
+from authserver.web.source import source_address
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -86,19 +90,35 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """The Prometheus text (every worker's, summed); behind ``metrics_token`` when it is set."""
     services = services_of(request)
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    expected = services.settings.metrics_bearer
+    if expected:
+        given = bearer_token(request.headers) or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return Response(
+                "a bearer token is needed for /metrics\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                media_type="text/plain",
+            )
+    body = await anyio.to_thread.run_sync(services.metrics.exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 class RequestLogMiddleware:
-    """One log line per request (method, path, status, duration, request id) and common headers.
+    """One log line per request (method, path, status, duration, source address, request id)
+    and common headers.
 
-    The request id is taken from a well-formed ``X-Request-Id`` or generated, and
-    echoed back. Never logs headers, bodies or query strings: they carry credentials.
+    The source address follows the one rule (``web.source``: the TCP peer, or behind a
+    trusted proxy its ``X-Forwarded-For``). The request id is taken from a well-formed
+    ``X-Request-Id`` or generated, and echoed back. Never logs headers, bodies or query
+    strings: they carry credentials.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,11 +153,13 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             if access_log.isEnabledFor(logging.INFO):
+                source = source_address(Request(scope), self.settings)
                 access_log.info(
-                    "%s %s %d %.1fms request_id=%s",
+                    "%s %s %d %.1fms source=%s request_id=%s",
                     scope["method"],
                     loggable_path(scope["path"]),
                     status,
                     (time.perf_counter() - started) * 1000,
+                    source if source is not None else "-",
                     request_id,
                 )

@@ -53,6 +53,8 @@ class Services(UseCases):
             settings, database, on_change=state_cache.forget, on_revoked=state_cache.add_revoked
         )
         store, hasher = parts["store"], parts["hasher"]
+        metrics = Metrics()
+        hasher.on_lookup = metrics.secret_cache_lookup
         keyring = KeyRing()
         last_used = LastUsedRecorder(store.credentials, interval=settings.last_used_flush_interval)
         server = Server(
@@ -73,7 +75,7 @@ class Services(UseCases):
                 settings, store, hasher, state_cache, parts["replay"]
             ),
             server=server,
-            metrics=Metrics(lambda: (hasher.cache_hits, hasher.cache_misses)),
+            metrics=metrics,
             state_cache=state_cache,
             device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
             device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),

@@ -13,12 +13,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from authserver.domain.urls import is_loopback_host
 from authserver.errors import ConfigError
 from authserver.records import KeyRecord
 from authserver.store.database import Database
@@ -114,4 +116,76 @@ def conductorone_routing(issuer: str) -> str | None:
         f"ConductorOne clients (cone, the Go SDK) cannot reach this server from its client ids: "
         f"they call {called} on port 443, and the issuer {issuer} {', '.join(reasons)}; "
         f"use an https issuer with a DNS name, no port and no path"
+    )
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
+
+
+def _origin(url: str) -> tuple[str, bool, int | None]:
+    """Scheme, "is loopback" and port of ``url`` (the port its scheme implies if none)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, is_loopback_host(parts.hostname or ""), port
+
+
+def serve_issuer(
+    *, issuer: str, given: bool, allow_insecure: bool, host: str, port: int, tls: bool
+) -> tuple[str, list[str]]:
+    """The issuer ``serve`` runs with, and warnings (one line each) about it.
+
+    Not set in the file or the environment (``given`` false), the issuer is the
+    address ``serve`` listens on: ``http(s)://HOST:PORT``, with 127.0.0.1 for a
+    wildcard address, and for a plain-http non-loopback address (which is no
+    issuer unless ``allow_insecure``). Set, it is kept, and said to differ when
+    it names another loopback address than the one listened on.
+    """
+    scheme = "https" if tls else "http"
+    listening = f"{scheme}://{host_port(host, port)}"
+    local = f"{scheme}://{host_port('127.0.0.1', port)}"
+    warnings = []
+    if not given:
+        if is_loopback_host(host) or (not _is_wildcard(host) and (tls or allow_insecure)):
+            issuer = listening
+        else:
+            issuer = local
+    elif is_loopback_host(host) and _origin(issuer) != (scheme, True, port):
+        warnings.append(
+            f"the issuer {issuer} is not the address serve listens on ({listening}): "
+            "tokens and metadata name the issuer; set issuer (or AUTHSERVER_ISSUER) to match"
+        )
+    if tls and issuer.startswith("http://"):
+        warnings.append(
+            f"--tls-cert serves https but the issuer {issuer} is plain http: "
+            "set issuer to the https URL"
+        )
+    if not is_loopback_host(host) and is_loopback_host(urlsplit(issuer).hostname or ""):
+        warnings.append(
+            f"serve listens on {host_port(host, port)} but the issuer {issuer} is a loopback "
+            "address that other machines cannot reach: set issuer to the URL clients use"
+        )
+    return issuer, warnings
+
+
+#: ConductorOne's ``cone`` as a device client (its client id, SPEC §9).
+CONE_CLIENT_ID = "2RGdOS94VDferT9e80mdgntl36K"
+
+
+def conductorone_notice(issuer: str, device_client_ids: Iterable[str]) -> str | None:
+    """What ``serve`` says at start about ConductorOne's clients, or None (they can route).
+
+    A ``warning:`` only when ``cone`` is a configured device client, the one case
+    where the operator asked for them; otherwise a short ``note:``, since the
+    default issuer is fine for every other client.
+    """
+    reason = conductorone_routing(issuer)
+    if reason is None:
+        return None
+    if CONE_CLIENT_ID in device_client_ids:
+        return f"warning: cone is a device client, but {reason}"
+    return (
+        f"note: the issuer {issuer} suits OAuth clients in general; ConductorOne's cone and Go "
+        "SDK need an https issuer with a DNS name, no port and no path (README: Reaching the "
+        "server as ConductorOne clients do)"
     )

@@ -110,6 +110,8 @@ class SecretHasher(_Argon2):
         self._verified: dict[str, tuple[bytes, str]] = {}
         self.cache_hits = 0
         self.cache_misses = 0
+        # Told of every cache lookup (True: a hit), for the metrics; set by the server.
+        self.on_lookup: Callable[[bool], None] = lambda hit: None
 
     def _digest(self, credential_id: str, secret: str) -> bytes:
         message = credential_id.encode() + b"\0" + secret.encode("utf-8", "surrogatepass")
@@ -122,6 +124,8 @@ class SecretHasher(_Argon2):
             return False
         hit = hmac.compare_digest(cached[0], self._digest(credential_id, secret))
         self.cache_hits += hit
+        if hit:
+            self.on_lookup(True)
         return hit
 
     async def _argon2_async(self, secret_hash: str, secret: str) -> bool:
@@ -133,6 +137,7 @@ class SecretHasher(_Argon2):
         if self.matches_cached(credential_id=credential_id, secret_hash=secret_hash, secret=secret):
             return True
         self.cache_misses += 1
+        self.on_lookup(False)
         ok = await self._argon2_async(secret_hash, secret)
         if ok:
             if credential_id not in self._verified and len(self._verified) >= MAX_CACHED:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,3 +185,39 @@ def _cause(exc: Exception) -> str:
     """The driver's own first line (e.g. "Connection refused"), without SQLAlchemy's footer."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return lines[0].strip() if lines else type(exc).__name__
+
+
+def backup_sqlite(url: str, destination: Path) -> Path:
+    """Copy the SQLite database of ``url`` into ``destination`` (a new file, mode 0600) with
+    SQLite's online backup API, safe while servers use it; returns the database's path.
+
+    PostgreSQL is refused with a pointer to ``pg_dump``, which does this job there.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"database_url is not a database URL: {url!r}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        raise ConfigError(
+            f"backup copies SQLite databases; for {_displayed(parsed)} use pg_dump "
+            "(pg_dump --format=custom --file=FILE DBNAME, restored with pg_restore)"
+        )
+    source = Path(parsed.database or "").resolve()
+    if not parsed.database or not source.is_file() or source.stat().st_size == 0:
+        raise ConfigError(f"there is no SQLite database at {source} to back up")
+    if destination.exists():
+        raise ConfigError(f"{destination} already exists: name a new file")
+    partial = destination.with_name(f".{destination.name}.partial")
+    try:
+        # The source is opened read-only: a backup never creates or changes it.
+        with contextlib.closing(sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True)) as src:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            with contextlib.closing(sqlite3.connect(partial)) as dst:
+                src.backup(dst)
+        os.replace(partial, destination)
+    except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot back up {source} to {destination}: {reason}") from exc
+    return source

@@ -35,9 +35,20 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
 )
 
 
+# The operator's own configuration, ignored by git: a fresh clone has none.
+OPERATOR_CONFIG = ROOT / "config" / "authserver.toml"
+
+
+def _not_in_a_clone(folder: str, names: list[str]) -> set[str]:
+    ignored = set(NOT_IN_A_CLONE(folder, names))
+    if Path(folder) == OPERATOR_CONFIG.parent:
+        ignored.add(OPERATOR_CONFIG.name)
+    return ignored
+
+
 def clean_copy(dest: Path) -> Path:
     """Copy the repository into ``dest`` (which must not exist) and give it a ready ``.venv``."""
-    shutil.copytree(ROOT, dest, ignore=NOT_IN_A_CLONE)
+    shutil.copytree(ROOT, dest, ignore=_not_in_a_clone)
     ready_venv(dest, extras="client")  # as scripts/serve installs it
     return dest
 
