@@ -55,6 +55,7 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from authserver.client.dpop import DpopSigner  # noqa: E402
 from authserver.config import load_settings  # noqa: E402
 from authserver.domain.credentials import Caller, NewCredential  # noqa: E402
 from authserver.security.argon2 import SecretHasher  # noqa: E402
@@ -81,6 +82,25 @@ request = function()
   local r = requests[(i %% #requests) + 1]
   return wrk.format("POST", r[1],
     {["Authorization"] = r[2], ["Content-Type"] = "application/x-www-form-urlencoded"}, r[3])
+end
+"""
+
+# DPoP: every request carries a proof of its own, used once (a proof is refused the second
+# time): wrk's threads (at most two) take every other one.
+DPOP_LUA = """
+local requests = {%s}
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local i = 0
+request = function()
+  i = i + 1
+  local r = requests[(((i - 1) * 2 + tid) %% #requests) + 1]
+  return wrk.format("POST", r[1],
+    {["Authorization"] = r[2], ["Content-Type"] = "application/x-www-form-urlencoded",
+     ["DPoP"] = r[4]}, r[3])
 end
 """
 
@@ -667,6 +687,52 @@ def flood_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     }
 
 
+def dpop_requests(url: str, pairs: Pairs, count: int) -> list[tuple[str, str, str, str]]:
+    """``count`` token requests, each with a fresh DPoP proof (one key, as a client has)."""
+    signer = DpopSigner()
+    token_url = url + "/auth/v1/token"
+    return [
+        (
+            "/auth/v1/token",
+            basic(*pairs[i % len(pairs)]),
+            "grant_type=client_credentials",
+            signer.proof("POST", token_url),
+        )
+        for i in range(count)
+    ]
+
+
+def dpop_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    """Bound tokens against bearer tokens, alternating in one run on one server process."""
+    url_db = f"sqlite:///{folder}/dpop.db"
+    pairs = seed(url_db, args.credentials, args.users)
+    bearer = lua_script(folder, "bearer-token", token_requests("/auth/v1/token", pairs))
+    with authserver(url_db) as server:
+        url = server.url
+        first_tokens(url, "/auth/v1/token", pairs)
+        warm_up(url, bearer, args.connections, args.warmup)
+        runs: dict[str, list[dict[str, float]]] = {"bearer": [], "dpop": []}
+        for _ in range(max(1, args.rounds)):
+            runs["bearer"].append(wrk(url, bearer, args.connections, args.duration))
+            # Enough proofs for the run at any plausible rate; made just before it (iat).
+            requests = dpop_requests(url, pairs, max(2000, 6000 * args.duration))
+            rows = ", ".join(
+                "{" + ", ".join(json.dumps(part) for part in r) + "}" for r in requests
+            )
+            script = folder / "dpop-token.lua"
+            script.write_text(DPOP_LUA % rows)
+            runs["dpop"].append(wrk(url, script, args.connections, args.duration))
+    bearer_run, dpop_run = median_run(runs["bearer"]), median_run(runs["dpop"])
+    return {
+        "bearer_rps": bearer_run["rps"],
+        "bearer_p50_ms": bearer_run["p50_ms"],
+        "dpop_rps": dpop_run["rps"],
+        "dpop_p50_ms": dpop_run["p50_ms"],
+        "dpop_errors": dpop_run["errors"],
+        "ratio": dpop_run["rps"] / bearer_run["rps"] if bearer_run["rps"] else 0.0,
+    }
+
+
 def line(name: str, r: dict[str, float]) -> str:
     return (
         f"  {name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>7.2f} ms   "
@@ -805,6 +871,9 @@ def main() -> None:
     parser.add_argument(
         "--soak", type=int, default=0, metavar="SECONDS", help="only the memory soak, this long"
     )
+    parser.add_argument(
+        "--dpop", action="store_true", help="only DPoP-bound tokens against bearer tokens"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     args = parser.parse_args()
@@ -821,6 +890,18 @@ def main() -> None:
             samples = soak(args, folder)
             if args.json:
                 args.json.write_text(json.dumps({"soak": samples}))
+            return
+        if args.dpop:
+            result = dpop_ratio(args, folder)
+            print(
+                f"DPoP-bound tokens: {result['dpop_rps']:.0f}/s "
+                f"(p50 {result['dpop_p50_ms']:.2f} ms, {result['dpop_errors']:.0f} errors) "
+                "against bearer tokens "
+                f"{result['bearer_rps']:.0f}/s (p50 {result['bearer_p50_ms']:.2f} ms): "
+                f"{result['ratio']:.2f}x, {args.connections} connections, same process, same run"
+            )
+            if args.json:
+                args.json.write_text(json.dumps({"dpop": result}))
             return
         ours, peer_results = run_all(args, folder)
         peer = peer_results or None

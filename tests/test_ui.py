@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -182,6 +183,22 @@ def test_create_shows_the_secret_once_and_it_gets_a_token(
     token = token_request(client, client_id, secret)
     assert token.status_code == 200 and token.json()["scope"] == "billing:read"
     assert secret not in client.get("/ui/personal-clients").text
+
+
+def test_secret_pages_curl_hint_sets_its_variables_and_can_be_copied(
+    client: TestClient, alice: UserRecord
+) -> None:
+    sign_in(client)
+    page = create(client)
+    client_id, secret = field_value(page, "client-id"), field_value(page, "client-secret")
+    found = re.search(r'<textarea id="curl-hint"[^>]*>(.*?)</textarea>', page.text, re.S)
+    assert found is not None
+    hint = html.unescape(found.group(1)).splitlines()
+    assert hint[:2] == [f"CLIENT_ID='{client_id}'", f"CLIENT_SECRET='{secret}'"]
+    assert hint[2].startswith(
+        'curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials'
+    )
+    assert 'data-copy="curl-hint"' in page.text
 
 
 def test_reloading_the_secret_page_neither_shows_it_again_nor_creates_another(

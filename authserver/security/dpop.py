@@ -37,6 +37,8 @@ _KEY_TYPES = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519"), "RS256": ("
 # Members that only a private key has (RFC 7518 section 6, RFC 8037 section 2).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 DPOP_ALGORITHMS = Algorithms(DPOP_ALGS)
+MAX_KNOWN_KEYS = 10_000
+_KNOWN_KEYS: dict[str, tuple[Any, str]] = {}  # canonical public JWK -> (key, thumbprint)
 # The header carries the public key: a 4096-bit RSA modulus is ~700 base64 characters.
 DPOP_ALGORITHMS.max_header_length = 2048
 
@@ -135,7 +137,7 @@ def verify_proof(
     if alg not in DPOP_ALGS:
         raise DpopRefused(f"alg {str(alg)[:20]!r} is not accepted")
     jwk = header.get("jwk")
-    key = _public_key(jwk, alg)
+    key, jkt = _public_key(jwk, alg)
     try:
         if not jws.validate_compact(signed, key, registry=DPOP_ALGORITHMS):
             raise DpopRefused("signature does not verify under jwk")
@@ -149,10 +151,11 @@ def verify_proof(
         for n in nonces
     ):
         raise NonceRequired("nonce missing or not current")
-    return Proof(jkt=key.thumbprint(), jti=claims["jti"], iat=int(claims["iat"]))
+    return Proof(jkt=jkt, jti=claims["jti"], iat=int(claims["iat"]))
 
 
-def _public_key(jwk: Any, alg: str) -> Any:
+def _public_key(jwk: Any, alg: str) -> tuple[Any, str]:
+    """The proof's public key, checked, and its RFC 7638 thumbprint."""
     if not isinstance(jwk, dict):
         raise DpopRefused("no public jwk in the header")
     if _PRIVATE_MEMBERS & set(jwk):
@@ -160,10 +163,21 @@ def _public_key(jwk: Any, alg: str) -> Any:
     kty, crv = _KEY_TYPES[alg]
     if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
         raise DpopRefused(f"jwk is not a {crv or kty} key for {alg}")
+    # A client signs every proof with one key: parsing it (and its thumbprint) once saves
+    # most of a proof's cost.
+    name = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+    known = _KNOWN_KEYS.get(name)
+    if known is not None:
+        return known
     try:
-        return import_key(dict(jwk))
+        key = import_key(dict(jwk))
+        jkt = key.thumbprint()
     except (JoseError, ValueError, TypeError) as exc:
         raise DpopRefused(f"jwk unusable: {type(exc).__name__}") from None
+    if len(_KNOWN_KEYS) >= MAX_KNOWN_KEYS:
+        _KNOWN_KEYS.pop(next(iter(_KNOWN_KEYS)))
+    _KNOWN_KEYS[name] = (key, jkt)
+    return key, jkt
 
 
 def _check_claims(
