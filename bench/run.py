@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from authserver.client.dpop import DpopSigner  # noqa: E402
 from authserver.config import load_settings  # noqa: E402
 from authserver.domain.credentials import Caller, NewCredential  # noqa: E402
+from authserver.domain.secrets import new_secret  # noqa: E402
 from authserver.security.argon2 import SecretHasher  # noqa: E402
 from authserver.store import Store  # noqa: E402
 from authserver.store.database import Database, migrate  # noqa: E402
@@ -733,6 +734,24 @@ def dpop_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     }
 
 
+def leak_report_seconds(args: argparse.Namespace, folder: Path) -> list[float]:
+    """Seconds a report of 1000 strings takes (999 strangers' secrets and one of ours)."""
+    url_db = f"sqlite:///{folder}/leaks.db"
+    pairs = seed(url_db, max(args.credentials, 5), args.users)
+    timings = []
+    with authserver(url_db) as server, httpx.Client(timeout=30) as http:
+        for _, secret in pairs[:5]:
+            strangers = [new_secret("127.0.0.1").secret for _ in range(999)]
+            started = time.perf_counter()
+            answer = http.post(
+                server.url + "/auth/v1/credentials/revoke",
+                json={"credentials": [*strangers, secret]},
+            )
+            timings.append(time.perf_counter() - started)
+            assert answer.status_code == 202, answer.text
+    return timings
+
+
 def line(name: str, r: dict[str, float]) -> str:
     return (
         f"  {name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>7.2f} ms   "
@@ -874,6 +893,9 @@ def main() -> None:
     parser.add_argument(
         "--dpop", action="store_true", help="only DPoP-bound tokens against bearer tokens"
     )
+    parser.add_argument(
+        "--leak-report", action="store_true", help="only: how long a 1000-string report takes"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     args = parser.parse_args()
@@ -890,6 +912,13 @@ def main() -> None:
             samples = soak(args, folder)
             if args.json:
                 args.json.write_text(json.dumps({"soak": samples}))
+            return
+        if args.leak_report:
+            timings = sorted(leak_report_seconds(args, folder))
+            print(
+                f"leaked-secret report of 1000 strings: median {timings[len(timings) // 2]:.3f} s, "
+                f"slowest {timings[-1]:.3f} s ({len(timings)} reports)"
+            )
             return
         if args.dpop:
             result = dpop_ratio(args, folder)

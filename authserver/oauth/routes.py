@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authserver.oauth import client_configuration, device_flow, registration
+from authserver.oauth import client_configuration, device_flow, leaks, registration
 from authserver.oauth.introspection import introspection_endpoint
 from authserver.oauth.metadata import authorization_server_metadata, jwks
 from authserver.oauth.revocation import revocation_endpoint
@@ -30,6 +30,7 @@ ROUTES = [
     Route("/auth/v1/register/{client_id:path}", client_configuration.read, methods=["GET"]),
     Route("/auth/v1/register/{client_id:path}", client_configuration.replace, methods=["PUT"]),
     Route("/auth/v1/register/{client_id:path}", client_configuration.remove, methods=["DELETE"]),
+    Route(leaks.PATH, leaks.report, methods=["POST"]),
     Route("/.well-known/oauth-authorization-server", authorization_server_metadata),
     Route("/.well-known/jwks.json", jwks),
 ]

@@ -29,6 +29,8 @@ from authserver.usecases.container import UseCases
 DEVICE_STARTS_PER_MINUTE = 20
 # User codes a session, or a source address, may look up in vain per 10 minutes (34-bit codes).
 USER_CODE_GUESSES = 10
+# Leaked-secret reports a source may send a minute (each holds at most 1000 strings).
+LEAK_REPORTS_PER_MINUTE = 30
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Services(UseCases):
     state_cache: StateCache
     device_starts: FailureThrottle  # device authorizations started, per source
     device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
+    leak_reports: FailureThrottle  # leaked-secret reports, per source
     relying_party: RelyingParty  # sign-in through OpenID Connect providers
 
     @classmethod
@@ -79,6 +82,7 @@ class Services(UseCases):
             state_cache=state_cache,
             device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
             device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),
+            leak_reports=FailureThrottle(limit=LEAK_REPORTS_PER_MINUTE, window=60),
             relying_party=RelyingParty(settings.login_oidc),  # metadata read at first use
         )
 

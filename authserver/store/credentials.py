@@ -136,6 +136,7 @@ class CredentialStore:
                 deleted_at=None,
                 secret_hash=secret_hash,
                 public_jwk=dict(public_jwk),
+                public_key_x=public_jwk.get("x"),
                 secret_domain=secret_domain,
                 auth_method=auth_method,
                 jwks=[dict(k) for k in jwks] if jwks is not None else None,
@@ -175,6 +176,16 @@ class CredentialStore:
                 select(PersonalClient).where(PersonalClient.client_id == client_id)
             )
             return (client_record(row), row.registration_token_hash) if row is not None else None
+
+    def by_public_key(self, *, x: str) -> list[tuple[ClientRecord, str | None]]:
+        """Live credentials whose secret's public key is ``x``, with their secret domain."""
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(PersonalClient).where(
+                    PersonalClient.public_key_x == x, PersonalClient.deleted_at.is_(None)
+                )
+            )
+            return [(client_record(row), row.secret_domain) for row in rows]
 
     def get(self, *, id: str) -> ClientRecord:
         with self.database.session() as session:

@@ -76,6 +76,8 @@ class PersonalClient(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     secret_hash: Mapped[str] = mapped_column(String(255))  # "" when no secret was issued
     public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)  # {} when no secret was issued
+    # Its "x", indexed: a reported leaked secret finds its credential without argon2.
+    public_key_x: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # The <domain> of the secret-token:<domain>:v1:… string issued (None: no secret issued).
     secret_domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
     # Registered through RFC 7591: the chosen auth method, own keys, RFC 7592 token hash.

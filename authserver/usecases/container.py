@@ -13,6 +13,7 @@ from authserver.store import Database, Store
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.keys import KeyService
+from authserver.usecases.leaks import LeakReports
 from authserver.usecases.maintenance import Maintenance
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
@@ -40,6 +41,7 @@ class UseCases:
     revocation: RevocationService
     replay: ReplayGuard
     maintenance: Maintenance
+    leaks: LeakReports  # reported leaked secrets, revoked without argon2
 
     @staticmethod
     def parts(
@@ -77,6 +79,7 @@ class UseCases:
             revocation=RevocationService(store, on_revoked=on_revoked),
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in),
+            leaks=LeakReports(store, on_change=on_change),
         )
 
     @classmethod

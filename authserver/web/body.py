@@ -27,16 +27,16 @@ async def read_body(request: Request, *, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request, *, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is ``{}``).
 
     The Content-Type is not checked (``curl -d`` sends a form type): the body
     must parse as JSON whatever it claims. Bearer authentication makes this
     safe from cross-site form posts.
     """
-    raw = await read_body(request, limit=MAX_JSON_BYTES)
+    raw = await read_body(request, limit=limit)
     if raw is None:
-        raise InvalidArgument(f"request body larger than {MAX_JSON_BYTES} bytes")
+        raise InvalidArgument(f"request body larger than {limit} bytes")
     if not raw.strip():
         return {}
     try:
