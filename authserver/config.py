@@ -10,13 +10,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from authserver.domain.algorithms import TOKEN_ALGS
+from authserver.domain.durations import parse_duration
 from authserver.domain.urls import issuer_problem
-from authserver.errors import ConfigError
+from authserver.errors import AuthserverError, ConfigError
 from authserver.sso.providers import OidcProvider, check_providers, parse_providers
 
 # Looked for in this order when AUTHSERVER_CONFIG is not set (the documented search order).
@@ -79,6 +81,9 @@ class Settings:
     session_max_age: int = 43200
     sign_in_failure_limit: int = 10
     sign_in_failure_window: int = 300
+    # Credential lifetime policy (TOML: [policy]); empty: off.
+    policy_max_lifetime: str = ""  # a DURATION: new credentials expire at most this far ahead
+    policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # The keys the file or the environment set (load_settings), so that `serve` can tell
@@ -138,6 +143,13 @@ class Settings:
             raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
         if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
             raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
+        for key in ("policy_max_lifetime", "policy_max_idle"):
+            value = getattr(self, key)
+            if value:
+                try:
+                    parse_duration(value)
+                except AuthserverError as exc:
+                    raise ConfigError(f"[policy] {key.removeprefix('policy_')}: {exc}") from None
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
@@ -172,6 +184,16 @@ class Settings:
         return token
 
     @property
+    def max_lifetime(self) -> timedelta | None:
+        """``[policy] max_lifetime``, or None when there is none."""
+        return parse_duration(self.policy_max_lifetime) if self.policy_max_lifetime else None
+
+    @property
+    def max_idle(self) -> timedelta | None:
+        """``[policy] max_idle``, or None when there is none."""
+        return parse_duration(self.policy_max_idle) if self.policy_max_idle else None
+
+    @property
     def issuer_host(self) -> str:
         """Host name of the issuer, used in client ids and secrets."""
         host = urlsplit(self.issuer).hostname
@@ -203,7 +225,7 @@ _FIELDS = {
 }
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
-TABLES = ("login",)
+TABLES = ("login", "policy")
 # Names people may reach for that are spelled otherwise here.
 ALIASES = {
     "password_login": "password = false in the [login] table",

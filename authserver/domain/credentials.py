@@ -142,8 +142,12 @@ def check_new_credential(
     new: NewCredential,
     now: datetime,
     caller_limits: bool = True,
+    max_lifetime: timedelta | None = None,
 ) -> CredentialSpec:
     """Validate a new credential's fields and apply the no-escalation rules.
+
+    ``max_lifetime`` (the ``[policy]``): a credential asked for without an expiry
+    gets exactly this one; a later expiry is refused, naming the policy.
 
     With ``caller_limits`` (every caller but an admin), a caller acting through a
     network-locked or expiring credential passes those limits on: the new
@@ -157,6 +161,15 @@ def check_new_credential(
             cidrs = tuple(str(net) for net in caller.allow_source_cidr)
         if caller.expires_time is not None and expires is None:
             expires = caller.expires_time
+    if max_lifetime is not None:
+        if expires is None:
+            expires = now + max_lifetime
+        elif expires > now + max_lifetime:
+            raise InvalidArgument(
+                f"the lifetime policy allows at most {describe_duration(max_lifetime)}",
+                field="expires_time",
+            )
+    if caller_limits:
         _check_within_caller_limits(caller, cidrs, expires)
     return CredentialSpec(
         display_name=validate_display_name(new.display_name),
@@ -355,6 +368,8 @@ class AuthState:
     public_keys: tuple[dict[str, str], ...] = ()
     auth_method: str | None = None
     secret_domain: str | None = None  # of the secret issued; None: none was
+    last_used_at: datetime | None = None  # as stored (it lags real use by up to a second)
+    created_at: datetime | None = None
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
 
     @property
@@ -377,6 +392,7 @@ def refusal_reason(
     now: datetime,
     source: network.Address | None,
     check_source: bool = True,
+    max_idle: timedelta | None = None,
 ) -> str | None:
     """Why this credential may not authenticate now from ``source``; None when it may.
 
@@ -391,9 +407,29 @@ def refusal_reason(
         return "credential expired"
     if state.owner_disabled:
         return "owner disabled"
+    if max_idle is not None and idle_since(state) is not None:
+        since = idle_since(state)
+        assert since is not None
+        if now - since >= max_idle:
+            return "idle"
     if check_source and not network.address_allowed(source, state.allow_source_cidr):
         return f"source address {source} outside allowSourceCidr"
     return None
+
+
+def idle_since(state: AuthState) -> datetime | None:
+    """Since when a credential has been unused: its last use, or its creation."""
+    return state.last_used_at or state.created_at
+
+
+def describe_duration(value: timedelta) -> str:
+    """``90 days``, ``12 hours``: a policy's length in words."""
+    seconds = int(value.total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' * (count != 1)}"
+    raise AssertionError("unreachable")
 
 
 def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:

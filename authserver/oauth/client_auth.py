@@ -222,7 +222,14 @@ class ClientAuthenticator:
             raise fail_authentication(client_id, "wrong secret (not a secret-token)", source)
         state = await self.cache.credential(self.store.credentials, client_id)
         now = datetime.now(UTC)
-        reason = refusal_reason(state, now=now, source=source)
+        max_idle = self.settings.max_idle
+        reason = refusal_reason(state, now=now, source=source, max_idle=max_idle)
+        if reason == "idle":
+            # The cached state's lastUsedAt is as old as the entry: ask the database.
+            state = await anyio.to_thread.run_sync(
+                lambda: self.store.credentials.auth_state(client_id=client_id)
+            )
+            reason = refusal_reason(state, now=now, source=source, max_idle=max_idle)
         if reason is None and state is not None and not method_allowed(state, presented.method):
             reason = f"registered for {state.auth_method} only"
         replay: tuple[str, datetime] | None = None

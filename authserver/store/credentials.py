@@ -74,6 +74,8 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
         auth_method=client.auth_method,
         secret_domain=client.secret_domain,
         require_dpop=client.require_dpop,
+        last_used_at=client.last_used_at,
+        created_at=client.created_at,
     )
 
 

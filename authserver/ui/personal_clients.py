@@ -15,7 +15,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from authserver.domain import roles
-from authserver.domain.credentials import NewCredential, has_control_characters
+from authserver.domain.credentials import (
+    NewCredential,
+    describe_duration,
+    has_control_characters,
+)
 from authserver.errors import InvalidArgument, NotFound, PermissionDenied
 from authserver.records import ClientRecord, UserRecord
 from authserver.store.ids import is_record_id
@@ -29,6 +33,19 @@ PAGE_SIZE = 25
 OWN = "/ui/personal-clients"
 EVERYONE = "/ui/personal-clients/all"
 EXPIRY_PRESETS = {"30d": timedelta(days=30), "90d": timedelta(days=90), "never": None}
+PRESET_LABELS = {"30d": "30 days", "90d": "90 days", "never": "Never"}
+
+
+def expiry_presets(max_lifetime: timedelta | None) -> list[tuple[str, str]]:
+    """The presets the lifetime policy allows; the policy's maximum when it allows none."""
+    allowed = [
+        (value, PRESET_LABELS[value])
+        for value, length in EXPIRY_PRESETS.items()
+        if max_lifetime is None or (length is not None and length <= max_lifetime)
+    ]
+    if max_lifetime is not None and not any(value == "30d" for value, _ in allowed):
+        allowed.insert(0, ("max", f"{describe_duration(max_lifetime)} (the most allowed)"))
+    return allowed
 
 
 @dataclass(frozen=True)
@@ -40,15 +57,19 @@ class Row:
     roles: tuple[str, ...]
     reduced: bool
     expired: bool
+    idle_at: datetime | None = None  # when, unused until then, it stops working ([policy])
 
 
-def _row(record: ClientRecord, owner: UserRecord, now: datetime) -> Row:
+def _row(
+    record: ClientRecord, owner: UserRecord, now: datetime, max_idle: timedelta | None = None
+) -> Row:
     return Row(
         record=record,
         owner=owner,
         roles=tuple(sorted(roles.effective_roles(owner.roles, record.scoped_roles))),
         reduced=bool(record.scoped_roles),
         expired=record.expires_time is not None and record.expires_time <= now,
+        idle_at=(record.last_used_at or record.created_at) + max_idle if max_idle else None,
     )
 
 
@@ -84,7 +105,7 @@ async def _list(request: Request, person: SignedIn, *, everyone: bool) -> Respon
         )
     )
     now = datetime.now(UTC)
-    rows = [_row(record, owner, now) for record, owner in found]
+    rows = [_row(record, owner, now, services.settings.max_idle) for record, owner in found]
     base = EVERYONE if everyone else OWN
     older = (
         f"{base}?{urlencode({'before': rows[-1].record.id, **({'q': query} if query else {})})}"
@@ -134,17 +155,30 @@ async def _new_page(
     *,
     error: InvalidArgument | PermissionDenied | None = None,
 ) -> Response:
+    presets = expiry_presets(services_of(request).settings.max_lifetime)
+    values = _form_values(form, person)
+    if values["expiry"] not in {value for value, _ in presets} | {"date"}:
+        values["expiry"] = presets[0][0]  # the default preset is beyond the policy
     return await render.page(
         request,
         "new.html",
         status_code=400 if error is not None else 200,
-        values=_form_values(form, person),
+        values=values,
         own_roles=sorted(person.user.roles),
         error=error.describe(render.FIELD_NAMES) if error else "",
         error_field=error.field if error else None,
         error_message=error.message if error else "",
         today=datetime.now(UTC).date().isoformat(),
+        presets=presets,
+        last_day=_last_day(services_of(request).settings.max_lifetime),
     )
+
+
+def _last_day(max_lifetime: timedelta | None) -> str:
+    """The last day the date field offers: one whose end is within the policy."""
+    if max_lifetime is None:
+        return ""
+    return ((datetime.now(UTC) + max_lifetime).date() - timedelta(days=1)).isoformat()
 
 
 @signed_in_only
@@ -152,10 +186,21 @@ async def new_form(request: Request, person: SignedIn, sid: str) -> Response:
     return await _new_page(request, person)
 
 
-def _expires_in(form: Form, now: datetime) -> timedelta | None:
+def _expires_in(
+    form: Form, now: datetime, max_lifetime: timedelta | None = None
+) -> timedelta | None:
     """The expiry preset, or the chosen date (the credential works to the end of that day, UTC)."""
     choice = form.get("expiry", "30d")
+    if choice == "max" and max_lifetime is not None:
+        return max_lifetime
     if choice in EXPIRY_PRESETS:
+        if choice not in dict(expiry_presets(max_lifetime)):
+            raise InvalidArgument(
+                f"the lifetime policy allows at most {describe_duration(max_lifetime)}"
+                if max_lifetime is not None
+                else "choose one of the options",
+                field="expires_time",
+            )
         return EXPIRY_PRESETS[choice]
     if choice != "date":
         raise InvalidArgument("choose one of the options", field="expires_time")
@@ -189,7 +234,7 @@ async def create(request: Request, person: SignedIn, sid: str) -> Response:
                 line.strip() for line in form.get("networks").splitlines() if line.strip()
             ],
             scoped_roles=form.all("role"),
-            expires_in=_expires_in(form, now),
+            expires_in=_expires_in(form, now, services.settings.max_lifetime),
             require_dpop=form.get("require_dpop") == "1",
         )
         created = await anyio.to_thread.run_sync(

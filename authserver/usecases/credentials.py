@@ -143,6 +143,7 @@ class CredentialService:
             new=new,
             now=now,
             caller_limits=not self.is_admin(caller),
+            max_lifetime=self.settings.max_lifetime,
         )
         secret = new_secret(self.settings.secret_domain) if with_secret else None
         record = self.store.credentials.create(
