@@ -84,6 +84,7 @@ class Settings:
     # Credential lifetime policy (TOML: [policy]); empty: off.
     policy_max_lifetime: str = ""  # a DURATION: new credentials expire at most this far ahead
     policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
+    max_rotation_grace: str = "7d"  # a DURATION: the longest a rotated secret keeps working
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # The keys the file or the environment set (load_settings), so that `serve` can tell
@@ -143,13 +144,14 @@ class Settings:
             raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
         if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
             raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
-        for key in ("policy_max_lifetime", "policy_max_idle"):
+        for key in ("policy_max_lifetime", "policy_max_idle", "max_rotation_grace"):
             value = getattr(self, key)
             if value:
                 try:
                     parse_duration(value)
                 except AuthserverError as exc:
-                    raise ConfigError(f"[policy] {key.removeprefix('policy_')}: {exc}") from None
+                    where = f"[policy] {key[7:]}" if key.startswith("policy_") else key
+                    raise ConfigError(f"{where}: {exc}") from None
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
@@ -187,6 +189,11 @@ class Settings:
     def max_lifetime(self) -> timedelta | None:
         """``[policy] max_lifetime``, or None when there is none."""
         return parse_duration(self.policy_max_lifetime) if self.policy_max_lifetime else None
+
+    @property
+    def rotation_grace_limit(self) -> timedelta:
+        """``max_rotation_grace``: the longest grace period a rotation may give."""
+        return parse_duration(self.max_rotation_grace)
 
     @property
     def max_idle(self) -> timedelta | None:

@@ -24,9 +24,10 @@ FIELD_NAMES = {
     "scoped_roles": "scopedRoles",
     "expires_time": "expiresTime",
     "require_dpop": "requireDpop",
+    "grace": "gracePeriod",
 }
 #: Writable fields of a personal client, in the API's names (``updateMask`` paths).
-WRITABLE = tuple(FIELD_NAMES.values())
+WRITABLE = ("displayName", "allowSourceCidr", "scopedRoles", "expiresTime", "requireDpop")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 

@@ -85,6 +85,14 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"client": _ref("PersonalClient"), "clientSecret": {"type": "string"}},
     },
     "ClientResponse": {"type": "object", "properties": {"client": _ref("PersonalClient")}},
+    "RotateRequest": {
+        "type": "object",
+        "description": "Both optional: the old secret's grace period, and a new lifetime.",
+        "properties": {
+            "gracePeriod": {"type": "string", "description": "protobuf Duration, e.g. 3600s"},
+            "expires": {"type": "string", "description": "protobuf Duration, e.g. 2592000s"},
+        },
+    },
     "ListResponse": {
         "type": "object",
         "properties": {
@@ -206,6 +214,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "DeletePersonalClient",
                     "parameters": [_ID],
                     "responses": {"200": _json({"type": "object"}), **_ERRORS},
+                },
+            },
+            "/api/v1/iam/personal_clients/{id}/rotate": {
+                "post": {
+                    "operationId": "RotatePersonalClient",
+                    "parameters": [_ID],
+                    "requestBody": _body("RotateRequest"),
+                    "responses": {"200": _json(_ref("CreateResponse")), **_ERRORS},
                 },
             },
             "/api/v1/search/iam/personal_clients": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -173,3 +173,27 @@ async def introspect(request: Request) -> Response:
             "features": [],
         }
     )
+
+
+async def rotate(request: Request) -> Response:
+    """``POST …/{id}/rotate``: a new secret for the same credential, shown once."""
+    services = services_of(request)
+    token = await bearer(request, services)
+    body = bodies.fields(await json_object(request), allowed=("gracePeriod", "expires"))
+    grace = bodies.optional_string(body, "gracePeriod")
+    expires = bodies.optional_string(body, "expires")
+    try:
+        grace_period = parse_proto_duration(grace) if grace and grace != "0s" else timedelta(0)
+    except InvalidArgument as exc:
+        raise exc.about("grace") from None
+    ref = _record_id(request)
+    rotated = await anyio.to_thread.run_sync(
+        lambda: services.credentials.rotate(
+            caller=token.caller(),
+            ref=ref,
+            grace=grace_period,
+            expires_in=parse_proto_duration(expires) if expires else None,
+            now=datetime.now(UTC),
+        )
+    )
+    return _no_store({"client": wire.client_json(rotated.record), "clientSecret": rotated.secret})

@@ -26,6 +26,7 @@ FIELD_NAMES = {
     "scoped_roles": "--scoped-role",
     "expires_time": "--expires",
     "require_dpop": "--require-dpop",
+    "grace": "--grace",
     "roles": "--role",
     "password": "password",
     "ttl": "--ttl",

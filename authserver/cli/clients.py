@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from authserver import wire
@@ -174,6 +176,40 @@ def clients_update(
         print_json({"client": wire.client_json(record)})
     else:
         _print_client(record)
+
+
+@clients.command("rotate")
+@click.argument("client_ref", metavar="ID|CLIENT_ID")
+@click.option(
+    "--grace",
+    default="0s",
+    metavar="DURATION",
+    help="How long the old secret keeps working (default: it stops at once).",
+)
+@click.option("--expires", default=None, metavar="DURATION", help="A new lifetime, e.g. 30d.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's rotate response.")
+@command
+def clients_rotate(
+    ctx: Context, client_ref: str, grace: str, expires: str | None, as_json: bool
+) -> None:
+    """A new secret for the same personal client; it is printed once."""
+    grace_period = timedelta(0) if grace.strip() in ("0", "0s") else parse_duration(grace)
+    rotated = ctx.cases.credentials.rotate(
+        caller=Caller.operator(),
+        ref=client_ref,
+        grace=grace_period,
+        expires_in=parse_duration(expires) if expires is not None else None,
+        now=now(),
+    )
+    record, secret = rotated.record, rotated.secret
+    if as_json:
+        print_json({"client": wire.client_json(record), "clientSecret": secret})
+        return
+    click.echo(f"id:            {record.id}")
+    click.echo(f"client_id:     {record.client_id}")
+    click.echo(f"client_secret: {secret}")
+    old = f"until {wire.timestamp(now() + grace_period)}" if grace_period else "no longer"
+    click.echo(f"The new secret is shown only once; the old one works {old}.")
 
 
 @clients.command("delete")

@@ -352,6 +352,16 @@ def check_update(
 
 
 @dataclass(frozen=True)
+class PreviousSecret:
+    """The secret a credential had before its last rotation, good until ``until``."""
+
+    secret_hash: str = field(repr=False)
+    public_jwk: dict[str, str]
+    secret_domain: str | None
+    until: datetime
+
+
+@dataclass(frozen=True)
 class AuthState:
     """What authentication needs to know about a credential and its owner, read together."""
 
@@ -370,6 +380,14 @@ class AuthState:
     secret_domain: str | None = None  # of the secret issued; None: none was
     last_used_at: datetime | None = None  # as stored (it lags real use by up to a second)
     created_at: datetime | None = None
+    previous: PreviousSecret | None = None  # rotated, and still in its grace period
+
+    def previous_in_force(self, now: datetime) -> PreviousSecret | None:
+        """The previous secret while its grace period lasts, else None."""
+        if self.previous is not None and now < self.previous.until:
+            return self.previous
+        return None
+
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
 
     @property

@@ -234,24 +234,35 @@ class ClientAuthenticator:
             reason = f"registered for {state.auth_method} only"
         replay: tuple[str, datetime] | None = None
         verified = False  # the secret is the one argon2 last accepted for this hash
+        # The current secret, and during a rotation's grace period the previous one: (the
+        # verified-secret cache's key, the hash) of the one the presented secret may be.
+        cache_id, secret_hash = (state.id, state.secret_hash) if state is not None else ("", "")
         if reason is None and state is not None:
             if presented.method == "private_key_jwt":
                 replay, reason = self._check_assertion(request, presented, state, now)
             else:
-                verified = self.hasher.matches_cached(
-                    credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
-                )
-                if not verified:
-                    reason = secret_refusal(
-                        presented.secret, domain=state.secret_domain, public_keys=state.public_keys
+                for cache_id, secret_hash, domain, public_keys in _secrets_in_force(state, now):
+                    verified = self.hasher.matches_cached(
+                        credential_id=cache_id, secret_hash=secret_hash, secret=presented.secret
                     )
+                    refused = (
+                        None
+                        if verified
+                        else secret_refusal(
+                            presented.secret, domain=domain, public_keys=public_keys
+                        )
+                    )
+                    if refused is None:
+                        reason = None
+                        break
+                    reason = reason or refused
         if reason is not None or state is None:
             self._throttled(keys, client_id, reason, source)
             raise fail_authentication(client_id, reason or "unknown client_id", source)
         if replay is None:
             # Verified before, or the secret carries the credential's key: worth one argon2.
             ok = verified or await self.hasher.verify(
-                credential_id=state.id, secret_hash=state.secret_hash, secret=presented.secret
+                credential_id=cache_id, secret_hash=secret_hash, secret=presented.secret
             )
             if not ok:
                 raise fail_authentication(client_id, "wrong secret", source)
@@ -288,7 +299,7 @@ class ClientAuthenticator:
                 assertions.verify(
                     presented.assertion,
                     client_id=state.client_id,
-                    keys=state.public_keys,
+                    keys=[*state.public_keys, *_previous_keys(state, now)],
                     audiences=audiences,
                     now=now,
                 ),
@@ -304,3 +315,22 @@ def _client_key(client_id: str) -> str:
         "c:"
         + hashlib.blake2b(client_id.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
     )
+
+
+def _secrets_in_force(
+    state: AuthState, now: datetime
+) -> list[tuple[str, str, str | None, tuple[dict[str, str], ...]]]:
+    """(cache key, hash, secret domain, public keys) of the current secret, and of the
+    previous one while a rotation's grace period lasts."""
+    found = [(state.id, state.secret_hash, state.secret_domain, state.public_keys)]
+    previous = state.previous_in_force(now)
+    if previous is not None:
+        found.append(
+            (state.id + "~", previous.secret_hash, previous.secret_domain, (previous.public_jwk,))
+        )
+    return found
+
+
+def _previous_keys(state: AuthState, now: datetime) -> list[dict[str, str]]:
+    previous = state.previous_in_force(now)
+    return [previous.public_jwk] if previous is not None else []

@@ -11,7 +11,14 @@ from sqlalchemy import ColumnElement, Table, bindparam, case, func, select, upda
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from authserver.domain.credentials import UNSET, AuthState, CheckedPatch, CredentialSpec
+from authserver.domain.credentials import (
+    UNSET,
+    AuthState,
+    CheckedPatch,
+    CredentialSpec,
+    PreviousSecret,
+    Unset,
+)
 from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 from authserver.records import ClientRecord, UserRecord
 from authserver.store.changes import next_version
@@ -76,6 +83,16 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
         require_dpop=client.require_dpop,
         last_used_at=client.last_used_at,
         created_at=client.created_at,
+        previous=(
+            PreviousSecret(
+                secret_hash=client.previous_secret_hash,
+                public_jwk=dict(client.previous_public_jwk or {}),
+                secret_domain=client.previous_secret_domain,
+                until=client.previous_until,
+            )
+            if client.previous_secret_hash and client.previous_until is not None
+            else None
+        ),
     )
 
 
@@ -279,6 +296,41 @@ class CredentialStore:
             if row is None or row.deleted_at is not None:
                 raise NotFound(f"no personal client {id!r}")
             row.deleted_at = now
+            row.updated_at = now
+            row.version = version
+            return client_record(row)
+
+    @writes
+    def rotate(
+        self,
+        *,
+        id: str,
+        secret_hash: str,
+        public_jwk: Mapping[str, str],
+        secret_domain: str,
+        grace_until: datetime,
+        expires_time: datetime | None | Unset,
+        now: datetime,
+    ) -> ClientRecord:
+        """A new secret for a live credential; the current one stays good until
+        ``grace_until`` (nothing kept when that is not after ``now``)."""
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(PersonalClient, id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no personal client {id!r}")
+            keep = grace_until > now and bool(row.secret_hash)
+            row.previous_secret_hash = row.secret_hash if keep else None
+            row.previous_public_jwk = dict(row.public_jwk) if keep else None
+            row.previous_secret_domain = row.secret_domain if keep else None
+            row.previous_until = grace_until if keep else None
+            row.secret_hash = secret_hash
+            row.public_jwk = dict(public_jwk)
+            row.public_key_x = public_jwk.get("x")
+            row.secret_domain = secret_domain
+            if expires_time is not UNSET:
+                row.expires_time = expires_time
+            row.rotated_at = now
             row.updated_at = now
             row.version = version
             return client_record(row)

@@ -85,6 +85,12 @@ class PersonalClient(Base):
     jwks: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     registration_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
+    # Rotation with overlap: the secret before the last rotation works until previous_until.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    previous_public_jwk: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    previous_secret_domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Tokens only with a DPoP proof (RFC 9449 section 5.2, dpop_bound_access_tokens).
     require_dpop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 

@@ -11,18 +11,21 @@ from datetime import datetime, timedelta
 from authserver.config import Settings
 from authserver.domain import network, roles
 from authserver.domain.credentials import (
+    UNSET,
     Caller,
     CredentialPatch,
     NewCredential,
+    Unset,
     check_may_manage,
     check_new_credential,
     check_update,
+    describe_duration,
     has_control_characters,
     is_admin,
     new_client_id,
 )
 from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
-from authserver.errors import NotFound, Unauthenticated
+from authserver.errors import InvalidArgument, NotFound, Unauthenticated
 from authserver.records import ClientRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.security.audit import audit
@@ -212,6 +215,56 @@ class CredentialService:
         _audit("credential_updated", updated, caller)
         self._on_change(updated.client_id)
         return updated
+
+    def rotate(
+        self,
+        *,
+        caller: Caller,
+        ref: str,
+        grace: timedelta,
+        expires_in: timedelta | None,
+        now: datetime,
+    ) -> Created:
+        """A new secret for the same credential, shown once; the old one (and its key, for
+        ``private_key_jwt``) keeps working for ``grace``, at most ``max_rotation_grace``.
+
+        ``expires_in`` sets a new expiry within the policy and the caller's own limits
+        (none: the expiry stays). Tokens already issued stay valid until their ``exp``.
+        """
+        record = self.visible(caller=caller, ref=ref)
+        check_may_manage(caller, record)
+        limit = self.settings.rotation_grace_limit
+        if grace < timedelta(0) or grace > limit:
+            raise InvalidArgument(
+                f"0 to {describe_duration(limit)} (max_rotation_grace)", field="grace"
+            )
+        if not record.public_jwk:
+            raise InvalidArgument("this client registered its own keys and has no secret to rotate")
+        expires: datetime | None | Unset = UNSET
+        if expires_in is not None:
+            owner = self.store.users.find(ref=record.user_id)
+            spec = check_new_credential(
+                caller=caller,
+                owner_roles=owner.roles,
+                new=NewCredential(scoped_roles=record.scoped_roles, expires_in=expires_in),
+                now=now,
+                caller_limits=not self.is_admin(caller),
+                max_lifetime=self.settings.max_lifetime,
+            )
+            expires = spec.expires_time
+        secret = new_secret(self.settings.secret_domain)
+        rotated = self.store.credentials.rotate(
+            id=record.id,
+            secret_hash=self.hasher.hash(secret.secret),
+            public_jwk=secret.public_jwk,
+            secret_domain=self.settings.secret_domain,
+            grace_until=now + grace,
+            expires_time=expires,
+            now=now,
+        )
+        _audit("credential_rotated", rotated, caller)
+        self._on_change(rotated.client_id)
+        return Created(rotated, secret.secret)
 
     def delete(self, *, caller: Caller, ref: str, now: datetime) -> ClientRecord:
         """Soft delete; the credential stops authenticating at once."""
