@@ -328,3 +328,84 @@ def test_an_admins_device_token_manages_only_the_admins_own_credentials(
     assert search.status_code == 403
     deleted = client.delete(f"/api/v1/iam/personal_clients/{other.id}", headers=headers)
     assert deleted.status_code == 404
+
+
+def test_approval_without_a_scope_withholds_the_admin_role(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    assert approved_token(client, admin)["scope"] == "deploy"
+
+
+def test_admin_role_is_granted_when_the_tool_asks_for_it_in_its_scope(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    token = approved_token(client, admin, scope="deploy system:owner")
+    assert token["scope"] == "deploy system:owner"
+
+
+def test_an_admins_cone_login_creates_a_credential_without_the_admin_role(
+    client: TestClient, make_user: Any
+) -> None:
+    """M5: ``{}`` with a device token of an admin is scoped to the token's roles, not
+    unreduced (which would hold ``system:owner`` and search everyone's credentials)."""
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created["client"]["scopedRoles"] == ["deploy"]
+    token = token_request(client, created["client"]["clientId"], created["clientSecret"]).json()
+    assert token["scope"] == "deploy"
+    search = client.post(
+        "/api/v1/search/iam/personal_clients",
+        json={},
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    )
+    assert search.status_code == 403
+
+
+def test_device_token_without_the_admin_role_cannot_name_it(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "x", "scoped_roles": ["system:owner"]},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 403
+    assert "system:owner" in response.json()["message"]
+
+
+def test_device_token_of_an_admin_holding_only_the_admin_role_is_told_to_ask_for_it(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("system:owner",))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 403
+    assert "scope system:owner" in response.json()["message"]
+
+
+def test_device_token_granted_the_admin_role_may_pass_it_on(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin, scope="deploy system:owner")["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 200, response.text

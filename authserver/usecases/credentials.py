@@ -142,6 +142,7 @@ class CredentialService:
             new=new,
             now=now,
             caller_limits=not self.is_admin(caller),
+            admin_role=self.settings.admin_role,
         )
         secret = new_secret(self.settings.secret_domain) if with_secret else None
         record = self.store.credentials.create(
