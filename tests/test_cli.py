@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 
 from authserver.cli import main
+from authserver.domain.secrets import token_hash
 from authserver.store import Store
 from authserver.store.database import Database
 
@@ -393,3 +395,79 @@ def test_with_passwords_off_invite_is_refused_and_set_password_says_so(run, db_u
     )
     assert result.exit_code == 0
     assert "sign-in with a password is turned off" in result.stderr
+
+
+def _invite_token(run: Any) -> str:
+    result = run("users", "invite", "pat@example.com")
+    assert result.exit_code == 0, result.output
+    return str(result.stdout.strip().split("token=")[1])
+
+
+def test_users_invite_revoke_spends_every_open_invitation(run: Any, cli_store: Store) -> None:
+    run("users", "create", "pat@example.com")
+    tokens = [_invite_token(run), _invite_token(run)]
+    result = run("users", "invite", "--revoke", "pat@example.com")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "revoked 2 invitations of pat@example.com\n"
+    assert cli_store.invites.open(user_id=None, now=datetime.now(UTC)) == []
+    assert all(
+        cli_store.invites.usable(token_hash=token_hash(t), now=datetime.now(UTC)) is None
+        for t in tokens
+    )
+
+
+def test_users_invitations_lists_the_open_ones(run: Any) -> None:
+    run("users", "create", "pat@example.com")
+    _invite_token(run)
+    listed = run("users", "invitations")
+    assert listed.exit_code == 0, listed.output
+    assert re.fullmatch(
+        r"[0-9a-f]{12}  pat@example\.com  created \S+  expires \S+\n", listed.stdout
+    )
+    assert run("users", "invite", "--list", "pat@example.com").stdout == listed.stdout
+
+
+def test_registration_tokens_are_listed_and_revoked_by_id(run: Any, cli_store: Store) -> None:
+    run("users", "create", "pat@example.com")
+    token = json.loads(
+        run("registration-tokens", "create", "--user", "pat@example.com", "--json").stdout
+    )["token"]
+    listed = run("registration-tokens", "list")
+    token_id = listed.stdout.split()[0]
+    assert token_id == token_hash(token)[:12]
+    result = run("registration-tokens", "revoke", token_id)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"revoked registration token {token_id}\n"
+    assert (
+        cli_store.registration_tokens.usable(token_hash=token_hash(token), now=datetime.now(UTC))
+        is None
+    )
+    assert run("registration-tokens", "list").stdout == ""
+
+
+def test_revoking_an_unknown_registration_token_exits_1(run: Any) -> None:
+    run("migrate")
+    result = run("registration-tokens", "revoke", "0123456789ab")
+    assert result.exit_code == 1
+    assert "no open registration token" in result.stderr
+
+
+def test_users_delete_takes_credentials_and_sessions_with_it(run: Any, cli_store: Store) -> None:
+    run("users", "create", "pat@example.com")
+    created = json.loads(run("clients", "create", "--user", "pat@example.com", "--json").stdout)
+    result = run("users", "delete", "pat@example.com")
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(
+        r"deleted user \w+ pat@example\.com: 1 credential stopped authenticating, "
+        r"0 sessions ended\n",
+        result.stdout,
+    )
+    assert cli_store.credentials.find(client_id=created["client"]["clientId"]) is None
+    assert run("users", "list").stdout == ""
+
+
+def test_users_delete_of_an_unknown_user_exits_1(run: Any) -> None:
+    run("migrate")
+    result = run("users", "delete", "nobody@example.com")
+    assert result.exit_code == 1
+    assert "no user" in result.stderr

@@ -9,6 +9,7 @@ import click
 from authserver import wire
 from authserver.cli.base import Context, command, now, print_json
 from authserver.domain.durations import parse_duration
+from authserver.security.logsafe import escaped
 
 
 @click.group()
@@ -106,14 +107,57 @@ def users_set_password(ctx: Context, ref: str) -> None:
 
 
 @users.command("invite")
-@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("ref", metavar="EMAIL|ID", required=False)
 @click.option("--ttl", default="7d", metavar="DURATION", help="Lifetime of the link (default 7d).")
+@click.option("--revoke", is_flag=True, help="Revoke every open invitation of the user instead.")
+@click.option("--list", "as_list", is_flag=True, help="List open invitations (of EMAIL|ID).")
 @command
-def users_invite(ctx: Context, ref: str, ttl: str) -> None:
+def users_invite(ctx: Context, ref: str | None, ttl: str, revoke: bool, as_list: bool) -> None:
     """Print a one-time link on which the user chooses a password."""
+    if revoke and as_list:
+        raise click.UsageError("--revoke and --list exclude each other")
+    if as_list:
+        _list_invitations(ctx, ref)
+        return
+    if ref is None:
+        raise click.UsageError("name the user (EMAIL|ID)")
+    if revoke:
+        user, spent = ctx.cases.people.revoke_invites(user_ref=ref, now=now())
+        click.echo(f"revoked {spent} invitation{'s' * (spent != 1)} of {escaped(user.email)}")
+        return
     link, expires_at = ctx.cases.people.invite(user_ref=ref, ttl=parse_duration(ttl), now=now())
     click.echo(link)
     click.echo(f"single use; expires {wire.timestamp(expires_at)}", err=True)
+
+
+@users.command("invitations")
+@click.argument("ref", metavar="EMAIL|ID", required=False)
+@command
+def users_invitations(ctx: Context, ref: str | None) -> None:
+    """List open invitations (of one user, or of everyone)."""
+    _list_invitations(ctx, ref)
+
+
+def _list_invitations(ctx: Context, ref: str | None) -> None:
+    for invite, user in ctx.cases.people.pending_invites(user_ref=ref, now=now()):
+        click.echo(
+            f"{invite.id}  {escaped(user.email)}  created {wire.timestamp(invite.created_at)}"
+            f"  expires {wire.timestamp(invite.expires_at)}"
+        )
+
+
+@users.command("delete")
+@click.argument("ref", metavar="EMAIL|ID")
+@command
+def users_delete(ctx: Context, ref: str) -> None:
+    """Delete a user with their credentials, sessions, password and open invitations."""
+    deleted = ctx.cases.users.delete(ref=ref, now=now())
+    count, ended = len(deleted.client_ids), deleted.sessions
+    click.echo(
+        f"deleted user {deleted.user.id} {escaped(deleted.user.email)}: "
+        f"{count} credential{'s' * (count != 1)} stopped authenticating, "
+        f"{ended} session{'s' * (ended != 1)} ended"
+    )
 
 
 @users.command("sign-out")
@@ -121,5 +165,5 @@ def users_invite(ctx: Context, ref: str, ttl: str) -> None:
 @command
 def users_sign_out(ctx: Context, ref: str) -> None:
     """End every browser session of a user, on every instance."""
-    user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref)
+    user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref, now=now())
     click.echo(f"ended {ended} session{'s' * (ended != 1)} of {user.email}")

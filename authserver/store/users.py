@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver.domain.credentials import AuthState
@@ -14,7 +15,25 @@ from authserver.records import UserRecord
 from authserver.store.changes import next_version
 from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
-from authserver.store.models import RevokedToken, User
+from authserver.store.models import (
+    BrowserSession,
+    DeviceCode,
+    Invite,
+    PersonalClient,
+    RegistrationToken,
+    RevokedToken,
+    User,
+    UserPassword,
+)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a user took with it."""
+
+    user: UserRecord
+    client_ids: tuple[str, ...]  # of the credentials that were live
+    sessions: int
 
 
 def user_record(row: User) -> UserRecord:
@@ -98,6 +117,38 @@ class UserStore:
             row.updated_at = now
             row.version = version
             return user_record(row)
+
+    @writes
+    def delete(self, *, user_id: str, now: datetime) -> Deleted:
+        """Delete a user with everything of theirs: credentials, sessions, password,
+        invitations, registration tokens, device logins.
+
+        First, in one transaction on the change feed, the user is disabled and the live
+        credentials soft-deleted, so every instance refuses them within a second; then
+        the rows go. (Audit lines keep the history.)
+        """
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            user = user_record(row)
+            live = PersonalClient.user_id == user_id, PersonalClient.deleted_at.is_(None)
+            client_ids = tuple(session.scalars(select(PersonalClient.client_id).where(*live)))
+            session.execute(
+                update(PersonalClient)
+                .where(*live)
+                .values(deleted_at=now, updated_at=now, version=version)
+            )
+            row.disabled = True
+            row.updated_at = now
+            row.version = version
+        with self.database.session() as session:
+            ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
+            for model in (Invite, RegistrationToken, DeviceCode, UserPassword, PersonalClient):
+                session.execute(delete(model).where(model.user_id == user_id))
+            session.execute(delete(User).where(User.id == user_id))
+        return Deleted(user, client_ids, int(getattr(ended, "rowcount", 0) or 0))
 
     def token_state(
         self, *, user_id: str, client_id: str, jti: str
