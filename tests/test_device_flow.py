@@ -409,3 +409,67 @@ def test_device_token_granted_the_admin_role_may_pass_it_on(
         headers={"Authorization": f"Bearer {access}"},
     )
     assert response.status_code == 200, response.text
+
+
+def introspected(client: TestClient, access_token: str) -> int:
+    """The status of the management API's introspection with the token as the bearer."""
+    response = client.get(
+        "/api/v1/auth/introspect", headers={"Authorization": f"Bearer {access_token}"}
+    )
+    return int(response.status_code)
+
+
+def test_public_device_client_revokes_its_own_token(client: TestClient, make_user: Any) -> None:
+    """L1: RFC 7009 section 2.1, a public client presents only its client_id."""
+    access = approved_token(client, make_user())["access_token"]
+    response = client.post("/auth/v1/revoke", data={"client_id": CONE, "token": access})
+    assert response.status_code == 200, response.text
+    assert introspected(client, access) == 401
+
+
+def test_device_client_cannot_revoke_another_device_clients_token(
+    client: TestClient, make_user: Any
+) -> None:
+    access = approved_token(client, make_user())["access_token"]
+    response = client.post("/auth/v1/revoke", data={"client_id": OTHER, "token": access})
+    assert response.status_code == 200
+    assert introspected(client, access) == 200
+
+
+def test_device_client_cannot_revoke_a_credentials_token(
+    client: TestClient, make_user: Any, make_client: Any
+) -> None:
+    record, secret = make_client(make_user())
+    access = token_request(client, record.client_id, secret).json()["access_token"]
+    client.post("/auth/v1/revoke", data={"client_id": CONE, "token": access})
+    assert introspected(client, access) == 200
+
+
+def test_revocation_by_a_device_client_without_token_is_invalid_request(
+    client: TestClient,
+) -> None:
+    response = client.post("/auth/v1/revoke", data={"client_id": CONE})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_sign_out_everywhere_ends_the_persons_device_tokens_on_every_instance(
+    client: TestClient, settings: Settings, database: Any, make_user: Any
+) -> None:
+    user = make_user()
+    access = approved_token(client, user)["access_token"]
+    with TestClient(create_app(settings, database=database), client=(PEER, 1)) as other:
+        assert introspected(other, access) == 200
+        time.sleep(1)  # iat has whole seconds: sign out in a later second than the token
+        client.app.state.services.people.sign_out_everywhere(user_ref=user.id, now=now())
+        within(1.5, lambda: introspected(other, access) == 401)
+    assert introspected(client, access) == 401
+
+
+def test_device_token_issued_after_sign_out_everywhere_works(
+    client: TestClient, make_user: Any
+) -> None:
+    user = make_user()
+    client.app.state.services.people.sign_out_everywhere(user_ref=user.id, now=now())
+    time.sleep(1)
+    assert introspected(client, approved_token(client, user)["access_token"]) == 200

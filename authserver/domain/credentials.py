@@ -370,6 +370,8 @@ class AuthState:
     public_keys: tuple[dict[str, str], ...] = ()
     auth_method: str | None = None
     secret_domain: str | None = None  # of the secret issued; None: none was
+    #: A person acting through a device client: tokens issued before this are inactive.
+    tokens_not_before: datetime | None = None
 
     @property
     def effective_roles(self) -> frozenset[str]:
@@ -408,6 +410,13 @@ def refusal_reason(
     if check_source and not network.address_allowed(source, state.allow_source_cidr):
         return f"source address {source} outside allowSourceCidr"
     return None
+
+
+def issued_too_early(state: AuthState, issued_at: float) -> bool:
+    """True for a token issued at or before the owner's ``tokens_not_before`` (whole seconds:
+    ``iat`` has no more, so a token of the same second is refused too)."""
+    not_before = state.tokens_not_before
+    return not_before is not None and issued_at <= not_before.timestamp()
 
 
 def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:

@@ -54,6 +54,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
+    #: Device tokens (RFC 8628) issued before this instant are no longer active (sign-out).
+    device_tokens_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class PersonalClient(Base):

@@ -57,6 +57,7 @@ def person_state(row: User, client_id: str) -> AuthState:
         secret_hash="",
         owner_roles=frozenset(row.roles),
         owner_disabled=row.disabled,
+        tokens_not_before=row.device_tokens_not_before,
     )
 
 
@@ -149,6 +150,18 @@ class UserStore:
                 session.execute(delete(model).where(model.user_id == user_id))
             session.execute(delete(User).where(User.id == user_id))
         return Deleted(user, client_ids, int(getattr(ended, "rowcount", 0) or 0))
+
+    @writes
+    def end_device_tokens(self, *, user_id: str, now: datetime) -> None:
+        """Device tokens of the user issued until ``now`` are inactive (on the change feed)."""
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            row.device_tokens_not_before = now
+            row.updated_at = now
+            row.version = version
 
     def token_state(
         self, *, user_id: str, client_id: str, jti: str

@@ -287,11 +287,13 @@ class PeopleService:
             audit("signed_out", user_id=found[0].user_id, actor=found[0].user_id, via="session")
 
     def sign_out_everywhere(self, *, user_ref: str, now: datetime) -> tuple[UserRecord, int]:
-        """End every session of a user (the operator) and spend their open invitations
-        (a link could start a new one); the user and how many sessions ended."""
+        """End every session of a user (the operator), their device tokens (RFC 8628) and
+        their open invitations (a link could start a new session); the user and how many
+        sessions ended."""
         user = self.store.users.find(ref=user_ref)
         ended = self.store.sessions.delete_for_user(user_id=user.id)
         spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
+        self.store.users.end_device_tokens(user_id=user.id, now=now)
         audit(
             "signed_out_everywhere",
             user_id=user.id,
