@@ -471,3 +471,21 @@ def test_users_delete_of_an_unknown_user_exits_1(run: Any) -> None:
     result = run("users", "delete", "nobody@example.com")
     assert result.exit_code == 1
     assert "no user" in result.stderr
+
+
+def test_users_create_refuses_an_email_with_an_escape_sequence(run: Any, cli_store: Store) -> None:
+    result = run("users", "create", "esc\x1b[31mred@example.com")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "invalid e-mail address" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert cli_store.users.all() == []
+
+
+def test_users_list_escapes_control_characters_of_stored_emails(run: Any, cli_store: Store) -> None:
+    """An address stored before the rule (or by another version) is printed escaped."""
+    cli_store.users.create(
+        email="esc\x1b[31mred@example.com", display_name="", roles=(), now=datetime.now(UTC)
+    )
+    listed = run("users", "list")
+    assert listed.exit_code == 0
+    assert "\x1b" not in listed.stdout and "esc\\x1b[31mred@example.com" in listed.stdout

@@ -211,3 +211,30 @@ def test_disabled_user_is_refused_even_when_users_are_created(
     with pytest.raises(SignInRefused) as refused:
         service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
     assert refused.value.reason == "user disabled"
+
+
+def test_provider_email_with_a_kelvin_sign_does_not_sign_in_as_the_ascii_address(
+    service: ProviderSignInService, store: Store
+) -> None:
+    """L3: ``\\u212aate@…`` lower-cases to ``kate@…``; it must not select that user."""
+    UserService(store).create(email="kate@example.com", display_name="", role_names=[], now=now())
+    claims = {"sub": "u-9", "email": "\u212aate@example.com", "email_verified": True}
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(provider=CORP, claims=claims, source=SOURCE, now=now())
+    assert refused.value.reason == "invalid e-mail"
+
+
+def test_auto_creation_refuses_an_email_with_control_characters(
+    service: ProviderSignInService, store: Store
+) -> None:
+    provider = OidcProvider(
+        name="corp",
+        issuer="https://sso.example.com",
+        client_id="c",
+        client_secret="s",
+        auto_create_users=True,
+    )
+    claims = {"sub": "u-9", "email": "esc\x1b[31mred@example.com", "email_verified": True}
+    with pytest.raises(SignInRefused):
+        service.complete(provider=provider, claims=claims, source=SOURCE, now=now())
+    assert store.users.all() == []

@@ -31,7 +31,8 @@ def users_create(
     if as_json:
         print_json(wire.user_json(user))
     else:
-        click.echo(f"created user {user.id} {user.email} roles={','.join(user.roles) or '-'}")
+        roles_text = ",".join(user.roles) or "-"
+        click.echo(f"created user {user.id} {escaped(user.email)} roles={roles_text}")
 
 
 @users.command("update")
@@ -58,9 +59,8 @@ def users_update(
         print_json(wire.user_json(user))
     else:
         state = "disabled" if user.disabled else "enabled"
-        click.echo(
-            f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}"
-        )
+        roles_text = ",".join(user.roles) or "-"
+        click.echo(f"updated user {user.id} {escaped(user.email)} roles={roles_text} {state}")
 
 
 @users.command("list")
@@ -74,7 +74,7 @@ def users_list(ctx: Context, as_json: bool) -> None:
         return
     for u in records:
         state = " (disabled)" if u.disabled else ""
-        click.echo(f"{u.id}  {u.email}  roles={','.join(u.roles) or '-'}{state}")
+        click.echo(f"{u.id}  {escaped(u.email)}  roles={','.join(u.roles) or '-'}{state}")
 
 
 def _read_password() -> str:
@@ -97,7 +97,7 @@ def users_set_password(ctx: Context, ref: str) -> None:
     """Set a user's password, read from stdin; the user's browser sessions end."""
     password = _read_password()
     user = ctx.cases.people.set_password(user_ref=ref, password=password, now=now())
-    click.echo(f"password set for {user.email}; their browser sessions were ended")
+    click.echo(f"password set for {escaped(user.email)}; their browser sessions were ended")
     if not ctx.settings.login_password:
         click.echo(
             "note: sign-in with a password is turned off ([login] password = false); "
@@ -166,4 +166,4 @@ def users_delete(ctx: Context, ref: str) -> None:
 def users_sign_out(ctx: Context, ref: str) -> None:
     """End every browser session of a user, on every instance."""
     user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref, now=now())
-    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {user.email}")
+    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {escaped(user.email)}")
