@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller
 from authserver.records import UserRecord
+from authserver.runtime.ops import configure_logging
 from authserver.usecases.users import UserService
 from tests.support.helpers import PEER, now, token_request, within
 
@@ -473,3 +475,16 @@ def test_device_token_issued_after_sign_out_everywhere_works(
     client.app.state.services.people.sign_out_everywhere(user_ref=user.id, now=now())
     time.sleep(1)
     assert introspected(client, approved_token(client, user)["access_token"]) == 200
+
+
+def test_device_token_issuance_at_debug_level_logs_no_token(
+    client: TestClient, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """L4: Authlib's device-code grant logs ``Issue token {'access_token': 'eyJ…'}`` at debug."""
+    configure_logging("debug")  # what serve does at log_level = "debug"
+    caplog.set_level(logging.DEBUG)
+    grant_logger = logging.getLogger("authlib.oauth2.rfc8628.device_code")
+    assert not grant_logger.disabled
+    access = approved_token(client, make_user())["access_token"]
+    assert not [r for r in caplog.records if access in r.getMessage()]
+    assert grant_logger.getEffectiveLevel() == logging.INFO

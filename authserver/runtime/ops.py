@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.security import audit
-from authserver.security.logsafe import escaped, loggable_path
+from authserver.security.logsafe import escaped, loggable_path, quiet_authlib
 from authserver.web.context import services_of
 
 access_log = logging.getLogger("authserver.access")
@@ -33,6 +33,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_authlib()
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False

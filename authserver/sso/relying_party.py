@@ -26,11 +26,12 @@ import httpx2
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from joserfc.errors import ClaimError, JoseError
 
+from authserver.security.logsafe import quiet_authlib
 from authserver.sso.providers import OidcProvider
 
 log = logging.getLogger("authserver.sso")
 # Authlib logs the PKCE code verifier at debug level; it is as secret as the code.
-logging.getLogger("authlib.integrations.base_client.sync_app").setLevel(logging.INFO)
+quiet_authlib()
 
 TIMEOUT = 5.0  # seconds for each call to a provider: discovery, keys, token, userinfo
 # Errors a provider sends back when the person cancelled or was not let in there.
