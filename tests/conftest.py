@@ -49,8 +49,9 @@ def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 def _not_the_servers(record: logging.LogRecord) -> bool:
     """Lines the leak scan skips: alembic's migration docstrings, and the test's own HTTP
-    client naming the URL it requested (an invitation link, say)."""
-    return record.name.startswith("alembic") or (
+    clients: httpx naming the URL it requested (an invitation link, say), requests-oauthlib
+    showing the token it got."""
+    return record.name.startswith(("alembic", "requests_oauthlib", "oauthlib")) or (
         record.name.startswith("httpx") and record.getMessage().startswith("HTTP Request:")
     )
 

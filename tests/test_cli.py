@@ -489,3 +489,38 @@ def test_users_list_escapes_control_characters_of_stored_emails(run: Any, cli_st
     listed = run("users", "list")
     assert listed.exit_code == 0
     assert "\x1b" not in listed.stdout and "esc\\x1b[31mred@example.com" in listed.stdout
+
+
+def test_users_link_provider_links_and_unlink_provider_unlinks(
+    run: Any, cli_store: Store, db_url: str
+) -> None:
+    providers = json.dumps(
+        [
+            {
+                "name": "corp",
+                "issuer": "https://sso.example.com",
+                "client_id": "c",
+                "client_secret": "s",
+            }
+        ]
+    )
+    env = {"AUTHSERVER_DATABASE_URL": db_url, "AUTHSERVER_LOGIN_OIDC": providers}
+    run("users", "create", "pat@example.com")
+    linked = CliRunner().invoke(
+        main, ["users", "link-provider", "pat@example.com", "corp", "sub-1"], env=env
+    )
+    assert linked.exit_code == 0, linked.output
+    assert linked.stdout == "linked sub-1 at corp to pat@example.com\n"
+    user = cli_store.users.find(ref="pat@example.com")
+    assert cli_store.provider_links.of_user(user_id=user.id) == [
+        ("https://sso.example.com", "sub-1")
+    ]
+    unlinked = CliRunner().invoke(
+        main, ["users", "unlink-provider", "pat@example.com", "corp", "sub-1"], env=env
+    )
+    assert unlinked.exit_code == 0, unlinked.output
+    assert cli_store.provider_links.of_user(user_id=user.id) == []
+    unknown = CliRunner().invoke(
+        main, ["users", "link-provider", "pat@example.com", "nope", "sub-1"], env=env
+    )
+    assert unknown.exit_code == 2 and "no provider 'nope'" in unknown.stderr

@@ -10,6 +10,7 @@ from authserver import wire
 from authserver.cli.base import Context, command, now, print_json
 from authserver.domain.durations import parse_duration
 from authserver.security.logsafe import escaped
+from authserver.sso.providers import OidcProvider
 
 
 @click.group()
@@ -167,3 +168,37 @@ def users_sign_out(ctx: Context, ref: str) -> None:
     """End every browser session of a user, on every instance."""
     user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref, now=now())
     click.echo(f"ended {ended} session{'s' * (ended != 1)} of {escaped(user.email)}")
+
+
+def _provider(ctx: Context, name: str) -> OidcProvider:
+    for provider in ctx.settings.login_oidc:
+        if provider.name == name:
+            return provider
+    configured = ", ".join(p.name for p in ctx.settings.login_oidc) or "none"
+    raise click.UsageError(f"no provider {name!r} in [[login.oidc]] (configured: {configured})")
+
+
+@users.command("link-provider")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("provider_name", metavar="PROVIDER")
+@click.argument("subject", metavar="SUB")
+@command
+def users_link_provider(ctx: Context, ref: str, provider_name: str, subject: str) -> None:
+    """Let the account SUB at PROVIDER sign in as the user."""
+    provider = _provider(ctx, provider_name)
+    user = ctx.cases.provider_sign_in.link(
+        user_ref=ref, provider=provider, subject=subject, now=now()
+    )
+    click.echo(f"linked {escaped(subject)} at {provider.name} to {escaped(user.email)}")
+
+
+@users.command("unlink-provider")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("provider_name", metavar="PROVIDER")
+@click.argument("subject", metavar="SUB")
+@command
+def users_unlink_provider(ctx: Context, ref: str, provider_name: str, subject: str) -> None:
+    """Stop the account SUB at PROVIDER from signing in as the user."""
+    provider = _provider(ctx, provider_name)
+    user = ctx.cases.provider_sign_in.unlink(user_ref=ref, provider=provider, subject=subject)
+    click.echo(f"unlinked {escaped(subject)} at {provider.name} from {escaped(user.email)}")

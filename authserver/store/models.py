@@ -211,6 +211,21 @@ class Invite(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ProviderLink(Base):
+    """The account at an OpenID Connect provider (issuer, subject) a user signs in with.
+
+    Made at the first sign-in through a provider (or by an operator); another subject
+    of any provider signs that user in only once an operator links it.
+    """
+
+    __tablename__ = "provider_links"
+
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class PendingSignIn(Base):
     """A sign-in sent to an OpenID Connect provider, until its callback comes back (once).
 

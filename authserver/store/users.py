@@ -20,6 +20,7 @@ from authserver.store.models import (
     DeviceCode,
     Invite,
     PersonalClient,
+    ProviderLink,
     RegistrationToken,
     RevokedToken,
     User,
@@ -146,7 +147,14 @@ class UserStore:
             row.version = version
         with self.database.session() as session:
             ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
-            for model in (Invite, RegistrationToken, DeviceCode, UserPassword, PersonalClient):
+            for model in (
+                Invite,
+                RegistrationToken,
+                DeviceCode,
+                UserPassword,
+                ProviderLink,
+                PersonalClient,
+            ):
                 session.execute(delete(model).where(model.user_id == user_id))
             session.execute(delete(User).where(User.id == user_id))
         return Deleted(user, client_ids, int(getattr(ended, "rowcount", 0) or 0))
