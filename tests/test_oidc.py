@@ -546,7 +546,8 @@ def test_provider_gone_before_the_callback_ends_on_a_clear_page(
             state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
             brief.stop()
             response = client.get(
-                "/ui/login/oidc/corp/callback", params={"code": "x", "state": state}
+                "/ui/login/oidc/corp/callback",
+                params={"code": "x", "state": state, "iss": corp.issuer},
             )
     finally:
         brief.stop()
@@ -592,3 +593,17 @@ def test_with_passwords_off_the_sign_in_page_offers_only_the_provider(tmp_path: 
         assert client.post("/ui/login/password", data={"email": "a@example.com"}).status_code == 404
         assert client.get("/ui/invite", params={"token": "inv_x"}).status_code == 404
         assert client.post("/ui/invite", data={"token": "inv_x"}).status_code == 404
+
+
+def test_answer_without_iss_is_refused_when_the_provider_advertises_it(
+    idp: IdentityProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9207 section 2.4: node-oidc-provider advertises
+    authorization_response_iss_parameter_supported, so an answer without iss is forged."""
+    with client_for(tmp_path, idp.provider("http://127.0.0.1:8000")) as client:
+        started = client.get("/ui/login/oidc/corp")
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        response = client.get("/ui/login/oidc/corp/callback", params={"code": "x", "state": state})
+    assert response.status_code == 400
+    assert "did not say it came from corp" in response.text
+    assert [e["reason"] for e in audited(caplog, "sign_in_failed")] == ["issuer mismatch"]

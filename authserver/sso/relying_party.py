@@ -219,6 +219,17 @@ class RelyingParty:
                 400,
                 f"This answer did not come from {name}. Start again from the sign-in page.",
             )
+        if said_issuer is None and (await self.metadata(provider)).get(
+            "authorization_response_iss_parameter_supported"
+        ):
+            # RFC 9207 section 2.4: a provider that says it sends iss always does; an answer
+            # without it was made up, or comes from another provider.
+            raise SignInFailure(
+                "issuer mismatch",
+                400,
+                f"This answer did not say it came from {name}. Start again from the sign-in page.",
+                "no iss",
+            )
         error = params.get("error")
         if error is not None:
             said = _error_code(error)
