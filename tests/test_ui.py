@@ -454,3 +454,10 @@ def test_used_invite_link_shows_a_clear_page(client: TestClient, app: Starlette,
     people.accept_invite(token=link.split("=")[1], password=PASSWORD, now=now())
     page = client.get(link.removeprefix("http://127.0.0.1:8000"))
     assert page.status_code == 404 and "has been used or has expired" in page.text
+
+
+def test_ui_without_slash_redirects_to_the_issuer_not_the_host_header(client: TestClient) -> None:
+    """Point 12: the Host header is the client's to choose; the redirect must not follow it."""
+    response = client.get("/ui", headers={"host": "evil.example"}, follow_redirects=False)
+    assert response.status_code in (301, 307, 308)
+    assert response.headers["location"] == "http://127.0.0.1:8000/ui/"
