@@ -31,6 +31,7 @@ ROUTES = [
             Route("/login/oidc/{name}", as_pages(oidc.start), methods=["GET"]),
             Route("/login/oidc/{name}/callback", as_pages(oidc.callback), methods=["GET"]),
             Route("/logout", as_pages(login.sign_out), methods=["POST"]),
+            Route("/logout/everywhere", as_pages(login.sign_out_everywhere), methods=["POST"]),
             Route("/invite", as_pages(login.invite_page), methods=["GET"]),
             Route("/invite", as_pages(login.accept_invite), methods=["POST"]),
             Route("/personal-clients", clients.list_own, methods=["GET"]),

@@ -286,10 +286,12 @@ class PeopleService:
         if found is not None and self.store.sessions.delete(id_hash=id_hash):
             audit("signed_out", user_id=found[0].user_id, actor=found[0].user_id, via="session")
 
-    def sign_out_everywhere(self, *, user_ref: str, now: datetime) -> tuple[UserRecord, int]:
-        """End every session of a user (the operator), their device tokens (RFC 8628) and
-        their open invitations (a link could start a new session); the user and how many
-        sessions ended."""
+    def sign_out_everywhere(
+        self, *, user_ref: str, now: datetime, caller: Caller | None = None
+    ) -> tuple[UserRecord, int]:
+        """End every session of a user, their device tokens (RFC 8628) and their open
+        invitations (a link could start a new session); the user and how many sessions
+        ended. ``caller``: the person themselves, from the pages; None: the operator."""
         user = self.store.users.find(ref=user_ref)
         ended = self.store.sessions.delete_for_user(user_id=user.id)
         spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
@@ -299,7 +301,8 @@ class PeopleService:
             user_id=user.id,
             sessions_ended=ended,
             invites_revoked=spent,
-            actor="operator",
+            actor=caller.actor if caller is not None else "operator",
+            via=caller.via if caller is not None else "cli",
         )
         return user, ended
 
