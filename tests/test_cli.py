@@ -462,8 +462,10 @@ def test_users_delete_takes_credentials_and_sessions_with_it(run: Any, cli_store
         r"0 sessions ended\n",
         result.stdout,
     )
-    assert cli_store.credentials.find(client_id=created["client"]["clientId"]) is None
-    assert run("users", "list").stdout == ""
+    found = cli_store.credentials.find(client_id=created["client"]["clientId"])
+    assert found is not None and found[0].deleted_at is not None
+    assert "pat@example.com" not in run("users", "list").stdout
+    assert run("users", "create", "pat@example.com").exit_code == 0  # the address is free again
 
 
 def test_users_delete_of_an_unknown_user_exits_1(run: Any) -> None:

@@ -122,12 +122,14 @@ class UserStore:
 
     @writes
     def delete(self, *, user_id: str, now: datetime) -> Deleted:
-        """Delete a user with everything of theirs: credentials, sessions, password,
-        invitations, registration tokens, device logins.
+        """Delete a user: their live credentials are soft-deleted, their sessions, password,
+        invitations, registration tokens, device logins and provider links go, and the row
+        stays behind as a disabled tombstone without roles whose e-mail address is freed
+        (``deleted-<id>@deleted.invalid``).
 
-        First, in one transaction on the change feed, the user is disabled and the live
-        credentials soft-deleted, so every instance refuses them within a second; then
-        the rows go. (Audit lines keep the history.)
+        One transaction on the change feed: every instance drops what it cached of the
+        user and the credentials within a second. (Removing the rows instead would leave
+        nothing for the feed to report, and a cached credential would live on.)
         """
         with self.database.session() as session:
             version = next_version(session)
@@ -142,21 +144,15 @@ class UserStore:
                 .where(*live)
                 .values(deleted_at=now, updated_at=now, version=version)
             )
+            ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
+            for model in (Invite, RegistrationToken, DeviceCode, UserPassword, ProviderLink):
+                session.execute(delete(model).where(model.user_id == user_id))
+            row.email = f"deleted-{row.id}@deleted.invalid"
+            row.display_name = ""
+            row.roles = []
             row.disabled = True
             row.updated_at = now
             row.version = version
-        with self.database.session() as session:
-            ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
-            for model in (
-                Invite,
-                RegistrationToken,
-                DeviceCode,
-                UserPassword,
-                ProviderLink,
-                PersonalClient,
-            ):
-                session.execute(delete(model).where(model.user_id == user_id))
-            session.execute(delete(User).where(User.id == user_id))
         return Deleted(user, client_ids, int(getattr(ended, "rowcount", 0) or 0))
 
     @writes
