@@ -69,6 +69,17 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class OneTimeTokenRecord:
+    """An open invitation or registration token; ``id`` is the start of its SHA-256 (the
+    token itself is never stored), enough to name it to revoke it."""
+
+    id: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class DeviceAuthorization:
     """An RFC 8628 device authorization as the approval page and the polling client see it."""
 

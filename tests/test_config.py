@@ -306,6 +306,7 @@ name = "okta"
 issuer = "https://example.okta.com"
 client_id = "0oa1"
 client_secret = "okta-client-secret-value"
+allowed_domains = ["example.org"]
 
 [[login.oidc]]
 name = "keycloak"
@@ -334,7 +335,11 @@ def test_oidc_providers_are_read_from_login_oidc_tables(tmp_path: Path) -> None:
     assert (okta.name, okta.issuer, okta.client_id) == ("okta", "https://example.okta.com", "0oa1")
     assert okta.client_secret == "okta-client-secret-value"
     assert okta.scopes == ("openid", "email", "profile")
-    assert (okta.allowed_domains, okta.auto_create_users, okta.default_roles) == ((), False, ())
+    assert (okta.allowed_domains, okta.auto_create_users, okta.default_roles) == (
+        ("example.org",),
+        False,
+        (),
+    )
     assert okta.method == "oidc:okta"
     assert okta.discovery_url == "https://example.okta.com/.well-known/openid-configuration"
     # client_secret_file: read at load time, without the trailing newline.
@@ -451,3 +456,10 @@ def test_plain_http_provider_on_loopback_is_accepted(tmp_path: Path) -> None:
     )
     (provider,) = load_settings(path, environ={}).login_oidc
     assert provider.issuer == "http://127.0.0.1:9000"
+
+
+def test_several_providers_each_need_allowed_domains(tmp_path: Path) -> None:
+    """M2: with two providers, one without allowed_domains could sign in anyone's address."""
+    text = OIDC.replace('allowed_domains = ["example.org"]\n', "", 1)
+    with pytest.raises(ConfigError, match="'okta': with more than one provider, each must set"):
+        load_settings(_oidc_config(tmp_path, text), environ={})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,10 +16,11 @@ from authserver.app import create_app
 from authserver.config import DeviceClient, Settings
 from authserver.domain.credentials import Caller
 from authserver.records import UserRecord
+from authserver.runtime.ops import configure_logging
 from authserver.store import Store
 from authserver.store.database import Database
 from authserver.usecases.users import UserService
-from tests.support.helpers import PEER, now, services_of, token_request, within
+from tests.support.helpers import PEER, app_of, now, services_of, token_request, within
 from tests.support.types import MakeClient, MakeUser
 
 CONE = "2RGdOS94VDferT9e80mdgntl36K"
@@ -342,3 +344,161 @@ def test_an_admins_device_token_manages_only_the_admins_own_credentials(
     assert search.status_code == 403
     deleted = client.delete(f"/api/v1/iam/personal_clients/{other.id}", headers=headers)
     assert deleted.status_code == 404
+
+
+def test_approval_without_a_scope_withholds_the_admin_role(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    assert approved_token(client, admin)["scope"] == "deploy"
+
+
+def test_admin_role_is_granted_when_the_tool_asks_for_it_in_its_scope(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    token = approved_token(client, admin, scope="deploy system:owner")
+    assert token["scope"] == "deploy system:owner"
+
+
+def test_an_admins_cone_login_creates_a_credential_without_the_admin_role(
+    client: TestClient, make_user: Any
+) -> None:
+    """M5: ``{}`` with a device token of an admin is scoped to the token's roles, not
+    unreduced (which would hold ``system:owner`` and search everyone's credentials)."""
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created["client"]["scopedRoles"] == ["deploy"]
+    token = token_request(client, created["client"]["clientId"], created["clientSecret"]).json()
+    assert token["scope"] == "deploy"
+    search = client.post(
+        "/api/v1/search/iam/personal_clients",
+        json={},
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    )
+    assert search.status_code == 403
+
+
+def test_device_token_without_the_admin_role_cannot_name_it(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "x", "scoped_roles": ["system:owner"]},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 403
+    assert "system:owner" in response.json()["message"]
+
+
+def test_device_token_of_an_admin_holding_only_the_admin_role_is_told_to_ask_for_it(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("system:owner",))
+    access = approved_token(client, admin)["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 403
+    assert "scope system:owner" in response.json()["message"]
+
+
+def test_device_token_granted_the_admin_role_may_pass_it_on(
+    client: TestClient, make_user: Any
+) -> None:
+    admin = make_user(roles=("deploy", "system:owner"))
+    access = approved_token(client, admin, scope="deploy system:owner")["access_token"]
+    response = client.post(
+        "/api/v1/iam/personal_clients",
+        json={"display_name": "Created by Cone"},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def introspected(client: TestClient, access_token: str) -> int:
+    """The status of the management API's introspection with the token as the bearer."""
+    response = client.get(
+        "/api/v1/auth/introspect", headers={"Authorization": f"Bearer {access_token}"}
+    )
+    return int(response.status_code)
+
+
+def test_public_device_client_revokes_its_own_token(client: TestClient, make_user: Any) -> None:
+    """L1: RFC 7009 section 2.1, a public client presents only its client_id."""
+    access = approved_token(client, make_user())["access_token"]
+    response = client.post("/auth/v1/revoke", data={"client_id": CONE, "token": access})
+    assert response.status_code == 200, response.text
+    assert introspected(client, access) == 401
+
+
+def test_device_client_cannot_revoke_another_device_clients_token(
+    client: TestClient, make_user: Any
+) -> None:
+    access = approved_token(client, make_user())["access_token"]
+    response = client.post("/auth/v1/revoke", data={"client_id": OTHER, "token": access})
+    assert response.status_code == 200
+    assert introspected(client, access) == 200
+
+
+def test_device_client_cannot_revoke_a_credentials_token(
+    client: TestClient, make_user: Any, make_client: Any
+) -> None:
+    record, secret = make_client(make_user())
+    access = token_request(client, record.client_id, secret).json()["access_token"]
+    client.post("/auth/v1/revoke", data={"client_id": CONE, "token": access})
+    assert introspected(client, access) == 200
+
+
+def test_revocation_by_a_device_client_without_token_is_invalid_request(
+    client: TestClient,
+) -> None:
+    response = client.post("/auth/v1/revoke", data={"client_id": CONE})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_sign_out_everywhere_ends_the_persons_device_tokens_on_every_instance(
+    client: TestClient, settings: Settings, database: Any, make_user: Any
+) -> None:
+    user = make_user()
+    access = approved_token(client, user)["access_token"]
+    with TestClient(create_app(settings, database=database), client=(PEER, 1)) as other:
+        assert introspected(other, access) == 200
+        time.sleep(1)  # iat has whole seconds: sign out in a later second than the token
+        services_of(app_of(client)).people.sign_out_everywhere(user_ref=user.id, now=now())
+        within(1.5, lambda: introspected(other, access) == 401)
+    assert introspected(client, access) == 401
+
+
+def test_device_token_issued_after_sign_out_everywhere_works(
+    client: TestClient, make_user: Any
+) -> None:
+    user = make_user()
+    services_of(app_of(client)).people.sign_out_everywhere(user_ref=user.id, now=now())
+    time.sleep(1)
+    assert introspected(client, approved_token(client, user)["access_token"]) == 200
+
+
+def test_device_token_issuance_at_debug_level_logs_no_token(
+    client: TestClient, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """L4: Authlib's device-code grant logs ``Issue token {'access_token': 'eyJ…'}`` at debug."""
+    configure_logging("debug")  # what serve does at log_level = "debug"
+    caplog.set_level(logging.DEBUG)
+    grant_logger = logging.getLogger("authlib.oauth2.rfc8628.device_code")
+    assert not grant_logger.disabled
+    access = approved_token(client, make_user())["access_token"]
+    assert not [r for r in caplog.records if access in r.getMessage()]
+    assert grant_logger.getEffectiveLevel() == logging.INFO

@@ -11,6 +11,7 @@ import pytest
 
 from authserver.domain import credentials, durations, network, roles, secrets
 from authserver.domain.credentials import Caller
+from authserver.domain.users import normalize_email
 from authserver.errors import InvalidArgument, PermissionDenied
 from tests.support.helpers import auth_state
 
@@ -195,3 +196,24 @@ def test_live_credential_has_no_refusal() -> None:
 def test_token_expiry_is_capped_by_credential_expiry() -> None:
     expires = NOW + timedelta(seconds=30)
     assert credentials.token_expiry(auth_state(expires_time=expires), now=NOW, ttl=600) == expires
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        pytest.param("\u212aate@example.com", id="kelvin-sign"),
+        pytest.param("\uff4bate@example.com", id="fullwidth"),
+        pytest.param("stra\u00dfe@example.com", id="sharp-s-folds-to-ss"),
+        pytest.param("esc\x1b[31mred@example.com", id="escape-sequence"),
+        pytest.param("a\u200b@example.com", id="zero-width-space"),
+        pytest.param("evil\u202e@example.com", id="bidi-override"),
+        pytest.param("a@exa\u0000mple.com", id="nul"),
+    ],
+)
+def test_email_that_is_not_what_it_shows_is_refused(email: str) -> None:
+    with pytest.raises(InvalidArgument, match="invalid e-mail address"):
+        normalize_email(email)
+
+
+def test_email_in_another_script_that_is_stable_is_kept() -> None:
+    assert normalize_email(" Jos\u00e9@Example.com") == "jos\u00e9@example.com"

@@ -550,7 +550,8 @@ def test_provider_gone_before_the_callback_ends_on_a_clear_page(
             state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
             brief.stop()
             response = client.get(
-                "/ui/login/oidc/corp/callback", params={"code": "x", "state": state}
+                "/ui/login/oidc/corp/callback",
+                params={"code": "x", "state": state, "iss": corp.issuer},
             )
     finally:
         brief.stop()
@@ -596,3 +597,55 @@ def test_with_passwords_off_the_sign_in_page_offers_only_the_provider(tmp_path: 
         assert client.post("/ui/login/password", data={"email": "a@example.com"}).status_code == 404
         assert client.get("/ui/invite", params={"token": "inv_x"}).status_code == 404
         assert client.post("/ui/invite", data={"token": "inv_x"}).status_code == 404
+
+
+def test_answer_without_iss_is_refused_when_the_provider_advertises_it(
+    idp: IdentityProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9207 section 2.4: node-oidc-provider advertises
+    authorization_response_iss_parameter_supported, so an answer without iss is forged."""
+    with client_for(tmp_path, idp.provider("http://127.0.0.1:8000")) as client:
+        started = client.get("/ui/login/oidc/corp")
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        response = client.get("/ui/login/oidc/corp/callback", params={"code": "x", "state": state})
+    assert response.status_code == 400
+    assert "did not say it came from corp" in response.text
+    assert [e["reason"] for e in audited(caplog, "sign_in_failed")] == ["issuer mismatch"]
+
+
+def test_second_provider_cannot_sign_in_a_person_bound_to_the_first(
+    idp: IdentityProvider, browser: Browser, tmp_path: Path
+) -> None:
+    """M2 end to end: two node-oidc-provider instances both vouch for alice@example.com; the
+    one that signed her in first is bound to her, the other is refused until linked."""
+    rival_idp = IdentityProvider(tmp_path / "rival-provider.log")
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        domains: dict[str, Any] = {"allowed_domains": ("example.com",)}
+        corp = idp.provider(url, **domains)
+        rival = rival_idp.provider(url, name="rival", **domains)
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/two.db", issuer=url, login_oidc=(corp, rival)
+        )
+        database = Database(settings.database_url)
+        migrate(database)
+        try:
+            catcher = CallbackCatcher(create_app(settings, database=database))
+            with LiveServer(catcher, port) as live:  # type: ignore[arg-type]  # any ASGI app
+                server = Server(live, Store(database), corp, catcher)
+                server.person("alice@example.com")
+                with chromium.guarded_context(browser, url) as context:
+                    tab = context.page()
+                    sign_in(tab, "alice")
+                    expect_signed_in(tab, server, "alice@example.com")
+                with chromium.guarded_context(browser, url) as context:
+                    tab = context.page()
+                    tab.goto("/ui/")
+                    tab.get_by_role("link", name="Sign in with rival").click()
+                    at_provider(tab, "alice")
+                    expect_refused(tab, "signs in with another account at a provider")
+        finally:
+            database.dispose()
+    finally:
+        rival_idp.stop()

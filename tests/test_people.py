@@ -222,7 +222,7 @@ def test_sign_out_everywhere_ends_every_session_of_the_user(
     people: PeopleService, alice: UserRecord
 ) -> None:
     sessions = [sign_in(people).session_id for _ in range(2)]
-    _, ended = people.sign_out_everywhere(user_ref="alice@example.com")
+    _, ended = people.sign_out_everywhere(user_ref="alice@example.com", now=now())
     assert ended == 2
     assert all(people.current(session_id=s, now=now()) is None for s in sessions)
 
@@ -347,7 +347,7 @@ def test_invite_and_password_changes_are_audited(
     caplog.set_level(logging.INFO, "authserver.audit")
     people.invite(user_ref=alice.id, ttl=timedelta(days=1), now=now())
     people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
-    people.sign_out_everywhere(user_ref=alice.id)
+    people.sign_out_everywhere(user_ref=alice.id, now=now())
     events = [e["event"] for e in audit_events(caplog)]
     assert events[-3:] == ["invite_created", "password_set", "signed_out_everywhere"]
 
@@ -404,3 +404,55 @@ def test_enabling_a_user_again_does_not_bring_back_old_sessions(
     UserService(store).update(ref=alice.id, role_names=None, disabled=True, now=now())
     UserService(store).update(ref=alice.id, role_names=None, disabled=False, now=now())
     assert people.current(session_id=session_id, now=now()) is None
+
+
+def _invite(people: PeopleService, user: UserRecord) -> str:
+    link, _ = people.invite(user_ref=user.id, ttl=timedelta(days=1), now=now())
+    return link.split("token=")[1]
+
+
+def test_redeeming_an_invitation_spends_the_users_older_invitations(
+    people: PeopleService, alice: UserRecord
+) -> None:
+    """M1: an old link must not set the password again after a newer one was used."""
+    old, new = _invite(people, alice), _invite(people, alice)
+    people.accept_invite(token=new, password="plum tractor river lamp", now=now())
+    assert people.invited(token=old, now=now()) is None
+
+
+def test_setting_a_password_spends_the_users_open_invitations(
+    people: PeopleService, alice: UserRecord
+) -> None:
+    token = _invite(people, alice)
+    people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
+    assert people.invited(token=token, now=now()) is None
+
+
+def test_sign_out_everywhere_spends_the_users_open_invitations(
+    people: PeopleService, alice: UserRecord
+) -> None:
+    token = _invite(people, alice)
+    people.sign_out_everywhere(user_ref=alice.id, now=now())
+    assert people.invited(token=token, now=now()) is None
+
+
+def test_revoking_invitations_spends_them_and_says_how_many(
+    people: PeopleService, alice: UserRecord, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = [_invite(people, alice), _invite(people, alice)]
+    caplog.set_level(logging.INFO, logger="authserver.audit")
+    _, spent = people.revoke_invites(user_ref=alice.email, now=now())
+    assert spent == 2
+    assert all(people.invited(token=t, now=now()) is None for t in tokens)
+    assert [e["count"] for e in audit_events(caplog) if e["event"] == "invites_revoked"] == [2]
+
+
+def test_pending_invitations_are_listed_without_spent_ones(
+    people: PeopleService, alice: UserRecord
+) -> None:
+    _invite(people, alice)
+    spent = _invite(people, alice)
+    people.accept_invite(token=spent, password="plum tractor river lamp", now=now())
+    _invite(people, alice)
+    listed = people.pending_invites(user_ref=alice.email, now=now())
+    assert [user.id for _, user in listed] == [alice.id]

@@ -13,6 +13,7 @@ import pytest
 from authserver.config import Settings
 from authserver.domain.identity import verified_email
 from authserver.errors import SignInRefused, SignInThrottled
+from authserver.records import UserRecord
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.sso.providers import OidcProvider
 from authserver.store import Store
@@ -155,7 +156,7 @@ def test_verified_email_of_a_known_user_starts_a_session(
     signed_in = people.current(session_id=started.session_id, now=now())
     assert signed_in is not None
     assert (signed_in.user.id, signed_in.session.method) == (alice.id, "oidc:corp")
-    assert [e["event"] for e in audit_events(caplog)] == ["signed_in"]
+    assert [e["event"] for e in audit_events(caplog)] == ["provider_linked", "signed_in"]
 
 
 def test_unknown_email_is_refused_and_no_user_created(
@@ -190,7 +191,11 @@ def test_auto_create_users_creates_the_user_with_the_default_roles(
         "Alice",
         ("billing:read",),
     )
-    assert [e["event"] for e in audit_events(caplog)] == ["user_created", "signed_in"]
+    assert [e["event"] for e in audit_events(caplog)] == [
+        "user_created",
+        "provider_linked",
+        "signed_in",
+    ]
     # The second sign-in finds the user made at the first.
     service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
     assert len(store.users.all()) == 1
@@ -212,3 +217,137 @@ def test_disabled_user_is_refused_even_when_users_are_created(
     with pytest.raises(SignInRefused) as refused:
         service.complete(provider=corp, claims=VERIFIED, source=SOURCE, now=now())
     assert refused.value.reason == "user disabled"
+
+
+def test_provider_email_with_a_kelvin_sign_does_not_sign_in_as_the_ascii_address(
+    service: ProviderSignInService, store: Store
+) -> None:
+    """L3: ``\\u212aate@…`` lower-cases to ``kate@…``; it must not select that user."""
+    UserService(store).create(email="kate@example.com", display_name="", role_names=[], now=now())
+    claims = {"sub": "u-9", "email": "\u212aate@example.com", "email_verified": True}
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(provider=CORP, claims=claims, source=SOURCE, now=now())
+    assert refused.value.reason == "invalid e-mail"
+
+
+def test_auto_creation_refuses_an_email_with_control_characters(
+    service: ProviderSignInService, store: Store
+) -> None:
+    provider = OidcProvider(
+        name="corp",
+        issuer="https://sso.example.com",
+        client_id="c",
+        client_secret="s",
+        auto_create_users=True,
+    )
+    claims = {"sub": "u-9", "email": "esc\x1b[31mred@example.com", "email_verified": True}
+    with pytest.raises(SignInRefused):
+        service.complete(provider=provider, claims=claims, source=SOURCE, now=now())
+    assert store.users.all() == []
+
+
+OTHER_IDP = OidcProvider(
+    name="other", issuer="https://idp.example.net", client_id="c", client_secret="s"
+)
+CORP_FOR_EXAMPLE = OidcProvider(
+    name="corp",
+    issuer="https://sso.example.com",
+    client_id="c",
+    client_secret="s",
+    allowed_domains=("example.com",),
+)
+
+
+def _alice(store: Store, roles: tuple[str, ...] = ("deploy",)) -> UserRecord:
+    return UserService(store).create(
+        email="alice@example.com", display_name="", role_names=roles, now=now()
+    )
+
+
+def test_first_sign_in_binds_the_user_to_the_providers_subject(
+    service: ProviderSignInService, store: Store
+) -> None:
+    alice = _alice(store)
+    service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    assert store.provider_links.of_user(user_id=alice.id) == [("https://sso.example.com", "u-1")]
+
+
+def test_another_subject_with_the_same_email_is_refused(
+    service: ProviderSignInService, store: Store
+) -> None:
+    """M2: once bound, another account naming the same address does not sign in."""
+    _alice(store)
+    service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(
+            provider=CORP, claims={**VERIFIED, "sub": "attacker"}, source=SOURCE, now=now()
+        )
+    assert refused.value.reason == "another provider account"
+
+
+def test_another_provider_naming_a_bound_users_email_is_refused(
+    service: ProviderSignInService, store: Store
+) -> None:
+    _alice(store)
+    service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    with pytest.raises(SignInRefused):
+        service.complete(provider=OTHER_IDP, claims=VERIFIED, source=SOURCE, now=now())
+
+
+def test_provider_without_allowed_domains_cannot_sign_in_an_admin(
+    service: ProviderSignInService, store: Store
+) -> None:
+    alice = _alice(store, roles=("system:owner",))
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    assert refused.value.reason == "provider not trusted for this account"
+    assert store.provider_links.of_user(user_id=alice.id) == []
+
+
+def test_provider_without_allowed_domains_cannot_sign_in_a_password_user(
+    service: ProviderSignInService, store: Store, people: PeopleService
+) -> None:
+    alice = _alice(store)
+    people.set_password(user_ref=alice.id, password="plum tractor river lamp", now=now())
+    with pytest.raises(SignInRefused) as refused:
+        service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    assert refused.value.reason == "provider not trusted for this account"
+
+
+def test_provider_listing_the_domain_signs_in_an_admin(
+    service: ProviderSignInService, store: Store
+) -> None:
+    _alice(store, roles=("system:owner",))
+    assert service.complete(provider=CORP_FOR_EXAMPLE, claims=VERIFIED, source=SOURCE, now=now())
+
+
+def test_operator_link_lets_a_second_provider_account_sign_in(
+    service: ProviderSignInService, store: Store
+) -> None:
+    alice = _alice(store)
+    service.complete(provider=CORP, claims=VERIFIED, source=SOURCE, now=now())
+    service.link(user_ref=alice.email, provider=OTHER_IDP, subject="x-7", now=now())
+    claims = {**VERIFIED, "sub": "x-7"}
+    assert service.complete(provider=OTHER_IDP, claims=claims, source=SOURCE, now=now())
+    service.unlink(user_ref=alice.email, provider=OTHER_IDP, subject="x-7")
+    with pytest.raises(SignInRefused):
+        service.complete(provider=OTHER_IDP, claims=claims, source=SOURCE, now=now())
+
+
+def test_google_account_outside_the_hosted_domain_is_refused() -> None:
+    claims = {"sub": "g-1", "email": "alice@example.com", "email_verified": True}
+    with pytest.raises(SignInRefused) as refused:
+        verified_email(
+            claims, allowed_domains=("example.com",), issuer="https://accounts.google.com"
+        )
+    assert refused.value.reason == "hosted domain not allowed"
+    hosted = {**claims, "hd": "example.com"}
+    assert verified_email(
+        hosted, allowed_domains=("example.com",), issuer="https://accounts.google.com"
+    )
+
+
+def test_hd_claim_naming_another_domain_is_refused() -> None:
+    claims = {"email": "alice@example.com", "email_verified": True, "hd": "gmail.com"}
+    with pytest.raises(SignInRefused):
+        verified_email(claims, allowed_domains=("example.com",), issuer="https://sso.example.com")

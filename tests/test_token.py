@@ -492,3 +492,20 @@ def test_zero_cache_ttl_reads_every_change_at_once(
     assert token_request(client, record.client_id, secret).status_code == 200
     store.credentials.delete(id=record.id, now=now())
     assert_invalid_client(token_request(client, record.client_id, secret))
+
+
+def test_deleted_users_credential_stops_authenticating_and_sessions_end(
+    client: TestClient, make_user: Any, make_client: Any, store: Store
+) -> None:
+    user = make_user()
+    record, secret = make_client(user)
+    assert token_request(client, record.client_id, secret).status_code == 200
+    session = client.app.state.services.people.start_session(  # type: ignore[attr-defined]
+        user_id=user.id, method="password", now=now()
+    )
+    deleted = UserService(store).delete(ref=user.email, now=now())
+    assert deleted.client_ids == (record.client_id,) and deleted.sessions == 1
+    # Within a second on every instance (the cache's lifetime and the feed); slack for load.
+    within(3.0, lambda: token_request(client, record.client_id, secret).status_code == 401)
+    people = client.app.state.services.people  # type: ignore[attr-defined]
+    assert people.current(session_id=session.session_id, now=now()) is None

@@ -507,3 +507,44 @@ def test_used_invite_link_shows_a_clear_page(
     people.accept_invite(token=link.split("=")[1], password=PASSWORD, now=now())
     page = client.get(link.removeprefix("http://127.0.0.1:8000"))
     assert page.status_code == 404 and "has been used or has expired" in page.text
+
+
+def test_ui_without_slash_redirects_to_the_issuer_not_the_host_header(client: TestClient) -> None:
+    """Point 12: the Host header is the client's to choose; the redirect must not follow it."""
+    response = client.get("/ui", headers={"host": "evil.example"}, follow_redirects=False)
+    assert response.status_code in (301, 307, 308)
+    assert response.headers["location"] == "http://127.0.0.1:8000/ui/"
+
+
+def _signed_in(client: TestClient) -> bool:
+    return client.get("/ui/personal-clients", follow_redirects=False).status_code == 200
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_person(
+    client: TestClient, browser: TestClient, alice: UserRecord, caplog: pytest.LogCaptureFixture
+) -> None:
+    sign_in(client)
+    sign_in(browser)  # the same person, in another browser
+    page = client.get("/ui/personal-clients")
+    assert "Sign out everywhere" in page.text
+    answer = client.post(
+        "/ui/logout/everywhere", data={"csrf_token": csrf_of(page)}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert "signed out everywhere" in client.get(answer.headers["location"]).text
+    assert not _signed_in(browser)
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authserver.audit"]
+    (event,) = [e for e in events if e["event"] == "signed_out_everywhere"]
+    assert (event["actor"], event["via"], event["sessions_ended"]) == (alice.id, "session", 2)
+
+
+def test_sign_out_everywhere_without_the_csrf_token_is_refused(
+    client: TestClient, browser: TestClient, alice: UserRecord
+) -> None:
+    sign_in(client)
+    sign_in(browser)
+    answer = client.post(
+        "/ui/logout/everywhere", data={"csrf_token": "forged"}, follow_redirects=False
+    )
+    assert answer.status_code == 403
+    assert _signed_in(client) and _signed_in(browser)

@@ -183,3 +183,32 @@ def test_looking_up_the_right_code_is_not_counted(client: TestClient, alice: Use
     for _ in range(15):
         page = client.get("/ui/device", params={"user_code": started["user_code"]})
         assert page.status_code == 200
+
+
+@pytest.fixture
+def admin(app: Starlette, make_user: MakeUser) -> UserRecord:
+    user = make_user(email="alice@example.com", roles=("deploy", "system:owner"))
+    app.state.services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
+    return user
+
+
+def test_confirmation_without_a_scope_leaves_out_the_admin_role(
+    client: TestClient, admin: UserRecord
+) -> None:
+    started = start(client)
+    sign_in(client)
+    page = client.get("/ui/device", params={"user_code": started["user_code"]})
+    assert "these roles: deploy —" in page.text
+    assert "administrator rights" not in page.text
+
+
+def test_confirmation_says_plainly_when_the_tool_asks_for_administrator_rights(
+    client: TestClient, admin: UserRecord
+) -> None:
+    started = client.post(
+        "/auth/v1/device_authorization", data={"client_id": CONE, "scope": "system:owner"}
+    ).json()
+    sign_in(client)
+    page = client.get("/ui/device", params={"user_code": started["user_code"]})
+    assert "these roles: system:owner" in page.text
+    assert "approving grants it administrator rights" in page.text

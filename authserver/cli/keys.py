@@ -7,6 +7,7 @@ import click
 from authserver import wire
 from authserver.cli.base import Context, command, now, print_json
 from authserver.domain.durations import parse_duration
+from authserver.security.logsafe import escaped
 
 
 @click.group("keys")
@@ -60,3 +61,26 @@ def registration_tokens_create(ctx: Context, user_ref: str, ttl: str, as_json: b
         return
     click.echo(f"token:   {token}")
     click.echo(f"expires: {wire.timestamp(expires_at)} (single use)")
+
+
+@registration_tokens.command("list")
+@click.option("--user", "user_ref", default=None, metavar="EMAIL|ID", help="Of this user only.")
+@command
+def registration_tokens_list(ctx: Context, user_ref: str | None) -> None:
+    """List open (unspent, unexpired) registration tokens; the id names one to revoke."""
+    for token, user in ctx.cases.credentials.pending_registration_tokens(
+        user_ref=user_ref, now=now()
+    ):
+        click.echo(
+            f"{token.id}  {escaped(user.email)}  created {wire.timestamp(token.created_at)}"
+            f"  expires {wire.timestamp(token.expires_at)}"
+        )
+
+
+@registration_tokens.command("revoke")
+@click.argument("ref", metavar="ID|TOKEN")
+@command
+def registration_tokens_revoke(ctx: Context, ref: str) -> None:
+    """Revoke an open registration token, by the id ``list`` shows or the token itself."""
+    revoked = ctx.cases.credentials.revoke_registration_token(ref=ref, now=now())
+    click.echo(f"revoked registration token {revoked.id}")

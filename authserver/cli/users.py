@@ -9,6 +9,8 @@ import click
 from authserver import wire
 from authserver.cli.base import Context, command, now, print_json
 from authserver.domain.durations import parse_duration
+from authserver.security.logsafe import escaped
+from authserver.sso.providers import OidcProvider
 
 
 @click.group()
@@ -30,7 +32,8 @@ def users_create(
     if as_json:
         print_json(wire.user_json(user))
     else:
-        click.echo(f"created user {user.id} {user.email} roles={','.join(user.roles) or '-'}")
+        roles_text = ",".join(user.roles) or "-"
+        click.echo(f"created user {user.id} {escaped(user.email)} roles={roles_text}")
 
 
 @users.command("update")
@@ -57,9 +60,8 @@ def users_update(
         print_json(wire.user_json(user))
     else:
         state = "disabled" if user.disabled else "enabled"
-        click.echo(
-            f"updated user {user.id} {user.email} roles={','.join(user.roles) or '-'} {state}"
-        )
+        roles_text = ",".join(user.roles) or "-"
+        click.echo(f"updated user {user.id} {escaped(user.email)} roles={roles_text} {state}")
 
 
 @users.command("list")
@@ -73,7 +75,7 @@ def users_list(ctx: Context, as_json: bool) -> None:
         return
     for u in records:
         state = " (disabled)" if u.disabled else ""
-        click.echo(f"{u.id}  {u.email}  roles={','.join(u.roles) or '-'}{state}")
+        click.echo(f"{u.id}  {escaped(u.email)}  roles={','.join(u.roles) or '-'}{state}")
 
 
 def _read_password() -> str:
@@ -96,7 +98,7 @@ def users_set_password(ctx: Context, ref: str) -> None:
     """Set a user's password, read from stdin; the user's browser sessions end."""
     password = _read_password()
     user = ctx.cases.people.set_password(user_ref=ref, password=password, now=now())
-    click.echo(f"password set for {user.email}; their browser sessions were ended")
+    click.echo(f"password set for {escaped(user.email)}; their browser sessions were ended")
     if not ctx.settings.login_password:
         click.echo(
             "note: sign-in with a password is turned off ([login] password = false); "
@@ -106,14 +108,57 @@ def users_set_password(ctx: Context, ref: str) -> None:
 
 
 @users.command("invite")
-@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("ref", metavar="EMAIL|ID", required=False)
 @click.option("--ttl", default="7d", metavar="DURATION", help="Lifetime of the link (default 7d).")
+@click.option("--revoke", is_flag=True, help="Revoke every open invitation of the user instead.")
+@click.option("--list", "as_list", is_flag=True, help="List open invitations (of EMAIL|ID).")
 @command
-def users_invite(ctx: Context, ref: str, ttl: str) -> None:
+def users_invite(ctx: Context, ref: str | None, ttl: str, revoke: bool, as_list: bool) -> None:
     """Print a one-time link on which the user chooses a password."""
+    if revoke and as_list:
+        raise click.UsageError("--revoke and --list exclude each other")
+    if as_list:
+        _list_invitations(ctx, ref)
+        return
+    if ref is None:
+        raise click.UsageError("name the user (EMAIL|ID)")
+    if revoke:
+        user, spent = ctx.cases.people.revoke_invites(user_ref=ref, now=now())
+        click.echo(f"revoked {spent} invitation{'s' * (spent != 1)} of {escaped(user.email)}")
+        return
     link, expires_at = ctx.cases.people.invite(user_ref=ref, ttl=parse_duration(ttl), now=now())
     click.echo(link)
     click.echo(f"single use; expires {wire.timestamp(expires_at)}", err=True)
+
+
+@users.command("invitations")
+@click.argument("ref", metavar="EMAIL|ID", required=False)
+@command
+def users_invitations(ctx: Context, ref: str | None) -> None:
+    """List open invitations (of one user, or of everyone)."""
+    _list_invitations(ctx, ref)
+
+
+def _list_invitations(ctx: Context, ref: str | None) -> None:
+    for invite, user in ctx.cases.people.pending_invites(user_ref=ref, now=now()):
+        click.echo(
+            f"{invite.id}  {escaped(user.email)}  created {wire.timestamp(invite.created_at)}"
+            f"  expires {wire.timestamp(invite.expires_at)}"
+        )
+
+
+@users.command("delete")
+@click.argument("ref", metavar="EMAIL|ID")
+@command
+def users_delete(ctx: Context, ref: str) -> None:
+    """Delete a user with their credentials, sessions, password and open invitations."""
+    deleted = ctx.cases.users.delete(ref=ref, now=now())
+    count, ended = len(deleted.client_ids), deleted.sessions
+    click.echo(
+        f"deleted user {deleted.user.id} {escaped(deleted.user.email)}: "
+        f"{count} credential{'s' * (count != 1)} stopped authenticating, "
+        f"{ended} session{'s' * (ended != 1)} ended"
+    )
 
 
 @users.command("sign-out")
@@ -121,5 +166,39 @@ def users_invite(ctx: Context, ref: str, ttl: str) -> None:
 @command
 def users_sign_out(ctx: Context, ref: str) -> None:
     """End every browser session of a user, on every instance."""
-    user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref)
-    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {user.email}")
+    user, ended = ctx.cases.people.sign_out_everywhere(user_ref=ref, now=now())
+    click.echo(f"ended {ended} session{'s' * (ended != 1)} of {escaped(user.email)}")
+
+
+def _provider(ctx: Context, name: str) -> OidcProvider:
+    for provider in ctx.settings.login_oidc:
+        if provider.name == name:
+            return provider
+    configured = ", ".join(p.name for p in ctx.settings.login_oidc) or "none"
+    raise click.UsageError(f"no provider {name!r} in [[login.oidc]] (configured: {configured})")
+
+
+@users.command("link-provider")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("provider_name", metavar="PROVIDER")
+@click.argument("subject", metavar="SUB")
+@command
+def users_link_provider(ctx: Context, ref: str, provider_name: str, subject: str) -> None:
+    """Let the account SUB at PROVIDER sign in as the user."""
+    provider = _provider(ctx, provider_name)
+    user = ctx.cases.provider_sign_in.link(
+        user_ref=ref, provider=provider, subject=subject, now=now()
+    )
+    click.echo(f"linked {escaped(subject)} at {provider.name} to {escaped(user.email)}")
+
+
+@users.command("unlink-provider")
+@click.argument("ref", metavar="EMAIL|ID")
+@click.argument("provider_name", metavar="PROVIDER")
+@click.argument("subject", metavar="SUB")
+@command
+def users_unlink_provider(ctx: Context, ref: str, provider_name: str, subject: str) -> None:
+    """Stop the account SUB at PROVIDER from signing in as the user."""
+    provider = _provider(ctx, provider_name)
+    user = ctx.cases.provider_sign_in.unlink(user_ref=ref, provider=provider, subject=subject)
+    click.echo(f"unlinked {escaped(subject)} at {provider.name} from {escaped(user.email)}")

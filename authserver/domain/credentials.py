@@ -143,6 +143,7 @@ def check_new_credential(
     now: datetime,
     caller_limits: bool = True,
     max_lifetime: timedelta | None = None,
+    admin_role: str | None = None,
 ) -> CredentialSpec:
     """Validate a new credential's fields and apply the no-escalation rules.
 
@@ -152,8 +153,13 @@ def check_new_credential(
     With ``caller_limits`` (every caller but an admin), a caller acting through a
     network-locked or expiring credential passes those limits on: the new
     credential inherits them when it asks for none, and may not ask for more.
+    ``admin_role`` names the role a caller that may not administer never passes on
+    unless it holds it itself (see ``scope_for_non_administrator``).
     """
-    scoped = _check_scoped_roles(caller, owner_roles, new.scoped_roles)
+    requested = tuple(new.scoped_roles)
+    if admin_role is not None:
+        requested = scope_for_non_administrator(caller, owner_roles, requested, admin_role)
+    scoped = _check_scoped_roles(caller, owner_roles, requested)
     cidrs = _cidrs(new.allow_source_cidr)
     expires = now + new.expires_in if new.expires_in is not None else None
     if caller_limits:
@@ -179,6 +185,38 @@ def check_new_credential(
         # A caller held to DPoP passes the rule on, as it does its network lock.
         require_dpop=new.require_dpop or (caller_limits and caller.require_dpop),
     )
+
+
+def scope_for_non_administrator(
+    caller: Caller, owner_roles: Iterable[str], requested: Sequence[str], admin_role: str
+) -> tuple[str, ...]:
+    """The roles a credential made by a caller that may not administer is reduced to.
+
+    A device token (``may_administer`` False) holds the admin role only when the tool
+    asked for it and the person approved that plainly. Without it, an unreduced
+    credential of an admin owner would hold the admin role after all; so such a
+    request without roles is scoped to the caller's own roles instead (what
+    ``cone login`` asks for), and one naming the admin role is refused.
+    """
+    if caller.is_operator or caller.may_administer:
+        return tuple(requested)
+    if admin_role in caller.effective_roles:
+        return tuple(requested)  # the person granted it explicitly at approval
+    if admin_role in requested:
+        raise PermissionDenied(
+            f"this token was not granted {admin_role}; ask for it in the device login's scope",
+            field="scoped_roles",
+        )
+    if requested or admin_role not in set(owner_roles):
+        return tuple(requested)
+    own = sorted(caller.effective_roles & set(owner_roles))
+    if not own:
+        raise PermissionDenied(
+            f"this token holds no roles besides {admin_role}, which it was not granted; "
+            f"start the device login with scope {admin_role} to grant it",
+            field="scoped_roles",
+        )
+    return tuple(own)
 
 
 def _check_within_caller_limits(
@@ -389,6 +427,8 @@ class AuthState:
         return None
 
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
+    #: A person acting through a device client: tokens issued before this are inactive.
+    tokens_not_before: datetime | None = None
 
     @property
     def effective_roles(self) -> frozenset[str]:
@@ -448,6 +488,13 @@ def describe_duration(value: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' * (count != 1)}"
     raise AssertionError("unreachable")
+
+
+def issued_too_early(state: AuthState, issued_at: float) -> bool:
+    """True for a token issued at or before the owner's ``tokens_not_before`` (whole seconds:
+    ``iat`` has no more, so a token of the same second is refused too)."""
+    not_before = state.tokens_not_before
+    return not_before is not None and issued_at <= not_before.timestamp()
 
 
 def token_expiry(state: AuthState, *, now: datetime, ttl: int) -> datetime:

@@ -39,6 +39,7 @@ from authserver.oauth.adapter import FormRequest, read_form
 from authserver.oauth.client_auth import fail_authentication
 from authserver.oauth.errors import TooManyAttempts, oauth_errors
 from authserver.records import DeviceAuthorization
+from authserver.security.logsafe import quiet_authlib
 from authserver.security.throttle import source_key
 from authserver.store.device_codes import SLOW_DOWN_STEP, PollOutcome
 from authserver.usecases.devices import (
@@ -52,6 +53,7 @@ from authserver.web.source import source_address
 
 DEVICE_CODE_GRANT_TYPE: str = AuthlibDeviceCodeGrant.GRANT_TYPE
 PATH = "/auth/v1/device_authorization"
+quiet_authlib()  # the device-code grant logs each token it issues at debug level
 VERIFICATION_PATH = "/ui/device"
 
 

@@ -25,8 +25,10 @@ from authserver.oauth.device_flow import Approval, DeviceClientAuth, DeviceCodeG
 from authserver.oauth.responses import json_response
 from authserver.security.audit import audit
 from authserver.security.keys import KeyRing
+from authserver.security.logsafe import quiet_authlib
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+quiet_authlib()  # Authlib's grants log each token they issue at debug level
 
 
 def _preauthenticated(

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.config import Settings
 from authserver.security import audit
-from authserver.security.logsafe import escaped, loggable_path
+from authserver.security.logsafe import escaped, loggable_path, quiet_authlib
 from authserver.web.bearer import bearer_token
 from authserver.web.context import services_of
 from authserver.web.source import source_address
@@ -42,6 +42,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_authlib()
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False

@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from authserver.config import Settings
-from authserver.domain.credentials import AuthState, Caller, refusal_reason
+from authserver.domain.credentials import AuthState, Caller, issued_too_early, refusal_reason
 from authserver.security.jose import TOKEN_ALGORITHMS
 from authserver.security.keys import KeyRing
 from authserver.store.credentials import CredentialStore
@@ -156,7 +156,8 @@ async def active_token(
     """The token if it is active now, with its roles narrowed to the credential's current roles.
 
     A device client's token (RFC 8628) has no credential behind it: the person
-    must exist and not be disabled, and its roles narrow to the person's own.
+    must exist and not be disabled, must not have signed out everywhere since it
+    was issued, and its roles narrow to the person's own.
     """
     claims = verify_signature(token, keyring=keyring, settings=settings)
     if claims is None:
@@ -168,6 +169,8 @@ async def active_token(
         state, revoked = await cache.token(credentials, client_id, jti)
     if state is None or revoked or state.user_id != claims["sub"]:
         return None
+    if issued_too_early(state, claims["iat"]):
+        return None  # the person signed out everywhere since (device tokens only)
     if refusal_reason(state, now=datetime.now(UTC), source=None, check_source=False) is not None:
         return None
     roles = tuple(sorted(set(claims["roles"]) & state.effective_roles))

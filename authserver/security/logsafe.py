@@ -8,6 +8,7 @@ event; a secret or a token sent in the wrong place would be written in clear.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 
@@ -18,6 +19,15 @@ import unicodedata
 _SECRET_LIKE = re.compile(r"secret-token|eyJ|[A-Za-z0-9_-]{40}", re.IGNORECASE)
 MAX_LOGGED_ID = 128
 MAX_LOGGED_TEXT = 512
+# Authlib logs secrets at debug level: issued tokens ("Issue token {'access_token': …}", the
+# device-code and client-credentials grants) and the PKCE code verifier (its client).
+AUTHLIB_LOGGER = "authlib"
+
+
+def quiet_authlib() -> None:
+    """Keep Authlib's loggers at INFO whatever ``log_level`` says: its debug lines hold
+    tokens. Called where logging is configured and by every module that uses Authlib."""
+    logging.getLogger(AUTHLIB_LOGGER).setLevel(logging.INFO)
 
 
 def fingerprint(value: str) -> str:

@@ -66,6 +66,15 @@ def check_providers(providers: tuple[OidcProvider, ...]) -> None:
     names = [provider.name for provider in providers]
     if len(set(names)) != len(names):
         raise ConfigError("login.oidc: every provider needs a name of its own")
+    if len(providers) > 1:
+        # Each provider vouches for the addresses it signs in: with several, each must say
+        # for which domains, or any of them could sign in as anyone's address.
+        for provider in providers:
+            if not provider.allowed_domains:
+                raise ConfigError(
+                    f"login.oidc {provider.name!r}: with more than one provider, each must "
+                    "set allowed_domains"
+                )
     for provider in providers:
         where = f"login.oidc {provider.name!r}"
         if not isinstance(provider.name, str) or not OIDC_NAME.fullmatch(provider.name):

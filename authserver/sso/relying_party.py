@@ -26,11 +26,12 @@ import httpx2
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from joserfc.errors import ClaimError, JoseError
 
+from authserver.security.logsafe import quiet_authlib
 from authserver.sso.providers import OidcProvider
 
 log = logging.getLogger("authserver.sso")
 # Authlib logs the PKCE code verifier at debug level; it is as secret as the code.
-logging.getLogger("authlib.integrations.base_client.sync_app").setLevel(logging.INFO)
+quiet_authlib()
 
 TIMEOUT = 5.0  # seconds for each call to a provider: discovery, keys, token, userinfo
 # Errors a provider sends back when the person cancelled or was not let in there.
@@ -217,6 +218,17 @@ class RelyingParty:
                 "issuer mismatch",
                 400,
                 f"This answer did not come from {name}. Start again from the sign-in page.",
+            )
+        if said_issuer is None and (await self.metadata(provider)).get(
+            "authorization_response_iss_parameter_supported"
+        ):
+            # RFC 9207 section 2.4: a provider that says it sends iss always does; an answer
+            # without it was made up, or comes from another provider.
+            raise SignInFailure(
+                "issuer mismatch",
+                400,
+                f"This answer did not say it came from {name}. Start again from the sign-in page.",
+                "no iss",
             )
         error = params.get("error")
         if error is not None:

@@ -15,6 +15,7 @@ from authserver.store.invites import InviteStore
 from authserver.store.one_time_tokens import RegistrationTokenStore
 from authserver.store.passwords import PasswordStore
 from authserver.store.pending_sign_ins import PendingSignInStore
+from authserver.store.provider_links import ProviderLinkStore
 from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
@@ -37,6 +38,7 @@ class Store:
         self.sessions = SessionStore(database)
         self.invites = InviteStore(database)
         self.pending_sign_ins = PendingSignInStore(database)
+        self.provider_links = ProviderLinkStore(database)
 
 
 __all__ = ["Database", "Store"]

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from authserver.errors import Unauthenticated
 from authserver.store.database import writes
 from authserver.store.models import Invite
-from authserver.store.one_time_tokens import OneTimeTokenStore
+from authserver.store.one_time_tokens import OneTimeTokenStore, spend_all
 from authserver.store.passwords import write_password
 
 
@@ -23,6 +23,8 @@ class InviteStore(OneTimeTokenStore[Invite]):
         """Spend the invitation and set its user's password in one transaction; the user id.
 
         Two browsers redeeming the same link: one wins, the other is ``Unauthenticated``.
+        The user's other open invitations are spent with it: an older link must not set
+        the password again later.
         """
         with self.database.session() as session:
             row = session.get(Invite, token_hash)
@@ -37,5 +39,6 @@ class InviteStore(OneTimeTokenStore[Invite]):
             )
             if row is None or getattr(spent, "rowcount", 0) != 1:
                 raise Unauthenticated("the invitation is spent or expired")
+            spend_all(session, Invite, user_id=row.user_id, now=now)
             write_password(session, user_id=row.user_id, password_hash=password_hash, now=now)
             return row.user_id

@@ -55,6 +55,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(BigInteger, server_default="0", index=True)
+    #: Device tokens (RFC 8628) issued before this instant are no longer active (sign-out).
+    device_tokens_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class PersonalClient(Base):
@@ -218,6 +220,21 @@ class Invite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ProviderLink(Base):
+    """The account at an OpenID Connect provider (issuer, subject) a user signs in with.
+
+    Made at the first sign-in through a provider (or by an operator); another subject
+    of any provider signs that user in only once an operator links it.
+    """
+
+    __tablename__ = "provider_links"
+
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PendingSignIn(Base):

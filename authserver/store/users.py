@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver.domain.credentials import AuthState
@@ -14,7 +15,26 @@ from authserver.records import UserRecord
 from authserver.store.changes import next_version
 from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
-from authserver.store.models import RevokedToken, User
+from authserver.store.models import (
+    BrowserSession,
+    DeviceCode,
+    Invite,
+    PersonalClient,
+    ProviderLink,
+    RegistrationToken,
+    RevokedToken,
+    User,
+    UserPassword,
+)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a user took with it."""
+
+    user: UserRecord
+    client_ids: tuple[str, ...]  # of the credentials that were live
+    sessions: int
 
 
 def user_record(row: User) -> UserRecord:
@@ -38,6 +58,7 @@ def person_state(row: User, client_id: str) -> AuthState:
         secret_hash="",
         owner_roles=frozenset(row.roles),
         owner_disabled=row.disabled,
+        tokens_not_before=row.device_tokens_not_before,
     )
 
 
@@ -98,6 +119,53 @@ class UserStore:
             row.updated_at = now
             row.version = version
             return user_record(row)
+
+    @writes
+    def delete(self, *, user_id: str, now: datetime) -> Deleted:
+        """Delete a user: their live credentials are soft-deleted, their sessions, password,
+        invitations, registration tokens, device logins and provider links go, and the row
+        stays behind as a disabled tombstone without roles whose e-mail address is freed
+        (``deleted-<id>@deleted.invalid``).
+
+        One transaction on the change feed: every instance drops what it cached of the
+        user and the credentials within a second. (Removing the rows instead would leave
+        nothing for the feed to report, and a cached credential would live on.)
+        """
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            user = user_record(row)
+            live = PersonalClient.user_id == user_id, PersonalClient.deleted_at.is_(None)
+            client_ids = tuple(session.scalars(select(PersonalClient.client_id).where(*live)))
+            session.execute(
+                update(PersonalClient)
+                .where(*live)
+                .values(deleted_at=now, updated_at=now, version=version)
+            )
+            ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
+            for model in (Invite, RegistrationToken, DeviceCode, UserPassword, ProviderLink):
+                session.execute(delete(model).where(model.user_id == user_id))
+            row.email = f"deleted-{row.id}@deleted.invalid"
+            row.display_name = ""
+            row.roles = []
+            row.disabled = True
+            row.updated_at = now
+            row.version = version
+        return Deleted(user, client_ids, int(getattr(ended, "rowcount", 0) or 0))
+
+    @writes
+    def end_device_tokens(self, *, user_id: str, now: datetime) -> None:
+        """Device tokens of the user issued until ``now`` are inactive (on the change feed)."""
+        with self.database.session() as session:
+            version = next_version(session)
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            row.device_tokens_not_before = now
+            row.updated_at = now
+            row.version = version
 
     def token_state(
         self, *, user_id: str, client_id: str, jti: str

@@ -78,12 +78,15 @@ async def device_page(request: Request, person: SignedIn, sid: str) -> Response:
             error="No waiting request has this code. Check it against the one your tool shows; "
             "codes expire after ten minutes.",
         )
+    granted = services.devices.granted_roles(pending, person.user.roles)
     return await render.page(
         request,
         "device.html",
         step="confirm",
         pending=pending,
-        granted=services.devices.granted_roles(pending, person.user.roles),
+        granted=granted,
+        grants_admin=services.devices.grants_admin(granted),
+        admin_role=services.settings.admin_role,
         error="",
         code=pending.user_code,
     )

@@ -71,6 +71,8 @@ async def sign_in_page(request: Request) -> Response:
     provider_sign_out = None
     if request.query_params.get("expired"):
         notice = "Your session has ended. Please sign in again."
+    elif request.query_params.get("signed_out") == "everywhere":
+        notice = "You are signed out everywhere: on every browser and device, tools included."
     elif request.query_params.get("signed_out"):
         notice = "You are signed out."
         provider = request.query_params.get("provider")
@@ -145,6 +147,26 @@ async def sign_out(request: Request) -> Response:
         if method.startswith("oidc:"):  # offer to sign out of the provider too
             where += "&" + urlencode({"provider": method.removeprefix("oidc:")})
     response = RedirectResponse(where, status_code=303)
+    sessions.clear_session_cookie(response, services.settings)
+    return response
+
+
+async def sign_out_everywhere(request: Request) -> Response:
+    """``POST /ui/logout/everywhere``: end every session of this person, on every browser and
+    instance (and the tools' device tokens), then sign in again."""
+    services = services_of(request)
+    form = await read_form(request)
+    sid = sessions.session_id(request)
+    person = await sessions.signed_in(request) if sid else None
+    if sid and person is not None:
+        sessions.check_session_csrf(request, form, sid)
+        caller = person.caller()
+        await anyio.to_thread.run_sync(
+            lambda: services.people.sign_out_everywhere(
+                user_ref=person.user.id, now=datetime.now(UTC), caller=caller
+            )
+        )
+    response = RedirectResponse("/ui/?signed_out=everywhere", status_code=303)
     sessions.clear_session_cookie(response, services.settings)
     return response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -12,8 +12,17 @@ from authserver.ui import device, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
+from authserver.web.context import services_of
+
+
+async def to_sign_in(request: Request) -> Response:
+    """``/ui`` → ``<issuer>/ui/``: built from the configured issuer, never from the request's
+    ``Host`` header (Starlette's own slash redirect would send people to any host named)."""
+    return RedirectResponse(services_of(request).settings.endpoint("/ui/"), status_code=308)
+
 
 ROUTES = [
+    Route("/ui", to_sign_in, methods=["GET", "HEAD", "POST"]),
     Mount(
         "/ui",
         routes=[
@@ -22,6 +31,7 @@ ROUTES = [
             Route("/login/oidc/{name}", as_pages(oidc.start), methods=["GET"]),
             Route("/login/oidc/{name}/callback", as_pages(oidc.callback), methods=["GET"]),
             Route("/logout", as_pages(login.sign_out), methods=["POST"]),
+            Route("/logout/everywhere", as_pages(login.sign_out_everywhere), methods=["POST"]),
             Route("/invite", as_pages(login.invite_page), methods=["GET"]),
             Route("/invite", as_pages(login.accept_invite), methods=["POST"]),
             Route("/personal-clients", clients.list_own, methods=["GET"]),

@@ -26,11 +26,12 @@ from authserver.domain.credentials import (
 )
 from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
 from authserver.errors import InvalidArgument, NotFound, Unauthenticated
-from authserver.records import ClientRecord, UserRecord
+from authserver.records import ClientRecord, OneTimeTokenRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.ids import is_record_id
+from authserver.store.one_time_tokens import ID_LENGTH
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class CredentialService:
             now=now,
             caller_limits=not self.is_admin(caller),
             max_lifetime=self.settings.max_lifetime,
+            admin_role=self.settings.admin_role,
         )
         secret = new_secret(self.settings.secret_domain) if with_secret else None
         record = self.store.credentials.create(
@@ -288,6 +290,34 @@ class CredentialService:
             token_hash=token_hash(token), user_id=user.id, now=now, expires_at=expires_at
         )
         return token, expires_at
+
+    def pending_registration_tokens(
+        self, *, user_ref: str | None, now: datetime
+    ) -> list[tuple[OneTimeTokenRecord, UserRecord]]:
+        """Open initial access tokens (of one user, or of everyone) with their users."""
+        user_id = self.store.users.find(ref=user_ref).id if user_ref is not None else None
+        users = {u.id: u for u in self.store.users.all()}
+        return [
+            (token, users[token.user_id])
+            for token in self.store.registration_tokens.open(user_id=user_id, now=now)
+            if token.user_id in users
+        ]
+
+    def revoke_registration_token(self, *, ref: str, now: datetime) -> OneTimeTokenRecord:
+        """Spend an open initial access token, named by its id (as listed) or the token."""
+        ref = ref.strip()
+        id = ref.lower() if len(ref) == ID_LENGTH else token_hash(ref)
+        revoked = self.store.registration_tokens.revoke(id=id, now=now)
+        if revoked is None:
+            raise NotFound("no open registration token has this id")
+        audit(
+            "registration_token_revoked",
+            user_id=revoked.user_id,
+            token_id=revoked.id,
+            actor="operator",
+            via="cli",
+        )
+        return revoked
 
     def initial_access(self, *, token: str, now: datetime) -> tuple[Caller, str, str] | None:
         """(caller, owner id, token hash) for a usable initial access token, else None.

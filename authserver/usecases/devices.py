@@ -121,10 +121,18 @@ class DeviceFlowService:
         )
 
     def granted_roles(self, pending: PendingDevice, user_roles: tuple[str, ...]) -> tuple[str, ...]:
-        """What approving gives the tool: the person's roles, narrowed to the scope it asked."""
+        """What approving gives the tool: the person's roles, narrowed to the scope it asked.
+
+        The admin role only when the tool named it in its scope (the approval page then
+        says plainly that it grants administrator rights); never by default.
+        """
         if pending.scope is None:
-            return tuple(sorted(user_roles))
+            return tuple(sorted(set(user_roles) - {self.settings.admin_role}))
         return tuple(sorted(set(user_roles) & set(pending.scope)))
+
+    def grants_admin(self, granted: tuple[str, ...]) -> bool:
+        """True when approving hands the tool administrator rights."""
+        return self.settings.admin_role in granted
 
     def decide(
         self, *, user_code: str, caller: Caller, approve: bool, now: datetime

@@ -27,7 +27,7 @@ from authserver.errors import (
     SignInThrottled,
     Unauthenticated,
 )
-from authserver.records import SessionRecord, UserRecord
+from authserver.records import OneTimeTokenRecord, SessionRecord, UserRecord
 from authserver.security.argon2 import PasswordHasher
 from authserver.security.audit import audit
 from authserver.security.throttle import FailureThrottle, source_key
@@ -92,7 +92,15 @@ class PeopleService:
             user_id=user.id, password_hash=self.passwords.hash(checked), now=now
         )
         ended = self.store.sessions.delete_for_user(user_id=user.id)
-        audit("password_set", user_id=user.id, actor="operator", via="cli", sessions_ended=ended)
+        spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
+        audit(
+            "password_set",
+            user_id=user.id,
+            actor="operator",
+            via="cli",
+            sessions_ended=ended,
+            invites_revoked=spent,
+        )
         return user
 
     def invite(self, *, user_ref: str, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
@@ -112,6 +120,25 @@ class PeopleService:
         )
         audit("invite_created", user_id=user.id, expires_at=expires_at, actor="operator", via="cli")
         return f"{self.settings.issuer}/ui/invite?token={token}", expires_at
+
+    def pending_invites(
+        self, *, user_ref: str | None, now: datetime
+    ) -> list[tuple[OneTimeTokenRecord, UserRecord]]:
+        """Open invitations (of one user, or of everyone) with the user each is for."""
+        user_id = self.store.users.find(ref=user_ref).id if user_ref is not None else None
+        users = {u.id: u for u in self.store.users.all()}
+        return [
+            (invite, users[invite.user_id])
+            for invite in self.store.invites.open(user_id=user_id, now=now)
+            if invite.user_id in users
+        ]
+
+    def revoke_invites(self, *, user_ref: str, now: datetime) -> tuple[UserRecord, int]:
+        """Spend every open invitation of a user; the user and how many were open."""
+        user = self.store.users.find(ref=user_ref)
+        spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
+        audit("invites_revoked", user_id=user.id, count=spent, actor="operator", via="cli")
+        return user, spent
 
     def invited(self, *, token: str, now: datetime) -> UserRecord | None:
         """The user an unspent, unexpired invitation is for, else None."""
@@ -259,11 +286,24 @@ class PeopleService:
         if found is not None and self.store.sessions.delete(id_hash=id_hash):
             audit("signed_out", user_id=found[0].user_id, actor=found[0].user_id, via="session")
 
-    def sign_out_everywhere(self, *, user_ref: str) -> tuple[UserRecord, int]:
-        """End every session of a user (the operator); the user and how many ended."""
+    def sign_out_everywhere(
+        self, *, user_ref: str, now: datetime, caller: Caller | None = None
+    ) -> tuple[UserRecord, int]:
+        """End every session of a user, their device tokens (RFC 8628) and their open
+        invitations (a link could start a new session); the user and how many sessions
+        ended. ``caller``: the person themselves, from the pages; None: the operator."""
         user = self.store.users.find(ref=user_ref)
         ended = self.store.sessions.delete_for_user(user_id=user.id)
-        audit("signed_out_everywhere", user_id=user.id, sessions_ended=ended, actor="operator")
+        spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
+        self.store.users.end_device_tokens(user_id=user.id, now=now)
+        audit(
+            "signed_out_everywhere",
+            user_id=user.id,
+            sessions_ended=ended,
+            invites_revoked=spent,
+            actor=caller.actor if caller is not None else "operator",
+            via=caller.via if caller is not None else "cli",
+        )
         return user, ended
 
     def purge(self, *, now: datetime) -> int:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from authserver.domain import network
 from authserver.domain.credentials import validate_display_name
-from authserver.domain.identity import verified_email
+from authserver.domain.identity import Binding, check_binding, verified_email
 from authserver.domain.secrets import token_hash
 from authserver.errors import (
     AlreadyExists,
@@ -115,8 +115,13 @@ class ProviderSignInService:
         subject = claims.get("sub")
         user: UserRecord | None = None
         try:
-            email = verified_email(claims, allowed_domains=provider.allowed_domains)
+            if not isinstance(subject, str) or not subject or len(subject) > 255:
+                raise SignInRefused("no subject", "the provider did not say who you are")
+            email = verified_email(
+                claims, allowed_domains=provider.allowed_domains, issuer=provider.issuer
+            )
             user = self._user_by_email(email)
+            created = user is None
             if user is None:
                 if not provider.auto_create_users:
                     raise SignInRefused(
@@ -130,6 +135,7 @@ class ProviderSignInService:
                     "user disabled",
                     "your account on this server is disabled; ask your administrator",
                 )
+            self._bind(provider, user, subject, now, created=created)
         except SignInRefused as refused:
             self.failed(
                 provider=provider,
@@ -166,6 +172,85 @@ class ProviderSignInService:
             detail=escaped(detail) if detail is not None else None,
             source=source,
         )
+
+    def _bind(
+        self,
+        provider: OidcProvider,
+        user: UserRecord,
+        subject: str,
+        now: datetime,
+        *,
+        created: bool,
+    ) -> None:
+        """Check, and make at the first sign-in, the user's link to this provider account."""
+        links = self.store.provider_links
+        binding = Binding(
+            user_id=user.id,
+            issuer=provider.issuer,
+            subject=subject,
+            linked_user=links.user_of(issuer=provider.issuer, subject=subject),
+            links=tuple(links.of_user(user_id=user.id)),
+            has_password=self.store.passwords.hash_of(user_id=user.id) is not None,
+            is_admin=self.people.settings.admin_role in user.roles,
+            domain=user.email.rsplit("@", 1)[1],
+        )
+        if created or check_binding(binding, allowed_domains=provider.allowed_domains):
+            try:
+                links.link(issuer=provider.issuer, subject=subject, user_id=user.id, now=now)
+            except AlreadyExists:  # the same first sign-in, twice at once
+                if links.user_of(issuer=provider.issuer, subject=subject) != user.id:
+                    raise SignInRefused(
+                        "linked to another user",
+                        "this account at the provider signs in another user on this server",
+                    ) from None
+                return
+            audit(
+                "provider_linked",
+                user_id=user.id,
+                method=provider.method,
+                subject=presented(subject),
+                actor=user.id,
+                via="first sign-in",
+            )
+
+    # Operators' links ------------------------------------------------------------------
+
+    def link(
+        self, *, user_ref: str, provider: OidcProvider, subject: str, now: datetime
+    ) -> UserRecord:
+        """An operator links a provider account (``sub`` at ``provider``) to a user."""
+        if not subject or len(subject) > 255 or not subject.isprintable():
+            raise InvalidArgument("1 to 255 printable characters", field="sub")
+        user = self.store.users.find(ref=user_ref)
+        self.store.provider_links.link(
+            issuer=provider.issuer, subject=subject, user_id=user.id, now=now
+        )
+        audit(
+            "provider_linked",
+            user_id=user.id,
+            method=provider.method,
+            subject=presented(subject),
+            actor="operator",
+            via="cli",
+        )
+        return user
+
+    def unlink(self, *, user_ref: str, provider: OidcProvider, subject: str) -> UserRecord:
+        """An operator removes a user's link to a provider account (NotFound if none)."""
+        user = self.store.users.find(ref=user_ref)
+        if not self.store.provider_links.unlink(
+            issuer=provider.issuer, subject=subject, user_id=user.id
+        ):
+            raise NotFound(f"{user.email} is not linked to that account of {provider.name}")
+        audit(
+            "provider_unlinked",
+            user_id=user.id,
+            method=provider.method,
+            subject=presented(subject),
+            actor="operator",
+            via="cli",
+        )
+        return user
 
     def purge(self, *, now: datetime) -> int:
         """Drop the pending sign-ins whose callback never came."""

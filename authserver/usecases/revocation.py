@@ -30,15 +30,34 @@ class RevocationService:
         """
         if claims is None or claims["client_id"] != client.client_id:
             return False
+        self._revoke(claims, client.client_id, client.id or None, client.user_id, source)
+        return True
+
+    def revoke_device_token(
+        self, *, client_id: str, claims: Mapping[str, Any] | None, source: str | None
+    ) -> bool:
+        """A public device client (RFC 8628) revokes a token issued to it (RFC 7009 2.1)."""
+        if claims is None or claims["client_id"] != client_id:
+            return False
+        self._revoke(claims, client_id, None, str(claims["sub"]), source)
+        return True
+
+    def _revoke(
+        self,
+        claims: Mapping[str, Any],
+        client_id: str,
+        credential_id: str | None,
+        user_id: str,
+        source: str | None,
+    ) -> None:
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         self.store.revocations.revoke(jti=claims["jti"], expires_at=expires_at)
         self._on_revoked(claims["jti"], expires_at)
         audit(
             "token_revoked",
-            client_id=client.client_id,
-            credential_id=client.id or None,
-            user_id=client.user_id,
+            client_id=client_id,
+            credential_id=credential_id,
+            user_id=user_id,
             jti=claims["jti"],
             source=source,
         )
-        return True

@@ -11,7 +11,9 @@ from authserver.domain.credentials import Caller, validate_display_name
 from authserver.domain.users import may_see_user, normalize_email, visible_ids
 from authserver.errors import InvalidArgument, NotFound
 from authserver.records import UserRecord
+from authserver.security.audit import audit
 from authserver.store import Store
+from authserver.store.users import Deleted
 
 
 def _roles(names: Iterable[str]) -> tuple[str, ...]:
@@ -57,6 +59,21 @@ class UserService:
         if disabled:
             self.store.sessions.delete_for_user(user_id=user.id)
         return updated
+
+    def delete(self, *, ref: str, now: datetime) -> Deleted:
+        """Delete a user and everything of theirs (see ``UserStore.delete``): their
+        credentials stop authenticating and their sessions end at once."""
+        user = self.store.users.find(ref=ref)
+        deleted = self.store.users.delete(user_id=user.id, now=now)
+        audit(
+            "user_deleted",
+            user_id=user.id,
+            credentials_deleted=len(deleted.client_ids),
+            sessions_ended=deleted.sessions,
+            actor="operator",
+            via="cli",
+        )
+        return deleted
 
 
 class UserDirectory:
