@@ -100,7 +100,11 @@ class Database:
             kwargs.update(pool_size=40, max_overflow=10)
         elif parsed.get_backend_name() == "postgresql":
             if parsed.drivername == "postgresql":
-                url = str(parsed.set(drivername="postgresql+psycopg"))
+                # render_as_string, not str(): str() masks the password as "***", and the
+                # engine would then connect with that instead of the configured password.
+                url = parsed.set(drivername="postgresql+psycopg").render_as_string(
+                    hide_password=False
+                )
             kwargs.update(
                 pool_pre_ping=True,
                 pool_size=10,
