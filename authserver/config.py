@@ -63,6 +63,7 @@ class Settings:
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
     auth_cache_ttl: float = 0.5
+    change_signal: bool = True  # share a change signal with this machine's other processes
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -47,7 +47,8 @@ class Services(UseCases):
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
-        state_cache = StateCache(settings.auth_cache_ttl)
+        database = database or Database(settings.database_url, change_signal=settings.change_signal)
+        state_cache = StateCache(settings.auth_cache_ttl, signal=database.signal)
         # Changes through this process apply here at once; others follow the change feed.
         parts = UseCases.parts(
             settings, database, on_change=state_cache.forget, on_revoked=state_cache.add_revoked

@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 
 from authserver.runtime.services import Services
+from authserver.store.changes import listen
 
 log = logging.getLogger("authserver")
 KEY_REFRESH_SECONDS = 0.5  # a rotation reaches every instance well within 1 s
@@ -38,6 +39,14 @@ async def _key_refresher(services: Services) -> None:
             await refresh_keys(services, limiter)
         except Exception as exc:  # the database may be briefly away; keep the keys we have
             log.warning("signing key refresh failed: %s", exc)
+
+
+async def _notified(services: Services) -> None:
+    """A change committed elsewhere (PostgreSQL NOTIFY): take it in now, not at the next poll."""
+    try:
+        await services.state_cache.sync(services.store.changes)
+    except Exception as exc:  # the poll tries again
+        log.warning("credential state sync failed: %s", exc)
 
 
 async def _purger(services: Services) -> None:
@@ -62,6 +71,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
         tasks.start_soon(services.state_cache.follow, services.store.changes)
+        tasks.start_soon(listen, services.database, lambda: _notified(services))
         tasks.start_soon(_key_refresher, services)
         tasks.start_soon(_purger, services)
         try:
