@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from authserver.records import ClientRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.store import Store
 from authserver.usecases.credentials import CredentialService
+from authserver.usecases.keys import KeyService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, operator_creates
 from tests.support.servers import ServerProcess, connection_per_worker
@@ -96,13 +97,15 @@ def ask(
     return response.status, json.loads(response.read() or b"null")
 
 
-def statuses(workers: list[http.client.HTTPConnection], client_id: str, secret: str) -> set[int]:
+def statuses(
+    workers: list[http.client.HTTPConnection], client_id: str, secret: str, asks: int = ASKS
+) -> set[int]:
     """What token requests get from each worker, a few times each."""
     form = {"grant_type": "client_credentials"}
     return {
         ask(connection, "POST", "/auth/v1/token", form=form, basic=(client_id, secret))[0]
         for connection in workers
-        for _ in range(ASKS)
+        for _ in range(asks)
     }
 
 
@@ -121,6 +124,36 @@ def actives(
         for connection in workers
         for _ in range(ASKS)
     }
+
+
+def run_cli(
+    server: ServerProcess,
+    workers: list[http.client.HTTPConnection],
+    cwd: Path,
+    *args: str,
+    meanwhile: Callable[[], object] | None = None,
+) -> None:
+    """``authserver *args`` against the server's database, keeping ``workers`` alive meanwhile
+    (uvicorn drops connections idle for 5 s), or calling ``meanwhile`` over and over."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "authserver", *args],
+        env=server.env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as command:
+        while True:
+            try:
+                command.wait(timeout=0.5 if meanwhile is None else 0.01)
+                break  # on to the checks as soon as it exits
+            except subprocess.TimeoutExpired:
+                if meanwhile is not None:
+                    meanwhile()
+                else:
+                    assert {ask(c, "GET", "/readyz")[0] for c in workers} == {200}
+        assert command.stderr is not None
+        assert command.returncode == 0, command.stderr.read()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -178,21 +211,37 @@ def test_credential_deleted_through_the_cli_is_refused_by_every_worker_at_once(
         each_worker(server) as workers,
     ):
         assert statuses(workers, record.client_id, secret) == {200}
-        deleting = subprocess.Popen(
-            [sys.executable, "-m", "authserver", "clients", "delete", record.id],
-            env=server.env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        with deleting:
-            while deleting.poll() is None:  # keep the connections alive: uvicorn drops idle ones
-                assert {ask(connection, "GET", "/readyz")[0] for connection in workers} == {200}
-                time.sleep(0.5)
-            assert deleting.stderr is not None
-            assert deleting.returncode == 0, deleting.stderr.read()
+        refused: list[set[int]] = []
+
+        def watch() -> None:
+            """While the CLI runs: once a worker has refused, every worker refuses."""
+            if len(refused) < 3:  # a few rounds (each failure counts towards the limit)
+                answers = statuses(workers, record.client_id, secret, asks=1)
+                if refused or 401 in answers:
+                    refused.append(answers)
+
+        run_cli(server, workers, tmp_path, "clients", "delete", record.id, meanwhile=watch)
+        assert refused[1:] == [{401}] * len(refused[1:])
         assert statuses(workers, record.client_id, secret) == {401}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_key_rotated_by_another_process_is_published_by_every_worker_at_once(
+    database_url: str, tmp_path: Path, store: Store
+) -> None:
+    """The rotation runs in this process, as ``authserver keys rotate`` would in its own."""
+    with (
+        ServerProcess(database_url, tmp_path, workers=2, **SHARED) as server,
+        each_worker(server) as workers,
+    ):
+        for connection in workers:  # every worker has loaded its keys
+            assert ask(connection, "GET", "/.well-known/jwks.json")[0] == 200
+        new_kid = KeyService(store, Settings()).rotate(now=now()).kid
+        published = [
+            {key["kid"] for key in ask(connection, "GET", "/.well-known/jwks.json")[1]["keys"]}
+            for connection in workers
+        ]
+    assert all(new_kid in kids for kids in published), published
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])

@@ -9,6 +9,10 @@ OpenID Connect relying party. Front doors reach it with ``web.context.services_o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
 
 from authserver.config import Settings
 from authserver.oauth import device_flow
@@ -44,6 +48,7 @@ class Services(UseCases):
     device_starts: FailureThrottle  # device authorizations started, per source
     device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
     relying_party: RelyingParty  # sign-in through OpenID Connect providers
+    keys_signalled: int | None = None  # the change signal when the keys were last loaded
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
@@ -80,6 +85,21 @@ class Services(UseCases):
             device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),
             relying_party=RelyingParty(settings.login_oidc),  # metadata read at first use
         )
+
+    async def refresh_keys(self, limiter: anyio.CapacityLimiter | None = None) -> None:
+        """Load signing keys from the database (another process may have rotated them)."""
+        signal = self.database.signal
+        signalled = signal.read() if signal is not None else None
+        records = await anyio.to_thread.run_sync(self.store.keys.all, limiter=limiter)
+        self.keyring.load(records, alg=self.settings.signing_alg, now=datetime.now(UTC))
+        self.keys_signalled = signalled
+
+    async def catch_up_keys(self) -> None:
+        """Reload the keys first when another process on this machine has signalled a
+        change since they were loaded (a rotation through another worker or the CLI)."""
+        signal = self.database.signal
+        if signal is not None and signal.read() != self.keys_signalled:
+            await self.refresh_keys()
 
     async def active_token(self, token: str) -> ActiveToken | None:
         """``access_tokens.active_token`` with this instance's keys, settings, store and cache."""

@@ -27,8 +27,7 @@ PURGE_SECONDS = 60.0
 
 async def refresh_keys(services: Services, limiter: anyio.CapacityLimiter | None = None) -> None:
     """Load signing keys from the database (another instance or the CLI may have rotated)."""
-    records = await anyio.to_thread.run_sync(services.store.keys.all, limiter=limiter)
-    services.keyring.load(records, alg=services.settings.signing_alg, now=datetime.now(UTC))
+    await services.refresh_keys(limiter)
 
 
 async def _key_refresher(services: Services) -> None:
@@ -47,6 +46,10 @@ async def _notified(services: Services) -> None:
         await services.state_cache.sync(services.store.changes)
     except Exception as exc:  # the poll tries again
         log.warning("credential state sync failed: %s", exc)
+    try:
+        await services.refresh_keys()  # the change may be a key rotation
+    except Exception as exc:
+        log.warning("signing key refresh failed: %s", exc)
 
 
 async def _purger(services: Services) -> None:

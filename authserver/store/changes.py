@@ -29,16 +29,21 @@ log = logging.getLogger("authserver.store")
 REVOCATION_MARGIN = timedelta(seconds=60)
 
 
+def announce(session: Session) -> None:
+    """Tell every process of this change once it commits: the machine's signal (bumped by
+    ``Database.session`` after the commit) and, on PostgreSQL, NOTIFY (delivered at commit)."""
+    session.info[CHANGED] = True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
 def next_version(session: Session) -> int:
     """Increment the change counter; its row lock orders changing transactions (commit order).
 
     Call it before touching any other row: every changing transaction then takes
     the counter first, so two of them cannot deadlock over rows.
     """
-    session.info[CHANGED] = True  # Database.session bumps the machine's signal after commit
-    if session.get_bind().dialect.name == "postgresql":
-        # Other machines' instances listen (``listen``): they sync as soon as this commits.
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    announce(session)
     session.execute(
         update(ChangeCounter).where(ChangeCounter.id == 1).values(value=ChangeCounter.value + 1)
     )
