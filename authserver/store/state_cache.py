@@ -60,12 +60,13 @@ class StateCache:
         clock: Callable[[], float] = time.monotonic,
         *,
         signal: ChangeSignal | None = None,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.ttl = ttl
         self._clock = clock
         self._signal = signal
         self._signal_seen: int | None = None  # the signal when the last good sync began
-        self._feed: ChangeFeed | None = None  # set by ``follow``
+        self._feed = feed  # what ``catch_up`` syncs from (``follow`` sets it too)
         self._sync_lock: anyio.Lock | None = None  # one sync at a time, applied in order
         self._entries: dict[str, AuthState] = {}
         self._unknown: dict[str, None] = {}  # insertion-ordered set of unknown client ids
