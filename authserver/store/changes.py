@@ -109,13 +109,18 @@ async def listen(database: Database, on_change: Callable[[], Awaitable[None]]) -
     )
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 conninfo, autocommit=True, connect_timeout=5
-            ) as conn:
+            )
+            try:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 await on_change()  # changes made while not listening
                 async for _ in conn.notifies():
                     await on_change()
+            finally:
+                # Shielded: cancellation (shutdown) would otherwise cancel the close too.
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
         except Exception as exc:
             log.warning(
                 "change notifications interrupted (%s); listening again", type(exc).__name__
