@@ -66,6 +66,7 @@ class Settings:
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
     auth_cache_ttl: float = 0.5
+    change_signal: bool = True  # share a change signal with this machine's other processes
     log_level: str = "info"
     # /metrics behind a bearer token: the token, or a file holding it; empty: open.
     metrics_token: str = field(default="", repr=False)

@@ -11,6 +11,7 @@ import pytest
 from authserver import config
 from authserver.config import Settings, load_settings, unknown_variables
 from authserver.errors import ConfigError
+from tests.support.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "authserver.example.toml"
@@ -182,6 +183,21 @@ def test_postgresql_url_without_its_driver_is_a_config_error(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigError, match=r"authserver\[postgresql\]"):
         Database("postgresql://user@127.0.0.1:1/db")
+
+
+def test_documented_postgresql_url_with_a_password_connects(postgres: PostgresCluster) -> None:
+    from authserver.store.database import Database
+
+    database = Database(postgres.url())  # postgresql://user:password@host/db, as documented
+    try:
+        assert database.ping()
+    finally:
+        database.dispose()
+    wrong = Database(postgres.url().replace(postgres.password, "not-the-password"))
+    try:
+        assert not wrong.ping()  # the test cluster checks passwords, as a deployment does
+    finally:
+        wrong.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ instance within 1 second.
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import now, operator_creates, within
 from tests.support.postgres import PostgresCluster
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, connection_per_worker
 
 pytestmark = pytest.mark.slow
 
@@ -277,29 +276,6 @@ def test_concurrent_migrations_are_safe(postgres: PostgresCluster, tmp_path: Pat
         database.dispose()
 
 
-def _socket_owner(local_port: int, server_port: int, pids: list[int]) -> int | None:
-    """Which of ``pids`` holds the server side of our connection from ``local_port`` (Linux)."""
-    inode = None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            local, remote = fields[1], fields[2]
-            if int(local.rsplit(":", 1)[1], 16) == server_port and (
-                int(remote.rsplit(":", 1)[1], 16) == local_port
-            ):
-                inode = fields[9]
-    if inode is None:
-        return None
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    return None
-
-
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_change_reaches_every_worker_of_one_serve_within_1s(
@@ -324,33 +300,11 @@ def test_a_change_reaches_every_worker_of_one_serve_within_1s(
         "Content-Type": "application/x-www-form-urlencoded",
     }
     with ServerProcess(database_url, tmp_path, workers=2, **SHARED) as server:
-        assert server.process is not None
-        # The worker processes among serve's children (multiprocessing may add a helper).
-        children = [
-            int(pid)
-            for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-            .read_text()
-            .split()
-        ]
-        per_worker: dict[int, http.client.HTTPConnection] = {}
-        opened = []
-        for _ in range(100):
-            if len(per_worker) == 2:
-                break
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            connection.connect()
-            opened.append(connection)
-            owner = None
-            deadline = time.monotonic() + 5
-            while owner is None and time.monotonic() < deadline:
-                owner = _socket_owner(connection.sock.getsockname()[1], server.port, children)
-            assert owner is not None
-            per_worker.setdefault(owner, connection)
-        assert len(per_worker) == 2, "the kernel gave every connection to one worker"
+        per_worker = connection_per_worker(server)
 
         def statuses() -> set[int]:
             answers = set()
-            for connection in per_worker.values():
+            for connection in per_worker:
                 connection.request(
                     "POST", "/auth/v1/token", "grant_type=client_credentials", headers
                 )
@@ -370,6 +324,6 @@ def test_a_change_reaches_every_worker_of_one_serve_within_1s(
         )
         assert deleted.returncode == 0, deleted.stderr
         within(BOUND, lambda: statuses() == {401})
-        for connection in opened:
+        for connection in per_worker:
             connection.close()
     database.dispose()

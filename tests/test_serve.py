@@ -244,7 +244,7 @@ def startup_line(stderr: str) -> str:
 def test_serve_names_config_database_issuer_key_and_workers(
     tmp_path: Path, postgres: PostgresCluster
 ) -> None:
-    url = postgres.create_database("serve_banner").replace("postgres@", "postgres:hunter2@")
+    url = postgres.create_database("serve_banner")
     config = tmp_path / "authserver.toml"
     config.write_text(f'database_url = "{url}"\n')
     with started(tmp_path, AUTHSERVER_CONFIG=str(config)) as server:
@@ -252,10 +252,10 @@ def test_serve_names_config_database_issuer_key_and_workers(
     port = server.url.rsplit(":", 1)[1]
     assert startup_line(server.stderr) == (
         f"serving http://127.0.0.1:{port} with 1 worker: config {config}, "
-        f"database {url.replace('hunter2', '***')}, issuer {server.url}, "
+        f"database {url.replace(postgres.password, '***')}, issuer {server.url}, "
         f"signing key {key['kid']} (ES256)"
     )
-    assert "hunter2" not in server.stderr
+    assert postgres.password not in server.stderr
 
 
 def test_serve_without_a_config_file_says_defaults_and_that_it_created_the_database(

@@ -14,6 +14,8 @@ from authserver.domain.credentials import AuthState, CheckedPatch
 from authserver.errors import PermissionDenied
 from authserver.records import Changes
 from authserver.store import Store
+from authserver.store.changes import ChangeFeed
+from authserver.store.database import Database
 from authserver.store.state_cache import StateCache
 from authserver.usecases.users import UserService
 from tests.support.helpers import auth_state, mint, now, services_of, token_request, within
@@ -242,3 +244,39 @@ def test_sync_runs_while_every_default_worker_thread_is_taken(store: Store) -> N
                 default.release_on_behalf_of(holder)
 
     anyio.run(scenario)
+
+
+def test_a_changing_commit_moves_the_machines_change_signal_and_a_read_does_not(
+    store: Store, database_url: str
+) -> None:
+    other = Database(database_url)  # another process's view of the same database
+    try:
+        assert other.signal is not None
+        before = other.signal.read()
+        assert not store.revocations.is_revoked(jti="signalled")
+        assert other.signal.read() == before
+        store.revocations.revoke(jti="signalled", expires_at=now() + timedelta(minutes=5))
+        assert other.signal.read() == before + 1
+    finally:
+        other.dispose()
+
+
+def test_cache_syncs_before_answering_once_another_process_signalled_a_change(
+    store: Store, database_url: str
+) -> None:
+    other = Database(database_url)  # the worker's own connection to the same database
+    feed = ChangeFeed(other)
+    cache = StateCache(0.5, signal=other.signal, feed=feed)
+
+    async def scenario() -> bool:
+        await cache.sync(feed)
+        assert cache.revoked("fresh") is False  # in sync, and nothing revoked yet
+        # Another process revokes: its commit bumps the shared signal.
+        store.revocations.revoke(jti="fresh", expires_at=now() + timedelta(minutes=5))
+        _, revoked = await cache.token(store.credentials, "c1", "fresh")
+        return revoked
+
+    try:
+        assert anyio.run(scenario) is True
+    finally:
+        other.dispose()

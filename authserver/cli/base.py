@@ -55,7 +55,9 @@ class Context:
     @property
     def database(self) -> Database:
         if self._database is None:
-            database = Database(self.settings.database_url)
+            database = Database(
+                self.settings.database_url, change_signal=self.settings.change_signal
+            )
             migrate(database)
             self._database = database
             if database.is_new:

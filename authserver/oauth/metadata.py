@@ -43,6 +43,7 @@ async def authorization_server_metadata(request: Request) -> Response:
 
 async def jwks(request: Request) -> Response:
     services = services_of(request)
+    await services.catch_up_keys()  # a rotation through another worker or the CLI shows at once
     return Response(
         services.keyring.jwks_body,
         media_type="application/json",

@@ -9,6 +9,10 @@ OpenID Connect relying party. Front doors reach it with ``web.context.services_o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import anyio.to_thread
 
 from authserver.config import Settings
 from authserver.oauth import device_flow
@@ -47,10 +51,12 @@ class Services(UseCases):
     device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
     leak_reports: FailureThrottle  # leaked-secret reports, per source
     relying_party: RelyingParty  # sign-in through OpenID Connect providers
+    keys_signalled: int | None = None  # the change signal when the keys were last loaded
 
     @classmethod
     def build(cls, settings: Settings, database: Database | None = None) -> Services:
-        state_cache = StateCache(settings.auth_cache_ttl)
+        database = database or Database(settings.database_url, change_signal=settings.change_signal)
+        state_cache = StateCache(settings.auth_cache_ttl, signal=database.signal)
         # Changes through this process apply here at once; others follow the change feed.
         parts = UseCases.parts(
             settings, database, on_change=state_cache.forget, on_revoked=state_cache.add_revoked
@@ -85,6 +91,21 @@ class Services(UseCases):
             leak_reports=FailureThrottle(limit=LEAK_REPORTS_PER_MINUTE, window=60),
             relying_party=RelyingParty(settings.login_oidc),  # metadata read at first use
         )
+
+    async def refresh_keys(self, limiter: anyio.CapacityLimiter | None = None) -> None:
+        """Load signing keys from the database (another process may have rotated them)."""
+        signal = self.database.signal
+        signalled = signal.read() if signal is not None else None
+        records = await anyio.to_thread.run_sync(self.store.keys.all, limiter=limiter)
+        self.keyring.load(records, alg=self.settings.signing_alg, now=datetime.now(UTC))
+        self.keys_signalled = signalled
+
+    async def catch_up_keys(self) -> None:
+        """Reload the keys first when another process on this machine has signalled a
+        change since they were loaded (a rotation through another worker or the CLI)."""
+        signal = self.database.signal
+        if signal is not None and signal.read() != self.keys_signalled:
+            await self.refresh_keys()
 
     async def active_token(self, token: str) -> ActiveToken | None:
         """``access_tokens.active_token`` with this instance's keys, settings, store and cache."""

@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 
 from authserver.runtime.services import Services
+from authserver.store.changes import listen
 
 log = logging.getLogger("authserver")
 KEY_REFRESH_SECONDS = 0.5  # a rotation reaches every instance well within 1 s
@@ -26,8 +27,7 @@ PURGE_SECONDS = 60.0
 
 async def refresh_keys(services: Services, limiter: anyio.CapacityLimiter | None = None) -> None:
     """Load signing keys from the database (another instance or the CLI may have rotated)."""
-    records = await anyio.to_thread.run_sync(services.store.keys.all, limiter=limiter)
-    services.keyring.load(records, alg=services.settings.signing_alg, now=datetime.now(UTC))
+    await services.refresh_keys(limiter)
 
 
 async def _key_refresher(services: Services) -> None:
@@ -38,6 +38,18 @@ async def _key_refresher(services: Services) -> None:
             await refresh_keys(services, limiter)
         except Exception as exc:  # the database may be briefly away; keep the keys we have
             log.warning("signing key refresh failed: %s", exc)
+
+
+async def _notified(services: Services) -> None:
+    """A change committed elsewhere (PostgreSQL NOTIFY): take it in now, not at the next poll."""
+    try:
+        await services.state_cache.sync(services.store.changes)
+    except Exception as exc:  # the poll tries again
+        log.warning("credential state sync failed: %s", exc)
+    try:
+        await services.refresh_keys()  # the change may be a key rotation
+    except Exception as exc:
+        log.warning("signing key refresh failed: %s", exc)
 
 
 async def _purger(services: Services) -> None:
@@ -62,6 +74,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
         tasks.start_soon(services.state_cache.follow, services.store.changes)
+        tasks.start_soon(listen, services.database, lambda: _notified(services))
         tasks.start_soon(_key_refresher, services)
         tasks.start_soon(_purger, services)
         try:

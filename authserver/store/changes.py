@@ -9,17 +9,32 @@ change up to N (``authserver.store.state_cache`` follows it).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+import anyio
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from authserver.records import Changes
-from authserver.store.database import Database
+from authserver.store.database import CHANGED, Database
 from authserver.store.models import ChangeCounter, PersonalClient, RevokedToken, User
 
+# PostgreSQL NOTIFY channel: a changing transaction notifies it, delivered at commit.
+CHANNEL = "authserver_changes"
+LISTEN_RETRY_SECONDS = 1.0
+log = logging.getLogger("authserver.store")
 # Revocations outlive their token's exp: token checks allow a few seconds of clock skew.
 REVOCATION_MARGIN = timedelta(seconds=60)
+
+
+def announce(session: Session) -> None:
+    """Tell every process of this change once it commits: the machine's signal (bumped by
+    ``Database.session`` after the commit) and, on PostgreSQL, NOTIFY (delivered at commit)."""
+    session.info[CHANGED] = True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 def next_version(session: Session) -> int:
@@ -28,6 +43,7 @@ def next_version(session: Session) -> int:
     Call it before touching any other row: every changing transaction then takes
     the counter first, so two of them cannot deadlock over rows.
     """
+    announce(session)
     session.execute(
         update(ChangeCounter).where(ChangeCounter.id == 1).values(value=ChangeCounter.value + 1)
     )
@@ -77,3 +93,36 @@ class ChangeFeed:
                 frozenset(users),
                 tuple((jti, until) for jti, until in revoked),
             )
+
+
+async def listen(database: Database, on_change: Callable[[], Awaitable[None]]) -> None:
+    """Call ``on_change`` after every change committed anywhere (PostgreSQL ``NOTIFY``),
+    until cancelled; reconnects after failures. A notification lost meanwhile is made up
+    by the change feed's poll. Does nothing on SQLite (one machine: the signal suffices).
+    """
+    if database.is_sqlite:
+        return
+    import psycopg
+
+    conninfo = database.engine.url.set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                conninfo, autocommit=True, connect_timeout=5
+            )
+            try:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                await on_change()  # changes made while not listening
+                async for _ in conn.notifies():
+                    await on_change()
+            finally:
+                # Shielded: cancellation (shutdown) would otherwise cancel the close too.
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
+        except Exception as exc:
+            log.warning(
+                "change notifications interrupted (%s); listening again", type(exc).__name__
+            )
+        await anyio.sleep(LISTEN_RETRY_SECONDS)

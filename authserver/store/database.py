@@ -26,11 +26,13 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.errors import ConfigError, InvalidArgument, Unavailable
+from authserver.store.signal import ChangeSignal, open_signal
 
 log = logging.getLogger("authserver.store")
 F = TypeVar("F", bound=Callable[..., Any])
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x61757468  # PostgreSQL advisory lock key held while migrating
+CHANGED = "authserver.changed"  # session.info key: this transaction changed the feed
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -72,12 +74,16 @@ def writes(method: F) -> F:
 class Database:
     """One engine and its session factory; repositories borrow short sessions from it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, change_signal: bool = True) -> None:
         try:
             parsed = make_url(url)
         except Exception as exc:
             raise ConfigError(f"database_url is not a database URL: {url!r}") from exc
         self.url = url
+        self._parsed = parsed
+        self._use_signal = change_signal
+        self._signal: ChangeSignal | None = None
+        self._signal_opened = False
         self.display_url = _displayed(parsed)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         # A SQLite file that does not exist yet (or is empty): opening it makes a new database.
@@ -103,7 +109,11 @@ class Database:
             kwargs.update(pool_size=40, max_overflow=10)
         elif parsed.get_backend_name() == "postgresql":
             if parsed.drivername == "postgresql":
-                url = str(parsed.set(drivername="postgresql+psycopg"))
+                # render_as_string, not str(): str() masks the password as "***", and the
+                # engine would then connect with that instead of the configured password.
+                url = parsed.set(drivername="postgresql+psycopg").render_as_string(
+                    hide_password=False
+                )
             kwargs.update(
                 pool_pre_ping=True,
                 pool_size=10,
@@ -130,6 +140,8 @@ class Database:
         try:
             with self._sessions.begin() as session:
                 yield session
+            if session.info.get(CHANGED) and self.signal is not None:
+                self.signal.bump()  # committed: the other processes here may sync at once
         except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
             log.warning("%s (%s)", _describe(exc), type(exc.__cause__ or exc).__name__)
             raise Unavailable(_describe(exc)) from exc
@@ -147,6 +159,16 @@ class Database:
                 raise Unavailable("database unavailable") from exc
             raise
 
+    @property
+    def signal(self) -> ChangeSignal | None:
+        """This machine's change signal for the database (``store/signal.py``), opened on
+        first use; None when turned off (``change_signal = false``) or not usable here."""
+        if not self._signal_opened:
+            self._signal_opened = True
+            if self._use_signal:
+                self._signal = open_signal(self._parsed)
+        return self._signal
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -157,6 +179,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._signal is not None:
+            self._signal.close()
+            self._signal = None
 
 
 def migrate(database: Database) -> None:

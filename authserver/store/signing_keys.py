@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from authserver.records import KeyRecord
+from authserver.store.changes import announce
 from authserver.store.database import Database, writes
 from authserver.store.models import SigningKey
 
@@ -53,6 +54,7 @@ class KeyStore:
         exists already (first start of several instances at once).
         """
         with self.database.session() as session:
+            announce(session)  # every process reloads its keys once this commits
             active = list(
                 session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)))
             )

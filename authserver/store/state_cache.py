@@ -12,8 +12,15 @@ made anywhere — another instance, the CLI — applies within that bound (every
 change takes effect everywhere within one second), even while the database is
 away.
 
-Changes made through this instance (management API, RFC 7592, revocation)
-apply at once. Client ids that name no credential are remembered as unknown
+Changes made through this process (management API, RFC 7592, revocation)
+apply at once. Changes made by another process on this machine (another worker
+of the same ``serve``, the CLI) apply as soon as the call that made them has
+answered: every read first compares the machine's change signal
+(``store/signal.py``) with the value it had when the last sync began, and
+syncs before answering when it moved (one sync shared by concurrent requests).
+Instances on other machines learn of a change by PostgreSQL ``NOTIFY``
+(``changes.listen``) and sync at once; the poll stays as the bound when a
+notification is lost. Client ids that name no credential are remembered as unknown
 too (a negative cache), so that guessing ids costs no database read and an
 unknown id is answered as fast as a known one; creating a credential is a
 change like any other, so a new id stops being "unknown" within the same bound.
@@ -34,6 +41,7 @@ from authserver.domain.credentials import AuthState
 from authserver.records import Changes
 from authserver.store.changes import REVOCATION_MARGIN, ChangeFeed
 from authserver.store.credentials import CredentialStore
+from authserver.store.signal import ChangeSignal
 from authserver.store.users import UserStore
 
 log = logging.getLogger("authserver.state_cache")
@@ -46,9 +54,20 @@ PURGE_SECONDS = 10.0  # how often revocations of expired tokens are forgotten
 class StateCache:
     """client_id → AuthState and the set of revoked ``jti``, valid while in sync."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        signal: ChangeSignal | None = None,
+        feed: ChangeFeed | None = None,
+    ) -> None:
         self.ttl = ttl
         self._clock = clock
+        self._signal = signal
+        self._signal_seen: int | None = None  # the signal when the last good sync began
+        self._feed = feed  # what ``catch_up`` syncs from (``follow`` sets it too)
+        self._sync_lock: anyio.Lock | None = None  # one sync at a time, applied in order
         self._entries: dict[str, AuthState] = {}
         self._unknown: dict[str, None] = {}  # insertion-ordered set of unknown client ids
         # (device client id, user id) → the person behind a device-flow token (RFC 8628).
@@ -147,8 +166,22 @@ class StateCache:
                 if not owned:
                     del self._by_user[state.user_id]
 
+    async def catch_up(self) -> None:
+        """Sync first when another process has signalled a change since the last sync began."""
+        signal, feed = self._signal, self._feed
+        if signal is None or feed is None or not self.in_sync():
+            return  # out of sync, every answer comes from the database anyway
+        if signal.read() == self._signal_seen:
+            return
+        try:
+            await self.sync(feed, unless_seen=True)
+        except Exception as exc:
+            log.warning("credential state sync failed: %s", exc)
+            self._synced_at = -math.inf  # unknown what changed: read the database instead
+
     async def credential(self, store: CredentialStore, client_id: str) -> AuthState | None:
         """A credential's state, or None for an unknown id: cached, else read (and cached)."""
+        await self.catch_up()
         state = self.get(client_id)
         if state is None and not self.known_unknown(client_id):
             loaded = self._clock()
@@ -163,6 +196,7 @@ class StateCache:
         self, store: CredentialStore, client_id: str, jti: str
     ) -> tuple[AuthState | None, bool]:
         """The credential behind a token and whether its ``jti`` is revoked."""
+        await self.catch_up()
         revoked = self.revoked(jti)
         if revoked is None:
             return await anyio.to_thread.run_sync(
@@ -174,6 +208,7 @@ class StateCache:
         self, store: UserStore, client_id: str, user_id: str, jti: str
     ) -> tuple[AuthState | None, bool]:
         """The person behind a device client's token, and whether its ``jti`` is revoked."""
+        await self.catch_up()
         revoked = self.revoked(jti)
         key = (client_id, user_id)
         state = self._people.get(key) if revoked is not None else None
@@ -189,21 +224,30 @@ class StateCache:
             self._people[key] = state
         return state, stored_revoked if revoked is None else bool(revoked)
 
-    async def sync(self, feed: ChangeFeed) -> None:
-        started = self._clock()
-        now = datetime.now(UTC)
-        since = self.version
-        if self._sync_limiter is None:
+    async def sync(self, feed: ChangeFeed, *, unless_seen: bool = False) -> None:
+        """Take in the changes since the last sync; with ``unless_seen``, only when the
+        signal moved since the last sync began (another caller may have synced meanwhile)."""
+        if self._sync_lock is None:
+            self._sync_lock = anyio.Lock()
             self._sync_limiter = anyio.CapacityLimiter(1)
-        changes = await anyio.to_thread.run_sync(
-            lambda: feed.since(version=since, now=now), limiter=self._sync_limiter
-        )
-        self.apply(changes, started=started, now=now)
+        async with self._sync_lock:
+            signalled = self._signal.read() if self._signal is not None else None
+            if unless_seen and signalled == self._signal_seen:
+                return
+            started = self._clock()
+            now = datetime.now(UTC)
+            since = self.version
+            changes = await anyio.to_thread.run_sync(
+                lambda: feed.since(version=since, now=now), limiter=self._sync_limiter
+            )
+            self.apply(changes, started=started, now=now)
+            self._signal_seen = signalled
 
     async def follow(self, feed: ChangeFeed) -> None:
         """Sync every ``ttl / 2`` seconds until cancelled."""
         if self.ttl <= 0:
             return
+        self._feed = feed
         while True:
             try:
                 await self.sync(feed)

@@ -56,7 +56,7 @@ class UseCases:
         ``on_change`` and ``on_revoked`` tell this process's caches of a change made
         here at once; other processes follow the change feed.
         """
-        database = database or Database(settings.database_url)
+        database = database or Database(settings.database_url, change_signal=settings.change_signal)
         store = Store(database)
         hasher = SecretHasher(settings)
         passwords = PasswordHasher(settings)

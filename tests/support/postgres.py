@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL cluster for the test run: initdb + pg_ctl in a temporary folder.
 
-Loopback only, on a free port, trust authentication, durability off (it is
-thrown away). ``initdb`` and ``postgres`` refuse to run as root, so as root the
+Loopback only, on a free port, durability off (it is thrown away). Every
+connection needs the test role's password (scram-sha-256, as a deployment
+would), so the suite connects through ``postgresql://user:password@host/db``
+URLs as documented. ``initdb`` and ``postgres`` refuse to run as root, so as root the
 cluster belongs to the ``postgres`` system user. Missing binaries are an
 error, never a skip: PostgreSQL support must not go untested silently.
 """
@@ -35,8 +37,13 @@ def _binary(name: str) -> str:
     return found
 
 
+PASSWORD = "pg-test-password"  # the test role's password; a throwaway cluster's
+
+
 class PostgresCluster:
     """One private cluster; ``url(dbname)`` gives SQLAlchemy URLs into it."""
+
+    password = PASSWORD
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -57,13 +64,18 @@ class PostgresCluster:
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
         if not self.data.exists():
+            password_file = self.folder / "password"
+            password_file.write_text(self.password + "\n")
+            if self._as_postgres:
+                shutil.chown(password_file, "postgres", "postgres")
             self._run(
                 _binary("initdb"),
                 "-D",
                 str(self.data),
                 "-U",
                 "postgres",
-                "--auth=trust",
+                f"--pwfile={password_file}",
+                "--auth=scram-sha-256",
                 "--encoding=UTF8",
                 "--no-sync",
             )
@@ -94,7 +106,7 @@ class PostgresCluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
     def create_database(self, dbname: str) -> str:
         import psycopg

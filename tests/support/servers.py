@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -112,3 +113,56 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.terminate()
         self.kill()
+
+
+def socket_owner(local_port: int, server_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of our connection from ``local_port`` (Linux)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            local, remote = fields[1], fields[2]
+            if int(local.rsplit(":", 1)[1], 16) == server_port and (
+                int(remote.rsplit(":", 1)[1], 16) == local_port
+            ):
+                inode = fields[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def connection_per_worker(server: ServerProcess) -> list[http.client.HTTPConnection]:
+    """A keep-alive connection held by each worker of ``server`` (found through Linux's /proc).
+
+    A connection stays with the worker that accepted it, and the kernel tends to give
+    one worker many fresh connections in a row, so connections are opened until each
+    worker holds one; the others are closed.
+    """
+    assert server.process is not None
+    pid = server.process.pid
+    # The worker processes among serve's children (multiprocessing may add a helper).
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    per_worker: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(100):
+        if len(per_worker) == server.workers:
+            break
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.connect()
+        owner = None
+        deadline = time.monotonic() + 5
+        while owner is None and time.monotonic() < deadline:
+            owner = socket_owner(connection.sock.getsockname()[1], server.port, children)
+        assert owner is not None
+        if owner in per_worker:
+            connection.close()
+        else:
+            per_worker[owner] = connection
+    assert len(per_worker) == server.workers, "the kernel gave every connection to one worker"
+    return list(per_worker.values())
