@@ -67,6 +67,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = "auto"  # one per CPU, or a number
+    # HTTP connections (serve): idle keep-alive, read deadline, connection cap, drain on SIGTERM.
+    keep_alive_timeout: int = 75
+    request_read_timeout: float = 10.0
+    max_connections: int = 4096
+    shutdown_drain: float = 5.0
     # People's sign-in and the pages: password and [[login.oidc]] providers, sessions.
     login_password: bool = True  # TOML: [login] password = true
     login_oidc: tuple[OidcProvider, ...] = ()  # TOML: [[login.oidc]] tables; none by default
@@ -117,6 +122,14 @@ class Settings:
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
+        if not 1 <= self.keep_alive_timeout <= 3600:
+            raise ConfigError("keep_alive_timeout must be 1 to 3600 seconds")
+        if not 0 < self.request_read_timeout <= 300:
+            raise ConfigError("request_read_timeout must be in (0, 300] seconds")
+        if self.max_connections < 16:
+            raise ConfigError("max_connections must be at least 16")
+        if not 0 <= self.shutdown_drain <= 60:
+            raise ConfigError("shutdown_drain must be 0 to 60 seconds")
         _check_device_clients(self.device_clients)
         check_providers(self.login_oidc)
         if not 1 <= self.device_poll_interval <= 60:

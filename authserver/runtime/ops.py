@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver.runtime.connections import drain
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path
 from authserver.web.context import services_of
@@ -73,6 +74,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    if drain.active:  # SIGTERM: a load balancer must stop sending before the listener closes
+        return JSONResponse({"status": "draining"}, status_code=503)
     services = services_of(request)
     ok = await anyio.to_thread.run_sync(services.database.ping)
     if ok and services.keyring.active is not None:
