@@ -103,15 +103,38 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn's shutdown, after a moment with the listener closed and connections open.
+        """uvicorn's shutdown, after the listener closed without resetting anyone.
 
-        uvicorn closes every connection that has no request in progress: a client that
-        connected just before the listener closed has its request on the way.
+        Closing a listening socket resets the connections still in its accept
+        queue (the kernel completed their handshake; the client sends its request
+        and reads "connection reset"). So the queue is emptied into connections
+        first, in the same step that closes the listener. Then a moment passes
+        before uvicorn closes every connection that has no request in progress:
+        a client that connected just before has its request on the way.
         """
+        queued = []
         for server in self.servers:
+            listeners = [os.dup(listener.fileno()) for listener in server.sockets or ()]
             server.close()
+            for fd in listeners:
+                with socket.socket(fileno=fd) as listener:
+                    listener.setblocking(False)
+                    while True:
+                        try:
+                            queued.append(listener.accept()[0])
+                        except OSError:  # BlockingIOError: the queue is empty
+                            break
+        loop = asyncio.get_running_loop()
+        for sock in queued:
+            sock.setblocking(False)
+            await loop.connect_accepted_socket(self._protocol, sock, ssl=self.config.ssl)
         await asyncio.sleep(LAST_REQUESTS_SECONDS)
         await super().shutdown(sockets)
+
+    def _protocol(self) -> asyncio.Protocol:
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
 
 
 def die_with_parent(parent: int) -> None:
