@@ -80,6 +80,7 @@ class Settings:
     session_max_age: int = 43200
     sign_in_failure_limit: int = 10
     sign_in_failure_window: int = 300
+    max_queued_password_checks: int = 16  # per process; beyond it sign-in answers 429
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # Derived in __post_init__; not configurable.
@@ -143,6 +144,8 @@ class Settings:
             raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
         if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
             raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
+        if self.max_queued_password_checks < 1:
+            raise ConfigError("max_queued_password_checks must be at least 1")
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
