@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +21,7 @@ from authserver.web.context import services_of
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it, in the access line only
 
 
 def configure_logging(level: str) -> None:
@@ -129,6 +130,9 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client left before its request was read: nobody to answer, nothing wrong.
+            status = CLIENT_CLOSED_REQUEST
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
