@@ -62,6 +62,7 @@ class Settings:
     auth_failure_window: int = 60
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
+    last_used_journal_dir: str = ""  # empty: beside the SQLite file, else ./var/last-used
     auth_cache_ttl: float = 0.5
     log_level: str = "info"
     host: str = "127.0.0.1"
@@ -176,6 +177,15 @@ class Settings:
     def is_https(self) -> bool:
         """True when the issuer is https: session cookies are then ``Secure`` and ``__Host-``."""
         return self.issuer.startswith("https://")
+
+    @property
+    def last_used_journal(self) -> Path:
+        """Where each process journals uses not yet written (replayed after a kill)."""
+        if self.last_used_journal_dir:
+            return Path(self.last_used_journal_dir)
+        if self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix("sqlite:///")).parent / "last-used"
+        return Path("var/last-used")
 
     @property
     def token_audience(self) -> str:

@@ -54,7 +54,11 @@ class Services(UseCases):
         )
         store, hasher = parts["store"], parts["hasher"]
         keyring = KeyRing()
-        last_used = LastUsedRecorder(store.credentials, interval=settings.last_used_flush_interval)
+        last_used = LastUsedRecorder(
+            store.credentials,
+            interval=settings.last_used_flush_interval,
+            journal=settings.last_used_journal,
+        )
         server = Server(
             settings,
             keyring,
