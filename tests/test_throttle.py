@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from authserver.security.argon2 import SecretHasher
 from tests.support.helpers import now, operator_creates, token_request, within
 
 LIMIT = {"auth_failure_limit": 3, "auth_failure_window": 60}
@@ -238,7 +239,7 @@ def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher) -> None:
     assert pool_nice == min(own + ARGON2_NICE, MAX_NICE)
 
 
-def test_password_checks_run_below_client_secret_checks(hasher) -> None:
+def test_password_checks_run_below_client_secret_checks(hasher: SecretHasher) -> None:
     """A sign-in flood must not take the CPU from the first uses of client secrets."""
     import os
     import threading
