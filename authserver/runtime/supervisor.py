@@ -127,9 +127,17 @@ class DrainingServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         for sock in queued:
             sock.setblocking(False)
-            await loop.connect_accepted_socket(self._protocol, sock, ssl=self.config.ssl)
+        # Side by side, not one after the other: a TLS handshake may take its time.
+        handshakes = [
+            loop.create_task(
+                loop.connect_accepted_socket(self._protocol, sock, ssl=self.config.ssl)
+            )
+            for sock in queued
+        ]
         await asyncio.sleep(LAST_REQUESTS_SECONDS)
         await super().shutdown(sockets)
+        for handshake in handshakes:
+            handshake.cancel()
 
     def _protocol(self) -> asyncio.Protocol:
         return self.config.http_protocol_class(  # type: ignore[call-arg]
