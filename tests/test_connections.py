@@ -110,6 +110,20 @@ def test_connections_beyond_max_connections_are_closed_at_once(sqlite_url: str,
             conn.close()
 
 
+def test_at_max_connections_a_new_connection_closes_the_oldest_waiting_for_headers(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with ServerProcess(sqlite_url, tmp_path, AUTHSERVER_MAX_CONNECTIONS="16") as server:
+        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(16)]
+        time.sleep(0.5)  # all accepted, in this order
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        oldest = silent[0]
+        oldest.settimeout(5)
+        assert oldest.recv(1024) == b""  # closed to make room
+        for sock in silent:
+            sock.close()
+
+
 @pytest.fixture
 def low_open_file_limit() -> Iterator[int]:
     """A soft RLIMIT_NOFILE of 256 for the processes started inside (the hard one unchanged)."""

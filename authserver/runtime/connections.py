@@ -6,9 +6,11 @@ request: a client sending one header byte every few seconds holds its
 connection, and its file descriptor, for ever. ``DeadlineProtocol`` arms a
 timer when a connection opens and when a request's first byte arrives, disarms
 it when the headers are complete, arms it again for the body and disarms it when
-the message is complete; when it fires, the connection is closed. It also closes
-at once any connection beyond ``max_connections``, and while the process drains
-(after SIGTERM) it answers every request with ``Connection: close``.
+the message is complete; when it fires, the connection is closed. At
+``max_connections`` a new connection closes the one that has waited longest for
+its headers (a slow client, most likely; a real request's headers take
+milliseconds), or, when none waits, is itself closed at once. While the process
+drains (after SIGTERM) it answers every request with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from authserver.security.logsafe import Repeated
 
 log = logging.getLogger("authserver")
 
@@ -42,6 +46,11 @@ class Drain:
 
 limits = Limits()
 drain = Drain()
+# Connections waiting for a request's headers (new ones included), oldest first: at the cap,
+# the oldest of them makes room for a new connection (a slow client, most likely).
+awaiting_headers: dict[DeadlineProtocol, None] = {}
+_cut_off = Repeated(log, "closed connections whose request did not arrive in time")
+_evicted = Repeated(log, "at max_connections: closed the connection waiting longest for headers")
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -72,21 +81,36 @@ class DeadlineProtocol(HttpToolsProtocol):
     def _read_deadline_passed(self) -> None:
         self.read_deadline = None
         if not self.transport.is_closing():
-            log.info("closed a connection whose request did not arrive in time")
-            self.transport.close()
+            _cut_off.happened(f"after {limits.request_read_timeout:g}s")
+            self._close()
+
+    def _close(self) -> None:
+        awaiting_headers.pop(self, None)
+        self.transport.close()
+
+    def _await_headers(self) -> None:
+        awaiting_headers.pop(self, None)
+        awaiting_headers[self] = None  # the newest
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= limits.max_connections:
-            # Not added to the connections: closed before it costs anything but the accept.
-            self.refused = True
-            self.transport = transport
-            transport.close()
-            return
+            if awaiting_headers:
+                oldest = next(iter(awaiting_headers))
+                _evicted.happened(f"{limits.max_connections} connections")
+                oldest._close()
+            else:
+                # Not added to the connections: closed before it costs anything but the accept.
+                self.refused = True
+                self.transport = transport
+                transport.close()
+                return
         super().connection_made(transport)
         self._arm()
+        self._await_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        awaiting_headers.pop(self, None)
         if self.refused:  # never set up
             return
         super().connection_lost(exc)
@@ -99,9 +123,11 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._arm()
+        self._await_headers()
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        awaiting_headers.pop(self, None)
         super().on_headers_complete()
         if drain.active and self.cycle is not None:
             self.cycle.keep_alive = False
