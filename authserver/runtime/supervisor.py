@@ -44,8 +44,9 @@ log = logging.getLogger("authserver")
 PR_SET_PDEATHSIG = 1
 # File descriptors kept free of connections: the database, log files, the listener.
 RESERVED_FILES = 64
-# After the listener closes: time for requests on connections accepted just before.
-LAST_REQUESTS_SECONDS = 0.2
+# After the listener closes: at most this long for the requests (headers) of connections
+# accepted just before.
+LAST_REQUESTS_SECONDS = 2.0
 
 
 def raise_open_file_limit() -> int:
@@ -108,8 +109,9 @@ class DrainingServer(uvicorn.Server):
         Closing a listening socket resets the connections still in its accept
         queue (the kernel completed their handshake; the client sends its request
         and reads "connection reset"). So the queue is emptied into connections
-        first, in the same step that closes the listener. Then a moment passes
-        before uvicorn closes every connection that has no request in progress:
+        first, in the same step that closes the listener. Then, until every
+        connection's headers have arrived (at most ``LAST_REQUESTS_SECONDS``),
+        uvicorn waits to close the connections that have no request in progress:
         a client that connected just before has its request on the way.
         """
         queued = []
@@ -134,7 +136,12 @@ class DrainingServer(uvicorn.Server):
             )
             for sock in queued
         ]
-        await asyncio.sleep(LAST_REQUESTS_SECONDS)
+        # uvicorn closes connections that have no request yet: give those accepted just
+        # before the listener closed time for their request (a loaded client may be slow).
+        deadline = loop.time() + LAST_REQUESTS_SECONDS
+        await asyncio.sleep(0.05)
+        while connections.awaiting_headers and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         await super().shutdown(sockets)
         for handshake in handshakes:
             handshake.cancel()
