@@ -65,6 +65,7 @@ class Settings:
     auth_failure_window: int = 60
     max_body_bytes: int = 65536
     last_used_flush_interval: float = 0.5
+    last_used_journal_dir: str = ""  # empty: beside the SQLite file, else ./var/last-used
     auth_cache_ttl: float = 0.5
     change_signal: bool = True  # share a change signal with this machine's other processes
     log_level: str = "info"
@@ -74,6 +75,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | str = "auto"  # one per CPU, or a number
+    # HTTP connections (serve): idle keep-alive, read deadline, connection cap, drain on SIGTERM.
+    keep_alive_timeout: int = 75
+    request_read_timeout: float = 10.0
+    max_connections: int = 4096
+    shutdown_drain: float = 5.0
     # People's sign-in and the pages: password and [[login.oidc]] providers, sessions.
     login_password: bool = True  # TOML: [login] password = true
     login_oidc: tuple[OidcProvider, ...] = ()  # TOML: [[login.oidc]] tables; none by default
@@ -86,6 +92,7 @@ class Settings:
     policy_max_lifetime: str = ""  # a DURATION: new credentials expire at most this far ahead
     policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
     max_rotation_grace: str = "7d"  # a DURATION: the longest a rotated secret keeps working
+    max_queued_password_checks: int = 16  # per process; beyond it sign-in answers 429
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # The keys the file or the environment set (load_settings), so that `serve` can tell
@@ -132,6 +139,14 @@ class Settings:
         if not 0 < self.last_used_flush_interval <= 1:
             raise ConfigError("last_used_flush_interval must be in (0, 1] seconds")
         worker_count(self.workers)
+        if not 1 <= self.keep_alive_timeout <= 3600:
+            raise ConfigError("keep_alive_timeout must be 1 to 3600 seconds")
+        if not 0 < self.request_read_timeout <= 300:
+            raise ConfigError("request_read_timeout must be in (0, 300] seconds")
+        if self.max_connections < 16:
+            raise ConfigError("max_connections must be at least 16")
+        if not 0 <= self.shutdown_drain <= 60:
+            raise ConfigError("shutdown_drain must be 0 to 60 seconds")
         _check_device_clients(self.device_clients)
         check_providers(self.login_oidc)
         if not 1 <= self.device_poll_interval <= 60:
@@ -153,6 +168,8 @@ class Settings:
                 except AuthserverError as exc:
                     where = f"[policy] {key[7:]}" if key.startswith("policy_") else key
                     raise ConfigError(f"{where}: {exc}") from None
+        if self.max_queued_password_checks < 1:
+            raise ConfigError("max_queued_password_checks must be at least 1")
         domain = self.secret_token_domain
         if domain and (
             len(domain) > 253 or not all(c.isascii() and (c.isalnum() or c in ".-") for c in domain)
@@ -217,6 +234,15 @@ class Settings:
     def is_https(self) -> bool:
         """True when the issuer is https: session cookies are then ``Secure`` and ``__Host-``."""
         return self.issuer.startswith("https://")
+
+    @property
+    def last_used_journal(self) -> Path:
+        """Where each process journals uses not yet written (replayed after a kill)."""
+        if self.last_used_journal_dir:
+            return Path(self.last_used_journal_dir)
+        if self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix("sqlite:///")).parent / "last-used"
+        return Path("var/last-used")
 
     @property
     def token_audience(self) -> str:

@@ -7,7 +7,8 @@
     ├── AlreadyExists (6)           unique value taken (e.g. a user's e-mail)
     ├── PermissionDenied (7)        the caller may not do this (no escalation)
     ├── ResourceExhausted (8)       too many attempts; ``retry_after`` seconds to wait
-    │   └── SignInThrottled         too many failed sign-ins for an e-mail or a source
+    │   ├── SignInThrottled         too many failed sign-ins for an e-mail or a source
+    │   └── SignInBusy              too many password checks queued in this process
     ├── Unavailable (14)            the database cannot be reached
     └── Unauthenticated (16)        missing or inactive bearer token
         ├── InvalidDpopToken        a DPoP-bound token sent without its proof (RFC 9449)
@@ -109,6 +110,16 @@ class SignInThrottled(ResourceExhausted):
         minutes = max(1, (retry_after + 59) // 60)
         super().__init__(
             f"too many failed attempts; try again in {minutes} minute{'s' * (minutes > 1)}",
+            retry_after=retry_after,
+        )
+
+
+class SignInBusy(ResourceExhausted):
+    """Too many password checks already wait in this process: answered without argon2."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(
+            "too many sign-ins are being checked right now; try again in a moment",
             retry_after=retry_after,
         )
 

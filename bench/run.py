@@ -38,6 +38,7 @@ import json
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,11 +271,17 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def authserver(database_url: str, workers: int | None = 1) -> Iterator[Server]:
-    """``serve`` with ``--workers`` (None: its default, one worker per CPU)."""
+def authserver(database_url: str, workers: int | None = 1, **settings: str) -> Iterator[Server]:
+    """``serve`` with ``--workers`` (None: its default, one worker per CPU), and ``settings``
+    as AUTHSERVER_* variables."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AUTHSERVER_DATABASE_URL": database_url, "AUTHSERVER_ISSUER": url}
+    env = {
+        **os.environ,
+        "AUTHSERVER_DATABASE_URL": database_url,
+        "AUTHSERVER_ISSUER": url,
+        **{f"AUTHSERVER_{key.upper()}": value for key, value in settings.items()},
+    }
     command = [sys.executable, "-m", "authserver", "serve", "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
@@ -752,6 +759,60 @@ def leak_report_seconds(args: argparse.Namespace, folder: Path) -> list[float]:
     return timings
 
 
+def first_use_latencies(url: str, pairs: Pairs, spacing: float = 0.2) -> list[float]:
+    """The first token of each credential in ``pairs`` (one argon2 verification each), one
+    after another ``spacing`` seconds apart over one connection: milliseconds each."""
+    latencies = []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for client_id, secret in pairs:
+            started = time.perf_counter()
+            response = http.post(
+                "/auth/v1/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            time.sleep(spacing)
+    return latencies
+
+
+def sign_in_flood(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    """First-use token p50 while wrong sign-ins arrive at ``args.flood_sign_in`` a second, each
+    from a new address (through a trusted proxy), against the same with no flood."""
+    url_db = f"sqlite:///{folder}/sign-in-flood.db"
+    count = max(args.cold, 2)
+    pairs = seed(url_db, 2 * count, args.users)
+    with authserver(url_db, trusted_proxies="127.0.0.1/32") as server:
+        first_use_latencies(server.url, pairs[:1], spacing=0)  # the server's own first argon2
+        idle = first_use_latencies(server.url, pairs[1:count])
+        seconds = count * 0.3 + 4
+        flood = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "sign_in_flood.py"),
+                server.url,
+                str(seconds),
+                str(args.flood_sign_in),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)
+        flooded = first_use_latencies(server.url, pairs[count:])
+        sent, refused, busy = (int(n) for n in flood.communicate(timeout=120)[0].split())
+    idle_p50, flood_p50 = statistics.median(idle), statistics.median(flooded)
+    return {
+        "idle_p50_ms": idle_p50,
+        "flood_p50_ms": flood_p50,
+        "ratio": flood_p50 / idle_p50,
+        "seconds": seconds,
+        "sent": sent,
+        "refused_401": refused,
+        "busy_429": busy,
+    }
+
+
 def line(name: str, r: dict[str, float]) -> str:
     return (
         f"  {name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>7.2f} ms   "
@@ -888,6 +949,13 @@ def main() -> None:
     parser.add_argument("--sweep-duration", type=int, default=3)
     parser.add_argument("--flood", type=float, default=0, metavar="RATE", help="wrong secrets/s")
     parser.add_argument(
+        "--flood-sign-in",
+        type=float,
+        default=0,
+        metavar="RATE",
+        help="only first-use token latency during wrong sign-ins/s from new addresses",
+    )
+    parser.add_argument(
         "--soak", type=int, default=0, metavar="SECONDS", help="only the memory soak, this long"
     )
     parser.add_argument(
@@ -931,6 +999,22 @@ def main() -> None:
             )
             if args.json:
                 args.json.write_text(json.dumps({"dpop": result}))
+            return
+        if args.flood_sign_in:
+            print(
+                f"sign-in flood: {args.flood_sign_in:.0f} wrong sign-ins/s, each from a new "
+                f"address; first tokens of never-used credentials, 0.2 s apart"
+            )
+            result = sign_in_flood(args, folder)
+            print(
+                f"  first-use token p50 {result['flood_p50_ms']:.1f} ms during the flood "
+                f"against {result['idle_p50_ms']:.1f} ms idle: {result['ratio']:.2f}x "
+                f"(target <= 2: {verdict(result['ratio'] <= 2)}); the flood sent "
+                f"{result['sent']:.0f} in {result['seconds']:.0f} s: {result['refused_401']:.0f} "
+                f"answered 401, {result['busy_429']:.0f} 429"
+            )
+            if args.json:
+                args.json.write_text(json.dumps({"sign_in_flood": result}))
             return
         ours, peer_results = run_all(args, folder)
         peer = peer_results or None

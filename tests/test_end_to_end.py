@@ -6,6 +6,7 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -276,6 +277,49 @@ def test_forwarded_for_from_loopback_is_not_trusted_by_serve(
         )
     assert response.status_code == 401
     database.dispose()
+
+
+def test_sigkill_right_after_a_token_loses_no_last_used(
+    tmp_path: Path, database_url: str, hasher: Any
+) -> None:
+    """Killed before its flush, the process's journal holds the use; the next start writes it."""
+    from authserver.config import load_settings
+
+    server = ServerProcess(database_url, tmp_path, AUTHSERVER_LAST_USED_FLUSH_INTERVAL="1")
+    settings = load_settings(environ=server.env)
+    database = Database(settings.database_url)
+    migrate(database)
+    store = Store(database)
+    record, secret = new_credential(settings, store, hasher)
+    with server:
+        before = datetime.now(UTC)
+        response = httpx.post(
+            f"{server.url}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=(record.client_id, secret),
+        )
+        assert response.status_code == 200
+        server.kill()  # SIGKILL, well within the 1 s flush interval
+    assert store.credentials.get(id=record.id).last_used_at is None
+    with ServerProcess(database_url, tmp_path):
+        stored = store.credentials.get(id=record.id).last_used_at
+    assert stored is not None and stored >= before
+    journals = settings.last_used_journal
+    journals = journals if journals.is_absolute() else tmp_path / journals  # the servers' cwd
+    assert list(journals.glob("*.journal")) == []
+    database.dispose()
+
+
+def test_journal_of_a_live_process_is_not_replayed(tmp_path: Path) -> None:
+    from authserver.store.last_used import Journal, replay
+
+    live = Journal(tmp_path)
+    live.append("cred-live", datetime.now(UTC))
+    dead = tmp_path / "12345-00000000.journal"
+    dead.write_text(f"cred-dead {datetime.now(UTC).isoformat()}\ncred-cut 2026-12-0")
+    used, files = replay(tmp_path)
+    assert list(used) == ["cred-dead"]  # the cut-off last line is skipped
+    assert files == [dead]
 
 
 def test_sigkill_loses_at_most_the_last_second_of_last_used(

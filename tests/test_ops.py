@@ -322,3 +322,113 @@ def test_root_redirects_to_the_sign_in_page(
     followed = httpx.get(server.url + "/", follow_redirects=True)
     assert followed.status_code == 200
     assert str(followed.url) == server.url + "/ui/"
+
+
+# Log noise: expected conditions are one line, without a traceback -------------------
+
+
+@pytest.mark.parametrize("path", ["/auth/v1/token", "/ui/login/password"])
+def test_client_gone_before_its_body_is_one_access_line_499_without_traceback(
+    app: Starlette, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import anyio
+
+    arriving: list[Message] = [
+        {"type": "http.request", "body": b"grant_type=client", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    caplog.set_level(logging.INFO)
+    anyio.run(app, scope, receive, send)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    [line] = [r.getMessage() for r in caplog.records if r.name == "authserver.access"]
+    assert f"POST {path} 499 " in line
+
+
+def test_database_outage_is_one_line_for_all_failed_last_used_flushes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import UTC, datetime
+    from typing import cast
+
+    import anyio
+
+    from authserver.errors import Unavailable
+    from authserver.store.credentials import CredentialStore
+    from authserver.store.last_used import LastUsedRecorder
+
+    class Credentials:
+        down = True
+        written: list[dict[str, datetime]] = []
+
+        def record_last_used(self, *, used: dict[str, datetime]) -> None:
+            if self.down:
+                raise Unavailable("database unavailable: connection refused")
+            self.written.append(used)
+
+    credentials = Credentials()
+    recorder = LastUsedRecorder(cast(CredentialStore, credentials), interval=0.5)
+
+    async def outage_then_recovery() -> None:
+        for _ in range(5):
+            recorder.touch("cred-1", datetime.now(UTC))
+            await recorder.flush()
+        credentials.down = False
+        await recorder.flush()
+
+    caplog.set_level(logging.INFO)
+    anyio.run(outage_then_recovery)
+    lines = [r for r in caplog.records if r.name == "authserver.last_used"]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO]
+    assert not any(r.exc_info for r in lines)
+    assert "connection refused" in lines[0].getMessage()
+    assert "after 5 failed attempts" in lines[1].getMessage()
+    assert list(credentials.written[0]) == ["cred-1"]
+
+
+def test_database_outage_is_one_line_for_all_503_pages(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from authserver.errors import Unavailable
+    from authserver.ui import sessions
+
+    signed_in = sessions.signed_in
+
+    async def database_away(request: object) -> None:
+        raise Unavailable("database unavailable: connection refused")
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sessions, "signed_in", database_away)
+    assert [client.get("/ui/").status_code for _ in range(3)] == [503] * 3
+    monkeypatch.setattr(sessions, "signed_in", signed_in)
+    assert client.get("/ui/").status_code == 200
+    lines = [r for r in caplog.records if r.name == "authserver.ui"]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO]
+    assert not any(r.exc_info for r in lines)
+    assert "connection refused" in lines[0].getMessage()
+    assert "after 3 times" in lines[1].getMessage()

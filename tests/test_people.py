@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 from sqlalchemy import text
 
@@ -15,6 +18,7 @@ from authserver.config import Settings
 from authserver.errors import (
     InvalidArgument,
     PermissionDenied,
+    SignInBusy,
     SignInFailed,
     SignInThrottled,
     Unauthenticated,
@@ -456,3 +460,59 @@ def test_pending_invitations_are_listed_without_spent_ones(
     _invite(people, alice)
     listed = people.pending_invites(user_ref=alice.email, now=now())
     assert [user.id for _, user in listed] == [alice.id]
+
+
+# The process's cap on queued password checks, and what waiting for them holds -------
+
+
+def test_sign_in_beyond_the_queued_checks_is_busy_without_argon2_or_counting(
+    store: Store, settings: Settings, alice: Any
+) -> None:
+    limited = Settings(
+        database_url=settings.database_url, max_queued_password_checks=1, sign_in_failure_limit=1
+    )
+    hasher = CountingHasher(limited)
+    people = PeopleService(store, hasher, limited)
+    with hasher.admitted():
+        for _ in range(3):
+            with pytest.raises(SignInBusy):
+                sign_in(people, password="wrong wrong wrong")
+    assert hasher.verifications == 0
+    with pytest.raises(SignInFailed):  # not SignInThrottled: the busy answers counted nothing
+        sign_in(people, password="wrong wrong wrong")
+
+
+def test_password_checks_waiting_for_argon2_hold_no_worker_thread(
+    people: PeopleService, alice: Any
+) -> None:
+    people.passwords.verify(None, "warm up the dummy hash")
+    pool = people.passwords._pool
+    gate = threading.Event()
+    pool.submit(gate.wait)  # argon2's one thread is busy until the gate opens
+    failed: list[type[Exception]] = []
+
+    async def attempt() -> None:
+        try:
+            await people.sign_in_with_password_async(
+                email="alice@example.com", password="wrong wrong wrong", source=SOURCE, now=now()
+            )
+        except SignInFailed as exc:
+            failed.append(type(exc))
+
+    async def main() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        async with anyio.create_task_group() as tasks:
+            for _ in range(4):
+                tasks.start_soon(attempt)
+            with anyio.fail_after(10):
+                while pool._work_queue.qsize() < 4:  # all four wait for argon2
+                    await anyio.sleep(0.01)
+                # Both worker threads are free for storage calls meanwhile.
+                assert await anyio.to_thread.run_sync(lambda: "stored") == "stored"
+            gate.set()
+
+    try:
+        anyio.run(main)
+    finally:
+        gate.set()
+    assert failed == [SignInFailed] * 4

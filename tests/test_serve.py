@@ -67,7 +67,10 @@ def started(
         process = subprocess.Popen(
             [sys.executable, "-m", "authserver", "serve", "--port", str(port), *args],
             cwd=cwd,
-            env=script_env(**({"AUTHSERVER_ISSUER": url} if own_issuer else {}), **env),
+            env=script_env(
+                **({"AUTHSERVER_ISSUER": url} if own_issuer else {}),
+                **{"AUTHSERVER_SHUTDOWN_DRAIN": "0", **env},
+            ),
             stderr=log,
         )
         try:
@@ -142,6 +145,22 @@ def test_serve_with_tls_files_answers_https(tmp_path: Path) -> None:
         response = httpx.get(f"{server.url}/.well-known/oauth-authorization-server", verify=trust)
     assert response.status_code == 200
     assert response.json()["token_endpoint"] == f"{server.url}/auth/v1/token"
+
+
+def test_serve_with_tls_files_sends_strict_transport_security(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with started(
+        tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https", verify=trust
+    ) as server:
+        response = httpx.get(f"{server.url}/healthz", verify=trust)
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_plain_http_sends_no_strict_transport_security(tmp_path: Path) -> None:
+    with started(tmp_path) as server:
+        response = httpx.get(f"{server.url}/healthz")
+    assert "strict-transport-security" not in response.headers
 
 
 @pytest.mark.parametrize("given", ["--tls-cert", "--tls-key"])

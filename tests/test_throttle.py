@@ -247,6 +247,24 @@ def test_argon2_runs_at_lower_priority_than_the_event_loop(hasher: SecretHasher)
     assert pool_nice == min(own + ARGON2_NICE, MAX_NICE)
 
 
+def test_password_checks_run_below_client_secret_checks(hasher: SecretHasher) -> None:
+    """A sign-in flood must not take the CPU from the first uses of client secrets."""
+    import os
+    import threading
+
+    from authserver.config import Settings
+    from authserver.security.argon2 import PasswordHasher
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    own = nice()
+    secrets_nice = hasher._pool.submit(nice).result()
+    passwords_nice = PasswordHasher(Settings())._pool.submit(nice).result()
+    assert passwords_nice == 19
+    assert passwords_nice > secrets_nice or own >= 10
+
+
 @pytest.mark.parametrize("start_nice", [19, 15])
 def test_argon2_is_never_above_a_server_started_at_high_nice(start_nice: int) -> None:
     """Started with ``nice -n 19``, argon2 must not be raised above the event loop."""

@@ -116,6 +116,17 @@ def test_repeated_failures_answer_429_with_retry_after(
     assert "Too many failed attempts" in page.text
 
 
+@pytest.mark.parametrize("settings_overrides", [{"max_queued_password_checks": 1}])
+def test_sign_in_beyond_the_queued_password_checks_answers_429_with_retry_after(
+    client: TestClient, app: Starlette, alice: UserRecord
+) -> None:
+    with app.state.services.passwords.admitted():  # the one place is taken
+        page = sign_in(client)
+    assert page.status_code == 429 and page.headers["retry-after"] == "1"
+    assert "Too many sign-ins are being checked right now" in page.text
+    assert sign_in(client).status_code == 303  # the place is free again
+
+
 def test_sign_in_without_the_csrf_token_is_refused(client: TestClient, alice: UserRecord) -> None:
     client.get("/ui/")
     answer = client.post(

@@ -10,7 +10,8 @@ import click
 
 from authserver.cli.base import Context, command, now
 from authserver.config import MAX_WORKERS, config_file, worker_count
-from authserver.runtime import serving
+from authserver.runtime import serving, supervisor
+from authserver.runtime.connections import Limits
 from authserver.runtime.metrics import one_view_of_the_workers
 from authserver.runtime.ops import configure_logging
 
@@ -66,6 +67,7 @@ def serve(
     """Migrate the database and run the server."""
     import uvicorn
 
+    open_files = supervisor.raise_open_file_limit()
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     settings = ctx.settings
@@ -111,7 +113,14 @@ def serve(
         err=True,
     )
     with one_view_of_the_workers(processes):
-        uvicorn.run(
+        cap = supervisor.connection_cap(settings.max_connections, open_files)
+        if cap < settings.max_connections:
+            click.echo(
+                f"note: at most {cap} connections per worker (max_connections "
+                f"{settings.max_connections}, open-file limit {open_files})",
+                err=True,
+            )
+        config = uvicorn.Config(
             "authserver.app:app_factory",
             factory=True,
             host=host,
@@ -121,11 +130,22 @@ def serve(
             ssl_keyfile=tls_key,
             access_log=False,
             log_level=settings.log_level,
+            timeout_keep_alive=settings.keep_alive_timeout,
             timeout_graceful_shutdown=10,
             # The source address decides CIDR locks: only our own trusted_proxies logic may
             # read X-Forwarded-For, never uvicorn's (which trusts 127.0.0.1 by default).
             proxy_headers=False,
             server_header=False,
+            # Serving TLS itself, this server is the https origin: browsers must not fall back.
+            headers=[("Strict-Transport-Security", "max-age=31536000")] if tls_cert else None,
+        )
+        supervisor.serve(
+            config,
+            Limits(
+                request_read_timeout=settings.request_read_timeout,
+                max_connections=cap,
+                shutdown_drain=settings.shutdown_drain,
+            ),
         )
 
 

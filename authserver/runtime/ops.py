@@ -11,11 +11,12 @@ from typing import Any
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.config import Settings
+from authserver.runtime.connections import drain
 from authserver.security import audit
 from authserver.security.logsafe import escaped, loggable_path, quiet_authlib
 from authserver.web.bearer import bearer_token
@@ -24,6 +25,7 @@ from authserver.web.source import source_address
 
 access_log = logging.getLogger("authserver.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it, in the access line only
 
 
 async def root(request: Request) -> Response:
@@ -83,6 +85,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    if drain.active:  # SIGTERM: a load balancer must stop sending before the listener closes
+        return JSONResponse({"status": "draining"}, status_code=503)
     services = services_of(request)
     ok = await anyio.to_thread.run_sync(services.database.ping)
     if ok and services.keyring.active is not None:
@@ -152,6 +156,9 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client left before its request was read: nobody to answer, nothing wrong.
+            status = CLIENT_CLOSED_REQUEST
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 source = source_address(Request(scope), self.settings)

@@ -65,7 +65,11 @@ class Services(UseCases):
         metrics = Metrics()
         hasher.on_lookup = metrics.secret_cache_lookup
         keyring = KeyRing()
-        last_used = LastUsedRecorder(store.credentials, interval=settings.last_used_flush_interval)
+        last_used = LastUsedRecorder(
+            store.credentials,
+            interval=settings.last_used_flush_interval,
+            journal=settings.last_used_journal,
+        )
         server = Server(
             settings,
             keyring,

@@ -71,6 +71,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     services: Services = app.state.services
     await anyio.to_thread.run_sync(lambda: services.keys.ensure_active(now=datetime.now(UTC)))
     await refresh_keys(services)
+    await anyio.to_thread.run_sync(services.last_used.recover)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(services.last_used.run)
         tasks.start_soon(services.state_cache.follow, services.store.changes)
@@ -83,3 +84,4 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             tasks.cancel_scope.cancel()
     with anyio.CancelScope(shield=True):
         await services.last_used.flush()
+        services.last_used.close()

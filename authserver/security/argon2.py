@@ -14,10 +14,13 @@ credential's current hash — never the secret itself. A presented secret whose
 HMAC matches skips argon2; the entry carries the stored hash it was checked
 against, so a new hash invalidates it.
 
-Passwords: sign-in for an unknown e-mail, a user without a password or a
-disabled user verifies against a dummy hash of the same cost, so the answer
-takes as long as a wrong password does. A hash made under older parameters is
-replaced on the next successful sign-in.
+Passwords: at most ``max_queued_password_checks`` checks wait or run at once in
+a process (``admitted``; beyond it ``SignInBusy`` without argon2), and the pages
+await them from the event loop (``verify_async``), so that waiting checks park
+no worker thread that storage calls need. Sign-in for an unknown e-mail, a user
+without a password or a disabled user verifies against a dummy hash of the same
+cost, so the answer takes as long as a wrong password does. A hash made under
+older parameters is replaced on the next successful sign-in.
 """
 
 from __future__ import annotations
@@ -26,23 +29,28 @@ import asyncio
 import hmac
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authserver.config import Settings
+from authserver.errors import SignInBusy
 
 MAX_CACHED = 200_000
 ARGON2_NICE = 10  # argon2 threads yield the CPU to the event loop (and to warm traffic)
+# Password checks yield it to client secrets' first uses too: a sign-in flood from many
+# addresses (each under its throttle) must not slow the token endpoint.
+PASSWORD_NICE = 19
 MAX_NICE = 19
 T = TypeVar("T")
 
 
-def _yield_cpu() -> None:
-    """Lower this thread's scheduling priority by ``ARGON2_NICE`` (Linux sets nice per thread).
+def _yield_cpu(levels: int = ARGON2_NICE) -> None:
+    """Lower this thread's scheduling priority by ``levels`` (Linux sets nice per thread).
 
     Relative to the nice value it starts with: a server started at nice 19 must not
     see its argon2 threads raised above the event loop.
@@ -50,7 +58,7 @@ def _yield_cpu() -> None:
     try:
         thread = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(current + ARGON2_NICE, MAX_NICE))
+        os.setpriority(os.PRIO_PROCESS, thread, min(current + levels, MAX_NICE))
     except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
         pass
 
@@ -67,21 +75,22 @@ def _argon2id(settings: Settings) -> argon2.PasswordHasher:
     )
 
 
-def _pool(settings: Settings, kind: str) -> ThreadPoolExecutor:
+def _pool(settings: Settings, kind: str, nice: int) -> ThreadPoolExecutor:
     """Bounded, low-priority threads for one kind of secret: their number bounds concurrency."""
     return ThreadPoolExecutor(
         max_workers=settings.argon2_max_concurrency,
         thread_name_prefix=f"argon2-{kind}",
         initializer=_yield_cpu,
+        initargs=(nice,),
     )
 
 
 class _Argon2:
     """argon2id hashing and verification in one kind's own threads."""
 
-    def __init__(self, settings: Settings, kind: str) -> None:
+    def __init__(self, settings: Settings, kind: str, nice: int = ARGON2_NICE) -> None:
         self._argon2 = _argon2id(settings)
-        self._pool = _pool(settings, kind)
+        self._pool = _pool(settings, kind, nice)
 
     def hash(self, secret: str) -> str:
         """Blocking: call from a worker thread (or the CLI)."""
@@ -150,8 +159,29 @@ class PasswordHasher(_Argon2):
     """Hash and verify people's passwords, in threads of their own."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, "passwords")
+        super().__init__(settings, "passwords", PASSWORD_NICE)
         self._dummy: str | None = None
+        self._max_queued = settings.max_queued_password_checks
+        self._queued = 0
+        self._lock = threading.Lock()
+
+    @property
+    def queued(self) -> int:
+        """Password checks admitted and not yet done, in this process."""
+        return self._queued
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """One of the process's ``max_queued_password_checks`` places; ``SignInBusy`` if none."""
+        with self._lock:
+            if self._queued >= self._max_queued:
+                raise SignInBusy()
+            self._queued += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._queued -= 1
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """Blocking. With ``password_hash`` None, the same work against a dummy hash, False."""
@@ -163,3 +193,14 @@ class PasswordHasher(_Argon2):
             self._run(self._check, self._dummy, password)
             return False
         return self._run(self._check, password_hash, password)
+
+    async def verify_async(self, password_hash: str | None, password: str) -> bool:
+        """``verify`` awaited on the event loop: the waiting holds no worker thread."""
+        loop = asyncio.get_running_loop()
+        if self._dummy is None:
+            dummy = await loop.run_in_executor(self._pool, self._argon2.hash, os.urandom(16).hex())
+            self._dummy = self._dummy or dummy
+        if password_hash is None:
+            await loop.run_in_executor(self._pool, self._check, self._dummy, password)
+            return False
+        return await loop.run_in_executor(self._pool, self._check, password_hash, password)

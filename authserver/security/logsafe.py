@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import unicodedata
 
 # What a secret or a token looks like when it is presented where an identifier belongs (a
@@ -66,3 +67,39 @@ def loggable_path(path: str) -> str:
     if _SECRET_LIKE.search(path):
         path = "/".join(presented(segment) or "" for segment in path.split("/"))
     return escaped(path)
+
+
+class Repeated:
+    """One log line when an expected condition (an outage, say) starts, not one per occurrence.
+
+    While it lasts, occurrences are counted and said at most every ``every`` seconds;
+    ``ended`` says how many there were. No traceback: the condition is expected and
+    its cause is in the line.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str, *, every: float = 60.0) -> None:
+        self.logger = logger
+        self.what = what
+        self.every = every
+        self.count = 0
+        self._said = 0.0
+        self._unsaid = 0
+
+    def happened(self, cause: object) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.count == 1:
+            self.logger.warning("%s: %s", self.what, cause)
+            self._said = now
+        elif now - self._said >= self.every:
+            self.logger.warning(
+                "%s: %s (%d more times since the last line)", self.what, cause, self._unsaid + 1
+            )
+            self._said, self._unsaid = now, 0
+        else:
+            self._unsaid += 1
+
+    def ended(self) -> None:
+        if self.count:
+            self.logger.info("%s: over, after %d times", self.what, self.count)
+            self.count, self._unsaid = 0, 0

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
 from authserver.errors import AuthserverError
@@ -29,6 +29,8 @@ def as_pages(handler: Handler) -> Handler:
             return await handler(request)
         except AuthserverError as exc:
             return await render.domain_error(request, exc)
+        except ClientDisconnect:  # nobody to answer: the access line says 499
+            raise
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return await render.error_page(

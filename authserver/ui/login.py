@@ -17,7 +17,13 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver.errors import AuthserverError, InvalidArgument, SignInFailed, SignInThrottled
+from authserver.errors import (
+    AuthserverError,
+    InvalidArgument,
+    SignInBusy,
+    SignInFailed,
+    SignInThrottled,
+)
 from authserver.ui import oidc, render, sessions
 from authserver.ui.forms import read_form
 from authserver.web.context import services_of
@@ -104,12 +110,10 @@ async def password_sign_in(request: Request) -> Response:
     source = source_address(request, services_of(request).settings)
     previous = sessions.session_id(request)
     try:
-        started = await anyio.to_thread.run_sync(
-            lambda: services.people.sign_in_with_password(
-                email=email, password=form.get("password"), source=source, now=datetime.now(UTC)
-            )
+        started = await services.people.sign_in_with_password_async(
+            email=email, password=form.get("password"), source=source, now=datetime.now(UTC)
         )
-    except SignInThrottled as exc:
+    except (SignInThrottled, SignInBusy) as exc:
         return await _sign_in_page(
             request,
             status_code=429,

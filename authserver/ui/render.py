@@ -12,11 +12,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authserver.errors import AuthserverError, NotFound, PermissionDenied, Unauthenticated
+from authserver.errors import (
+    AuthserverError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from authserver.security.logsafe import Repeated
 from authserver.ui import sessions
 from authserver.web.context import services_of
 
 log = logging.getLogger("authserver.ui")
+_outage = Repeated(log, "error pages without the signed-in person")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 # No inline script or style anywhere: everything comes from /ui/static/.
@@ -78,6 +86,7 @@ async def page(
 ) -> Response:
     """Render a page; the header's signed-in person and the form token come along."""
     person = await sessions.signed_in(request)
+    _outage.ended()  # the database answered
     sid = sessions.session_id(request) if person is not None else None
     services = services_of(request)
     context.setdefault("csrf", sessions.csrf_token(sid) if sid else "")
@@ -134,8 +143,11 @@ async def error_page(
             title=title,
             message=message,
         )
-    except Exception:  # the database may be what failed: still an answer in our look
-        log.exception("error page without the signed-in person")
+    except Exception as exc:  # the database may be what failed: still an answer in our look
+        if isinstance(exc, Unavailable):  # expected: one line per outage, not one per page
+            _outage.happened(exc)
+        else:
+            log.exception("error page without the signed-in person")
         html = templates.get_template("error.html").render(
             person=None,
             is_admin=False,

@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import anyio.to_thread
+
 from authserver.config import Settings
 from authserver.domain import network
 from authserver.domain.credentials import Caller
@@ -46,6 +48,18 @@ class NewSession:
 
     session_id: str = field(repr=False)
     record: SessionRecord
+
+
+@dataclass(frozen=True)
+class PasswordAttempt:
+    """A password sign-in between its counting and its argon2 check."""
+
+    keys: tuple[str, str]
+    source: network.Address | None
+    user: UserRecord | None
+    stored_hash: str | None = field(repr=False)
+    usable_hash: str | None = field(repr=False)  # None: check against the dummy hash
+    candidate: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -175,13 +189,39 @@ class PeopleService:
     def sign_in_with_password(
         self, *, email: str, password: str, source: network.Address | None, now: datetime
     ) -> NewSession:
-        """A session for the right e-mail and password.
+        """A session for the right e-mail and password (blocking: for worker threads, the CLI).
 
         Every refusal (unknown e-mail, no password set, disabled user, wrong
         password) costs the same argon2 work and is the same ``SignInFailed``.
         Failures count per e-mail address and per source; past the limit the
-        answer is ``SignInThrottled`` for known and unknown addresses alike.
+        answer is ``SignInThrottled`` for known and unknown addresses alike. Beyond
+        the process's ``max_queued_password_checks`` it is ``SignInBusy``, before
+        anything is counted and without argon2.
         """
+        with self.passwords.admitted():
+            attempt = self.begin_password_sign_in(email=email, password=password, source=source)
+            ok = self.passwords.verify(attempt.usable_hash, attempt.candidate)
+            return self.finish_password_sign_in(attempt, ok=ok, now=now)
+
+    async def sign_in_with_password_async(
+        self, *, email: str, password: str, source: network.Address | None, now: datetime
+    ) -> NewSession:
+        """``sign_in_with_password`` from the event loop: storage in worker threads, and the
+        password check awaited on its own pool, so that waiting for argon2 holds no worker
+        thread (a sign-in flood would otherwise park them all and stall every request)."""
+        with self.passwords.admitted():
+            attempt = await anyio.to_thread.run_sync(
+                lambda: self.begin_password_sign_in(email=email, password=password, source=source)
+            )
+            ok = await self.passwords.verify_async(attempt.usable_hash, attempt.candidate)
+            return await anyio.to_thread.run_sync(
+                lambda: self.finish_password_sign_in(attempt, ok=ok, now=now)
+            )
+
+    def begin_password_sign_in(
+        self, *, email: str, password: str, source: network.Address | None
+    ) -> PasswordAttempt:
+        """Count the attempt (``SignInThrottled`` past the limit) and read what to check."""
         if not self.settings.login_password:
             raise PermissionDenied("sign-in with a password is turned off")
         typed = email.strip().lower()[:MAX_EMAIL_LENGTH] if isinstance(email, str) else ""
@@ -194,9 +234,20 @@ class PeopleService:
             raise SignInThrottled(wait)
         user = self._user_by_email(typed)
         stored = self.store.passwords.hash_of(user_id=user.id) if user is not None else None
-        usable = stored if user is not None and not user.disabled else None
-        candidate = normalize_password(password if isinstance(password, str) else "")
-        ok = self.passwords.verify(usable, candidate)
+        return PasswordAttempt(
+            keys=keys,
+            source=source,
+            user=user,
+            stored_hash=stored,
+            usable_hash=stored if user is not None and not user.disabled else None,
+            candidate=normalize_password(password if isinstance(password, str) else ""),
+        )
+
+    def finish_password_sign_in(
+        self, attempt: PasswordAttempt, *, ok: bool, now: datetime
+    ) -> NewSession:
+        """After the check: ``SignInFailed`` (audited), or a new session."""
+        user, stored = attempt.user, attempt.stored_hash
         if user is None or not ok:
             # Never the typed e-mail: people type their password into that field too.
             reason = (
@@ -213,16 +264,18 @@ class PeopleService:
                 reason=reason,
                 user_id=user.id if user else None,
                 method="password",
-                source=source,
+                source=attempt.source,
             )
             raise SignInFailed()
         assert stored is not None
-        self.throttle.forgive(keys)
+        self.throttle.forgive(attempt.keys)
         if self.passwords.needs_rehash(stored):
             self.store.passwords.set(
-                user_id=user.id, password_hash=self.passwords.hash(candidate), now=now
+                user_id=user.id, password_hash=self.passwords.hash(attempt.candidate), now=now
             )
-        return self.start_session(user_id=user.id, method="password", now=now, source=source)
+        return self.start_session(
+            user_id=user.id, method="password", now=now, source=attempt.source
+        )
 
     def _user_by_email(self, email: str) -> UserRecord | None:
         if "@" not in email:  # find() also takes ids; sign-in is by e-mail only

@@ -12,26 +12,66 @@ Taken from ConductorOne's Go SDK (``login.go``, which ``cone login`` calls):
 - With the token: ``POST {base}/api/v1/iam/personal_clients`` with the JSON body
   ``{"display_name":"Created by Cone"}`` and ``Authorization: Bearer``; expects
   HTTP 200 and reads ``client.clientId`` and ``clientSecret``.
+- All over one pooled keep-alive connection, as Go's HTTP client: a POST is never
+  retried on a new connection, so a server that closed the idle connection between
+  two polls ends the login with ``Post …: EOF``.
 Prints one JSON line when the user code is known, and one with the result; exits 1
 with the error on stderr otherwise.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 import time
-
-import httpx
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 HEADERS = {"User-Agent": "conductorone-sdk-go"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class Answer:
+    def __init__(self, status_code: int, text: str) -> None:
+        self.status_code, self.text = status_code, text
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class PooledConnection:
+    """One keep-alive connection that is never reopened behind the caller's back."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        self.conn = kind(parts.hostname or "", parts.port, timeout=60)
+        self.conn.connect()
+        self.conn.auto_open = 0
+
+    def post(self, path: str, body: str, headers: dict[str, str]) -> Answer:
+        try:
+            self.conn.request("POST", path, body=body, headers={**HEADERS, **headers})
+            response = self.conn.getresponse()
+            return Answer(response.status, response.read().decode())
+        except (http.client.HTTPException, OSError) as exc:
+            raise SystemExit(f"Post {path}: EOF ({exc!r})") from None
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def main() -> int:
     base, client_id = sys.argv[1], sys.argv[2]
-    with httpx.Client(timeout=60, headers=HEADERS) as http:
-        answer = http.post(f"{base}/auth/v1/device_authorization", data={"client_id": client_id})
+    http = PooledConnection(base)
+    try:
+        answer = http.post(
+            "/auth/v1/device_authorization", urlencode({"client_id": client_id}), FORM
+        )
         if answer.status_code != 200:
             print(f"error getting device code: {answer.text}", file=sys.stderr)
             return 1
@@ -48,9 +88,10 @@ def main() -> int:
                 print("timeout", file=sys.stderr)
                 return 1
             polled = http.post(
-                f"{base}/auth/v1/token",
-                data={"client_id": client_id, "device_code": started["device_code"],
-                      "grant_type": GRANT},
+                "/auth/v1/token",
+                urlencode({"client_id": client_id, "device_code": started["device_code"],
+                           "grant_type": GRANT}),
+                FORM,
             )  # fmt: skip
             body = polled.json()
             if polled.status_code == 200:
@@ -63,10 +104,10 @@ def main() -> int:
             print(f"unexpected token response: {sorted(body)}", file=sys.stderr)
             return 1
         created = http.post(
-            f"{base}/api/v1/iam/personal_clients",
-            content=json.dumps({"display_name": "Created by Cone"}),
-            headers={"Content-Type": "application/json",
-                     "Authorization": "Bearer " + body["access_token"]},
+            "/api/v1/iam/personal_clients",
+            json.dumps({"display_name": "Created by Cone"}),
+            {"Content-Type": "application/json",
+             "Authorization": "Bearer " + body["access_token"]},
         )  # fmt: skip
         if created.status_code != 200:
             print(f"error getting client credential code: {created.text}", file=sys.stderr)
@@ -74,6 +115,8 @@ def main() -> int:
         result = created.json()
         print(json.dumps({"client_id": result["client"]["clientId"],
                           "client_secret": result["clientSecret"]}), flush=True)  # fmt: skip
+    finally:
+        http.close()
     return 0
 
 

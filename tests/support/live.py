@@ -8,9 +8,16 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
+from authserver.config import Settings
+from authserver.runtime.connections import DeadlineProtocol
+
 
 class LiveServer:
-    """uvicorn serving the app on a loopback port in a background thread."""
+    """uvicorn serving the app on a loopback port in a background thread.
+
+    Its connections behave as ``authserver serve``'s: the same protocol, the default
+    keep-alive and read deadline.
+    """
 
     def __init__(self, app: Starlette, port: int) -> None:
         self.app = app
@@ -23,6 +30,8 @@ class LiveServer:
             log_level="warning",
             lifespan="on",
             proxy_headers=False,
+            http=DeadlineProtocol,
+            timeout_keep_alive=Settings().keep_alive_timeout,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -66,6 +66,7 @@ class ServerProcess:
             "AUTHSERVER_DATABASE_URL": database_url,
             "AUTHSERVER_ISSUER": self.url,
             "AUTHSERVER_LOG_LEVEL": "warning",
+            "AUTHSERVER_SHUTDOWN_DRAIN": "0",  # no load balancer to wait for
             **env,
         }
         self.cwd = cwd
