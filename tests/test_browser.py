@@ -301,3 +301,17 @@ def test_secret_page_works_with_the_keyboard_alone(page: Page, store: Store, peo
     expect(page.get_by_role("status")).to_have_text("Client secret copied to the clipboard.")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == page.get_by_label("Client secret").input_value()
+
+
+def test_phone_header_shows_the_signed_in_account(
+    browser: Browser, server: LiveServer, store: Store, people: Any
+) -> None:
+    person(store, people)
+    with chromium.guarded_context(
+        browser, server.url, viewport=chromium.PHONE, phone=True
+    ) as context:
+        page = context.page()
+        sign_in(page)
+        account = page.locator("header.site .who")
+        expect(account).to_be_visible()
+        expect(account).to_have_text("alice@example.com")

@@ -35,10 +35,11 @@ from authserver.security.argon2 import SecretHasher
 from authserver.security.audit import audit
 from authserver.security.jose import ASSERTION_TYPE
 from authserver.security.logsafe import presented
-from authserver.security.throttle import FailureThrottle, source_key
+from authserver.security.throttle import source_key
 from authserver.store import Store
 from authserver.store.state_cache import StateCache
 from authserver.usecases.replay import ReplayGuard
+from authserver.usecases.throttles import SharedThrottle
 from authserver.web.source import source_address
 
 MAX_CREDENTIAL_LENGTH = 1024
@@ -160,15 +161,14 @@ class ClientAuthenticator:
         hasher: SecretHasher,
         cache: StateCache,
         replay: ReplayGuard,
+        throttle: SharedThrottle,
     ) -> None:
         self.settings = settings
         self.store = store
         self.hasher = hasher
         self.cache = cache
         self.replay = replay
-        self.throttle = FailureThrottle(
-            limit=settings.auth_failure_limit, window=settings.auth_failure_window
-        )
+        self.throttle = throttle  # failures per source and per presented client_id
 
     async def token_request(
         self, request: Request, *, max_bytes: int
@@ -197,7 +197,7 @@ class ClientAuthenticator:
             presented = presented_credentials(request.headers, form)
             return await self._authenticate(request, presented, source, keys)
         except InvalidClient:
-            self.throttle.record_failure(tuple(keys))
+            await anyio.to_thread.run_sync(lambda: self.throttle.record_failure(tuple(keys)))
             raise
 
     async def _authenticate(
@@ -218,7 +218,7 @@ class ClientAuthenticator:
         if presented.method != "private_key_jwt" and not looks_like_secret(presented.secret):
             # Never a secret of ours, whatever the id: answered without a lookup, so that
             # known and unknown ids take the same path and the same time.
-            self._throttled(keys, client_id, "not a secret-token", source)
+            await self._throttled(keys, client_id, "not a secret-token", source)
             raise fail_authentication(client_id, "wrong secret (not a secret-token)", source)
         state = await self.cache.credential(self.store.credentials, client_id)
         now = datetime.now(UTC)
@@ -257,7 +257,7 @@ class ClientAuthenticator:
                         break
                     reason = reason or refused
         if reason is not None or state is None:
-            self._throttled(keys, client_id, reason, source)
+            await self._throttled(keys, client_id, reason, source)
             raise fail_authentication(client_id, reason or "unknown client_id", source)
         if replay is None:
             # Verified before, or the secret carries the credential's key: worth one argon2.
@@ -277,11 +277,11 @@ class ClientAuthenticator:
             state=state, method=presented.method, source=str(source) if source else None
         )
 
-    def _throttled(
+    async def _throttled(
         self, keys: list[str], client_id: str, reason: str | None, source: object
     ) -> None:
         """``TooManyAttempts`` when the source or the presented id is past its limit."""
-        wait = self.throttle.retry_after(tuple(keys))
+        wait = await anyio.to_thread.run_sync(lambda: self.throttle.retry_after(tuple(keys)))
         if wait:
             _log_failure(client_id, f"throttled ({reason})", source)
             raise TooManyAttempts(wait)

@@ -203,14 +203,15 @@ async def _start(request: Request) -> Response:
     form = await read_form(request, max_bytes=services.settings.max_body_bytes)
     source = source_address(request, services.settings)
     key = (source_key(source),)
-    wait = services.device_starts.retry_after(key)
+    wait = await anyio.to_thread.run_sync(lambda: services.device_starts.retry_after(key))
     if wait:
         raise TooManyAttempts(wait)
     client = services.devices.client(form.get("client_id"))
     if client is None or "authorization" in request.headers:
         # Public clients present their id only; anything else is not a device client.
         raise fail_authentication(form.get("client_id"), "not a device client", source)
-    services.device_starts.record_failure(key)  # every start counts: codes fill the database
+    # Every start counts: codes fill the database.
+    await anyio.to_thread.run_sync(lambda: services.device_starts.record_failure(key))
     oauth_request = FormRequest(
         method="POST", uri=services.settings.endpoint(PATH), headers=request.headers, form=form
     )

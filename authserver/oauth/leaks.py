@@ -33,10 +33,11 @@ async def report(request: Request) -> Response:
     services = services_of(request)
     source = source_address(request, services.settings)
     key = (source_key(source),)
-    wait = services.leak_reports.retry_after(key)
+    wait = await anyio.to_thread.run_sync(lambda: services.leak_reports.retry_after(key))
     if wait:
         raise TooManyAttempts(wait)
-    services.leak_reports.record_failure(key)  # every report counts: each costs lookups
+    # Every report counts: each costs lookups.
+    await anyio.to_thread.run_sync(lambda: services.leak_reports.record_failure(key))
     try:
         # Room for MAX_REPORTED strings of MAX_SECRET_LENGTH (ours are about 200 bytes).
         body = await json_object(request, limit=MAX_REPORTED * (MAX_SECRET_LENGTH + 8))

@@ -22,12 +22,12 @@ from authserver.oauth.server import Server
 from authserver.runtime.metrics import Metrics
 from authserver.security.access_tokens import ActiveToken, active_token
 from authserver.security.keys import KeyRing
-from authserver.security.throttle import FailureThrottle
 from authserver.sso.relying_party import RelyingParty
 from authserver.store import Database
 from authserver.store.last_used import LastUsedRecorder
 from authserver.store.state_cache import StateCache
 from authserver.usecases.container import UseCases
+from authserver.usecases.throttles import SharedThrottle
 
 # A source may start this many device authorizations a minute: every start stores a row.
 DEVICE_STARTS_PER_MINUTE = 20
@@ -47,9 +47,9 @@ class Services(UseCases):
     server: Server
     metrics: Metrics
     state_cache: StateCache
-    device_starts: FailureThrottle  # device authorizations started, per source
-    device_code_guesses: FailureThrottle  # user codes looked up in vain, per session and source
-    leak_reports: FailureThrottle  # leaked-secret reports, per source
+    device_starts: SharedThrottle  # device authorizations started, per source
+    device_code_guesses: SharedThrottle  # user codes looked up in vain, per session and source
+    leak_reports: SharedThrottle  # leaked-secret reports, per source
     relying_party: RelyingParty  # sign-in through OpenID Connect providers
     keys_signalled: int | None = None  # the change signal when the keys were last loaded
 
@@ -85,14 +85,30 @@ class Services(UseCases):
             keyring=keyring,
             last_used=last_used,
             authenticator=ClientAuthenticator(
-                settings, store, hasher, state_cache, parts["replay"]
+                settings,
+                store,
+                hasher,
+                state_cache,
+                parts["replay"],
+                SharedThrottle(
+                    store,
+                    "client-auth",
+                    limit=settings.auth_failure_limit,
+                    window=settings.auth_failure_window,
+                ),
             ),
             server=server,
             metrics=metrics,
             state_cache=state_cache,
-            device_starts=FailureThrottle(limit=DEVICE_STARTS_PER_MINUTE, window=60),
-            device_code_guesses=FailureThrottle(limit=USER_CODE_GUESSES, window=600),
-            leak_reports=FailureThrottle(limit=LEAK_REPORTS_PER_MINUTE, window=60),
+            device_starts=SharedThrottle(
+                store, "device-starts", limit=DEVICE_STARTS_PER_MINUTE, window=60
+            ),
+            device_code_guesses=SharedThrottle(
+                store, "device-codes", limit=USER_CODE_GUESSES, window=600
+            ),
+            leak_reports=SharedThrottle(
+                store, "leak-reports", limit=LEAK_REPORTS_PER_MINUTE, window=60
+            ),
             relying_party=RelyingParty(settings.login_oidc),  # metadata read at first use
         )
 

@@ -19,6 +19,7 @@ from authserver.store.provider_links import ProviderLinkStore
 from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
+from authserver.store.throttles import ThrottleStore
 from authserver.store.users import UserStore
 
 
@@ -38,6 +39,7 @@ class Store:
         self.sessions = SessionStore(database)
         self.invites = InviteStore(database)
         self.pending_sign_ins = PendingSignInStore(database)
+        self.throttles = ThrottleStore(database)
         self.provider_links = ProviderLinkStore(database)
 
 

@@ -253,3 +253,18 @@ class PendingSignIn(Base):
     data: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ThrottleEvent(Base):
+    """One failed (or counted) attempt under a throttle key, shared by every instance.
+
+    Keys are ``c:<digest of a client_id>``, ``s:<address or /64>``, ``a:<e-mail>`` and
+    the like; rows older than any window are purged.
+    """
+
+    __tablename__ = "throttle_events"
+    __table_args__ = (Index("ix_throttle_events_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

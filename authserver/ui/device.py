@@ -40,12 +40,12 @@ async def _looked_up(request: Request, sid: str, typed: str) -> PendingDevice | 
     lookups sent at once cannot get past the limit (GET and POST alike)."""
     throttle = services_of(request).device_code_guesses
     keys = _guess_keys(request, sid)
-    wait = throttle.reserve(keys)
+    wait = await anyio.to_thread.run_sync(lambda: throttle.reserve(keys))
     if wait:
         return wait
     pending = await _pending(request, typed)
     if pending is not None:
-        throttle.forgive(keys)
+        await anyio.to_thread.run_sync(lambda: throttle.forgive(keys))
     return pending
 
 

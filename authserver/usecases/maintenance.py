@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from authserver.store import Store
 from authserver.usecases.people import PeopleService
@@ -26,3 +26,5 @@ class Maintenance:
         self.store.device_codes.purge(now=now)
         self.people.purge(now=now)
         self.provider_sign_in.purge(now=now)
+        # Attempts older than any throttle window (the longest is 10 minutes) count no more.
+        self.store.throttles.purge(before=now - timedelta(hours=1))

@@ -11,6 +11,8 @@ on every instance at once.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +27,7 @@ from authserver.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    SignInBusy,
     SignInFailed,
     SignInThrottled,
     Unauthenticated,
@@ -32,8 +35,9 @@ from authserver.errors import (
 from authserver.records import OneTimeTokenRecord, SessionRecord, UserRecord
 from authserver.security.argon2 import PasswordHasher
 from authserver.security.audit import audit
-from authserver.security.throttle import FailureThrottle, source_key
+from authserver.security.throttle import source_key
 from authserver.store import Store
+from authserver.usecases.throttles import SharedThrottle
 
 # Prefixes make these recognisable wherever they must never appear (logs, URLs in logs).
 SESSION_PREFIX = "ses_"
@@ -90,8 +94,11 @@ class PeopleService:
         self.max_age = timedelta(seconds=settings.session_max_age)
         # last_seen_at is written at most this often: not a write per page view.
         self.touch_every = min(timedelta(seconds=60), self.idle / 10)
-        self.throttle = FailureThrottle(
-            limit=settings.sign_in_failure_limit, window=settings.sign_in_failure_window
+        self.throttle = SharedThrottle(
+            store,
+            "sign-in",
+            limit=settings.sign_in_failure_limit,
+            window=settings.sign_in_failure_window,
         )
 
     # Passwords and invitations -------------------------------------------------------
@@ -198,10 +205,10 @@ class PeopleService:
         the process's ``max_queued_password_checks`` it is ``SignInBusy``, before
         anything is counted and without argon2.
         """
-        with self.passwords.admitted():
-            attempt = self.begin_password_sign_in(email=email, password=password, source=source)
+        attempt = self.begin_password_sign_in(email=email, password=password, source=source)
+        with self._admitted(attempt):
             ok = self.passwords.verify(attempt.usable_hash, attempt.candidate)
-            return self.finish_password_sign_in(attempt, ok=ok, now=now)
+        return self.finish_password_sign_in(attempt, ok=ok, now=now)
 
     async def sign_in_with_password_async(
         self, *, email: str, password: str, source: network.Address | None, now: datetime
@@ -209,14 +216,29 @@ class PeopleService:
         """``sign_in_with_password`` from the event loop: storage in worker threads, and the
         password check awaited on its own pool, so that waiting for argon2 holds no worker
         thread (a sign-in flood would otherwise park them all and stall every request)."""
-        with self.passwords.admitted():
-            attempt = await anyio.to_thread.run_sync(
-                lambda: self.begin_password_sign_in(email=email, password=password, source=source)
-            )
-            ok = await self.passwords.verify_async(attempt.usable_hash, attempt.candidate)
-            return await anyio.to_thread.run_sync(
-                lambda: self.finish_password_sign_in(attempt, ok=ok, now=now)
-            )
+        attempt = await anyio.to_thread.run_sync(
+            lambda: self.begin_password_sign_in(email=email, password=password, source=source)
+        )
+        try:
+            with self.passwords.admitted():
+                ok = await self.passwords.verify_async(attempt.usable_hash, attempt.candidate)
+        except SignInBusy:  # not tried: taken back, off the event loop
+            await anyio.to_thread.run_sync(lambda: self.throttle.forgive(attempt.keys))
+            raise
+        return await anyio.to_thread.run_sync(
+            lambda: self.finish_password_sign_in(attempt, ok=ok, now=now)
+        )
+
+    @contextmanager
+    def _admitted(self, attempt: PasswordAttempt) -> Iterator[None]:
+        """A place among the process's queued password checks; when there is none, the
+        attempt is taken back (it was not tried) and the answer is ``SignInBusy``."""
+        try:
+            with self.passwords.admitted():
+                yield
+        except SignInBusy:
+            self.throttle.forgive(attempt.keys)
+            raise
 
     def begin_password_sign_in(
         self, *, email: str, password: str, source: network.Address | None

@@ -29,10 +29,11 @@ from authserver.errors import (
 from authserver.records import UserRecord
 from authserver.security.audit import audit
 from authserver.security.logsafe import escaped, presented
-from authserver.security.throttle import FailureThrottle, source_key
+from authserver.security.throttle import source_key
 from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.usecases.people import NewSession, PeopleService
+from authserver.usecases.throttles import SharedThrottle
 from authserver.usecases.users import UserService
 
 PENDING_PREFIX = "psi_"
@@ -62,7 +63,7 @@ class ProviderSignInService:
         self.store = store
         self.people = people
         self.users = users
-        self.starts = FailureThrottle(limit=STARTS_PER_MINUTE, window=60)
+        self.starts = SharedThrottle(store, "provider-starts", limit=STARTS_PER_MINUTE, window=60)
 
     def begin(
         self, *, pending: PendingSignIn, source: network.Address | None, now: datetime

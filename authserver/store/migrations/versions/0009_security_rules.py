@@ -5,7 +5,7 @@ tool's token approved earlier stops working on every instance. ``provider_links`
 binds a user to the (issuer, subject) of the provider account that signs them in.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from authserver.store.models import UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
