@@ -175,7 +175,7 @@ def expect_signed_in(
 def expect_refused(page: Page, message: str | re.Pattern[str]) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(NOT_SIGNED_IN)
     expect(page.locator("p.lead")).to_contain_text(message)
-    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_have_count(0)
 
 
 def audited(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
@@ -440,7 +440,7 @@ def test_sign_out_ends_the_session_and_offers_the_providers_sign_out(
     server.person("alice@example.com")
     sign_in(page, "alice")
     expect_signed_in(page, server, "alice@example.com")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("status")).to_have_text(
         "You are signed out here. You may still be signed in at corp."
     )
