@@ -151,19 +151,23 @@ def connection_per_worker(server: ServerProcess) -> list[http.client.HTTPConnect
     # The worker processes among serve's children (multiprocessing may add a helper).
     children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     per_worker: dict[int, http.client.HTTPConnection] = {}
-    for _ in range(100):
-        if len(per_worker) == server.workers:
-            break
+    # A worker still starting (the first to answer /readyz is not the last) accepts nothing
+    # yet: keep trying for a while, a little apart, rather than a fixed number of times.
+    until = time.monotonic() + 20
+    while len(per_worker) < server.workers and time.monotonic() < until:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         connection.connect()
         owner = None
         deadline = time.monotonic() + 5
         while owner is None and time.monotonic() < deadline:
             owner = socket_owner(connection.sock.getsockname()[1], server.port, children)
-        assert owner is not None
-        if owner in per_worker:
+        if owner is None or owner in per_worker:
             connection.close()
+            time.sleep(0.05)
         else:
             per_worker[owner] = connection
-    assert len(per_worker) == server.workers, "the kernel gave every connection to one worker"
+    if len(per_worker) < server.workers:
+        for held in per_worker.values():
+            held.close()
+        raise AssertionError("the kernel gave every connection to one worker")
     return list(per_worker.values())
