@@ -281,7 +281,9 @@ class ClientAuthenticator:
         self, keys: list[str], client_id: str, reason: str | None, source: object
     ) -> None:
         """``TooManyAttempts`` when the source or the presented id is past its limit."""
-        wait = await anyio.to_thread.run_sync(lambda: self.throttle.retry_after(tuple(keys)))
+        wait = self.throttle.known_wait(tuple(keys)) or await anyio.to_thread.run_sync(
+            lambda: self.throttle.retry_after(tuple(keys))
+        )
         if wait:
             _log_failure(client_id, f"throttled ({reason})", source)
             raise TooManyAttempts(wait)

@@ -36,8 +36,10 @@ class SharedThrottle:
     def _named(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(f"{self.name}|{key}" for key in keys)
 
-    def _known_wait(self, keys: tuple[str, ...]) -> int:
-        """The wait this process already knows of (a key the database said is at its limit)."""
+    def known_wait(self, keys: tuple[str, ...]) -> int:
+        """The wait this process already knows of (a key the database said is at its limit).
+
+        Memory only: callers on the event loop may ask it first and skip the thread hop."""
         now = time.monotonic()
         with self._lock:
             until = max((self._blocked.get(key, 0.0) for key in keys), default=0.0)
@@ -58,7 +60,7 @@ class SharedThrottle:
         """Seconds until every key is below the limit again; 0 when none is throttled."""
         if self.limit <= 0:
             return 0
-        known = self._known_wait(keys)
+        known = self.known_wait(keys)
         if known:
             return known
         wait = self.store.throttles.wait(
@@ -75,7 +77,7 @@ class SharedThrottle:
         nothing counted); ``forgive`` takes it back when it succeeds."""
         if self.limit <= 0:
             return 0
-        known = self._known_wait(keys)
+        known = self.known_wait(keys)
         if known:
             return known
         wait = self.store.throttles.reserve(
