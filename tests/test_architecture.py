@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,21 @@ def test_no_front_door_reads_the_app_state_itself() -> None:
         if "app.state" in line
     ]
     assert wrong == []
+
+
+def test_no_file_under_version_control_holds_a_merge_conflict_marker() -> None:
+    repo = PACKAGE.parent
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True
+    ).stdout.decode()
+    markers = re.compile(r"^(<{7} |>{7} )", re.MULTILINE)
+    found = []
+    for name in filter(None, listed.split("\0")):
+        path = repo / name
+        if path.suffix not in {".py", ".md", ".toml", ".html", ".css", ".js", ".ini", ".cfg"}:
+            continue
+        if path.is_file() and markers.search(path.read_text(errors="replace")):
+            found.append(name)
+    assert found == []
