@@ -212,6 +212,7 @@ class NewTrust:
     allow_source_cidr: Sequence[str] = ()
     scoped_roles: Sequence[str] = ()
     expires_in: timedelta | None = None
+    require_dpop: bool = False
 
     @property
     def credential(self) -> NewCredential:
@@ -220,6 +221,7 @@ class NewTrust:
             allow_source_cidr=self.allow_source_cidr,
             scoped_roles=self.scoped_roles,
             expires_in=self.expires_in,
+            require_dpop=self.require_dpop,
         )
 
 
