@@ -79,12 +79,27 @@ class CiIssuer:
         self.published: list[Key] = [self.key]
         self.jwks_requests = 0
         self.discovery_requests = 0
+        # GitHub Actions' token service: ACTIONS_ID_TOKEN_REQUEST_URL/…_TOKEN of a job.
+        self.github_request_token = secrets.token_urlsafe(16)
+        self.github_claims: dict[str, Any] = {}
         self.app = Starlette(
             routes=[
                 Route("/.well-known/openid-configuration", self._discovery),
                 Route("/.well-known/jwks", self._jwks),
+                Route("/github/token", self._github_token),
             ]
         )
+
+    @property
+    def github_request_url(self) -> str:
+        return f"{self.url}/github/token?api-version=2.0"
+
+    async def _github_token(self, request: Request) -> Response:
+        """As GitHub's token service: a bearer request token, ``audience`` in the query."""
+        if request.headers.get("authorization") != f"Bearer {self.github_request_token}":
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        audience = request.query_params.get("audience") or "https://github.com/acme"
+        return JSONResponse({"value": self.token(self.github_claims, audience=audience)})
 
     async def _discovery(self, request: Request) -> Response:
         self.discovery_requests += 1
