@@ -215,3 +215,14 @@ def test_keys_of_the_wrong_type_or_use_are_not_offered(issuer: Quirky) -> None:
 
 def test_without_kid_the_only_key_of_the_type_is_used(issuer: Quirky) -> None:
     assert _key(_keys(), issuer.url, kid=None) is not None
+
+
+def test_concurrent_first_requests_share_one_fetch(issuer: Quirky) -> None:
+    keys = _keys()
+
+    async def scenario() -> list[Any]:
+        return list(await asyncio.gather(*(keys.key(issuer.url, "k1", "RSA") for _ in range(20))))
+
+    found = asyncio.run(scenario())
+    assert all(key is not None for key in found)
+    assert keys.fetches == 1

@@ -57,6 +57,7 @@ class _Entry:
     fetched_at: float | None = None  # monotonic time of the last successful fetch
     attempted_at: float | None = None  # monotonic time of the last fetch, ok or not
     failed: bool = False  # the last fetch failed
+    generation: int = 0  # fetches finished, ok or not
     refreshing: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
@@ -85,7 +86,9 @@ class IssuerKeys:
 
         Raises ``KeysUnavailable`` when no key set could be had at all.
         """
-        entry = self._entries.setdefault(issuer, _Entry())
+        entry = self._entries.get(issuer)
+        if entry is None:
+            entry = self._entries[issuer] = _Entry()
         now = self._clock()
         if entry.fetched_at is not None:
             found = _pick(entry.keys, kid, kty)
@@ -95,9 +98,9 @@ class IssuerKeys:
                 return found
         elif entry.failed and not self._may_fetch(entry, now, backoff=FAILURE_BACKOFF):
             raise KeysUnavailable("the last fetch failed moments ago")
-        attempted = entry.attempted_at
+        seen = entry.generation
         async with entry.lock:
-            if entry.attempted_at == attempted:  # nobody fetched while this one waited
+            if entry.generation == seen:  # no fetch finished while this one waited
                 await self._fetch(issuer, entry)
         if entry.fetched_at is None:
             raise KeysUnavailable("no key set could be fetched")
@@ -132,10 +135,12 @@ class IssuerKeys:
             if not entry.failed:
                 log.warning("federation: cannot fetch the keys of %s: %s", issuer, _why(exc))
             entry.failed = True
+            entry.generation += 1
             return
         if entry.failed:
             log.info("federation: the keys of %s can be fetched again", issuer)
         entry.keys, entry.fetched_at, entry.failed = keys, self._clock(), False
+        entry.generation += 1
 
     async def _download(self, issuer: str) -> dict[str, PublicKey]:
         timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)

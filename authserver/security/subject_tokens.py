@@ -20,6 +20,7 @@ from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jws import CompactSignature
 
 from authserver.domain.algorithms import FEDERATION_ALGS
 from authserver.domain.credentials import Federation
@@ -70,6 +71,18 @@ def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
+def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any], CompactSignature | None]:
+    """Header, claims and (for an algorithm we accept) joserfc's parsed JWS, parsed once."""
+    header, claims = unverified(token)
+    if header.get("alg") not in FEDERATION_ALGS:
+        return header, claims, None
+    try:
+        signed = jws.extract_compact(token.encode("ascii"), registry=FEDERATION_ALGORITHMS)
+    except (JoseError, ValueError):
+        raise SubjectTokenRefused("malformed") from None
+    return header, claims, signed
+
+
 def _b64(part: str) -> bytes:
     if not part or not part.isascii():
         raise ValueError("empty or non-ASCII segment")
@@ -85,7 +98,7 @@ async def verify(
     max_age: int,
 ) -> VerifiedSubject:
     """The verified subject of ``token`` for ``trust``, else ``SubjectTokenRefused``."""
-    header, claims = unverified(token)
+    header, claims, signed = _parse(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in FEDERATION_ALGS:
         raise SubjectTokenRefused("algorithm")  # none, HMAC and everything else
@@ -104,9 +117,13 @@ async def verify(
     if key is None:
         raise SubjectTokenRefused("signature")  # a key the issuer does not publish
     try:
-        jws.deserialize_compact(token, key, algorithms=[alg], registry=FEDERATION_ALGORITHMS)
+        valid = signed is not None and jws.validate_compact(
+            signed, key, registry=FEDERATION_ALGORITHMS
+        )
     except (JoseError, ValueError):
-        raise SubjectTokenRefused("signature") from None
+        valid = False
+    if not valid:
+        raise SubjectTokenRefused("signature")
     _check_times(claims, now=now, max_age=max_age)
     audience = claims.get("aud")
     audiences = [audience] if isinstance(audience, str) else audience
