@@ -469,3 +469,92 @@ def test_malformed_exchange_is_invalid_request(
     answer = client.post("/auth/v1/token", data=data)
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_request"
+
+
+# DPoP, idleness, throttling of refused trusts ------------------------------------------------
+
+
+def test_a_dpop_proof_binds_the_exchanged_token(
+    client: TestClient, trust: TrustRecord, issuer: CiIssuer
+) -> None:
+    from authserver.client.dpop import DpopSigner
+
+    signer = DpopSigner()
+    answer = client.post(
+        "/auth/v1/token",
+        data={
+            "grant_type": GRANT,
+            "subject_token": issuer.token(github_claims(), audience=AUDIENCE),
+            "subject_token_type": JWT_TYPE,
+            "client_id": trust.client_id,
+        },
+        headers={"DPoP": signer.proof("POST", f"{AUDIENCE}/auth/v1/token")},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "DPoP"
+    assert set(claims_of(answer.json()["access_token"])["cnf"]) == {"jkt"}
+
+
+def test_a_trust_requiring_dpop_refuses_an_exchange_without_a_proof(
+    client: TestClient, store: Store, settings: Settings, owner: UserRecord, issuer: CiIssuer
+) -> None:
+    trust = make_trust(store, settings, owner, issuer.url, require_dpop=True)
+    answer = exchange(client, trust.client_id, issuer.token(github_claims(), audience=AUDIENCE))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_dpop_proof"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"federation_jwks_refetch_interval": 0, "policy_max_idle": "1d"}],
+)
+def test_an_idle_trust_is_invalid_client(
+    client: TestClient, store: Store, settings: Settings, owner: UserRecord, issuer: CiIssuer
+) -> None:
+    from sqlalchemy import update
+
+    from authserver.store.models import PersonalClient
+
+    trust = make_trust(store, settings, owner, issuer.url)
+    with store.database.session() as session:
+        session.execute(
+            update(PersonalClient)
+            .where(PersonalClient.id == trust.id)
+            .values(created_at=now() - timedelta(days=2))
+        )
+    _invalid_client(
+        exchange(client, trust.client_id, issuer.token(github_claims(), audience=AUDIENCE))
+    )
+
+
+def test_refused_trusts_are_throttled_too(client: TestClient, issuer: CiIssuer) -> None:
+    job = issuer.token(github_claims(), audience=AUDIENCE)
+    statuses = [
+        exchange(client, "brave-otter-12345@127.0.0.1/wfe", job).status_code for _ in range(12)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert statuses[-1] == 429
+
+
+def test_a_refused_trust_is_audited_with_its_reason(
+    client: TestClient, trust: TrustRecord, issuer: CiIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="authserver.audit")
+    services_of(app_of(client)).trusts.delete(caller=Caller.operator(), ref=trust.id, now=now())
+    exchange(client, trust.client_id, issuer.token(github_claims(), audience=AUDIENCE))
+    assert [line["reason"] for line in refusals(caplog)] == ["credential deleted"]
+
+
+def test_the_exchanged_token_is_introspected_with_its_act(
+    client: TestClient, trust: TrustRecord, issuer: CiIssuer, make_client: Any, owner: UserRecord
+) -> None:
+    token = exchange(
+        client, trust.client_id, issuer.token(github_claims(), audience=AUDIENCE)
+    ).json()["access_token"]
+    record, secret = make_client(owner)
+    answer = client.post(
+        "/auth/v1/introspect", data={"token": token}, auth=(record.client_id, secret)
+    )
+    body = answer.json()
+    assert body["active"] is True
+    assert body["client_id"] == trust.client_id
