@@ -226,3 +226,81 @@ def test_concurrent_first_requests_share_one_fetch(issuer: Quirky) -> None:
     found = asyncio.run(scenario())
     assert all(key is not None for key in found)
     assert keys.fetches == 1
+
+
+def test_an_issuer_that_never_answers_does_not_hold_up_other_trusts(
+    live_server: Any, tmp_path: Any
+) -> None:
+    """While one exchange waits on an issuer that hangs, another trust's exchange is served."""
+    import threading
+
+    import httpx
+
+    from authserver.domain.credentials import Caller
+    from authserver.domain.federation import NewTrust
+    from authserver.usecases.federation import TrustService
+    from authserver.usecases.users import UserService
+    from tests.support.ci_issuer import github_claims, running_issuer
+    from tests.support.helpers import now
+
+    release = threading.Event()
+    entered = threading.Event()
+    hanging_port = free_port()
+    hanging_url = f"http://127.0.0.1:{hanging_port}"
+
+    async def hang(request: Request) -> Response:
+        entered.set()
+        while not release.is_set():
+            await asyncio.sleep(0.02)
+        return JSONResponse({}, status_code=503)
+
+    hanging = Starlette(routes=[Route("/.well-known/openid-configuration", hang)])
+    server, settings, store = live_server
+    owner = UserService(store).create(
+        email="h@example.com", display_name="", role_names=["deploy"], now=now()
+    )
+    service = TrustService(store, settings)
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+    }
+    with running_issuer() as good, LiveServer(hanging, hanging_port):
+        slow = service.create(
+            caller=Caller.operator(),
+            owner_id=owner.id,
+            new=NewTrust(issuer=hanging_url, condition="true"),
+            now=now(),
+        )
+        fast = service.create(
+            caller=Caller.operator(),
+            owner_id=owner.id,
+            new=NewTrust(issuer=good.url, condition="true"),
+            now=now(),
+        )
+        results: dict[str, int] = {}
+
+        def slow_exchange() -> None:
+            job = good.token(github_claims(), audience=server.url, iss=hanging_url)
+            answer = httpx.post(
+                f"{server.url}/auth/v1/token",
+                data={**form, "subject_token": job, "client_id": slow.client_id},
+                timeout=30,
+            )
+            results["slow"] = answer.status_code
+
+        waiting = threading.Thread(target=slow_exchange)
+        waiting.start()
+        try:
+            assert entered.wait(10)  # the slow exchange is waiting on its issuer now
+            job = good.token(github_claims(), audience=server.url)
+            answer = httpx.post(
+                f"{server.url}/auth/v1/token",
+                data={**form, "subject_token": job, "client_id": fast.client_id},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            assert "slow" not in results  # served while the other one was still waiting
+        finally:
+            release.set()
+            waiting.join(30)
+        assert results["slow"] == 400
