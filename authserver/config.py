@@ -64,6 +64,10 @@ class Settings:
     auth_failure_limit: int = 10
     auth_failure_window: int = 60
     max_body_bytes: int = 65536
+    # Workload identity federation (SPEC section 12): subject tokens and issuers' keys.
+    federation_max_token_age: int = 600  # seconds since the job's token was issued
+    federation_jwks_ttl: int = 900  # seconds an issuer's key set is used before a refresh
+    federation_jwks_refetch_interval: float = 60  # at most one refetch for an unknown kid
     last_used_flush_interval: float = 0.5
     last_used_journal_dir: str = ""  # empty: beside the SQLite file, else ./var/last-used
     auth_cache_ttl: float = 0.5
@@ -130,6 +134,12 @@ class Settings:
             raise ConfigError("argon2_max_concurrency must be at least 1")
         if self.auth_failure_limit < 0 or self.auth_failure_window < 1:
             raise ConfigError("auth_failure_limit must be >= 0 and auth_failure_window >= 1")
+        if not 1 <= self.federation_max_token_age <= 86400:
+            raise ConfigError("federation_max_token_age must be 1 to 86400 seconds")
+        if not 60 <= self.federation_jwks_ttl <= 86400:
+            raise ConfigError("federation_jwks_ttl must be 60 to 86400 seconds")
+        if not 0 <= self.federation_jwks_refetch_interval <= 3600:
+            raise ConfigError("federation_jwks_refetch_interval must be 0 to 3600 seconds")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
         if not 0 <= self.auth_cache_ttl <= 1:

@@ -46,6 +46,28 @@ class ClientRecord:
 
 
 @dataclass(frozen=True)
+class TrustRecord:
+    """A federation trust: a credential of its owner without any secret, which tokens of
+    one CI issuer whose claims satisfy ``condition`` exchange for access tokens."""
+
+    id: str
+    client_id: str
+    user_id: str
+    display_name: str
+    issuer: str
+    audience: str
+    condition: str
+    allow_source_cidr: tuple[str, ...]
+    scoped_roles: tuple[str, ...]
+    expires_time: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    require_dpop: bool = False  # exchanged tokens only with a DPoP proof (RFC 9449)
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     """A token signing key."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.records import ClientRecord, KeyRecord, UserRecord
+from authserver.records import ClientRecord, KeyRecord, TrustRecord, UserRecord
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -36,6 +36,29 @@ def client_json(client: ClientRecord) -> dict[str, Any]:
             "deletedAt": timestamp(client.deleted_at),
             # Present only when true: ConductorOne's SDKs see their usual shape otherwise.
             "requireDpop": True if client.require_dpop else None,
+        }
+    )
+
+
+def trust_json(trust: TrustRecord) -> dict[str, Any]:
+    """A federation trust (SPEC section 12), shaped like a personal client."""
+    return _drop_empty(
+        {
+            "id": trust.id,
+            "clientId": trust.client_id,
+            "userId": trust.user_id,
+            "displayName": trust.display_name,
+            "issuer": trust.issuer,
+            "audience": trust.audience,
+            "condition": trust.condition,
+            "allowSourceCidr": list(trust.allow_source_cidr),
+            "scopedRoles": list(trust.scoped_roles),
+            "expiresTime": timestamp(trust.expires_time),
+            "lastUsedAt": timestamp(trust.last_used_at),
+            "createdAt": timestamp(trust.created_at),
+            "updatedAt": timestamp(trust.updated_at),
+            "deletedAt": timestamp(trust.deleted_at),
+            "requireDpop": True if trust.require_dpop else None,
         }
     )
 

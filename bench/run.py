@@ -27,7 +27,10 @@ configured by ``bench/dot``), with its default hashed client secrets and with
 plaintext ones. ``--plot FILE`` also sweeps the connection count for
 authserver and node-oidc-provider and draws throughput and p99. ``--soak
 SECONDS`` only runs a mixed token and introspection load for that long and
-reports the worker's memory every minute.
+reports the worker's memory every minute. ``--exchange`` only compares RFC 8693
+token exchanges of federation trusts (a CI job's RS256 ID token from a test
+issuer on loopback, verified against its cached JWKS, then a CEL condition)
+with ``client_credentials``, alternating runs on one server process.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from authserver.client.dpop import DpopSigner  # noqa: E402
 from authserver.config import load_settings  # noqa: E402
 from authserver.domain.credentials import Caller, NewCredential  # noqa: E402
+from authserver.domain.federation import NewTrust  # noqa: E402
 from authserver.domain.secrets import new_secret  # noqa: E402
 from authserver.security.argon2 import SecretHasher  # noqa: E402
 from authserver.store import Store  # noqa: E402
@@ -66,7 +70,9 @@ from authserver.store.database import Database, migrate  # noqa: E402
 from authserver.store.ids import new_record_id  # noqa: E402
 from authserver.store.models import PersonalClient, User  # noqa: E402
 from authserver.usecases.credentials import CredentialService  # noqa: E402
+from authserver.usecases.federation import TrustService  # noqa: E402
 from authserver.usecases.users import UserService  # noqa: E402
+from tests.support.ci_issuer import github_claims, running_issuer  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 PEER_CACHE = Path.home() / ".cache" / "authserver-bench" / "peer"
@@ -105,6 +111,18 @@ request = function()
      ["DPoP"] = r[4]}, r[3])
 end
 """
+
+# Token exchange (RFC 8693): no client authentication, only the form.
+EXCHANGE_LUA = """
+local requests = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  local r = requests[(i %% #requests) + 1]
+  return wrk.format("POST", r[1], {["Content-Type"] = "application/x-www-form-urlencoded"}, r[3])
+end
+"""
+EXCHANGE_CONDITION = 'claims.repository == "acme/deploy" && claims.ref == "refs/heads/main"'
 
 Pairs = list[tuple[str, str]]
 
@@ -741,6 +759,75 @@ def dpop_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     }
 
 
+def exchange_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    """Token exchanges of federation trusts against client_credentials, alternating."""
+    from urllib.parse import urlencode
+
+    url_db = f"sqlite:///{folder}/exchange.db"
+    pairs = seed(url_db, args.credentials, args.users)
+    bearer = lua_script(folder, "cc-token", token_requests("/auth/v1/token", pairs))
+    with running_issuer() as issuer, authserver(url_db) as server:
+        url = server.url
+        database = Database(url_db)
+        store = Store(database)
+        settings = load_settings(environ={"AUTHSERVER_DATABASE_URL": url_db})
+        trusts = [
+            TrustService(store, settings).create(
+                caller=Caller.operator(),
+                owner_id=owner.id,
+                new=NewTrust(
+                    issuer=issuer.url, audience=url, condition=EXCHANGE_CONDITION, display_name="ci"
+                ),
+                now=datetime.now(UTC),
+            )
+            for owner in store.users.all()
+        ]
+        database.dispose()
+        first_tokens(url, "/auth/v1/token", pairs)
+        warm_up(url, bearer, args.connections, args.warmup)
+
+        def exchange_script() -> Path:
+            """Distinct job tokens, signed just before a run (their iat must be recent)."""
+            forms = [
+                urlencode(
+                    {
+                        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                        "subject_token": issuer.token(github_claims(), audience=url),
+                        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                        "client_id": trusts[i % len(trusts)].client_id,
+                    }
+                )
+                for i in range(max(20, args.credentials))
+            ]
+            rows = ", ".join(
+                "{" + ", ".join(json.dumps(p) for p in ("/auth/v1/token", "", form)) + "}"
+                for form in forms
+            )
+            script = folder / "exchange.lua"
+            script.write_text(EXCHANGE_LUA % rows)
+            return script
+
+        # The issuer's keys fetched and the condition compiled before anything is measured.
+        wrk(url, exchange_script(), args.connections, args.warmup)
+        runs: dict[str, list[dict[str, float]]] = {"client_credentials": [], "exchange": []}
+        for _ in range(max(1, args.rounds)):
+            runs["client_credentials"].append(wrk(url, bearer, args.connections, args.duration))
+            runs["exchange"].append(wrk(url, exchange_script(), args.connections, args.duration))
+        fetches = issuer.jwks_requests
+    cc_run, exchange_run = median_run(runs["client_credentials"]), median_run(runs["exchange"])
+    return {
+        "client_credentials_rps": cc_run["rps"],
+        "client_credentials_p50_ms": cc_run["p50_ms"],
+        "client_credentials_p99_ms": cc_run["p99_ms"],
+        "exchange_rps": exchange_run["rps"],
+        "exchange_p50_ms": exchange_run["p50_ms"],
+        "exchange_p99_ms": exchange_run["p99_ms"],
+        "exchange_errors": exchange_run["errors"],
+        "jwks_fetches": float(fetches),
+        "ratio": exchange_run["rps"] / cc_run["rps"] if cc_run["rps"] else 0.0,
+    }
+
+
 def leak_report_seconds(args: argparse.Namespace, folder: Path) -> list[float]:
     """Seconds a report of 1000 strings takes (999 strangers' secrets and one of ours)."""
     url_db = f"sqlite:///{folder}/leaks.db"
@@ -964,6 +1051,11 @@ def main() -> None:
     parser.add_argument(
         "--leak-report", action="store_true", help="only: how long a 1000-string report takes"
     )
+    parser.add_argument(
+        "--exchange",
+        action="store_true",
+        help="only token exchanges of federation trusts against client_credentials",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     args = parser.parse_args()
@@ -999,6 +1091,21 @@ def main() -> None:
             )
             if args.json:
                 args.json.write_text(json.dumps({"dpop": result}))
+            return
+        if args.exchange:
+            result = exchange_ratio(args, folder)
+            print(
+                f"token exchange (RS256 job token, cached JWKS, CEL condition): "
+                f"{result['exchange_rps']:.0f}/s (p50 {result['exchange_p50_ms']:.2f} ms, "
+                f"p99 {result['exchange_p99_ms']:.2f} ms, {result['exchange_errors']:.0f} errors) "
+                f"against client_credentials {result['client_credentials_rps']:.0f}/s "
+                f"(p50 {result['client_credentials_p50_ms']:.2f} ms, "
+                f"p99 {result['client_credentials_p99_ms']:.2f} ms): {result['ratio']:.2f}x, "
+                f"{args.connections} connections, same process, same run; "
+                f"{result['jwks_fetches']:.0f} JWKS fetch(es)"
+            )
+            if args.json:
+                args.json.write_text(json.dumps({"exchange": result}))
             return
         if args.flood_sign_in:
             print(

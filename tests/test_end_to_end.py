@@ -95,6 +95,7 @@ def test_metadata_advertises_live_endpoints(live_server: LiveServerFixture) -> N
     assert metadata["grant_types_supported"] == [
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",

@@ -64,3 +64,45 @@ def test_existing_credentials_keep_the_secret_domain_of_their_issuer(
             text("SELECT secret_domain FROM personal_clients WHERE id = 'c1'")
         ).scalar_one()
     assert domain == "auth.example.com"
+
+
+def downgrade_to(database: Database, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_a_downgrade_of_0016_soft_deletes_the_trusts(
+    empty_database: Database,
+) -> None:
+    """0016 adds the trusts' columns; undone, it soft-deletes the trusts (no data lost)."""
+    from authserver.config import Settings
+    from authserver.domain.credentials import Caller
+    from authserver.domain.federation import NewTrust
+    from authserver.store import Store
+    from authserver.usecases.federation import TrustService
+    from authserver.usecases.users import UserService
+    from tests.support.helpers import now
+
+    database = empty_database
+    migrate(database)
+    store = Store(database)
+    owner = UserService(store).create(
+        email="t@example.com", display_name="", role_names=[], now=now()
+    )
+    trust = TrustService(store, Settings()).create(
+        caller=Caller.operator(),
+        owner_id=owner.id,
+        new=NewTrust(issuer="https://gitlab.com", condition='claims.ref == "main"'),
+        now=now(),
+    )
+    downgrade_to(database, "0013")
+    with database.engine.connect() as conn:
+        deleted = conn.execute(
+            text("SELECT deleted_at FROM personal_clients WHERE id = :id"), {"id": trust.id}
+        ).scalar_one()
+    assert deleted is not None
+    migrate(database)  # the row stays, deleted: never listed as a personal client
+    assert store.credentials.all(user_id=owner.id) == []

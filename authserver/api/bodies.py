@@ -135,7 +135,7 @@ def decode_page_token(token: Any) -> str | None:
     return text[3:]
 
 
-def parse_update_mask(mask: Any) -> list[str]:
+def parse_update_mask(mask: Any, writable: tuple[str, ...] = WRITABLE) -> list[str]:
     """Field paths of an ``updateMask``: comma-separated (or a list), camelCase or snake_case."""
     raw = mask.split(",") if isinstance(mask, str) else mask
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
@@ -145,9 +145,9 @@ def parse_update_mask(mask: Any) -> list[str]:
         if not path:
             continue
         name = camel(path)
-        if name not in WRITABLE:
+        if name not in writable:
             raise InvalidArgument(
-                f"updateMask: unknown or read-only field {path!r}; writable: {', '.join(WRITABLE)}"
+                f"updateMask: unknown or read-only field {path!r}; writable: {', '.join(writable)}"
             )
         if name not in paths:
             paths.append(name)

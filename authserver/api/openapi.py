@@ -58,6 +58,18 @@ _PERSONAL_CLIENT = {
     },
 }
 
+_TRUST = {
+    "type": "object",
+    "description": "A federation trust (RFC 8693 token exchange of a CI job's ID token)",
+    "properties": {
+        **_PERSONAL_CLIENT["properties"],  # type: ignore[dict-item]
+        "clientId": {"type": "string", "examples": ["swift-otter-12345@127.0.0.1/wfe"]},
+        "issuer": {"type": "string", "description": "https, or http on a loopback host"},
+        "audience": {"type": "string", "description": "default: this server's issuer URL"},
+        "condition": {"type": "string", "maxLength": 1024, "description": "CEL over claims"},
+    },
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -121,6 +133,41 @@ _SCHEMAS: dict[str, Any] = {
             "users": {
                 "type": "array",
                 "items": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        },
+    },
+    "FederationTrust": _TRUST,
+    "CreateTrustRequest": {
+        "type": "object",
+        "required": ["issuer", "condition"],
+        "description": "Unknown fields are ignored, as grpc-gateway does.",
+        "properties": {
+            "displayName": {"type": "string", "maxLength": 200},
+            "issuer": {"type": "string"},
+            "audience": {"type": "string"},
+            "condition": {"type": "string", "maxLength": 1024},
+            "allowSourceCidr": {"type": "array", "items": {"type": "string"}, "maxItems": 32},
+            "scopedRoles": {"type": "array", "items": {"type": "string"}},
+            "expires": {"type": "string", "description": "protobuf Duration, e.g. 2592000s"},
+            "requireDpop": {"type": "boolean"},
+        },
+    },
+    "TrustResponse": {"type": "object", "properties": {"trust": _ref("FederationTrust")}},
+    "TrustListResponse": {
+        "type": "object",
+        "properties": {
+            "list": {"type": "array", "items": _ref("FederationTrust")},
+            "nextPageToken": {"type": "string"},
+        },
+    },
+    "UpdateTrustRequest": {
+        "type": "object",
+        "required": ["updateMask"],
+        "properties": {
+            "trust": _ref("FederationTrust"),
+            "updateMask": {
+                "type": "string",
+                "description": "Comma-separated field paths (camelCase or snake_case)",
             },
         },
     },
@@ -229,6 +276,36 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "operationId": "SearchPersonalClients",
                     "requestBody": _body("SearchRequest"),
                     "responses": {"200": _json(_ref("ListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/iam/federation_trusts": {
+                "post": {
+                    "operationId": "CreateFederationTrust",
+                    "requestBody": _body("CreateTrustRequest"),
+                    "responses": {"200": _json(_ref("TrustResponse")), **_ERRORS},
+                },
+                "get": {
+                    "operationId": "ListFederationTrusts",
+                    "parameters": _PAGE,
+                    "responses": {"200": _json(_ref("TrustListResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/iam/federation_trusts/{id}": {
+                "get": {
+                    "operationId": "GetFederationTrust",
+                    "parameters": [_ID],
+                    "responses": {"200": _json(_ref("TrustResponse")), **_ERRORS},
+                },
+                "post": {
+                    "operationId": "UpdateFederationTrust",
+                    "parameters": [_ID],
+                    "requestBody": _body("UpdateTrustRequest"),
+                    "responses": {"200": _json(_ref("TrustResponse")), **_ERRORS},
+                },
+                "delete": {
+                    "operationId": "DeleteFederationTrust",
+                    "parameters": [_ID],
+                    "responses": {"200": _json({"type": "object"}), **_ERRORS},
                 },
             },
             "/api/v1/users": {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli import backup, clients, keys, login, serve, users
+from authserver.cli import backup, clients, keys, login, serve, trusts, users
 from authserver.config import unknown_variables
 
 
@@ -24,6 +24,7 @@ main.add_command(serve.serve)
 main.add_command(serve.migrate_command)
 main.add_command(users.users)
 main.add_command(clients.clients)
+main.add_command(trusts.trusts)
 main.add_command(keys.keys_group)
 main.add_command(keys.registration_tokens)
 main.add_command(login.login_command)

@@ -19,6 +19,10 @@ With the credential ``authserver login`` saved, no secret in the program at all:
 
     httpx.get(api_url, auth=TokenAuth.from_file())
 
+In a CI job, with a federation trust instead of a secret (``authserver.client.federation``)::
+
+    httpx.get(api_url, auth=JobTokenAuth("https://auth.example.com", trust_client_id))
+
 httpx and requests are imported only by the class that uses them.
 """
 
@@ -31,11 +35,14 @@ from authserver.client.credential_file import CredentialFileError, SavedCredenti
 from authserver.client.tokens import TokenCache, TokenError
 
 if TYPE_CHECKING:
+    from authserver.client.federation import JobTokenAuth, JobTokenSource
     from authserver.client.httpx_auth import TokenAuth
     from authserver.client.requests_auth import RequestsTokenAuth
 
 __all__ = [
     "CredentialFileError",
+    "JobTokenAuth",
+    "JobTokenSource",
     "RequestsTokenAuth",
     "SavedCredential",
     "TokenAuth",
@@ -54,6 +61,10 @@ def __getattr__(name: str) -> Any:
         from authserver.client.httpx_auth import TokenAuth
 
         return TokenAuth
+    if name in ("JobTokenAuth", "JobTokenSource"):
+        from authserver.client import federation
+
+        return getattr(federation, name)
     if name == "RequestsTokenAuth":
         from authserver.client.requests_auth import RequestsTokenAuth
 

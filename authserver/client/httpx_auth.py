@@ -30,7 +30,7 @@ class TokenAuth(httpx.Auth):
         self,
         url: str,
         client_id: str,
-        secret: str,
+        secret: str | None,
         *,
         scope: str | None = None,
         dpop: bool = False,
@@ -55,6 +55,13 @@ class TokenAuth(httpx.Auth):
             headers=self.tokens.token_headers(),
         )
 
+    def _before_token_request(self) -> httpx.Request | None:
+        """A request to send before each token request (none here; see ``JobTokenAuth``)."""
+        return None
+
+    def _before_answered(self, status_code: int, body: bytes) -> None:
+        """The answer to ``_before_token_request``'s request."""
+
     def _present(self, request: httpx.Request, token: str) -> None:
         url = str(request.url.copy_with(query=None, fragment=None))
         request.headers.update(self.tokens.authorization(token, request.method, url))
@@ -69,6 +76,10 @@ class TokenAuth(httpx.Auth):
                     self.tokens.discard(refused)
                 token = self.tokens.current()
                 if token is None:
+                    before = self._before_token_request()
+                    if before is not None:  # e.g. the CI job's ID token (federation)
+                        first = yield before
+                        self._before_answered(first.status_code, first.read())
                     answer = yield self._token_request()
                     if self.tokens.wants_nonce(answer.status_code, answer.headers):
                         answer = yield self._token_request()
@@ -91,6 +102,10 @@ class TokenAuth(httpx.Auth):
                     self.tokens.discard(refused)
                 token = self.tokens.current()
                 if token is None:
+                    before = self._before_token_request()
+                    if before is not None:
+                        first = yield before
+                        self._before_answered(first.status_code, await first.aread())
                     answer = yield self._token_request()
                     if self.tokens.wants_nonce(answer.status_code, answer.headers):
                         answer = yield self._token_request()

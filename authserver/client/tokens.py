@@ -38,13 +38,14 @@ class TokenCache:
         self,
         url: str,
         client_id: str,
-        secret: str,
+        secret: str | None,
         *,
         scope: str | None = None,
         dpop: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        private_jwk(secret)  # a malformed secret fails here, not at the first request
+        if secret is not None:  # None: a grant without a secret (``ExchangeTokenCache``)
+            private_jwk(secret)  # a malformed secret fails here, not at the first request
         url = url.rstrip("/")
         self.token_url = url if url.endswith(TOKEN_PATH) else url + TOKEN_PATH
         self.client_id = client_id
@@ -67,15 +68,20 @@ class TokenCache:
         return None
 
     def form(self) -> dict[str, str]:
-        """The body of a token request: ``client_credentials`` with a fresh assertion."""
+        """The body of a token request: the grant's form, and the scope."""
         self._asked_at = self._clock()
-        form = {
-            "grant_type": "client_credentials",
-            **assertion_form(self._secret, client_id=self.client_id, audience=self.token_url),
-        }
+        form = self.grant_form()
         if self.scope:
             form["scope"] = self.scope
         return form
+
+    def grant_form(self) -> dict[str, str]:
+        """``client_credentials`` with a fresh assertion."""
+        assert self._secret is not None
+        return {
+            "grant_type": "client_credentials",
+            **assertion_form(self._secret, client_id=self.client_id, audience=self.token_url),
+        }
 
     def token_headers(self) -> dict[str, str]:
         """The headers of a token request (with a fresh DPoP proof when bound)."""

@@ -14,3 +14,6 @@ TOKEN_ALGS = tuple(TOKEN_KEY_TYPES)
 ASSERTION_ALGS = ("EdDSA", "Ed25519")
 #: DPoP proofs (RFC 9449): the asymmetric algorithms a client may sign them with.
 DPOP_ALGS = ("ES256", "EdDSA", "RS256")
+#: Subject tokens of a token exchange (RFC 8693): CI providers' ID tokens, signed with one
+#: of their published keys (GitHub and GitLab use RS256).
+FEDERATION_ALGS = ("RS256", "ES256", "EdDSA")

@@ -20,20 +20,21 @@ from datetime import datetime, timedelta
 from authserver.domain import network, roles
 from authserver.domain.words import ADJECTIVES, NOUNS
 from authserver.errors import InvalidArgument, PermissionDenied
-from authserver.records import ClientRecord
+from authserver.records import ClientRecord, TrustRecord
 
 MAX_DISPLAY_NAME = 200
 
 
-def new_client_id(issuer_host: str) -> str:
-    """A fresh ``<adjective>-<noun>-<5 digits>@<issuer host>/pcc``.
+def new_client_id(issuer_host: str, kind: str = "pcc") -> str:
+    """A fresh ``<adjective>-<noun>-<5 digits>@<issuer host>/<kind>``: ``pcc`` for a personal
+    client, ``wfe`` for a federation trust (ConductorOne's suffixes).
 
     Uniqueness is the store's job (unique index, retried on collision).
     """
     adjective = secrets.choice(ADJECTIVES)
     noun = secrets.choice(NOUNS)
     digits = secrets.randbelow(90000) + 10000
-    return f"{adjective}-{noun}-{digits}@{issuer_host}/pcc"
+    return f"{adjective}-{noun}-{digits}@{issuer_host}/{kind}"
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -280,7 +281,7 @@ def _check_no_escalation(caller: Caller, scoped: Sequence[str]) -> None:
 # Managing --------------------------------------------------------------------------
 
 
-def check_may_manage(caller: Caller, target: ClientRecord) -> None:
+def check_may_manage(caller: Caller, target: ClientRecord | TrustRecord) -> None:
     """A reduced caller may change or delete only credentials that can never hold more than it.
 
     Otherwise a credential reduced to ``billing:read`` could lift the CIDR lock of,
@@ -353,7 +354,7 @@ def check_update(
     *,
     caller: Caller,
     owner_roles: Iterable[str],
-    current: ClientRecord,
+    current: ClientRecord | TrustRecord,
     patch: CredentialPatch,
     caller_limits: bool = True,
 ) -> CheckedPatch:
@@ -387,6 +388,16 @@ def check_update(
 
 
 # Authenticating ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Federation:
+    """What a federation trust accepts: tokens of ``issuer`` for ``audience`` whose claims
+    satisfy ``condition`` (a CEL expression)."""
+
+    issuer: str
+    audience: str
+    condition: str
 
 
 @dataclass(frozen=True)
@@ -429,6 +440,8 @@ class AuthState:
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
     #: A person acting through a device client: tokens issued before this are inactive.
     tokens_not_before: datetime | None = None
+    #: A federation trust (SPEC section 12): the issuer, audience and condition it trusts.
+    federation: Federation | None = None
 
     @property
     def effective_roles(self) -> frozenset[str]:

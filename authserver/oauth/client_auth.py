@@ -53,6 +53,8 @@ class AuthenticatedClient:
     method: str
     source: str | None = None
     dpop_jkt: str | None = None  # the key a DPoP proof bound the token to (RFC 9449)
+    grant_type: str = "client_credentials"  # or RFC 8693's, for a federation trust
+    act: dict[str, str] | None = None  # RFC 8693 section 4.1: the job that exchanged its token
 
     @property
     def client_id(self) -> str:
@@ -65,7 +67,7 @@ class AuthenticatedClient:
         return method == self.method
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
+        return grant_type == self.grant_type
 
     def check_client_secret(self, client_secret: str) -> bool:  # pragma: no cover - unused
         return False
@@ -214,11 +216,11 @@ class ClientAuthenticator:
             raise fail_authentication(client_id, "control characters in client_id", source)
         # Counted per presented client_id, known or not: a known id must not be told apart
         # from an unknown one by its throttling.
-        keys.append(_client_key(client_id))
+        keys.append(client_key(client_id))
         if presented.method != "private_key_jwt" and not looks_like_secret(presented.secret):
             # Never a secret of ours, whatever the id: answered without a lookup, so that
             # known and unknown ids take the same path and the same time.
-            await self._throttled(keys, client_id, "not a secret-token", source)
+            await self.throttled(keys, client_id, "not a secret-token", source)
             raise fail_authentication(client_id, "wrong secret (not a secret-token)", source)
         state = await self.cache.credential(self.store.credentials, client_id)
         now = datetime.now(UTC)
@@ -230,6 +232,8 @@ class ClientAuthenticator:
                 lambda: self.store.credentials.auth_state(client_id=client_id)
             )
             reason = refusal_reason(state, now=now, source=source, max_idle=max_idle)
+        if reason is None and state is not None and state.federation is not None:
+            reason = "a federation trust has no secret: it exchanges a job's token"
         if reason is None and state is not None and not method_allowed(state, presented.method):
             reason = f"registered for {state.auth_method} only"
         replay: tuple[str, datetime] | None = None
@@ -257,7 +261,7 @@ class ClientAuthenticator:
                         break
                     reason = reason or refused
         if reason is not None or state is None:
-            await self._throttled(keys, client_id, reason, source)
+            await self.throttled(keys, client_id, reason, source)
             raise fail_authentication(client_id, reason or "unknown client_id", source)
         if replay is None:
             # Verified before, or the secret carries the credential's key: worth one argon2.
@@ -277,7 +281,7 @@ class ClientAuthenticator:
             state=state, method=presented.method, source=str(source) if source else None
         )
 
-    async def _throttled(
+    async def throttled(
         self, keys: list[str], client_id: str, reason: str | None, source: object
     ) -> None:
         """``TooManyAttempts`` when the source or the presented id is past its limit."""
@@ -311,7 +315,7 @@ class ClientAuthenticator:
             return None, str(exc)
 
 
-def _client_key(client_id: str) -> str:
+def client_key(client_id: str) -> str:
     """Throttle key of a presented client_id (a digest: ids can be long, and are input)."""
     return (
         "c:"

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authserver.domain.algorithms import ASSERTION_ALGS, DPOP_ALGS
+from authserver.domain.federation import TOKEN_EXCHANGE_GRANT_TYPE
 from authserver.oauth import device_flow
 from authserver.oauth.server import AUTH_METHODS
 from authserver.web.context import services_of
@@ -24,7 +25,11 @@ async def authorization_server_metadata(request: Request) -> Response:
         "introspection_endpoint": settings.endpoint("/auth/v1/introspect"),
         "revocation_endpoint": settings.endpoint("/auth/v1/revoke"),
         "device_authorization_endpoint": settings.endpoint(device_flow.PATH),
-        "grant_types_supported": ["client_credentials", device_flow.DEVICE_CODE_GRANT_TYPE],
+        "grant_types_supported": [
+            "client_credentials",
+            device_flow.DEVICE_CODE_GRANT_TYPE,
+            TOKEN_EXCHANGE_GRANT_TYPE,  # RFC 8693: federation trusts (SPEC section 12)
+        ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": signing,

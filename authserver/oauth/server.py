@@ -81,6 +81,7 @@ class Server(AuthorizationServer):
         settings: Settings,
         keyring: KeyRing,
         on_issued: Callable[[AuthenticatedClient, datetime], None],
+        extra_grants: tuple[type[grants.BaseGrant], ...] = (),
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -88,6 +89,8 @@ class Server(AuthorizationServer):
         self.on_issued = on_issued
         self.register_grant(ClientCredentialsGrant)
         self.register_grant(DeviceCodeGrant)
+        for grant in extra_grants:
+            self.register_grant(grant)
         self.register_token_generator("default", self._generate_token)
         for method in [*AUTH_METHODS, "none"]:  # "none": public device clients (RFC 8628)
             self.register_client_auth_method(method, _preauthenticated(method))
@@ -150,6 +153,8 @@ class Server(AuthorizationServer):
         }
         if client.dpop_jkt is not None:  # RFC 9449 section 6: bound to the proof's key
             claims["cnf"] = {"jkt": client.dpop_jkt}
+        if isinstance(client, AuthenticatedClient) and client.act is not None:
+            claims["act"] = client.act  # RFC 8693 section 4.1: the job that exchanged its token
         audit(
             "token_issued",
             client_id=client.client_id,
@@ -162,6 +167,7 @@ class Server(AuthorizationServer):
             grant_type=None if grant_type == "client_credentials" else grant_type,
             source=source,
             dpop="bound" if client.dpop_jkt is not None else None,
+            act=client.act if isinstance(client, AuthenticatedClient) else None,
         )
         token = {
             "access_token": self.keyring.sign(claims),

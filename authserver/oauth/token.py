@@ -1,5 +1,6 @@
-"""``POST /auth/v1/token``: RFC 6749 section 4.4 ``client_credentials`` and RFC 8628's device
-code grant; with a ``DPoP`` proof (RFC 9449) the token is bound to the client's key."""
+"""``POST /auth/v1/token``: RFC 6749 section 4.4 ``client_credentials``, RFC 8628's device
+code grant and RFC 8693's token exchange (federation trusts); with a ``DPoP`` proof
+(RFC 9449) the token is bound to the client's key."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedGrantT
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.domain.federation import TOKEN_EXCHANGE_GRANT_TYPE
 from authserver.oauth import dpop
 from authserver.oauth.adapter import FormRequest, read_form
 from authserver.oauth.device_flow import DEVICE_CODE_GRANT_TYPE, device_token
 from authserver.oauth.errors import InvalidDpopProof, oauth_errors, printable
+from authserver.oauth.token_exchange import exchange
 from authserver.web.context import services_of
 
 
@@ -52,6 +55,8 @@ async def _issue(request: Request) -> Response:
         # Spent before the poll, which claims the approval: a replayed proof keeps the code.
         jkt = await dpop.spend(request, binding) if binding is not None else None
         oauth_request = await device_token(request, form, dpop_jkt=jkt)
+    elif grant_type == TOKEN_EXCHANGE_GRANT_TYPE:  # RFC 8693, federation trusts (SPEC 12)
+        oauth_request = await exchange(request, form, binding=binding)
     else:
         raise UnsupportedGrantTypeError(printable(grant_type))
     response: Response = services.server.create_token_response(oauth_request)

@@ -19,8 +19,10 @@ from authserver.oauth import device_flow
 from authserver.oauth.client_auth import ClientAuthenticator
 from authserver.oauth.device_flow import DeviceAuthorizationEndpointImpl
 from authserver.oauth.server import Server
+from authserver.oauth.token_exchange import TokenExchangeGrant
 from authserver.runtime.metrics import Metrics
 from authserver.security.access_tokens import ActiveToken, active_token
+from authserver.security.issuer_keys import IssuerKeys
 from authserver.security.keys import KeyRing
 from authserver.sso.relying_party import RelyingParty
 from authserver.store import Database
@@ -51,6 +53,7 @@ class Services(UseCases):
     device_code_guesses: SharedThrottle  # user codes looked up in vain, per session and source
     leak_reports: SharedThrottle  # leaked-secret reports, per source
     relying_party: RelyingParty  # sign-in through OpenID Connect providers
+    issuer_keys: IssuerKeys  # CI providers' signing keys, for federation trusts
     keys_signalled: int | None = None  # the change signal when the keys were last loaded
 
     @classmethod
@@ -74,6 +77,7 @@ class Services(UseCases):
             settings,
             keyring,
             on_issued=lambda client, when: last_used.touch(client.state.id, when),
+            extra_grants=(TokenExchangeGrant,),
         )
         server.register_endpoint(
             DeviceAuthorizationEndpointImpl(
@@ -110,6 +114,10 @@ class Services(UseCases):
                 store, "leak-reports", limit=LEAK_REPORTS_PER_MINUTE, window=60
             ),
             relying_party=RelyingParty(settings.login_oidc),  # metadata read at first use
+            issuer_keys=IssuerKeys(
+                ttl=settings.federation_jwks_ttl,
+                refetch_interval=settings.federation_jwks_refetch_interval,
+            ),
         )
 
     async def refresh_keys(self, limiter: anyio.CapacityLimiter | None = None) -> None:

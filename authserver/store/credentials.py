@@ -16,6 +16,7 @@ from authserver.domain.credentials import (
     AuthState,
     CheckedPatch,
     CredentialSpec,
+    Federation,
     PreviousSecret,
     Unset,
 )
@@ -32,6 +33,9 @@ from authserver.store.models import (
     UTCDateTime,
 )
 from authserver.store.users import user_record
+
+#: A row that is a personal client, not a federation trust (``store/trusts.py``).
+PERSONAL = PersonalClient.federation_issuer.is_(None)
 
 
 def client_record(row: PersonalClient) -> ClientRecord:
@@ -81,6 +85,15 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
         auth_method=client.auth_method,
         secret_domain=client.secret_domain,
         require_dpop=client.require_dpop,
+        federation=(
+            Federation(
+                issuer=client.federation_issuer,
+                audience=client.federation_audience or "",
+                condition=client.federation_condition or "",
+            )
+            if client.federation_issuer is not None
+            else None
+        ),
         last_used_at=client.last_used_at,
         created_at=client.created_at,
         previous=(
@@ -96,7 +109,7 @@ def _auth_state(session: Session, client_id: str) -> AuthState | None:
     )
 
 
-def _patch_values(patch: CheckedPatch) -> dict[Any, Any]:
+def patch_values(patch: CheckedPatch) -> dict[Any, Any]:
     """Column → value for the fields a patch sets."""
     values: dict[Any, Any] = {}
     if patch.display_name is not UNSET:
@@ -192,7 +205,7 @@ class CredentialStore:
         """A credential by OAuth ``client_id`` with its registration token hash, or None."""
         with self.database.session() as session:
             row = session.scalar(
-                select(PersonalClient).where(PersonalClient.client_id == client_id)
+                select(PersonalClient).where(PersonalClient.client_id == client_id, PERSONAL)
             )
             return (client_record(row), row.registration_token_hash) if row is not None else None
 
@@ -209,14 +222,18 @@ class CredentialStore:
     def get(self, *, id: str) -> ClientRecord:
         with self.database.session() as session:
             row = session.get(PersonalClient, id)
-            if row is None:
+            if row is None or row.federation_issuer is not None:
                 raise NotFound(f"no personal client {id!r}")
             return client_record(row)
 
     def all(
         self, *, user_id: str | None = None, include_deleted: bool = False
     ) -> list[ClientRecord]:
-        query = select(PersonalClient).order_by(PersonalClient.created_at, PersonalClient.id)
+        query = (
+            select(PersonalClient)
+            .where(PERSONAL)
+            .order_by(PersonalClient.created_at, PersonalClient.id)
+        )
         if user_id is not None:
             query = query.where(PersonalClient.user_id == user_id)
         if not include_deleted:
@@ -236,7 +253,7 @@ class CredentialStore:
 
         Returns the page and whether more follow.
         """
-        query = select(PersonalClient).where(PersonalClient.deleted_at.is_(None))
+        query = select(PersonalClient).where(PersonalClient.deleted_at.is_(None), PERSONAL)
         if user_ids is not None:
             query = query.where(PersonalClient.user_id.in_(list(user_ids)))
         if name_query:
@@ -268,7 +285,7 @@ class CredentialStore:
         statement = (
             select(PersonalClient, User)
             .join(User, User.id == PersonalClient.user_id)
-            .where(PersonalClient.deleted_at.is_(None))
+            .where(PersonalClient.deleted_at.is_(None), PERSONAL)
         )
         if user_id is not None:
             statement = statement.where(PersonalClient.user_id == user_id)
@@ -293,7 +310,7 @@ class CredentialStore:
         with self.database.session() as session:
             version = next_version(session)
             row = session.get(PersonalClient, id)
-            if row is None or row.deleted_at is not None:
+            if row is None or row.deleted_at is not None or row.federation_issuer is not None:
                 raise NotFound(f"no personal client {id!r}")
             row.deleted_at = now
             row.updated_at = now
@@ -317,7 +334,7 @@ class CredentialStore:
         with self.database.session() as session:
             version = next_version(session)
             row = session.get(PersonalClient, id)
-            if row is None or row.deleted_at is not None:
+            if row is None or row.deleted_at is not None or row.federation_issuer is not None:
                 raise NotFound(f"no personal client {id!r}")
             keep = grace_until > now and bool(row.secret_hash)
             row.previous_secret_hash = row.secret_hash if keep else None
@@ -344,8 +361,8 @@ class CredentialStore:
         """
         statement = (
             update(PersonalClient)
-            .where(PersonalClient.id == id, PersonalClient.deleted_at.is_(None))
-            .values({**_patch_values(patch), PersonalClient.updated_at: now})
+            .where(PersonalClient.id == id, PersonalClient.deleted_at.is_(None), PERSONAL)
+            .values({**patch_values(patch), PersonalClient.updated_at: now})
         )
         if patch.expires_time is not UNSET:
             earlier: ColumnElement[bool] = PersonalClient.expires_time.is_(None)
@@ -356,7 +373,7 @@ class CredentialStore:
             result = session.execute(statement.values(version=next_version(session)))
             row = session.get(PersonalClient, id, populate_existing=True)
             if getattr(result, "rowcount", 0) != 1:
-                if row is None or row.deleted_at is not None:
+                if row is None or row.deleted_at is not None or row.federation_issuer is not None:
                     raise NotFound(f"no personal client {id!r}")
                 raise PermissionDenied("may only move earlier", field="expires_time")
             assert row is not None

@@ -95,6 +95,11 @@ class PersonalClient(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Tokens only with a DPoP proof (RFC 9449 section 5.2, dpop_bound_access_tokens).
     require_dpop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A federation trust (SPEC section 12) when federation_issuer is set: no secret, and
+    # tokens of that issuer for that audience whose claims satisfy the CEL condition.
+    federation_issuer: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    federation_audience: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    federation_condition: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SigningKey(Base):

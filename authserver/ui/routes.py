@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import device, login, oidc
+from authserver.ui import device, federation, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -41,6 +41,11 @@ ROUTES = [
             Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
+            Route("/federation", federation.federation_page, methods=["GET"]),
+            Route("/federation/new", federation.create, methods=["POST"]),
+            Route("/federation/test", federation.test_condition, methods=["POST"]),
+            Route("/federation/{id}/delete", federation.confirm_delete, methods=["GET"]),
+            Route("/federation/{id}/delete", federation.delete, methods=["POST"]),
             Route("/device", device.device_page, methods=["GET"]),
             Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

@@ -12,6 +12,7 @@ from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Database, Store
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
+from authserver.usecases.federation import TrustService
 from authserver.usecases.keys import KeyService
 from authserver.usecases.leaks import LeakReports
 from authserver.usecases.maintenance import Maintenance
@@ -42,6 +43,7 @@ class UseCases:
     replay: ReplayGuard
     maintenance: Maintenance
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
+    trusts: TrustService  # federation trusts (SPEC section 12)
 
     @staticmethod
     def parts(
@@ -80,6 +82,7 @@ class UseCases:
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in),
             leaks=LeakReports(store, on_change=on_change),
+            trusts=TrustService(store, settings, on_change=on_change),
         )
 
     @classmethod
