@@ -14,6 +14,7 @@ from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.keys import KeyService
 from authserver.usecases.leaks import LeakReports
+from authserver.usecases.lifecycle import Lifecycle
 from authserver.usecases.maintenance import Maintenance
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
@@ -42,6 +43,7 @@ class UseCases:
     replay: ReplayGuard
     maintenance: Maintenance
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
+    lifecycle: Lifecycle  # webhook events, expiry notices, the outbox's retries
 
     @staticmethod
     def parts(
@@ -63,13 +65,16 @@ class UseCases:
         users = UserService(store)
         people = PeopleService(store, passwords, settings)
         provider_sign_in = ProviderSignInService(store, people, users)
+        lifecycle = Lifecycle(store, settings)
         return dict(
             settings=settings,
             database=database,
             store=store,
             hasher=hasher,
             passwords=passwords,
-            credentials=CredentialService(store, hasher, settings, on_change=on_change),
+            credentials=CredentialService(
+                store, hasher, settings, on_change=on_change, lifecycle=lifecycle
+            ),
             users=users,
             directory=UserDirectory(store, settings),
             people=people,
@@ -79,7 +84,8 @@ class UseCases:
             revocation=RevocationService(store, on_revoked=on_revoked),
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in),
-            leaks=LeakReports(store, on_change=on_change),
+            leaks=LeakReports(store, lifecycle, on_change=on_change),
+            lifecycle=lifecycle,
         )
 
     @classmethod
