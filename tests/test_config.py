@@ -15,7 +15,13 @@ from tests.support.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "authserver.example.toml"
-NOT_FILE_KEYS = ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given", "mail_password")
+NOT_FILE_KEYS = (
+    "trusted_networks",
+    "metrics_bearer",
+    "allow_weak_hashing",
+    "given",
+    "mail_password",
+)
 
 
 def test_shipped_config_documents_every_key_with_its_default() -> None:
