@@ -131,8 +131,10 @@ class OutboxStore:
                 or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
         )
+        with self.database.session() as session:
+            if session.scalar(due.limit(1)) is None:
+                return []  # a read alone: an idle sender takes no write lock every round
         if not self.database.is_sqlite:
             due = due.with_for_update(skip_locked=True)
         token = new_record_id()
@@ -141,7 +143,7 @@ class OutboxStore:
             # skips the rows another instance is claiming.
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(due))
+                .where(OutboxMessage.id.in_(due.limit(limit)))
                 .values(
                     lease_until=now + lease,
                     claimed_by=token,
