@@ -387,3 +387,24 @@ def test_metrics_of_two_workers_are_summed_in_every_scrape(tmp_path: Path) -> No
         scrapes = [httpx.get(f"{server.url}/metrics").text for _ in range(6)]
     assert [token_requests_counted(text) for text in scrapes] == [6.0] * 6
     assert list(temporary.iterdir()) == []  # the workers' folder is gone with serve
+
+
+# E-mail at start ------------------------------------------------------------------
+
+
+def test_serve_says_once_that_email_is_off_without_mail(tmp_path: Path) -> None:
+    with started(tmp_path, workers="2") as server:
+        pass
+    assert [line for line in server.stderr.splitlines() if "e-mail" in line] == [
+        "note: e-mail is off (no [mail] smtp_url in the config)"
+    ]
+
+
+def test_serve_says_nothing_of_email_with_mail(tmp_path: Path) -> None:
+    env = {
+        "AUTHSERVER_MAIL_SMTP_URL": "smtp://127.0.0.1:2525",
+        "AUTHSERVER_MAIL_FROM": "a@b.example",
+    }
+    with started(tmp_path, **env) as server:
+        pass
+    assert "e-mail is off" not in server.stderr
