@@ -401,10 +401,10 @@ def test_serve_says_once_that_email_is_off_without_mail(tmp_path: Path) -> None:
 
 
 def test_serve_says_nothing_of_email_with_mail(tmp_path: Path) -> None:
-    env = {
-        "AUTHSERVER_MAIL_SMTP_URL": "smtp://127.0.0.1:2525",
-        "AUTHSERVER_MAIL_FROM": "a@b.example",
-    }
-    with started(tmp_path, **env) as server:
+    with started(
+        tmp_path,
+        AUTHSERVER_MAIL_SMTP_URL="smtp://127.0.0.1:2525",
+        AUTHSERVER_MAIL_FROM="a@b.example",
+    ) as server:
         pass
     assert "e-mail is off" not in server.stderr

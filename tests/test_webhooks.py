@@ -392,3 +392,18 @@ def test_credential_service_without_a_lifecycle_still_writes_events(
     service = CredentialService(store, SecretHasher(settings), settings)
     operator_creates(service, make_user())
     assert [r.type for r in store.outbox.recent()] == ["credential.created"]
+
+
+def test_deleting_a_user_sends_credential_deleted_for_each_credential(
+    services: Services, make_user: MakeUser, store: Store
+) -> None:
+    owner = make_user()
+    first, _ = operator_creates(services.credentials, owner)
+    second, _ = operator_creates(services.credentials, owner)
+    services.users.delete(ref=owner.id, now=now())
+    deleted = [json.loads(r.body) for r in store.outbox.recent() if r.type == "credential.deleted"]
+    assert sorted(e["data"]["client"]["id"] for e in deleted) == sorted([first.id, second.id])
+    assert all(e["data"]["client"]["deletedAt"] for e in deleted)
+    assert [e["data"]["client"] for e in deleted if e["data"]["client"]["id"] == first.id] == [
+        client_json(store.credentials.get(id=first.id))
+    ]

@@ -62,10 +62,10 @@ class UseCases:
         store = Store(database)
         hasher = SecretHasher(settings)
         passwords = PasswordHasher(settings)
-        users = UserService(store)
+        lifecycle = Lifecycle(store, settings)
+        users = UserService(store, lifecycle)
         people = PeopleService(store, passwords, settings)
         provider_sign_in = ProviderSignInService(store, people, users)
-        lifecycle = Lifecycle(store, settings)
         return dict(
             settings=settings,
             database=database,
