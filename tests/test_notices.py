@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from starlette.testclient import TestClient
 
+from authserver.app import create_app
 from authserver.config import Settings, Webhook
 from authserver.domain.credentials import Caller
 from authserver.domain.lifecycle import days_left, due_threshold, in_words
@@ -24,11 +25,12 @@ from authserver.errors import ConfigError
 from authserver.runtime import deliveries
 from authserver.runtime.services import Services
 from authserver.store import Store
-from authserver.store.database import Database
+from authserver.store.database import Database, migrate
 from authserver.store.outbox import MAIL, WEBHOOK
 from authserver.usecases.lifecycle import Lifecycle
 from authserver.wire import timestamp
-from tests.support.helpers import now, operator_creates
+from tests.support.helpers import now, operator_creates, within
+from tests.support.live import LiveServer
 from tests.support.ports import free_port
 from tests.support.receivers import Mailbox, new_webhook_secret, smtp_server
 from tests.support.types import MakeUser
@@ -362,3 +364,25 @@ def test_two_instances_send_each_notice_once(
     listed = [line for m in mailbox.messages for line in text(m).splitlines() if "/pcc)" in line]
     assert len(listed) == 24  # every credential in exactly one e-mail
     assert len(mailbox.messages) <= 3 * len(instances)
+
+
+def test_the_server_checks_and_mails_in_the_background(
+    tmp_path: Path, mailbox: Mailbox, smtp_port: int
+) -> None:
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/live.db",
+        issuer=f"http://127.0.0.1:{port}",
+        mail_smtp_url=f"smtp://127.0.0.1:{smtp_port}",
+        mail_from=FROM,
+    )
+    database = Database(settings.database_url)
+    migrate(database)
+    app = create_app(settings, database=database)
+    services: Services = app.state.services
+    owner = services.users.create(email="o@example.com", display_name="", role_names=(), now=now())
+    operator_creates(services.credentials, owner, expires_in=timedelta(days=2))
+    with LiveServer(app, port):
+        within(10, lambda: len(mailbox.messages) == 1)
+    assert mailbox.messages[0]["To"] == "o@example.com"
+    database.dispose()

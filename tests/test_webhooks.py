@@ -200,6 +200,16 @@ def test_a_slow_receiver_times_out_and_is_retried(
     assert store.outbox.recent(channel=WEBHOOK)[0].state == "delivered"
 
 
+def test_an_endless_answer_is_read_no_further_than_the_cap(
+    services: Services, make_user: MakeUser, receiver: Receiver, store: Store
+) -> None:
+    created(services, make_user)
+    receiver.answers = ["endless"]
+    with receiver.serving():
+        assert deliver(services) == 1
+    assert store.outbox.recent(channel=WEBHOOK)[0].state == "delivered"
+
+
 def test_a_redirect_is_not_followed(
     services: Services, make_user: MakeUser, receiver: Receiver, store: Store
 ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.live import LiveServer
@@ -42,7 +42,8 @@ class Delivery:
 class Receiver:
     """Records every POST; answers each with the next of ``answers`` (then 204).
 
-    An answer is a status code, or ``"slow"``: no answer for 30 s.
+    An answer is a status code, ``"slow"``: no answer for 30 s, or ``"endless"``: 200
+    and a body that never ends.
     """
 
     answers: list[int | str] = field(default_factory=list)
@@ -60,9 +61,15 @@ class Receiver:
         if answer == "slow":
             await anyio.sleep(30)
             answer = 204
+        if answer == "endless":
+            return StreamingResponse(self._endless(), status_code=200)
         assert isinstance(answer, int)
         headers = {"location": f"http://127.0.0.1:{self.port}/elsewhere"}
         return Response(b"x" * 100, status_code=answer, headers=headers)
+
+    async def _endless(self) -> AsyncIterator[bytes]:
+        for _ in range(100_000):  # 6.5 GB: far beyond what a sender may read
+            yield b"x" * 65536
 
     def app(self) -> Starlette:
         return Starlette(
