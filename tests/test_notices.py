@@ -5,6 +5,7 @@ per credential; an e-mail that could not be sent is retried, never dropped."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,6 +34,7 @@ from tests.support.helpers import now, operator_creates, within
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
 from tests.support.receivers import Mailbox, new_webhook_secret, smtp_server
+from tests.support.tls import self_signed
 from tests.support.types import MakeUser
 
 FROM = "authserver@example.com"
@@ -386,3 +388,41 @@ def test_the_server_checks_and_mails_in_the_background(
         within(10, lambda: len(mailbox.messages) == 1)
     assert mailbox.messages[0]["To"] == "o@example.com"
     database.dispose()
+
+
+@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
+def test_email_over_tls_checks_the_certificate(
+    scheme: str,
+    tmp_path: Path,
+    settings: Settings,
+    database: Database,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    tls: dict[str, Any] = (
+        {"tls_context": context, "require_starttls": True}
+        if scheme == "smtp+starttls"
+        else {"ssl_context": context}
+    )
+    mailbox = Mailbox()
+    with smtp_server(mailbox, **tls) as port:
+        services = Services.build(
+            Settings(
+                database_url=settings.database_url,
+                mail_smtp_url=f"{scheme}://127.0.0.1:{port}",
+                mail_from=FROM,
+            ),
+            database,
+        )
+        operator_creates(services.credentials, make_user(), expires_in=timedelta(days=1))
+        services.lifecycle.check(now=now())
+        send_mail(services)  # the certificate is not trusted: nothing is sent
+        assert mailbox.messages == []
+        [row] = services.store.outbox.recent(channel=MAIL)
+        assert row.state == "pending" and row.last_error is not None
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now it is
+        assert send_mail(services, after=timedelta(seconds=6)) == 1
+    assert len(mailbox.messages) == 1
