@@ -785,6 +785,8 @@ def baseline_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
         "p50_ms": runs["ours"]["p50_ms"],
         "baseline_rps": runs["baseline"]["rps"],
         "baseline_p50_ms": runs["baseline"]["p50_ms"],
+        "errors": runs["ours"]["errors"],
+        "baseline_errors": runs["baseline"]["errors"],
         "ratio": runs["ours"]["rps"] / runs["baseline"]["rps"] if runs["baseline"]["rps"] else 0.0,
     }
 
