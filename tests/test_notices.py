@@ -9,7 +9,6 @@ import ssl
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.support.helpers import now, operator_creates, within
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
 from tests.support.receivers import Mailbox, new_webhook_secret, smtp_server
+from tests.support.receivers import mail_text as text
 from tests.support.tls import self_signed
 from tests.support.types import MakeUser
 
@@ -73,12 +73,6 @@ def send_mail(services: Services, *, after: timedelta = timedelta(0)) -> int:
 def events(store: Store, type: str) -> list[dict[str, Any]]:
     rows = [r for r in store.outbox.recent(channel=WEBHOOK, limit=1000) if r.type == type]
     return [json.loads(r.body) for r in reversed(rows)]
-
-
-def text(message: EmailMessage) -> str:
-    body = message.get_payload(decode=True)
-    assert isinstance(body, bytes)
-    return body.decode()
 
 
 def test_an_expiring_credential_gets_an_email_and_an_event(

@@ -115,3 +115,10 @@ def smtp_server(mailbox: Mailbox, **kwargs: Any) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+def mail_text(message: Message) -> str:
+    """The text of an e-mail the server sent."""
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    return body.decode()
