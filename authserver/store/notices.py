@@ -55,6 +55,18 @@ class NoticeStore:
                 entry[1].append(client_record(client))
         return list(owners.values())
 
+    def claimed(self, *, credential_ids: Sequence[str]) -> set[tuple[str, int, datetime]]:
+        """(credential id, threshold, expiry told of) of the notices already claimed."""
+        found: set[tuple[str, int, datetime]] = set()
+        ids = list(credential_ids)
+        with self.database.session() as session:
+            for start in range(0, len(ids), 500):  # bounded lists of bound parameters
+                query = select(
+                    ExpiryNotice.credential_id, ExpiryNotice.threshold, ExpiryNotice.expires_time
+                ).where(ExpiryNotice.credential_id.in_(ids[start : start + 500]))
+                found.update((c, t, e) for c, t, e in session.execute(query))
+        return found
+
     @writes
     def claim(
         self,

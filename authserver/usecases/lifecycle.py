@@ -127,14 +127,20 @@ class Lifecycle:
         days = self.settings.expiry_notice_days
         until = now + timedelta(days=max(days, default=0))
         claimed = 0
-        for owner, records in self.store.notices.expiring(
-            until=until, since=now - EXPIRED_LOOKBACK
-        ):
+        expiring = self.store.notices.expiring(until=until, since=now - EXPIRED_LOOKBACK)
+        # Read first: the notices already sent cost no write (no lock) in every later check.
+        sent = self.store.notices.claimed(
+            credential_ids=[r.id for _, records in expiring for r in records]
+        )
+        for owner, records in expiring:
             due = []
             for record in records:
                 assert record.expires_time is not None
                 threshold = due_threshold(record.expires_time, now=now, notice_days=days)
-                if threshold is not None:
+                if (
+                    threshold is not None
+                    and (record.id, threshold, record.expires_time) not in sent
+                ):
                     due.append(Due(record, threshold))
             if due:
                 claimed += len(self._claim(owner, due, now))
