@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import standardwebhooks
 
 from authserver.config import Settings, Webhook
 from authserver.security.argon2 import SecretHasher
@@ -68,6 +69,8 @@ def test_two_instances_send_every_event_and_notice_once(
 
                 within(60, settled)
     database.dispose()
+    for delivery in receiver.received:  # every one signed as Standard Webhooks says
+        standardwebhooks.Webhook(SECRET).verify(delivery.body, delivery.headers)
     webhook_ids = [d.headers["webhook-id"] for d in receiver.received]
     assert len(webhook_ids) == len(set(webhook_ids)) == 2 * CREDENTIALS
     told = [

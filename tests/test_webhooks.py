@@ -40,8 +40,12 @@ SECRET = new_webhook_secret()
 
 
 @pytest.fixture
-def receiver() -> Receiver:
-    return Receiver()
+def receiver() -> Iterator[Receiver]:
+    """The receiver; every delivery it got is verified with the reference library at the end."""
+    receiver = Receiver()
+    yield receiver
+    for delivery in receiver.received:
+        verified(delivery)
 
 
 @pytest.fixture
