@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import difflib
 import ipaddress
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 
 from authserver.domain.algorithms import TOKEN_ALGS
 from authserver.domain.durations import parse_duration
+from authserver.domain.lifecycle import EVENT_TYPES
 from authserver.domain.urls import issuer_problem
 from authserver.errors import AuthserverError, ConfigError
 from authserver.sso.providers import OidcProvider, check_providers, parse_providers
@@ -37,6 +40,23 @@ class DeviceClient:
 
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A receiver of credential events (``[[webhooks]]``), signed per Standard Webhooks."""
+
+    url: str
+    secret: str = field(repr=False)  # whsec_<base64>: from ``secret`` or ``secret_file``
+    events: tuple[str, ...] = ()  # empty: every event
+
+    def wants(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+    @property
+    def key(self) -> bytes:
+        """The signing key: the bytes behind ``whsec_``."""
+        return base64.b64decode(self.secret.removeprefix("whsec_"))
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,14 @@ class Settings:
     policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
     max_rotation_grace: str = "7d"  # a DURATION: the longest a rotated secret keeps working
     max_queued_password_checks: int = 16  # per process; beyond it sign-in answers 429
+    # E-mail (TOML: [mail]); without smtp_url, e-mail is off.
+    mail_smtp_url: str = ""  # smtp://host:port, smtp+starttls://host:port, smtps://host:port
+    mail_from: str = ""
+    mail_username: str = ""
+    mail_password_file: str = ""
+    webhooks: tuple[Webhook, ...] = ()  # TOML: [[webhooks]] tables; none by default
+    expiry_notice_days: tuple[int, ...] = (30, 7, 1)  # notices this many days before expiry
+    lifecycle_check_interval: float = 3600.0  # seconds between expiry checks
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
     # The keys the file or the environment set (load_settings), so that `serve` can tell
@@ -105,6 +133,7 @@ class Settings:
     # Derived in __post_init__; not configurable.
     trusted_networks: tuple[Network, ...] = field(default=(), compare=False, repr=False)
     metrics_bearer: str = field(default="", compare=False, repr=False)
+    mail_password: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problem = issuer_problem(self.issuer, allow_insecure=self.allow_insecure_issuer)
@@ -194,6 +223,55 @@ class Settings:
                 raise ConfigError(f"trusted_proxies: {cidr!r} is not a CIDR") from exc
         object.__setattr__(self, "trusted_networks", tuple(networks))
         object.__setattr__(self, "metrics_bearer", self._metrics_bearer())
+        object.__setattr__(self, "mail_password", self._check_mail())
+        _check_webhooks(self.webhooks)
+        days = self.expiry_notice_days
+        if any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 365 for d in days):
+            raise ConfigError("expiry_notice_days: each must be a whole number of days, 1 to 365")
+        if len(set(days)) != len(days):
+            raise ConfigError("expiry_notice_days: every number must be different")
+        if not 1 <= self.lifecycle_check_interval <= 86400:
+            raise ConfigError("lifecycle_check_interval must be 1 to 86400 seconds")
+
+    def _check_mail(self) -> str:
+        """``[mail]`` checked; the password read from ``password_file`` (empty: none)."""
+        if not self.mail_smtp_url:
+            if self.mail_from or self.mail_username or self.mail_password_file:
+                raise ConfigError("[mail] needs smtp_url")
+            return ""
+        parts = urlsplit(self.mail_smtp_url)
+        if parts.scheme not in MAIL_SCHEMES or not parts.hostname:
+            raise ConfigError(
+                "[mail] smtp_url must be smtp://host:port, smtp+starttls://host:port "
+                f"or smtps://host:port, got {self.mail_smtp_url!r}"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"[mail] smtp_url has a bad port: {self.mail_smtp_url!r}") from None
+        if parts.username or parts.password or parts.path not in ("", "/"):
+            raise ConfigError(
+                "[mail] smtp_url is scheme://host:port (username and password_file apart)"
+            )
+        if "@" not in self.mail_from or any(c in self.mail_from for c in "\r\n"):
+            raise ConfigError("[mail] from must be an e-mail address")
+        if self.mail_password_file and not self.mail_username:
+            raise ConfigError("[mail] password_file needs username")
+        if not self.mail_password_file:
+            return ""
+        path = self.mail_password_file
+        try:
+            password = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"cannot read [mail] password_file {path}: {reason}") from exc
+        if not password:
+            raise ConfigError(f"[mail] password_file {path} is empty")
+        return password
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.mail_smtp_url)
 
     def _metrics_bearer(self) -> str:
         """The token /metrics asks for: ``metrics_token`` or the content of its file."""
@@ -265,11 +343,13 @@ class Settings:
 _FIELDS = {
     f.name: f
     for f in dataclasses.fields(Settings)
-    if f.name not in ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given")
+    if f.name
+    not in ("trusted_networks", "metrics_bearer", "allow_weak_hashing", "given", "mail_password")
 }
 # TOML tables whose keys are settings named "<table>_<key>" (``[login] password`` is
 # ``login_password``, its variable AUTHSERVER_LOGIN_PASSWORD).
-TABLES = ("login", "policy")
+TABLES = ("login", "policy", "mail")
+MAIL_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}  # and their default ports
 # Names people may reach for that are spelled otherwise here.
 ALIASES = {
     "password_login": "password = false in the [login] table",
@@ -329,6 +409,94 @@ def _check_device_clients(clients: tuple[DeviceClient, ...]) -> None:
             raise ConfigError(f"device_clients: invalid name {client.name!r} for {client.id}")
 
 
+def _check_webhooks(webhooks: tuple[Webhook, ...]) -> None:
+    urls = [w.url for w in webhooks]
+    if len(set(urls)) != len(urls):
+        raise ConfigError("webhooks: every url must be different")
+    for webhook in webhooks:
+        problem = outbound_url_problem(webhook.url)
+        if problem:
+            raise ConfigError(f"webhooks: {webhook.url!r} {problem}")
+        try:
+            key = base64.b64decode(webhook.secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not webhook.secret.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise ConfigError(
+                f"webhooks: the secret of {webhook.url} must be whsec_ and the base64 of "
+                "24 to 64 random bytes"
+            )
+        unknown = [e for e in webhook.events if e not in EVENT_TYPES]
+        if unknown:
+            raise ConfigError(
+                f"webhooks: unknown event {unknown[0]!r} for {webhook.url} "
+                f"(known: {', '.join(EVENT_TYPES)})"
+            )
+
+
+def outbound_url_problem(url: str) -> str | None:
+    """Why the server must not send to ``url`` (https, or http to loopback only), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "is not a URL"
+    if not parts.hostname or parts.username or parts.password:
+        return "must be https://host/… (no user name or password in it)"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return None
+    return "must be https (plain http only to a loopback address)"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _webhooks(value: Any, *, from_env: bool) -> tuple[Webhook, ...]:
+    """``[[webhooks]]`` tables: ``url``, ``secret`` or ``secret_file``, optional ``events``."""
+    if from_env:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                'webhooks: expected JSON like [{"url": "…", "secret_file": "…"}]'
+            ) from None
+    if not isinstance(value, list):
+        raise ConfigError("webhooks: expected a list of tables with url and secret")
+    webhooks = []
+    for entry in value:
+        allowed = {"url", "secret", "secret_file", "events"}
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise ConfigError("webhooks: every table needs a url")
+        extra = sorted(set(entry) - allowed)
+        if extra:
+            raise ConfigError(f"webhooks: unknown key {extra[0]!r} for {entry['url']}")
+        if ("secret" in entry) == ("secret_file" in entry):
+            raise ConfigError(f"webhooks: set secret or secret_file for {entry['url']}")
+        secret = entry.get("secret")
+        if "secret_file" in entry:
+            path = entry["secret_file"]
+            try:
+                secret = Path(str(path)).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"webhooks: cannot read secret_file {path}: {reason}") from exc
+        events = entry.get("events", [])
+        if not isinstance(secret, str) or not (
+            isinstance(events, list) and all(isinstance(e, str) for e in events)
+        ):
+            raise ConfigError(f"webhooks: secret is a string, events a list for {entry['url']}")
+        webhooks.append(Webhook(url=entry["url"], secret=secret, events=tuple(events)))
+    return tuple(webhooks)
+
+
 def _device_clients(value: Any, *, from_env: bool) -> tuple[DeviceClient, ...]:
     """``[[device_clients]]`` tables with ``id`` and ``name`` (in the environment: JSON)."""
     if from_env:
@@ -358,6 +526,18 @@ def _coerce(name: str, value: Any, *, from_env: bool) -> Any:
         return _device_clients(value, from_env=from_env)
     if name == "login_oidc":
         return parse_providers(value, from_env=from_env)
+    if name == "webhooks":
+        return _webhooks(value, from_env=from_env)
+    if name == "expiry_notice_days":
+        try:
+            days = json.loads(f"[{value}]") if from_env else value
+        except ValueError:
+            days = None
+        if not isinstance(days, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in days
+        ):
+            raise ConfigError(f"expiry_notice_days: expected a list of days, got {value!r}")
+        return tuple(days)
     if name == "workers":
         if from_env and value.strip() != "auto":
             try:

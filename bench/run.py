@@ -31,6 +31,9 @@ reports the worker's memory every minute. ``--exchange`` only compares RFC 8693
 token exchanges of federation trusts (a CI job's RS256 ID token from a test
 issuer on loopback, verified against its cached JWKS, then a CEL condition)
 with ``client_credentials``, alternating runs on one server process.
+``--baseline CHECKOUT`` only runs the token load against this checkout's server
+and CHECKOUT's (another checkout of authserver, e.g. the commit before a change,
+on the same installed dependencies), alternating in one run, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -289,9 +292,11 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def authserver(database_url: str, workers: int | None = 1, **settings: str) -> Iterator[Server]:
+def authserver(
+    database_url: str, workers: int | None = 1, checkout: Path | None = None, **settings: str
+) -> Iterator[Server]:
     """``serve`` with ``--workers`` (None: its default, one worker per CPU), and ``settings``
-    as AUTHSERVER_* variables."""
+    as AUTHSERVER_* variables; the code of ``checkout`` when given, else this one's."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -300,12 +305,14 @@ def authserver(database_url: str, workers: int | None = 1, **settings: str) -> I
         "AUTHSERVER_ISSUER": url,
         **{f"AUTHSERVER_{key.upper()}": value for key, value in settings.items()},
     }
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     command = [sys.executable, "-m", "authserver", "serve", "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
     launched = time.monotonic()
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=checkout
     )
     try:
         deadline = launched + 120
@@ -828,6 +835,49 @@ def exchange_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     }
 
 
+def seed_with(checkout: Path, database_url: str, credentials: int, users: int) -> Pairs:
+    """``seed`` by ``checkout``'s own code (its bench/run.py), so its schema is its own."""
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import run; "
+        "print(json.dumps(run.seed(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(checkout / "bench"), database_url]
+        + [str(credentials), str(users)],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [tuple(pair) for pair in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def baseline_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    """The token load on this checkout's server and ``args.baseline``'s, alternating."""
+    checkout = args.baseline.resolve()
+    ours_db, base_db = f"sqlite:///{folder}/ours.db", f"sqlite:///{folder}/baseline.db"
+    ours_pairs = seed(ours_db, args.credentials, args.users)
+    base_pairs = seed_with(checkout, base_db, args.credentials, args.users)
+    ours_lua = lua_script(folder, "ours-token", token_requests("/auth/v1/token", ours_pairs))
+    base_lua = lua_script(folder, "base-token", token_requests("/auth/v1/token", base_pairs))
+    with authserver(ours_db) as ours, authserver(base_db, checkout=checkout) as base:
+        for server, pairs, lua in ((ours, ours_pairs, ours_lua), (base, base_pairs, base_lua)):
+            first_tokens(server.url, "/auth/v1/token", pairs)
+            warm_up(server.url, lua, args.connections, args.warmup)
+        targets = {"ours": Target(ours.url, ours_lua), "baseline": Target(base.url, base_lua)}
+        runs = side_by_side(args, targets, "token", args.connections, max(1, args.rounds))
+    return {
+        "rps": runs["ours"]["rps"],
+        "p50_ms": runs["ours"]["p50_ms"],
+        "baseline_rps": runs["baseline"]["rps"],
+        "baseline_p50_ms": runs["baseline"]["p50_ms"],
+        "errors": runs["ours"]["errors"],
+        "baseline_errors": runs["baseline"]["errors"],
+        "ratio": runs["ours"]["rps"] / runs["baseline"]["rps"] if runs["baseline"]["rps"] else 0.0,
+    }
+
+
 def leak_report_seconds(args: argparse.Namespace, folder: Path) -> list[float]:
     """Seconds a report of 1000 strings takes (999 strangers' secrets and one of ours)."""
     url_db = f"sqlite:///{folder}/leaks.db"
@@ -1056,6 +1106,12 @@ def main() -> None:
         action="store_true",
         help="only token exchanges of federation trusts against client_credentials",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="only: the token path of this code against CHECKOUT's, alternating in one run",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     args = parser.parse_args()
@@ -1072,6 +1128,17 @@ def main() -> None:
             samples = soak(args, folder)
             if args.json:
                 args.json.write_text(json.dumps({"soak": samples}))
+            return
+        if args.baseline:
+            result = baseline_ratio(args, folder)
+            print(
+                f"token: {result['rps']:.0f}/s (p50 {result['p50_ms']:.2f} ms) against "
+                f"{args.baseline}'s {result['baseline_rps']:.0f}/s (p50 "
+                f"{result['baseline_p50_ms']:.2f} ms): {result['ratio']:.2f}x, "
+                f"{args.connections} connections, median of {max(1, args.rounds)} alternating runs"
+            )
+            if args.json:
+                args.json.write_text(json.dumps({"baseline": result}))
             return
         if args.leak_report:
             timings = sorted(leak_report_seconds(args, folder))

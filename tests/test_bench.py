@@ -57,3 +57,21 @@ def test_bench_soak_reports_memory(tmp_path: Path) -> None:
     samples = json.loads(results_file.read_text())["soak"]
     assert len(samples) >= 2
     assert all(sample["rss_mib"] > 0 for sample in samples)
+
+
+def test_bench_baseline_compares_the_token_path_with_another_checkout(tmp_path: Path) -> None:
+    """This checkout against itself: both servers answer, and the ratio is printed."""
+    results_file = tmp_path / "baseline.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--baseline", str(ROOT)]
+        + ["--json", str(results_file)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(results_file.read_text())["baseline"]
+    assert result["rps"] > 0 and result["baseline_rps"] > 0
+    assert result["errors"] == result["baseline_errors"] == 0
+    assert f"against {ROOT}'s" in run.stdout

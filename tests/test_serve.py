@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
@@ -12,21 +11,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from authserver.runtime.serving import conductorone_routing
 from tests.support.checkout import script_env
 from tests.support.ports import free_port
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import assert_one_line_error, run_authserver, wait_ready
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -98,42 +93,6 @@ def test_port_in_use_is_one_line_before_the_application_starts(tmp_path: Path) -
 
 
 # TLS --------------------------------------------------------------------------------
-
-
-def self_signed(folder: Path, name: str = "server") -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key: (certificate file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 def test_serve_with_tls_files_answers_https(tmp_path: Path) -> None:
@@ -387,3 +346,24 @@ def test_metrics_of_two_workers_are_summed_in_every_scrape(tmp_path: Path) -> No
         scrapes = [httpx.get(f"{server.url}/metrics").text for _ in range(6)]
     assert [token_requests_counted(text) for text in scrapes] == [6.0] * 6
     assert list(temporary.iterdir()) == []  # the workers' folder is gone with serve
+
+
+# E-mail at start ------------------------------------------------------------------
+
+
+def test_serve_says_once_that_email_is_off_without_mail(tmp_path: Path) -> None:
+    with started(tmp_path, workers="2") as server:
+        pass
+    assert [line for line in server.stderr.splitlines() if "e-mail" in line] == [
+        "note: e-mail is off (no [mail] smtp_url in the config)"
+    ]
+
+
+def test_serve_says_nothing_of_email_with_mail(tmp_path: Path) -> None:
+    with started(
+        tmp_path,
+        AUTHSERVER_MAIL_SMTP_URL="smtp://127.0.0.1:2525",
+        AUTHSERVER_MAIL_FROM="a@b.example",
+    ) as server:
+        pass
+    assert "e-mail is off" not in server.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli import backup, clients, keys, login, serve, trusts, users
+from authserver.cli import backup, clients, keys, login, serve, trusts, users, webhooks
 from authserver.config import unknown_variables
 
 
@@ -30,5 +30,6 @@ main.add_command(keys.registration_tokens)
 main.add_command(login.login_command)
 main.add_command(login.token_command)
 main.add_command(backup.backup_command)
+main.add_command(webhooks.webhooks)
 
 __all__ = ["main"]

@@ -101,6 +101,8 @@ def serve(
     )
     if notice:
         click.echo(notice, err=True)
+    if not settings.mail_enabled:
+        click.echo("note: e-mail is off (no [mail] smtp_url in the config)", err=True)
     click.echo(
         serving.startup_line(
             url=f"{'https' if tls_cert else 'http'}://{serving.host_port(host, port)}",

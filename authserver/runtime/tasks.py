@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 
+from authserver.runtime import deliveries
 from authserver.runtime.services import Services
 from authserver.store.changes import listen
 
@@ -78,6 +79,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks.start_soon(listen, services.database, lambda: _notified(services))
         tasks.start_soon(_key_refresher, services)
         tasks.start_soon(_purger, services)
+        # Credential lifecycle: only what has somewhere to send runs.
+        if services.settings.webhooks:
+            tasks.start_soon(deliveries.webhook_sender, services)
+        if services.settings.mail_enabled:
+            tasks.start_soon(deliveries.mail_sender, services)
+        if services.lifecycle.sends_anything:
+            tasks.start_soon(deliveries.expiry_checker, services)
         try:
             yield
         finally:

@@ -12,7 +12,9 @@ from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
 from authserver.store.invites import InviteStore
+from authserver.store.notices import NoticeStore
 from authserver.store.one_time_tokens import RegistrationTokenStore
+from authserver.store.outbox import OutboxStore
 from authserver.store.passwords import PasswordStore
 from authserver.store.pending_sign_ins import PendingSignInStore
 from authserver.store.provider_links import ProviderLinkStore
@@ -43,6 +45,8 @@ class Store:
         self.throttles = ThrottleStore(database)
         self.provider_links = ProviderLinkStore(database)
         self.trusts = TrustStore(database)
+        self.outbox = OutboxStore(database)
+        self.notices = NoticeStore(database)
 
 
 __all__ = ["Database", "Store"]

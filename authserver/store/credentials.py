@@ -32,6 +32,7 @@ from authserver.store.models import (
     User,
     UTCDateTime,
 )
+from authserver.store.outbox import Notify, enqueue
 from authserver.store.users import user_record
 
 #: A row that is a personal client, not a federation trust (``store/trusts.py``).
@@ -125,6 +126,15 @@ def patch_values(patch: CheckedPatch) -> dict[Any, Any]:
     return values
 
 
+def _notify(
+    session: Session, notify: Notify | None, record: ClientRecord, now: datetime
+) -> ClientRecord:
+    """Write what ``notify`` sends of ``record`` to the outbox, in the change's transaction."""
+    if notify is not None:
+        enqueue(session, notify(record), now=now)
+    return record
+
+
 class CredentialStore:
     """Reads and writes personal clients."""
 
@@ -146,12 +156,14 @@ class CredentialStore:
         jwks: Sequence[Mapping[str, str]] | None = None,
         registration_token_hash: str | None = None,
         consume_initial_token: str | None = None,
+        notify: Notify | None = None,
     ) -> ClientRecord:
         """Insert a credential; a client_id collision is retried with a fresh id.
 
         With ``consume_initial_token`` (a registration token hash) the token is
         spent in the same transaction: no credential without a spent token, no
-        spent token without a credential.
+        spent token without a credential. ``notify``'s messages (webhooks) are
+        written to the outbox in that transaction too, as are those of every change.
         """
         for _attempt in range(8):
             row = PersonalClient(
@@ -196,6 +208,8 @@ class CredentialStore:
                         if getattr(spent, "rowcount", 0) != 1:
                             raise Unauthenticated("the initial access token is spent or expired")
                     session.add(row)
+                    session.flush()  # a client_id collision fails here, before the outbox
+                    _notify(session, notify, client_record(row), now)
             except IntegrityError:
                 continue
             return client_record(row)
@@ -305,7 +319,7 @@ class CredentialStore:
         return rows[:limit], len(rows) > limit
 
     @writes
-    def delete(self, *, id: str, now: datetime) -> ClientRecord:
+    def delete(self, *, id: str, now: datetime, notify: Notify | None = None) -> ClientRecord:
         """Soft delete: sets ``deletedAt``; deleting twice is NotFound."""
         with self.database.session() as session:
             version = next_version(session)
@@ -315,7 +329,7 @@ class CredentialStore:
             row.deleted_at = now
             row.updated_at = now
             row.version = version
-            return client_record(row)
+            return _notify(session, notify, client_record(row), now)
 
     @writes
     def rotate(
@@ -328,6 +342,7 @@ class CredentialStore:
         grace_until: datetime,
         expires_time: datetime | None | Unset,
         now: datetime,
+        notify: Notify | None = None,
     ) -> ClientRecord:
         """A new secret for a live credential; the current one stays good until
         ``grace_until`` (nothing kept when that is not after ``now``)."""
@@ -350,10 +365,12 @@ class CredentialStore:
             row.rotated_at = now
             row.updated_at = now
             row.version = version
-            return client_record(row)
+            return _notify(session, notify, client_record(row), now)
 
     @writes
-    def update(self, *, id: str, patch: CheckedPatch, now: datetime) -> ClientRecord:
+    def update(
+        self, *, id: str, patch: CheckedPatch, now: datetime, notify: Notify | None = None
+    ) -> ClientRecord:
         """Apply an already validated patch to a live credential.
 
         A new ``expires_time`` is written only if it is not later than the stored one
@@ -377,7 +394,7 @@ class CredentialStore:
                     raise NotFound(f"no personal client {id!r}")
                 raise PermissionDenied("may only move earlier", field="expires_time")
             assert row is not None
-            return client_record(row)
+            return _notify(session, notify, client_record(row), now)
 
     def auth_state(self, *, client_id: str) -> AuthState | None:
         """The credential and its owner as authentication needs them, in one query."""

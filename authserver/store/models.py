@@ -273,3 +273,48 @@ class ThrottleEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """A webhook delivery or an e-mail, written in the transaction of the change it tells of.
+
+    Background senders on every instance claim due rows (a lease, so that two never
+    send the same row at once), send, and mark them delivered, or due again later
+    (exponential backoff); a webhook still undelivered after 24 h is marked failed.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "channel", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_…: the webhook-id
+    channel: Mapped[str] = mapped_column(String(16))  # "webhook" or "mail"
+    target: Mapped[str] = mapped_column(String(2048))  # the receiver's URL, or an address
+    type: Mapped[str] = mapped_column(String(64))  # the event type, or the kind of e-mail
+    subject: Mapped[str | None] = mapped_column(String(300), nullable=True)  # e-mail only
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    state: Mapped[str] = mapped_column(String(16))  # "pending", "delivered", "failed"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a claim's token
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ExpiryNotice(Base):
+    """An expiry notice claimed for a credential: at most one per (credential, threshold).
+
+    ``threshold`` is days before the expiry, 0 for "has expired". ``expires_time``
+    is the expiry it told of: a rotation that sets a later expiry makes the
+    notices due again.
+    """
+
+    __tablename__ = "expiry_notices"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("personal_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    threshold: Mapped[int] = mapped_column(Integer, primary_key=True)
+    expires_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)

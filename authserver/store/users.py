@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -26,6 +26,7 @@ from authserver.store.models import (
     User,
     UserPassword,
 )
+from authserver.store.outbox import Notify, enqueue
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class UserStore:
             return user_record(row)
 
     @writes
-    def delete(self, *, user_id: str, now: datetime) -> Deleted:
+    def delete(self, *, user_id: str, now: datetime, notify: Notify | None = None) -> Deleted:
         """Delete a user: their live credentials are soft-deleted, their sessions, password,
         invitations, registration tokens, device logins and provider links go, and the row
         stays behind as a disabled tombstone without roles whose e-mail address is freed
@@ -130,7 +131,10 @@ class UserStore:
         One transaction on the change feed: every instance drops what it cached of the
         user and the credentials within a second. (Removing the rows instead would leave
         nothing for the feed to report, and a cached credential would live on.)
+        ``notify``'s messages for each deleted credential go to the outbox with it.
         """
+        from authserver.store.credentials import client_record  # it reads users too
+
         with self.database.session() as session:
             version = next_version(session)
             row = session.get(User, user_id)
@@ -138,12 +142,18 @@ class UserStore:
                 raise NotFound(f"no user {user_id!r}")
             user = user_record(row)
             live = PersonalClient.user_id == user_id, PersonalClient.deleted_at.is_(None)
-            client_ids = tuple(session.scalars(select(PersonalClient.client_id).where(*live)))
+            clients = list(session.scalars(select(PersonalClient).where(*live)))
+            client_ids = tuple(c.client_id for c in clients)
             session.execute(
                 update(PersonalClient)
                 .where(*live)
                 .values(deleted_at=now, updated_at=now, version=version)
+                .execution_options(synchronize_session=False)
             )
+            if notify is not None:
+                for client in clients:
+                    record = replace(client_record(client), deleted_at=now, updated_at=now)
+                    enqueue(session, notify(record), now=now)
             ended = session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
             for model in (Invite, RegistrationToken, DeviceCode, UserPassword, ProviderLink):
                 session.execute(delete(model).where(model.user_id == user_id))

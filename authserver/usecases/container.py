@@ -15,6 +15,7 @@ from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.federation import TrustService
 from authserver.usecases.keys import KeyService
 from authserver.usecases.leaks import LeakReports
+from authserver.usecases.lifecycle import Lifecycle
 from authserver.usecases.maintenance import Maintenance
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
@@ -44,6 +45,7 @@ class UseCases:
     maintenance: Maintenance
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
     trusts: TrustService  # federation trusts (SPEC section 12)
+    lifecycle: Lifecycle  # webhook events, expiry notices, the outbox's retries
 
     @staticmethod
     def parts(
@@ -62,7 +64,8 @@ class UseCases:
         store = Store(database)
         hasher = SecretHasher(settings)
         passwords = PasswordHasher(settings)
-        users = UserService(store)
+        lifecycle = Lifecycle(store, settings)
+        users = UserService(store, lifecycle)
         people = PeopleService(store, passwords, settings)
         provider_sign_in = ProviderSignInService(store, people, users)
         return dict(
@@ -71,7 +74,9 @@ class UseCases:
             store=store,
             hasher=hasher,
             passwords=passwords,
-            credentials=CredentialService(store, hasher, settings, on_change=on_change),
+            credentials=CredentialService(
+                store, hasher, settings, on_change=on_change, lifecycle=lifecycle
+            ),
             users=users,
             directory=UserDirectory(store, settings),
             people=people,
@@ -81,8 +86,9 @@ class UseCases:
             revocation=RevocationService(store, on_revoked=on_revoked),
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in),
-            leaks=LeakReports(store, on_change=on_change),
+            leaks=LeakReports(store, lifecycle, on_change=on_change),
             trusts=TrustService(store, settings, on_change=on_change),
+            lifecycle=lifecycle,
         )
 
     @classmethod

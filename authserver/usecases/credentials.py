@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from authserver.config import Settings
-from authserver.domain import network, roles
+from authserver.domain import lifecycle, network, roles
 from authserver.domain.credentials import (
     UNSET,
     Caller,
@@ -32,6 +32,7 @@ from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.ids import is_record_id
 from authserver.store.one_time_tokens import ID_LENGTH
+from authserver.usecases.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class CredentialService:
 
     ``on_change`` is told the ``client_id`` of each changed credential, so that
     this process's caches drop it at once (other processes follow the change feed).
+    Each change writes its ``credential.*`` webhook event in its own transaction.
     """
 
     def __init__(
@@ -73,10 +75,12 @@ class CredentialService:
         settings: Settings,
         *,
         on_change: Callable[[str], None] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.store = store
         self.hasher = hasher
         self.settings = settings
+        self.lifecycle = lifecycle or Lifecycle(store, settings)
         self._on_change = on_change or (lambda client_id: None)
 
     # Creating -------------------------------------------------------------------
@@ -163,6 +167,7 @@ class CredentialService:
             jwks=jwks,
             registration_token_hash=registration_token_hash,
             consume_initial_token=initial_token_hash,
+            notify=self.lifecycle.notify(lifecycle.CREATED, now=now),
         )
         self._on_change(record.client_id)  # this process may remember the id as unknown
         return record, secret.secret if secret else None
@@ -213,7 +218,12 @@ class CredentialService:
             patch=patch,
             caller_limits=not self.is_admin(caller),
         )
-        updated = self.store.credentials.update(id=record.id, patch=checked, now=now)
+        updated = self.store.credentials.update(
+            id=record.id,
+            patch=checked,
+            now=now,
+            notify=self.lifecycle.notify(lifecycle.UPDATED, now=now),
+        )
         _audit("credential_updated", updated, caller)
         self._on_change(updated.client_id)
         return updated
@@ -263,6 +273,7 @@ class CredentialService:
             grace_until=now + grace,
             expires_time=expires,
             now=now,
+            notify=self.lifecycle.notify(lifecycle.ROTATED, now=now),
         )
         _audit("credential_rotated", rotated, caller)
         self._on_change(rotated.client_id)
@@ -272,7 +283,9 @@ class CredentialService:
         """Soft delete; the credential stops authenticating at once."""
         record = self.visible(caller=caller, ref=ref)
         check_may_manage(caller, record)
-        deleted = self.store.credentials.delete(id=record.id, now=now)
+        deleted = self.store.credentials.delete(
+            id=record.id, now=now, notify=self.lifecycle.notify(lifecycle.DELETED, now=now)
+        )
         _audit("credential_deleted", deleted, caller)
         self._on_change(deleted.client_id)
         return deleted

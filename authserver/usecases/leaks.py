@@ -12,19 +12,29 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from authserver.domain.lifecycle import LEAKED
 from authserver.domain.secrets import parse_secret, secret_refusal
 from authserver.errors import NotFound
 from authserver.security.audit import audit
 from authserver.store import Store
+from authserver.usecases.lifecycle import Lifecycle
 
 MAX_REPORTED = 1000
 
 
 class LeakReports:
-    """Revokes reported secrets; ``on_change`` tells this process's cache at once."""
+    """Revokes reported secrets; ``on_change`` tells this process's cache at once. The owner
+    gets an e-mail and the webhooks ``credential.leaked``, written with the deletion."""
 
-    def __init__(self, store: Store, *, on_change: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lifecycle: Lifecycle,
+        *,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
+        self.lifecycle = lifecycle
         self._on_change = on_change or (lambda client_id: None)
 
     def report(self, *, secrets: Iterable[str], source: str | None, now: datetime) -> int:
@@ -41,7 +51,12 @@ class LeakReports:
                 if secret_refusal(secret, domain=domain, public_keys=[record.public_jwk]):
                     continue  # not the string issued: another encoding, or a forged "x"
                 try:
-                    deleted = self.store.credentials.delete(id=record.id, now=now)
+                    owner = self.store.users.find(ref=record.user_id)
+                    deleted = self.store.credentials.delete(
+                        id=record.id,
+                        now=now,
+                        notify=self.lifecycle.notify(LEAKED, now=now, owner=owner),
+                    )
                 except NotFound:  # deleted meanwhile (a second report of the same leak)
                     continue
                 self._on_change(deleted.client_id)

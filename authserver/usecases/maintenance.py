@@ -28,3 +28,5 @@ class Maintenance:
         self.provider_sign_in.purge(now=now)
         # Attempts older than any throttle window (the longest is 10 minutes) count no more.
         self.store.throttles.purge(before=now - timedelta(hours=1))
+        # Delivered and failed webhooks and e-mails stay listed (webhooks list) for 30 days.
+        self.store.outbox.purge(before=now - timedelta(days=30))

@@ -8,12 +8,14 @@ from datetime import datetime
 from authserver.config import Settings
 from authserver.domain import roles
 from authserver.domain.credentials import Caller, validate_display_name
+from authserver.domain.lifecycle import DELETED
 from authserver.domain.users import may_see_user, normalize_email, visible_ids
 from authserver.errors import InvalidArgument, NotFound
 from authserver.records import UserRecord
 from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.users import Deleted
+from authserver.usecases.lifecycle import Lifecycle
 
 
 def _roles(names: Iterable[str]) -> tuple[str, ...]:
@@ -24,10 +26,12 @@ def _roles(names: Iterable[str]) -> tuple[str, ...]:
 
 
 class UserService:
-    """Every change to a user goes through here."""
+    """Every change to a user goes through here. With ``lifecycle``, deleting a user sends
+    ``credential.deleted`` for each of their credentials."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lifecycle: Lifecycle | None = None) -> None:
         self.store = store
+        self.lifecycle = lifecycle
 
     def create(
         self, *, email: str, display_name: str | None, role_names: Iterable[str], now: datetime
@@ -64,7 +68,8 @@ class UserService:
         """Delete a user and everything of theirs (see ``UserStore.delete``): their
         credentials stop authenticating and their sessions end at once."""
         user = self.store.users.find(ref=ref)
-        deleted = self.store.users.delete(user_id=user.id, now=now)
+        notify = self.lifecycle.notify(DELETED, now=now) if self.lifecycle else None
+        deleted = self.store.users.delete(user_id=user.id, now=now, notify=notify)
         audit(
             "user_deleted",
             user_id=user.id,
