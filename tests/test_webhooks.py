@@ -22,6 +22,7 @@ from authserver.app import create_app
 from authserver.cli import main
 from authserver.config import Settings, Webhook, load_settings
 from authserver.domain.credentials import Caller, CredentialPatch
+from authserver.domain.federation import NewTrust, TrustPatch
 from authserver.errors import ConfigError
 from authserver.runtime import deliveries
 from authserver.runtime.services import Services
@@ -29,7 +30,7 @@ from authserver.store import Store
 from authserver.store.database import Database, migrate
 from authserver.store.outbox import WEBHOOK, Message
 from authserver.usecases.credentials import CredentialService
-from authserver.wire import client_json
+from authserver.wire import client_json, trust_json
 from tests.support.helpers import now, operator_creates, within
 from tests.support.live import LiveServer
 from tests.support.ports import free_port
@@ -421,3 +422,56 @@ def test_deleting_a_user_sends_credential_deleted_for_each_credential(
     assert [e["data"]["client"] for e in deleted if e["data"]["client"]["id"] == first.id] == [
         client_json(store.credentials.get(id=first.id))
     ]
+
+
+def test_a_federation_trusts_changes_send_events_with_the_trusts_json(
+    services: Services, make_user: MakeUser, store: Store
+) -> None:
+    owner = make_user()
+    caller = Caller.operator()
+    trust = services.trusts.create(
+        caller=caller,
+        owner_id=owner.id,
+        new=NewTrust(
+            issuer="https://token.actions.githubusercontent.com",
+            condition='claims.repository == "acme/deploy"',
+            display_name="deploy",
+        ),
+        now=now(),
+    )
+    updated = services.trusts.update(
+        caller=caller,
+        ref=trust.id,
+        patch=TrustPatch(condition='claims.repository == "acme/site"'),
+        now=now(),
+    )
+    deleted = services.trusts.delete(caller=caller, ref=trust.id, now=now())
+    rows = list(reversed(store.outbox.recent(channel=WEBHOOK)))
+    assert [r.type for r in rows] == [
+        "credential.created",
+        "credential.updated",
+        "credential.deleted",
+    ]
+    clients = [json.loads(r.body)["data"]["client"] for r in rows]
+    assert clients == [trust_json(trust), trust_json(updated), trust_json(deleted)]
+    assert clients[1]["condition"] == 'claims.repository == "acme/site"'
+
+
+def test_an_expiring_trust_is_told_of_as_a_trust(
+    services: Services, make_user: MakeUser, store: Store
+) -> None:
+    trust = services.trusts.create(
+        caller=Caller.operator(),
+        owner_id=make_user().id,
+        new=NewTrust(
+            issuer="https://gitlab.com",
+            condition='claims.project_path == "acme/site"',
+            expires_in=timedelta(days=5),
+        ),
+        now=now(),
+    )
+    assert services.lifecycle.check(now=now()) == 1
+    [row] = [r for r in store.outbox.recent(channel=WEBHOOK) if r.type == "credential.expiring"]
+    data = json.loads(row.body)["data"]
+    assert data["client"] == trust_json(trust)
+    assert data["daysLeft"] == 5

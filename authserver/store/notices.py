@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from authserver.records import ClientRecord, UserRecord
+from authserver.records import ClientRecord, TrustRecord, UserRecord
 from authserver.store.credentials import client_record
 from authserver.store.database import Database, writes
 from authserver.store.models import ExpiryNotice, PersonalClient, User
 from authserver.store.outbox import Message, enqueue
+from authserver.store.trusts import trust_record
 from authserver.store.users import user_record
 
 
@@ -22,7 +23,7 @@ from authserver.store.users import user_record
 class Due:
     """A notice the check found due: the credential, and the threshold (days; 0 expired)."""
 
-    record: ClientRecord
+    record: ClientRecord | TrustRecord
     threshold: int
 
 
@@ -34,7 +35,7 @@ class NoticeStore:
 
     def expiring(
         self, *, until: datetime, since: datetime
-    ) -> list[tuple[UserRecord, list[ClientRecord]]]:
+    ) -> list[tuple[UserRecord, list[ClientRecord | TrustRecord]]]:
         """Live credentials of enabled owners expiring in ``(since, until]``, by owner."""
         query = (
             select(PersonalClient, User)
@@ -48,11 +49,13 @@ class NoticeStore:
             )
             .order_by(User.id, PersonalClient.expires_time, PersonalClient.id)
         )
-        owners: dict[str, tuple[UserRecord, list[ClientRecord]]] = {}
+        owners: dict[str, tuple[UserRecord, list[ClientRecord | TrustRecord]]] = {}
         with self.database.session() as session:
             for client, owner in session.execute(query):
                 entry = owners.setdefault(owner.id, (user_record(owner), []))
-                entry[1].append(client_record(client))
+                # A federation trust is told of as itself (its JSON, its page).
+                shown = trust_record(client) if client.federation_issuer else client_record(client)
+                entry[1].append(shown)
         return list(owners.values())
 
     def claimed(self, *, credential_ids: Sequence[str]) -> set[tuple[str, int, datetime]]:

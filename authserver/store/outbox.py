@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from authserver.records import ClientRecord
+from authserver.records import ClientRecord, TrustRecord
 from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
 from authserver.store.models import OutboxMessage
@@ -57,7 +57,7 @@ class OutboxRecord:
 
 
 # What a change sends, told the record as the change left it (in the same transaction).
-Notify = Callable[[ClientRecord], Sequence[Message]]
+Notify = Callable[[ClientRecord | TrustRecord], Sequence[Message]]
 
 
 def new_message_id() -> str:

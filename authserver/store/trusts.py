@@ -24,6 +24,7 @@ from authserver.store.credentials import patch_values
 from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
 from authserver.store.models import PersonalClient, User
+from authserver.store.outbox import Notify, enqueue
 from authserver.store.users import user_record
 
 TRUST = PersonalClient.federation_issuer.is_not(None)
@@ -71,6 +72,7 @@ class TrustStore:
         condition: str,
         new_client_id: Callable[[], str],
         now: datetime,
+        notify: Notify | None = None,
     ) -> TrustRecord:
         """Insert a trust (no secret); a client_id collision is retried with a fresh id."""
         for _attempt in range(8):
@@ -100,9 +102,13 @@ class TrustStore:
                     if session.get(User, user_id) is None:
                         raise NotFound(f"no user {user_id!r}")
                     session.add(row)
+                    session.flush()
+                    record = trust_record(row)
+                    if notify is not None:
+                        enqueue(session, notify(record), now=now)
             except IntegrityError:
                 continue
-            return trust_record(row)
+            return record
         raise AlreadyExists("could not allocate a unique client_id")
 
     def get(self, *, id: str) -> TrustRecord:
@@ -150,7 +156,13 @@ class TrustStore:
 
     @writes
     def update(
-        self, *, id: str, patch: CheckedPatch, own: CheckedTrustFields, now: datetime
+        self,
+        *,
+        id: str,
+        patch: CheckedPatch,
+        own: CheckedTrustFields,
+        now: datetime,
+        notify: Notify | None = None,
     ) -> TrustRecord:
         """Apply an already validated patch to a live trust; an expiry only moves earlier,
         judged at write time (as for personal clients)."""
@@ -179,10 +191,13 @@ class TrustStore:
                     raise _missing(id)
                 raise PermissionDenied("may only move earlier", field="expires_time")
             assert row is not None
-            return trust_record(row)
+            record = trust_record(row)
+            if notify is not None:
+                enqueue(session, notify(record), now=now)
+            return record
 
     @writes
-    def delete(self, *, id: str, now: datetime) -> TrustRecord:
+    def delete(self, *, id: str, now: datetime, notify: Notify | None = None) -> TrustRecord:
         """Soft delete: sets ``deletedAt``; deleting twice is NotFound."""
         with self.database.session() as session:
             version = next_version(session)
@@ -192,4 +207,7 @@ class TrustStore:
             row.deleted_at = now
             row.updated_at = now
             row.version = version
-            return trust_record(row)
+            record = trust_record(row)
+            if notify is not None:
+                enqueue(session, notify(record), now=now)
+            return record

@@ -87,7 +87,7 @@ class UseCases:
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in),
             leaks=LeakReports(store, lifecycle, on_change=on_change),
-            trusts=TrustService(store, settings, on_change=on_change),
+            trusts=TrustService(store, settings, on_change=on_change, lifecycle=lifecycle),
             lifecycle=lifecycle,
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from authserver.config import Settings
+from authserver.domain import lifecycle as events
 from authserver.domain.credentials import (
     Caller,
     check_may_manage,
@@ -34,6 +35,7 @@ from authserver.records import TrustRecord, UserRecord
 from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.ids import is_record_id
+from authserver.usecases.lifecycle import Lifecycle
 
 TRUST_KIND = "wfe"  # the client id's suffix: ConductorOne's workload federation
 
@@ -51,9 +53,12 @@ class TrustService:
         settings: Settings,
         *,
         on_change: Callable[[str], None] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        # Trusts are credentials to the webhooks too: created, updated, deleted events.
+        self.lifecycle = lifecycle or Lifecycle(store, settings)
         self._on_change = on_change or (lambda client_id: None)
 
     def is_admin(self, caller: Caller) -> bool:
@@ -83,6 +88,7 @@ class TrustService:
             condition=condition,
             new_client_id=lambda: new_client_id(self.settings.issuer_host, TRUST_KIND),
             now=now,
+            notify=self.lifecycle.notify(events.CREATED, now=now),
         )
         self._on_change(record.client_id)  # this process may remember the id as unknown
         _audit("credential_created", record, caller)
@@ -144,7 +150,13 @@ class TrustService:
             patch=patch.credential,
             caller_limits=not self.is_admin(caller),
         )
-        updated = self.store.trusts.update(id=record.id, patch=checked, own=own, now=now)
+        updated = self.store.trusts.update(
+            id=record.id,
+            patch=checked,
+            own=own,
+            now=now,
+            notify=self.lifecycle.notify(events.UPDATED, now=now),
+        )
         _audit("credential_updated", updated, caller)
         self._on_change(updated.client_id)
         return updated
@@ -153,7 +165,9 @@ class TrustService:
         """Soft delete; the trust exchanges no token from now on."""
         record = self.visible(caller=caller, ref=ref)
         check_may_manage(caller, record)
-        deleted = self.store.trusts.delete(id=record.id, now=now)
+        deleted = self.store.trusts.delete(
+            id=record.id, now=now, notify=self.lifecycle.notify(events.DELETED, now=now)
+        )
         _audit("credential_deleted", deleted, caller)
         self._on_change(deleted.client_id)
         return deleted

@@ -18,11 +18,11 @@ from typing import Any
 from authserver.config import Settings, Webhook
 from authserver.domain import lifecycle
 from authserver.domain.lifecycle import EXPIRED_THRESHOLD, days_left, due_threshold, in_words
-from authserver.records import ClientRecord, UserRecord
+from authserver.records import ClientRecord, TrustRecord, UserRecord
 from authserver.store import Store
 from authserver.store.notices import Due
 from authserver.store.outbox import MAIL, WEBHOOK, Message, Notify, OutboxRecord
-from authserver.wire import client_json, timestamp
+from authserver.wire import client_json, timestamp, trust_json
 
 WEBHOOK_LEASE = timedelta(seconds=60)  # far beyond a delivery's timeout
 MAIL_LEASE = timedelta(seconds=120)
@@ -65,7 +65,7 @@ class Lifecycle:
         if not hooks and mail_to is None:
             return None
 
-        def messages(record: ClientRecord) -> list[Message]:
+        def messages(record: ClientRecord | TrustRecord) -> list[Message]:
             sent = [self._webhook(hook, event, record, now, extra or {}) for hook in hooks]
             if mail_to is not None:
                 sent.append(self._leaked_mail(mail_to, record, now))
@@ -77,11 +77,13 @@ class Lifecycle:
         self,
         hook: Webhook,
         event: str,
-        record: ClientRecord,
+        record: ClientRecord | TrustRecord,
         now: datetime,
         extra: Mapping[str, Any],
     ) -> Message:
-        data: dict[str, Any] = {"client": client_json(record), **extra}
+        # data.client is the record as the API shows it: a PersonalClient or a trust.
+        shown = trust_json(record) if isinstance(record, TrustRecord) else client_json(record)
+        data: dict[str, Any] = {"client": shown, **extra}
         body = {"type": event, "timestamp": timestamp(now), "data": data}
         return Message(
             channel=WEBHOOK,
@@ -90,10 +92,14 @@ class Lifecycle:
             body=json.dumps(body, separators=(",", ":"), sort_keys=True),
         )
 
-    def _link(self, record: ClientRecord) -> str:
+    def _link(self, record: ClientRecord | TrustRecord) -> str:
+        if isinstance(record, TrustRecord):
+            return self.settings.endpoint("/ui/federation")
         return self.settings.endpoint(f"/ui/personal-clients/{record.id}")
 
-    def _leaked_mail(self, owner: UserRecord, record: ClientRecord, now: datetime) -> Message:
+    def _leaked_mail(
+        self, owner: UserRecord, record: ClientRecord | TrustRecord, now: datetime
+    ) -> Message:
         body = (
             f"Hello {owner.display_name or owner.email},\n\n"
             f'The secret of your credential "{record.display_name}" ({record.client_id}) '
