@@ -92,6 +92,7 @@ class Settings:
     policy_max_lifetime: str = ""  # a DURATION: new credentials expire at most this far ahead
     policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
     max_rotation_grace: str = "7d"  # a DURATION: the longest a rotated secret keeps working
+    audit_retention: str = "90d"  # a DURATION: how long the database keeps audit events
     max_queued_password_checks: int = 16  # per process; beyond it sign-in answers 429
     # Set from AUTHSERVER_ALLOW_WEAK_HASHING by load_settings (tests only); not a file key.
     allow_weak_hashing: bool = field(default=False, compare=False, repr=False)
@@ -160,7 +161,12 @@ class Settings:
             raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
         if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
             raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
-        for key in ("policy_max_lifetime", "policy_max_idle", "max_rotation_grace"):
+        for key in (
+            "policy_max_lifetime",
+            "policy_max_idle",
+            "max_rotation_grace",
+            "audit_retention",
+        ):
             value = getattr(self, key)
             if value:
                 try:
@@ -212,6 +218,11 @@ class Settings:
     def rotation_grace_limit(self) -> timedelta:
         """``max_rotation_grace``: the longest grace period a rotation may give."""
         return parse_duration(self.max_rotation_grace)
+
+    @property
+    def audit_retention_period(self) -> timedelta:
+        """``audit_retention``: audit events older than this are purged."""
+        return parse_duration(self.audit_retention)
 
     @property
     def max_idle(self) -> timedelta | None:

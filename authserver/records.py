@@ -25,6 +25,22 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class AuditEventRecord:
+    """One security event as the audit trail in the database keeps it."""
+
+    id: int
+    at: datetime
+    event: str
+    actor: str | None  # who did it: a user id, ``operator``, or None (a credential, nobody)
+    user_id: str | None  # the person it is about
+    credential_id: str | None
+    client_id: str | None
+    source: str | None
+    request_id: str | None
+    details: Mapping[str, object]
+
+
+@dataclass(frozen=True)
 class ClientRecord:
     """A personal client (credential) without its secret hash."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.records import ClientRecord, KeyRecord, UserRecord
+from authserver.records import AuditEventRecord, ClientRecord, KeyRecord, UserRecord
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -77,5 +77,23 @@ def key_json(key: KeyRecord) -> dict[str, Any]:
             "createdAt": timestamp(key.created_at),
             "retiredAt": timestamp(key.retired_at),
             "publishUntil": timestamp(key.publish_until),
+        }
+    )
+
+
+def audit_event_json(event: AuditEventRecord) -> dict[str, Any]:
+    """An audit event as ``authserver audit export`` prints it (one JSON line each)."""
+    return _drop_empty(
+        {
+            "id": event.id,
+            "time": timestamp(event.at),
+            "event": event.event,
+            "actor": event.actor,
+            "userId": event.user_id,
+            "credentialId": event.credential_id,
+            "clientId": event.client_id,
+            "source": event.source,
+            "requestId": event.request_id,
+            "details": dict(event.details) or None,
         }
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli import backup, clients, keys, login, serve, users
+from authserver.cli import audit, backup, clients, keys, login, serve, users
 from authserver.config import unknown_variables
 
 
@@ -29,5 +29,6 @@ main.add_command(keys.registration_tokens)
 main.add_command(login.login_command)
 main.add_command(login.token_command)
 main.add_command(backup.backup_command)
+main.add_command(audit.audit_group)
 
 __all__ = ["main"]

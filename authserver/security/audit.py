@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -27,9 +28,25 @@ _encode = json.JSONEncoder(default=str).encode
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+#: Called with every event (the dict the log line is made of), whatever the log level:
+#: the database trail (``usecases/audit.py``) adds itself here. A hook must not block.
+Hook = Callable[[dict[str, Any]], None]
+hooks: list[Hook] = []
+
+
+def add_hook(hook: Hook) -> None:
+    hooks.append(hook)
+
+
+def remove_hook(hook: Hook) -> None:
+    if hook in hooks:
+        hooks.remove(hook)
+
+
 def audit(event: str, **fields: Any) -> None:
     """Log one security event; ``None`` fields are left out."""
-    if not log.isEnabledFor(logging.INFO):
+    logging_on = log.isEnabledFor(logging.INFO)
+    if not logging_on and not hooks:
         return
     record = {"event": event}
     rid = request_id.get()
@@ -38,4 +55,7 @@ def audit(event: str, **fields: Any) -> None:
     for name, value in fields.items():
         if value is not None:
             record[name] = value
-    log.info(_encode(record))
+    for hook in hooks:
+        hook(record)
+    if logging_on:
+        log.info(_encode(record))

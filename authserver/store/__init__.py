@@ -7,6 +7,7 @@ sessions. They block: async code calls them through a worker thread.
 
 from __future__ import annotations
 
+from authserver.store.audit import AuditStore
 from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
@@ -41,6 +42,7 @@ class Store:
         self.pending_sign_ins = PendingSignInStore(database)
         self.throttles = ThrottleStore(database)
         self.provider_links = ProviderLinkStore(database)
+        self.audit = AuditStore(database)
 
 
 __all__ = ["Database", "Store"]

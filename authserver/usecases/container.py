@@ -10,6 +10,7 @@ from typing import Any
 from authserver.config import Settings
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Database, Store
+from authserver.usecases.audit import AuditTrail
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.keys import KeyService
@@ -42,6 +43,7 @@ class UseCases:
     replay: ReplayGuard
     maintenance: Maintenance
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
+    audit: AuditTrail  # the audit trail in the database (started by serve and the CLI)
 
     @staticmethod
     def parts(
@@ -63,13 +65,15 @@ class UseCases:
         users = UserService(store)
         people = PeopleService(store, passwords, settings)
         provider_sign_in = ProviderSignInService(store, people, users)
+        credentials = CredentialService(store, hasher, settings, on_change=on_change)
+        trail = AuditTrail(store, settings, credentials)
         return dict(
             settings=settings,
             database=database,
             store=store,
             hasher=hasher,
             passwords=passwords,
-            credentials=CredentialService(store, hasher, settings, on_change=on_change),
+            credentials=credentials,
             users=users,
             directory=UserDirectory(store, settings),
             people=people,
@@ -78,8 +82,9 @@ class UseCases:
             keys=KeyService(store, settings),
             revocation=RevocationService(store, on_revoked=on_revoked),
             replay=ReplayGuard(store),
-            maintenance=Maintenance(store, people, provider_sign_in),
+            maintenance=Maintenance(store, people, provider_sign_in, trail),
             leaks=LeakReports(store, on_change=on_change),
+            audit=trail,
         )
 
     @classmethod
