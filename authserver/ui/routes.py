@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import device, login, oidc
+from authserver.ui import admin_users, device, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -41,6 +41,12 @@ ROUTES = [
             Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
+            Route("/admin/users", admin_users.list_users, methods=["GET"]),
+            Route("/admin/users/new", admin_users.invite_form, methods=["GET"]),
+            Route("/admin/users/new", admin_users.invite, methods=["POST"]),
+            Route("/admin/users/{id}", admin_users.show_user, methods=["GET"]),
+            Route("/admin/users/{id}", admin_users.change_user, methods=["POST"]),
+            Route("/admin/users/{id}/invitation", admin_users.show_invitation, methods=["GET"]),
             Route("/device", device.device_page, methods=["GET"]),
             Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

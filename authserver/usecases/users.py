@@ -9,7 +9,7 @@ from authserver.config import Settings
 from authserver.domain import roles
 from authserver.domain.credentials import Caller, validate_display_name
 from authserver.domain.users import may_see_user, normalize_email, visible_ids
-from authserver.errors import InvalidArgument, NotFound
+from authserver.errors import InvalidArgument, NotFound, PermissionDenied
 from authserver.records import UserRecord
 from authserver.security.audit import audit
 from authserver.store import Store
@@ -80,6 +80,9 @@ class UserService:
         ``caller``: who does it from the pages; None: the operator at the command line.
         """
         user = self.store.users.find(ref=ref)
+        if disabled and caller is not None and caller.user_id == user.id:
+            # From the pages: nobody locks themselves out (the operator's CLI still can).
+            raise PermissionDenied("you cannot disable yourself")
         new_roles = _roles(role_names) if role_names is not None else None
         updated = self.store.users.update(
             user_id=user.id, roles=new_roles, disabled=disabled, now=now
