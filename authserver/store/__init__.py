@@ -12,6 +12,7 @@ from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
+from authserver.store.inventory import InventoryStore
 from authserver.store.invites import InviteStore
 from authserver.store.one_time_tokens import RegistrationTokenStore
 from authserver.store.passwords import PasswordStore
@@ -43,6 +44,7 @@ class Store:
         self.throttles = ThrottleStore(database)
         self.provider_links = ProviderLinkStore(database)
         self.audit = AuditStore(database)
+        self.inventory = InventoryStore(database)
 
 
 __all__ = ["Database", "Store"]

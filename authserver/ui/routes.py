@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import admin_users, device, login, oidc
+from authserver.ui import admin_credentials, admin_users, device, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -47,6 +47,9 @@ ROUTES = [
             Route("/admin/users/{id}", admin_users.show_user, methods=["GET"]),
             Route("/admin/users/{id}", admin_users.change_user, methods=["POST"]),
             Route("/admin/users/{id}/invitation", admin_users.show_invitation, methods=["GET"]),
+            Route("/admin/credentials", admin_credentials.inventory, methods=["GET"]),
+            Route("/admin/credentials/delete", admin_credentials.confirm_delete, methods=["GET"]),
+            Route("/admin/credentials/delete", admin_credentials.delete, methods=["POST"]),
             Route("/device", device.device_page, methods=["GET"]),
             Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

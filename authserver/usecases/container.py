@@ -13,6 +13,7 @@ from authserver.store import Database, Store
 from authserver.usecases.audit import AuditTrail
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
+from authserver.usecases.inventory import Inventory
 from authserver.usecases.keys import KeyService
 from authserver.usecases.leaks import LeakReports
 from authserver.usecases.maintenance import Maintenance
@@ -44,6 +45,7 @@ class UseCases:
     maintenance: Maintenance
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
     audit: AuditTrail  # the audit trail in the database (started by serve and the CLI)
+    inventory: Inventory  # everyone's credentials, for admins
 
     @staticmethod
     def parts(
@@ -85,6 +87,7 @@ class UseCases:
             maintenance=Maintenance(store, people, provider_sign_in, trail),
             leaks=LeakReports(store, on_change=on_change),
             audit=trail,
+            inventory=Inventory(store, settings, credentials),
         )
 
     @classmethod
