@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -28,20 +29,20 @@ def cases(settings: Settings, database: Database) -> Iterator[UseCases]:
     yield UseCases.build(settings, database)
 
 
-def _create(cases: UseCases, owner: UserRecord, name: str, **new: object) -> ClientRecord:
-    spec = NewCredential(display_name=name, **new)  # type: ignore[arg-type]
+def _create(cases: UseCases, owner: UserRecord, name: str, **new: Any) -> ClientRecord:
+    spec = NewCredential(display_name=name, **new)
     return cases.credentials.create(
         caller=Caller.operator(), owner_id=owner.id, new=spec, now=now()
     ).record
 
 
-def _names(cases: UseCases, sort: str = "name", **where: object) -> list[str]:
+def _names(cases: UseCases, sort: str = "name", **where: Any) -> list[str]:
     found, total = cases.inventory.page(
         caller=ADMIN,
         where=InventoryFilter(**where),
         sort=sort,
         offset=0,
-        limit=100,  # type: ignore[arg-type]
+        limit=100,
     )
     assert total == len(found)
     return [item.name for item in found]

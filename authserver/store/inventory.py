@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     Interval,
@@ -77,7 +77,7 @@ class InventoryItem:
     require_dpop: bool
 
 
-def _personal_clients() -> Select[Unpack[tuple[Any, ...]]]:
+def _personal_clients() -> Select[*tuple[Any, ...]]:
     return select(
         literal(KIND_PERSONAL_CLIENT, String).label("kind"),
         PersonalClient.id.label("id"),
@@ -110,9 +110,7 @@ class InventoryStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def _statement(
-        self, where: InventoryFilter, source: Subquery
-    ) -> Select[Unpack[tuple[Any, ...]]]:
+    def _statement(self, where: InventoryFilter, source: Subquery) -> Select[*tuple[Any, ...]]:
         c = source.c
         statement = select(source, User).join(User, User.id == c.owner_id)
         if where.owner:
