@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import admin_credentials, admin_users, device, login, oidc
+from authserver.ui import admin_audit, admin_credentials, admin_users, device, login, oidc
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -50,6 +50,7 @@ ROUTES = [
             Route("/admin/credentials", admin_credentials.inventory, methods=["GET"]),
             Route("/admin/credentials/delete", admin_credentials.confirm_delete, methods=["GET"]),
             Route("/admin/credentials/delete", admin_credentials.delete, methods=["POST"]),
+            Route("/admin/audit", admin_audit.audit_page, methods=["GET"]),
             Route("/device", device.device_page, methods=["GET"]),
             Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
