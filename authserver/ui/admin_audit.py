@@ -53,7 +53,7 @@ async def audit_page(request: Request, person: SignedIn, sid: str) -> Response:
     before = request.query_params.get("before", "")
     before_id = int(before) if before.isdigit() and len(before) < 19 else None
 
-    def read() -> tuple[list[AuditEventRecord], bool]:
+    def read() -> tuple[list[AuditEventRecord], bool, dict[str, str]]:
         who = values["person"]
         if who:
             try:
@@ -83,11 +83,15 @@ async def audit_page(request: Request, person: SignedIn, sid: str) -> Response:
             since=since,
             until=until,
         )
-        return services.audit.page(
+        events, more = services.audit.page(
             caller=person.caller(), where=where, before_id=before_id, limit=PAGE_SIZE
         )
+        # The people on this page by e-mail (the id stays on hover; a deleted user's id alone).
+        ids = sorted({i for e in events for i in (e.actor, e.user_id) if i and is_record_id(i)})
+        users, _ = services.store.users.page(ids=ids, after_id=None, limit=len(ids) or 1)
+        return events, more, {user.id: user.email for user in users}
 
-    events, more = await anyio.to_thread.run_sync(read)
+    events, more, emails = await anyio.to_thread.run_sync(read)
     keep = {name: value for name, value in values.items() if value}
     older = f"{BASE}?{urlencode({**keep, 'before': str(events[-1].id)})}" if more and events else ""
     newest = f"{BASE}?{urlencode(keep)}" if before_id is not None else ""
@@ -95,6 +99,7 @@ async def audit_page(request: Request, person: SignedIn, sid: str) -> Response:
         request,
         "admin_audit.html",
         events=events,
+        emails=emails,
         values=values,
         known_events=KNOWN_EVENTS,
         problems=problems,
