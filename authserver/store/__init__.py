@@ -20,6 +20,7 @@ from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
 from authserver.store.throttles import ThrottleStore
+from authserver.store.usage import UsageStore
 from authserver.store.users import UserStore
 
 
@@ -41,6 +42,7 @@ class Store:
         self.pending_sign_ins = PendingSignInStore(database)
         self.throttles = ThrottleStore(database)
         self.provider_links = ProviderLinkStore(database)
+        self.usage = UsageStore(database)
 
 
 __all__ = ["Database", "Store"]

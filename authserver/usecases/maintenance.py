@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from authserver.store import Store
+from authserver.usecases.credentials import TOKEN_COUNT_DAYS
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
 
@@ -28,3 +29,4 @@ class Maintenance:
         self.provider_sign_in.purge(now=now)
         # Attempts older than any throttle window (the longest is 10 minutes) count no more.
         self.store.throttles.purge(before=now - timedelta(hours=1))
+        self.store.usage.purge(before=now - timedelta(days=TOKEN_COUNT_DAYS + 1))
