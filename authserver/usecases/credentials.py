@@ -17,6 +17,7 @@ from authserver.domain.credentials import (
     NewCredential,
     Unset,
     check_may_manage,
+    check_narrowing,
     check_new_credential,
     check_update,
     describe_duration,
@@ -227,10 +228,17 @@ class CredentialService:
     # Changing --------------------------------------------------------------------
 
     def update(
-        self, *, caller: Caller, ref: str, patch: CredentialPatch, now: datetime
+        self,
+        *,
+        caller: Caller,
+        ref: str,
+        patch: CredentialPatch,
+        now: datetime,
+        narrow_only: bool = False,
     ) -> ClientRecord:
         """Apply a patch under the rules: no escalation, expiry only earlier, and a
-        reduced caller touches nothing stronger than itself."""
+        reduced caller touches nothing stronger than itself; with ``narrow_only`` (the
+        self-service page), roles and networks only within what the credential has now."""
         record = self.visible(caller=caller, ref=ref)
         owner = self.store.users.find(ref=record.user_id)
         check_may_manage(caller, record)
@@ -241,6 +249,8 @@ class CredentialService:
             patch=patch,
             caller_limits=not self.is_admin(caller),
         )
+        if narrow_only:
+            check_narrowing(current=record, owner_roles=owner.roles, patch=checked)
         updated = self.store.credentials.update(id=record.id, patch=checked, now=now)
         _audit("credential_updated", updated, caller)
         self._on_change(updated.client_id)
