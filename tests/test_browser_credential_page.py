@@ -205,7 +205,7 @@ def test_rotating_works_without_javascript_at_phone_width(
     context = browser.new_context(
         base_url=server.url,
         java_script_enabled=False,
-        viewport=chromium.PHONE,
+        viewport={"width": chromium.PHONE["width"], "height": chromium.PHONE["height"]},
         is_mobile=True,
         has_touch=True,
     )
