@@ -59,6 +59,24 @@ class ClientRecord:
     auth_method: str | None = None
     jwks: tuple[Mapping[str, str], ...] | None = None
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
+    rotated_at: datetime | None = None  # the last time its secret was rotated
+
+
+@dataclass(frozen=True)
+class AddressUse:
+    """A source address that minted a token for a credential, and when it last did."""
+
+    address: str
+    last_used_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialUsage:
+    """Where and when a credential was last used: ``lastUsedAt`` and its recent addresses,
+    most recent first (both written in batches: they lag real use by up to a second)."""
+
+    last_used_at: datetime | None
+    addresses: tuple[AddressUse, ...]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.records import AuditEventRecord, ClientRecord, KeyRecord, UserRecord
+from authserver.records import (
+    AuditEventRecord,
+    ClientRecord,
+    CredentialUsage,
+    KeyRecord,
+    UserRecord,
+)
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -36,6 +42,20 @@ def client_json(client: ClientRecord) -> dict[str, Any]:
             "deletedAt": timestamp(client.deleted_at),
             # Present only when true: ConductorOne's SDKs see their usual shape otherwise.
             "requireDpop": True if client.require_dpop else None,
+        }
+    )
+
+
+def usage_json(usage: CredentialUsage) -> dict[str, Any]:
+    """``GET …/{id}/usage``: ``lastUsedAt`` (absent: never) and the recent source addresses,
+    most recent first. Kept apart from the PersonalClient, whose shape is ConductorOne's."""
+    return _drop_empty(
+        {
+            "lastUsedAt": timestamp(usage.last_used_at),
+            "addresses": [
+                {"address": use.address, "lastUsedAt": timestamp(use.last_used_at)}
+                for use in usage.addresses
+            ],
         }
     )
 

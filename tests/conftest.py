@@ -104,7 +104,8 @@ def settings_overrides() -> dict[str, Any]:
 
 TABLES = (
     "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions,"
-    " user_passwords, browser_sessions, invites, pending_sign_ins, throttle_events, audit_events"
+    " user_passwords, browser_sessions, invites, pending_sign_ins, throttle_events,"
+    " credential_addresses, token_counts, audit_events"
 )
 
 

@@ -233,3 +233,15 @@ def test_the_audit_page_is_paged(app: Starlette, client: TestClient, admin: User
     older = re.search(r'href="([^"]+)">Older', first.text)
     assert older is not None
     assert len(_audit_rows(client.get(older.group(1).replace("&amp;", "&")).text)) == 10
+
+
+def test_a_credentials_own_page_shows_its_events(
+    app: Starlette, client: TestClient, admin: UserRecord
+) -> None:
+    record = _credential(app, admin, "mine")
+    other = _credential(app, admin, "other")
+    token_request(client, record.client_id, "wrong")
+    services_of(app).audit.flush()
+    page = client.get(f"/ui/personal-clients/{record.id}")
+    assert _audit_rows(page.text) == ["auth_failed", "credential_created"]
+    assert other.client_id not in page.text

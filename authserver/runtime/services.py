@@ -73,7 +73,7 @@ class Services(UseCases):
         server = Server(
             settings,
             keyring,
-            on_issued=lambda client, when: last_used.touch(client.state.id, when),
+            on_issued=lambda client, when: last_used.touch(client.state.id, when, client.source),
         )
         server.register_endpoint(
             DeviceAuthorizationEndpointImpl(

@@ -22,6 +22,7 @@ from authserver.store.revocations import RevocationStore
 from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
 from authserver.store.throttles import ThrottleStore
+from authserver.store.usage import UsageStore
 from authserver.store.users import UserStore
 
 
@@ -45,6 +46,7 @@ class Store:
         self.provider_links = ProviderLinkStore(database)
         self.audit = AuditStore(database)
         self.inventory = InventoryStore(database)
+        self.usage = UsageStore(database)
 
 
 __all__ = ["Database", "Store"]

@@ -299,3 +299,32 @@ class AuditEvent(Base):
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CredentialAddress(Base):
+    """A source address that minted a token for a credential, and when it last did.
+
+    Written by the batched ``lastUsedAt`` writer, never per request; each flush keeps
+    only the most recent few addresses of each credential it touched.
+    """
+
+    __tablename__ = "credential_addresses"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("personal_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenCount(Base):
+    """Tokens a credential minted in one UTC hour: the token path's statistic, written by
+    the batched ``lastUsedAt`` writer instead of one row per issuance."""
+
+    __tablename__ = "token_counts"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("personal_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    count: Mapped[int] = mapped_column(BigInteger)

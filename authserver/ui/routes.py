@@ -8,7 +8,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import admin_audit, admin_credentials, admin_users, device, login, oidc
+from authserver.ui import (
+    admin_audit,
+    admin_credentials,
+    admin_users,
+    credential_page,
+    device,
+    login,
+    oidc,
+)
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -38,6 +46,9 @@ ROUTES = [
             Route("/personal-clients/all", clients.list_everyone, methods=["GET"]),
             Route("/personal-clients/new", clients.new_form, methods=["GET"]),
             Route("/personal-clients/new", clients.create, methods=["POST"]),
+            Route("/personal-clients/{id}", credential_page.show, methods=["GET"]),
+            Route("/personal-clients/{id}/edit", credential_page.edit, methods=["POST"]),
+            Route("/personal-clients/{id}/rotate", credential_page.rotate, methods=["POST"]),
             Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from authserver.store import Store
 from authserver.usecases.audit import AuditTrail
+from authserver.usecases.credentials import TOKEN_COUNT_DAYS
 from authserver.usecases.people import PeopleService
 from authserver.usecases.provider_sign_in import ProviderSignInService
 
@@ -35,3 +36,4 @@ class Maintenance:
         # Attempts older than any throttle window (the longest is 10 minutes) count no more.
         self.store.throttles.purge(before=now - timedelta(hours=1))
         self.trail.purge(now=now)  # events older than audit_retention
+        self.store.usage.purge(before=now - timedelta(days=TOKEN_COUNT_DAYS + 1))

@@ -83,6 +83,8 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
         )
         if used_ago is not None:
             services.store.credentials.record_last_used(used={created.record.id: now - used_ago})
+        if new.display_name == "deploy from CI" and used_ago is not None:  # where, how much
+            _example_usage(services.store, created.record.id, now - used_ago)
     # Bob's, for the admin inventory: one locked to a network, one requiring DPoP, one old.
     for new, created_at in (
         (NewCredential("nightly backup", ("192.0.2.0/24",), (), timedelta(days=30)), now),
@@ -94,6 +96,22 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
     with LiveServer(app, port) as server:
         yield server
     database.dispose()
+
+
+def _example_usage(store: Store, credential_id: str, last: datetime) -> None:
+    """A CI credential's week: tokens on most days, from three runners' addresses."""
+    addresses = {
+        (credential_id, "10.20.3.17"): last,
+        (credential_id, "10.20.3.42"): last - timedelta(hours=26),
+        (credential_id, "10.20.7.5"): last - timedelta(days=4),
+    }
+    counts = {}
+    for days_ago, tokens in ((0, 14), (1, 22), (2, 9), (4, 31), (5, 18), (8, 3)):
+        hour = (last - timedelta(days=days_ago)).replace(minute=0, second=0, microsecond=0)
+        counts[(credential_id, hour)] = tokens
+    store.credentials.record_last_used(
+        used={credential_id: last}, addresses=addresses, counts=counts
+    )
 
 
 def sign_in(page: Page, email: str = "alice@example.com") -> None:
@@ -139,6 +157,10 @@ def take(out: Path) -> list[Path]:
                     written.append(out / f"ui-device-{name}.png")
                     page.screenshot(path=written[-1], full_page=True)
                     written += admin_pages(page, out, name)
+                    page.goto("/ui/personal-clients")
+                    page.get_by_role("link", name="deploy from CI", exact=True).click()
+                    written.append(out / f"ui-detail-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
             chromium.close()
     return written
 

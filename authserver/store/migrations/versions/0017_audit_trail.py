@@ -1,7 +1,7 @@
 """The audit trail in the database: security events, kept for ``audit_retention``.
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from authserver.store.models import UTCDateTime
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0015"  # after the usage tables (merged from the usage branch)
 branch_labels = None
 depends_on = None
 
