@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -280,3 +281,31 @@ def test_the_leak_check_reads_the_audit_trail(database: Database, store: Store) 
     )
     assert any(LEAK.search(row) for row in _audit_rows(database))
     store.audit.purge(before=now() + timedelta(seconds=1))  # the check after the test passes
+
+
+def test_events_are_written_by_the_trails_thread_not_the_caller(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = UseCases.build(settings, database)
+    writers: list[str] = []
+    insert = built.store.audit.insert_many
+
+    def watched(*, rows: Sequence[dict[str, object]]) -> None:
+        writers.append(threading.current_thread().name)
+        insert(rows=rows)
+
+    monkeypatch.setattr(built.store.audit, "insert_many", watched)
+    built.audit.start()
+    try:
+        audit("signed_out", user_id="u-4")
+        within(10, lambda: len(_events(built.store)) == 1)
+    finally:
+        built.audit.stop()
+    assert writers == ["audit-trail-writer"]
+
+
+def test_a_stopped_trail_keeps_nothing_more(cases: UseCases) -> None:
+    cases.audit.stop()
+    audit("signed_out", user_id="after")
+    cases.audit.flush()
+    assert _events(cases.store) == []
