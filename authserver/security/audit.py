@@ -6,9 +6,12 @@ Events: ``token_issued``, ``auth_failed`` (with the precise internal reason),
 ``sign_in_failed`` (with a reason; through an OpenID Connect provider also its
 ``method`` and a ``detail``), ``signed_out``, ``session_expired``,
 ``signed_out_everywhere``, ``password_set``, ``invite_created``, ``user_created``
-(at a first sign-in through a provider). Lines carry ids (credential,
-client_id, user, jti), the source address and the request id — never a
-secret, a token, an assertion, a password, a session id or a hash.
+and ``user_updated`` (with the acting person as ``actor``: an admin from the pages,
+``operator`` at the command line, the provider at a first sign-in through one).
+Lines carry ids (credential, client_id, user, jti), the source address and the
+request id — never a secret, a token, an assertion, a password, a session id or
+a hash. Hooks (``add_hook``) get every event too: the trail in the database
+(``usecases/audit.py``) is one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,36 @@ from typing import Any
 log = logging.getLogger("authserver.audit")
 # Made once: ``json.dumps(..., default=str)`` builds a new encoder on every call.
 _encode = json.JSONEncoder(default=str).encode
+
+
+#: Every event name above (and ``user_updated``), for the audit page's choices.
+EVENTS = (
+    "auth_failed",
+    "client_registered",
+    "credential_created",
+    "credential_deleted",
+    "credential_rotated",
+    "credential_updated",
+    "device_authorization_started",
+    "device_denied",
+    "dpop_refused",
+    "invite_created",
+    "invites_revoked",
+    "password_set",
+    "provider_linked",
+    "provider_unlinked",
+    "registration_token_revoked",
+    "session_expired",
+    "sign_in_failed",
+    "signed_in",
+    "signed_out",
+    "signed_out_everywhere",
+    "signing_key_rotated",
+    "token_revoked",
+    "user_created",
+    "user_deleted",
+    "user_updated",
+)
 
 
 #: Set by the request-log middleware for the duration of each request.

@@ -13,11 +13,11 @@ from starlette.responses import Response
 from authserver.domain.credentials import has_control_characters
 from authserver.errors import NotFound
 from authserver.records import AuditEventRecord
+from authserver.security.audit import EVENTS
 from authserver.store.audit import AuditFilter
 from authserver.store.ids import is_record_id
 from authserver.ui import render
 from authserver.ui.access import admin_only
-from authserver.usecases.audit import KNOWN_EVENTS
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
 
@@ -101,7 +101,7 @@ async def audit_page(request: Request, person: SignedIn, sid: str) -> Response:
         events=events,
         emails=emails,
         values=values,
-        known_events=KNOWN_EVENTS,
+        known_events=EVENTS,
         problems=problems,
         older=older,
         newest=newest,

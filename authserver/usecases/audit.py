@@ -38,35 +38,6 @@ MAX_PENDING = 50_000
 _LENGTHS = {"actor": 64, "user_id": 64, "credential_id": 64, "client_id": 255, "source": 64}
 _encode = json.JSONEncoder(default=str).encode
 
-#: The events the trail knows of, for the audit page's choices (any name may be searched).
-KNOWN_EVENTS = (
-    "auth_failed",
-    "client_registered",
-    "credential_created",
-    "credential_deleted",
-    "credential_rotated",
-    "credential_updated",
-    "device_authorization_started",
-    "device_denied",
-    "dpop_refused",
-    "invite_created",
-    "invites_revoked",
-    "password_set",
-    "provider_linked",
-    "provider_unlinked",
-    "registration_token_revoked",
-    "session_expired",
-    "sign_in_failed",
-    "signed_in",
-    "signed_out",
-    "signed_out_everywhere",
-    "signing_key_rotated",
-    "token_revoked",
-    "user_created",
-    "user_deleted",
-    "user_updated",
-)
-
 
 def row_of(at: datetime, event: dict[str, Any]) -> dict[str, Any]:
     """The ``audit_events`` row of one event: the filtered-on fields as columns (cut to
