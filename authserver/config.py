@@ -116,6 +116,7 @@ class Settings:
     policy_max_lifetime: str = ""  # a DURATION: new credentials expire at most this far ahead
     policy_max_idle: str = ""  # a DURATION: unused this long, a credential stops working
     max_rotation_grace: str = "7d"  # a DURATION: the longest a rotated secret keeps working
+    audit_retention: str = "90d"  # a DURATION: how long the database keeps audit events
     max_queued_password_checks: int = 16  # per process; beyond it sign-in answers 429
     # E-mail (TOML: [mail]); without smtp_url, e-mail is off.
     mail_smtp_url: str = ""  # smtp://host:port, smtp+starttls://host:port, smtps://host:port
@@ -199,7 +200,12 @@ class Settings:
             raise ConfigError("session_max_age must be at most 30 days (2592000 s)")
         if self.sign_in_failure_limit < 0 or self.sign_in_failure_window < 1:
             raise ConfigError("sign_in_failure_limit must be >= 0 and sign_in_failure_window >= 1")
-        for key in ("policy_max_lifetime", "policy_max_idle", "max_rotation_grace"):
+        for key in (
+            "policy_max_lifetime",
+            "policy_max_idle",
+            "max_rotation_grace",
+            "audit_retention",
+        ):
             value = getattr(self, key)
             if value:
                 try:
@@ -300,6 +306,11 @@ class Settings:
     def rotation_grace_limit(self) -> timedelta:
         """``max_rotation_grace``: the longest grace period a rotation may give."""
         return parse_duration(self.max_rotation_grace)
+
+    @property
+    def audit_retention_period(self) -> timedelta:
+        """``audit_retention``: audit events older than this are purged."""
+        return parse_duration(self.audit_retention)
 
     @property
     def max_idle(self) -> timedelta | None:

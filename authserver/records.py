@@ -25,6 +25,22 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class AuditEventRecord:
+    """One security event as the audit trail in the database keeps it."""
+
+    id: int
+    at: datetime
+    event: str
+    actor: str | None  # who did it: a user id, ``operator``, or None (a credential, nobody)
+    user_id: str | None  # the person it is about
+    credential_id: str | None
+    client_id: str | None
+    source: str | None
+    request_id: str | None
+    details: Mapping[str, object]
+
+
+@dataclass(frozen=True)
 class ClientRecord:
     """A personal client (credential) without its secret hash."""
 
@@ -43,6 +59,24 @@ class ClientRecord:
     auth_method: str | None = None
     jwks: tuple[Mapping[str, str], ...] | None = None
     require_dpop: bool = False  # tokens only with a DPoP proof (RFC 9449)
+    rotated_at: datetime | None = None  # the last time its secret was rotated
+
+
+@dataclass(frozen=True)
+class AddressUse:
+    """A source address that minted a token for a credential, and when it last did."""
+
+    address: str
+    last_used_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialUsage:
+    """Where and when a credential was last used: ``lastUsedAt`` and its recent addresses,
+    most recent first (both written in batches: they lag real use by up to a second)."""
+
+    last_used_at: datetime | None
+    addresses: tuple[AddressUse, ...]
 
 
 @dataclass(frozen=True)

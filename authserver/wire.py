@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authserver.records import ClientRecord, KeyRecord, TrustRecord, UserRecord
+from authserver.records import (
+    AuditEventRecord,
+    ClientRecord,
+    CredentialUsage,
+    KeyRecord,
+    TrustRecord,
+    UserRecord,
+)
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -63,6 +70,20 @@ def trust_json(trust: TrustRecord) -> dict[str, Any]:
     )
 
 
+def usage_json(usage: CredentialUsage) -> dict[str, Any]:
+    """``GET …/{id}/usage``: ``lastUsedAt`` (absent: never) and the recent source addresses,
+    most recent first. Kept apart from the PersonalClient, whose shape is ConductorOne's."""
+    return _drop_empty(
+        {
+            "lastUsedAt": timestamp(usage.last_used_at),
+            "addresses": [
+                {"address": use.address, "lastUsedAt": timestamp(use.last_used_at)}
+                for use in usage.addresses
+            ],
+        }
+    )
+
+
 def user_json(user: UserRecord) -> dict[str, Any]:
     return {
         "id": user.id,
@@ -100,5 +121,23 @@ def key_json(key: KeyRecord) -> dict[str, Any]:
             "createdAt": timestamp(key.created_at),
             "retiredAt": timestamp(key.retired_at),
             "publishUntil": timestamp(key.publish_until),
+        }
+    )
+
+
+def audit_event_json(event: AuditEventRecord) -> dict[str, Any]:
+    """An audit event as ``authserver audit export`` prints it (one JSON line each)."""
+    return _drop_empty(
+        {
+            "id": event.id,
+            "time": timestamp(event.at),
+            "event": event.event,
+            "actor": event.actor,
+            "userId": event.user_id,
+            "credentialId": event.credential_id,
+            "clientId": event.client_id,
+            "source": event.source,
+            "requestId": event.request_id,
+            "details": dict(event.details) or None,
         }
     )

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -35,8 +38,11 @@ LEAK = re.compile(
 
 
 @pytest.fixture(autouse=True)
-def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every test doubles as a leak check: all it logged, at every level, is scanned."""
+def no_secrets_in_logs(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Every test doubles as a leak check: all it logged, at every level, is scanned, and
+    so is every row of the audit trail in the databases it used."""
     caplog.set_level(logging.DEBUG)
     yield
     # caplog.records holds only the current phase (teardown, here): scan every phase.
@@ -46,6 +52,40 @@ def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         r.getMessage() for r in records if LEAK.search(r.getMessage()) and not _not_the_servers(r)
     ]
     assert not leaked, f"secret material in logs: {leaked[:3]}"
+    rows = [row for database in _databases_of(request) for row in _audit_rows(database)]
+    leaked = [row for row in rows if LEAK.search(row)]
+    assert not leaked, f"secret material in the audit trail: {leaked[:3]}"
+
+
+def _databases_of(request: pytest.FixtureRequest) -> list[Database]:
+    """The databases a test's fixtures opened (the ``database`` fixture, a live server's
+    store), whose audit trail the leak check reads."""
+    found: list[Database] = []
+    for value in request.node.__dict__.get("funcargs", {}).values():
+        candidates = value if isinstance(value, tuple) else (value,)
+        for candidate in candidates:
+            database = candidate.database if isinstance(candidate, Store) else candidate
+            if isinstance(database, Database) and database not in found:
+                found.append(database)
+    return found
+
+
+def _audit_rows(database: Database) -> list[str]:
+    """Every row of the audit trail as one line of text (empty when the table is missing)."""
+    if database.sqlite_path is not None and not database.sqlite_path.is_file():
+        return []  # removed by the test (or never made): nothing kept there
+    # An engine of its own: the test's may be disposed already, and must stay so.
+    engine = create_engine(database.engine.url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("audit_events"):
+                return []
+            result = conn.exec_driver_sql("SELECT * FROM audit_events")
+            return [" ".join(str(value) for value in row) for row in result]
+    except OperationalError:
+        return []  # a test that made its database unreachable: nothing can be read there
+    finally:
+        engine.dispose()
 
 
 def _not_the_servers(record: logging.LogRecord) -> bool:
@@ -69,8 +109,8 @@ def settings_overrides() -> dict[str, Any]:
 
 TABLES = (
     "users, personal_clients, signing_keys, revoked_tokens, registration_tokens, used_assertions,"
-    " user_passwords, browser_sessions, invites, pending_sign_ins, throttle_events, outbox,"
-    " expiry_notices"
+    " user_passwords, browser_sessions, invites, pending_sign_ins, throttle_events,"
+    " credential_addresses, token_counts, audit_events, outbox, expiry_notices"
 )
 
 

@@ -318,8 +318,8 @@ def test_journal_of_a_live_process_is_not_replayed(tmp_path: Path) -> None:
     live.append("cred-live", datetime.now(UTC))
     dead = tmp_path / "12345-00000000.journal"
     dead.write_text(f"cred-dead {datetime.now(UTC).isoformat()}\ncred-cut 2026-12-0")
-    used, files = replay(tmp_path)
-    assert list(used) == ["cred-dead"]  # the cut-off last line is skipped
+    batch, files = replay(tmp_path)
+    assert list(batch.used) == ["cred-dead"]  # the cut-off last line is skipped
     assert files == [dead]
 
 

@@ -98,7 +98,7 @@ def test_a_downgrade_of_0016_soft_deletes_the_trusts(
         new=NewTrust(issuer="https://gitlab.com", condition='claims.ref == "main"'),
         now=now(),
     )
-    downgrade_to(database, "0013")
+    downgrade_to(database, "0015")
     with database.engine.connect() as conn:
         deleted = conn.execute(
             text("SELECT deleted_at FROM personal_clients WHERE id = :id"), {"id": trust.id}

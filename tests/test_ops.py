@@ -386,7 +386,7 @@ def test_database_outage_is_one_line_for_all_failed_last_used_flushes(
         down = True
         written: list[dict[str, datetime]] = []
 
-        def record_last_used(self, *, used: dict[str, datetime]) -> None:
+        def record_last_used(self, *, used: dict[str, datetime], **usage: object) -> None:
             if self.down:
                 raise Unavailable("database unavailable: connection refused")
             self.written.append(used)

@@ -134,7 +134,7 @@ def test_a_credential_unused_for_longer_than_max_idle_stops_authenticating(
         )
     services = client.app.state.services  # type: ignore[attr-defined]
     services.state_cache.forget(record.client_id)
-    services.last_used._pending.clear()  # noqa: SLF001 - the recent use must not be flushed
+    services.last_used._pending.used.clear()  # noqa: SLF001 - the recent use must not be flushed
     refused = token_request(client, record.client_id, secret)
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"

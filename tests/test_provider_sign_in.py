@@ -156,7 +156,12 @@ def test_verified_email_of_a_known_user_starts_a_session(
     signed_in = people.current(session_id=started.session_id, now=now())
     assert signed_in is not None
     assert (signed_in.user.id, signed_in.session.method) == (alice.id, "oidc:corp")
-    assert [e["event"] for e in audit_events(caplog)] == ["provider_linked", "signed_in"]
+    # The operator's user_created first (UserService audits it), then the sign-in.
+    assert [e["event"] for e in audit_events(caplog)] == [
+        "user_created",
+        "provider_linked",
+        "signed_in",
+    ]
 
 
 def test_unknown_email_is_refused_and_no_user_created(

@@ -105,6 +105,30 @@ _SCHEMAS: dict[str, Any] = {
             "expires": {"type": "string", "description": "protobuf Duration, e.g. 2592000s"},
         },
     },
+    "UsageResponse": {
+        "type": "object",
+        "description": "Both written in batches: they lag real use by up to a second.",
+        "properties": {
+            "lastUsedAt": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Absent: never used",
+            },
+            "addresses": {
+                "type": "array",
+                "maxItems": 5,
+                "description": "The last distinct source addresses that minted a token, "
+                "most recent first",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "address": {"type": "string", "examples": ["203.0.113.7"]},
+                        "lastUsedAt": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    },
     "ListResponse": {
         "type": "object",
         "properties": {
@@ -269,6 +293,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "parameters": [_ID],
                     "requestBody": _body("RotateRequest"),
                     "responses": {"200": _json(_ref("CreateResponse")), **_ERRORS},
+                },
+            },
+            "/api/v1/iam/personal_clients/{id}/usage": {
+                "get": {
+                    "operationId": "GetPersonalClientUsage",
+                    "parameters": [_ID],
+                    "responses": {"200": _json(_ref("UsageResponse")), **_ERRORS},
                 },
             },
             "/api/v1/search/iam/personal_clients": {

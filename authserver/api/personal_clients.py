@@ -128,6 +128,17 @@ async def get(request: Request) -> Response:
     return JSONResponse({"client": wire.client_json(record)})
 
 
+async def usage(request: Request) -> Response:
+    """``GET …/{id}/usage``: where and when the credential minted tokens (as ``get`` sees it)."""
+    services = services_of(request)
+    token = await bearer(request, services)
+    ref = _record_id(request)
+    found = await anyio.to_thread.run_sync(
+        lambda: services.credentials.usage(caller=token.caller(), ref=ref)
+    )
+    return JSONResponse(wire.usage_json(found))
+
+
 async def update(request: Request) -> Response:
     services = services_of(request)
     token = await bearer(request, services)

@@ -24,6 +24,7 @@ ROUTES = [
     Route("/api/v1/iam/personal_clients/{id}", pc.update, methods=["POST"]),
     Route("/api/v1/iam/personal_clients/{id}", pc.delete, methods=["DELETE"]),
     Route("/api/v1/iam/personal_clients/{id}/rotate", pc.rotate, methods=["POST"]),
+    Route("/api/v1/iam/personal_clients/{id}/usage", pc.usage, methods=["GET"]),
     Route("/api/v1/search/iam/personal_clients", pc.search, methods=["POST"]),
     Route("/api/v1/iam/federation_trusts", trusts.create, methods=["POST"]),
     Route("/api/v1/iam/federation_trusts", trusts.list_own, methods=["GET"]),

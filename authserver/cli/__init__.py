@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli import backup, clients, keys, login, serve, trusts, users, webhooks
+from authserver.cli import audit, backup, clients, keys, login, serve, trusts, users, webhooks
 from authserver.config import unknown_variables
 
 
@@ -31,5 +31,6 @@ main.add_command(login.login_command)
 main.add_command(login.token_command)
 main.add_command(backup.backup_command)
 main.add_command(webhooks.webhooks)
+main.add_command(audit.audit_group)
 
 __all__ = ["main"]

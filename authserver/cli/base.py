@@ -68,10 +68,15 @@ class Context:
 
     @functools.cached_property
     def cases(self) -> UseCases:
-        """Storage and every use case, wired as the server wires them."""
-        return UseCases.build(self.settings, self.database)
+        """Storage and every use case, wired as the server wires them; the command's audit
+        events go to the database too (written when it ends)."""
+        cases = UseCases.build(self.settings, self.database)
+        cases.audit.start(background=False)
+        return cases
 
     def close(self) -> None:
+        if "cases" in self.__dict__:
+            self.cases.audit.stop()
         if self._database is not None:
             self._database.dispose()
 

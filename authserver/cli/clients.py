@@ -100,15 +100,23 @@ def _print_client(record: ClientRecord) -> None:
 
 @clients.command("get")
 @click.argument("client_ref", metavar="ID|CLIENT_ID")
-@click.option("--json", "as_json", is_flag=True, help="Print the API's get response.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the API's get response, with its usage."
+)
 @command
 def clients_get(ctx: Context, client_ref: str, as_json: bool) -> None:
     """Show one personal client."""
     record = ctx.cases.credentials.visible(caller=Caller.operator(), ref=client_ref)
-    if as_json:
-        print_json({"client": wire.client_json(record)})
-    else:
-        _print_client(record)
+    usage = ctx.cases.credentials.usage(caller=Caller.operator(), ref=record.id)
+    if as_json:  # the API's get response, and beside it the API's usage response
+        print_json({"client": wire.client_json(record), "usage": wire.usage_json(usage)})
+        return
+    _print_client(record)
+    if not usage.addresses:
+        click.echo("used from:         -")
+    for n, use in enumerate(usage.addresses):
+        label = "used from:" if n == 0 else ""
+        click.echo(f"{label:<19}{use.address}  last {wire.timestamp(use.last_used_at)}")
 
 
 @clients.command("update")

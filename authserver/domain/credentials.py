@@ -387,6 +387,36 @@ def check_update(
     return checked
 
 
+def check_narrowing(
+    *, current: ClientRecord, owner_roles: Iterable[str], patch: CheckedPatch
+) -> None:
+    """Refuse a checked patch that would widen the credential (the self-service page only
+    narrows): roles only among those it has now, networks only inside its current lock.
+    A later expiry is refused by ``check_update`` for everyone."""
+    if patch.scoped_roles is not UNSET:
+        now_has = roles.effective_roles(owner_roles, current.scoped_roles)
+        if not patch.scoped_roles and current.scoped_roles:
+            raise PermissionDenied(
+                "keep at least one role: without any it would get all of the owner's",
+                field="scoped_roles",
+            )
+        wider = sorted(set(patch.scoped_roles) - set(now_has))
+        if wider:
+            raise PermissionDenied(
+                f"may only keep roles it has now, not {', '.join(wider)}", field="scoped_roles"
+            )
+    if patch.allow_source_cidr is not UNSET and current.allow_source_cidr:
+        locks = [network.parse_cidr(c) for c in current.allow_source_cidr]
+        cidrs = patch.allow_source_cidr
+        wider = [c for c in cidrs if not network.within(network.parse_cidr(c), locks)]
+        if wider or not cidrs:
+            raise PermissionDenied(
+                "may only keep networks inside its current ones "
+                f"({', '.join(current.allow_source_cidr)})",
+                field="allow_source_cidr",
+            )
+
+
 # Authenticating ----------------------------------------------------------------------
 
 

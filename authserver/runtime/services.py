@@ -76,7 +76,7 @@ class Services(UseCases):
         server = Server(
             settings,
             keyring,
-            on_issued=lambda client, when: last_used.touch(client.state.id, when),
+            on_issued=lambda client, when: last_used.touch(client.state.id, when, client.source),
             extra_grants=(TokenExchangeGrant,),
         )
         server.register_endpoint(

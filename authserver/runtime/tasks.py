@@ -68,28 +68,35 @@ async def _purger(services: Services) -> None:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Make sure a signing key exists, run the background tasks, flush ``lastUsedAt`` at the end."""
+    """Make sure a signing key exists, run the background tasks, flush ``lastUsedAt`` and
+    the audit trail at the end."""
     services: Services = app.state.services
-    await anyio.to_thread.run_sync(lambda: services.keys.ensure_active(now=datetime.now(UTC)))
-    await refresh_keys(services)
-    await anyio.to_thread.run_sync(services.last_used.recover)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(services.last_used.run)
-        tasks.start_soon(services.state_cache.follow, services.store.changes)
-        tasks.start_soon(listen, services.database, lambda: _notified(services))
-        tasks.start_soon(_key_refresher, services)
-        tasks.start_soon(_purger, services)
-        # Credential lifecycle: only what has somewhere to send runs.
-        if services.settings.webhooks:
-            tasks.start_soon(deliveries.webhook_sender, services)
-        if services.settings.mail_enabled:
-            tasks.start_soon(deliveries.mail_sender, services)
-        if services.lifecycle.sends_anything:
-            tasks.start_soon(deliveries.expiry_checker, services)
-        try:
-            yield
-        finally:
-            tasks.cancel_scope.cancel()
-    with anyio.CancelScope(shield=True):
-        await services.last_used.flush()
-        services.last_used.close()
+    # From here on audit events are also written to the database, by a thread of the trail's.
+    services.audit.start()
+    try:
+        await anyio.to_thread.run_sync(lambda: services.keys.ensure_active(now=datetime.now(UTC)))
+        await refresh_keys(services)
+        await anyio.to_thread.run_sync(services.last_used.recover)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(services.last_used.run)
+            tasks.start_soon(services.state_cache.follow, services.store.changes)
+            tasks.start_soon(listen, services.database, lambda: _notified(services))
+            tasks.start_soon(_key_refresher, services)
+            tasks.start_soon(_purger, services)
+            # Credential lifecycle: only what has somewhere to send runs.
+            if services.settings.webhooks:
+                tasks.start_soon(deliveries.webhook_sender, services)
+            if services.settings.mail_enabled:
+                tasks.start_soon(deliveries.mail_sender, services)
+            if services.lifecycle.sends_anything:
+                tasks.start_soon(deliveries.expiry_checker, services)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await services.last_used.flush()
+            services.last_used.close()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(services.audit.stop)

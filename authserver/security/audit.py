@@ -6,15 +6,19 @@ Events: ``token_issued``, ``auth_failed`` (with the precise internal reason),
 ``sign_in_failed`` (with a reason; through an OpenID Connect provider also its
 ``method`` and a ``detail``), ``signed_out``, ``session_expired``,
 ``signed_out_everywhere``, ``password_set``, ``invite_created``, ``user_created``
-(at a first sign-in through a provider). Lines carry ids (credential,
-client_id, user, jti), the source address and the request id — never a
-secret, a token, an assertion, a password, a session id or a hash.
+and ``user_updated`` (with the acting person as ``actor``: an admin from the pages,
+``operator`` at the command line, the provider at a first sign-in through one).
+Lines carry ids (credential, client_id, user, jti), the source address and the
+request id — never a secret, a token, an assertion, a password, a session id or
+a hash. Hooks (``add_hook``) get every event too: the trail in the database
+(``usecases/audit.py``) is one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,13 +27,59 @@ log = logging.getLogger("authserver.audit")
 _encode = json.JSONEncoder(default=str).encode
 
 
+#: Every event name above (and ``user_updated``), for the audit page's choices.
+EVENTS = (
+    "auth_failed",
+    "client_registered",
+    "credential_created",
+    "credential_deleted",
+    "credential_rotated",
+    "credential_updated",
+    "device_authorization_started",
+    "device_denied",
+    "dpop_refused",
+    "invite_created",
+    "invites_revoked",
+    "password_set",
+    "provider_linked",
+    "provider_unlinked",
+    "registration_token_revoked",
+    "session_expired",
+    "sign_in_failed",
+    "signed_in",
+    "signed_out",
+    "signed_out_everywhere",
+    "signing_key_rotated",
+    "token_revoked",
+    "user_created",
+    "user_deleted",
+    "user_updated",
+)
+
+
 #: Set by the request-log middleware for the duration of each request.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+#: Called with every event (the dict the log line is made of), whatever the log level:
+#: the database trail (``usecases/audit.py``) adds itself here. A hook must not block.
+Hook = Callable[[dict[str, Any]], None]
+hooks: list[Hook] = []
+
+
+def add_hook(hook: Hook) -> None:
+    hooks.append(hook)
+
+
+def remove_hook(hook: Hook) -> None:
+    if hook in hooks:
+        hooks.remove(hook)
+
+
 def audit(event: str, **fields: Any) -> None:
     """Log one security event; ``None`` fields are left out."""
-    if not log.isEnabledFor(logging.INFO):
+    logging_on = log.isEnabledFor(logging.INFO)
+    if not logging_on and not hooks:
         return
     record = {"event": event}
     rid = request_id.get()
@@ -38,4 +88,7 @@ def audit(event: str, **fields: Any) -> None:
     for name, value in fields.items():
         if value is not None:
             record[name] = value
-    log.info(_encode(record))
+    for hook in hooks:
+        hook(record)
+    if logging_on:
+        log.info(_encode(record))

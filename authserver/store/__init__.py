@@ -7,10 +7,12 @@ sessions. They block: async code calls them through a worker thread.
 
 from __future__ import annotations
 
+from authserver.store.audit import AuditStore
 from authserver.store.changes import ChangeFeed
 from authserver.store.credentials import CredentialStore
 from authserver.store.database import Database
 from authserver.store.device_codes import DeviceCodeStore
+from authserver.store.inventory import InventoryStore
 from authserver.store.invites import InviteStore
 from authserver.store.notices import NoticeStore
 from authserver.store.one_time_tokens import RegistrationTokenStore
@@ -23,6 +25,7 @@ from authserver.store.sessions import SessionStore
 from authserver.store.signing_keys import KeyStore
 from authserver.store.throttles import ThrottleStore
 from authserver.store.trusts import TrustStore
+from authserver.store.usage import UsageStore
 from authserver.store.users import UserStore
 
 
@@ -47,6 +50,9 @@ class Store:
         self.trusts = TrustStore(database)
         self.outbox = OutboxStore(database)
         self.notices = NoticeStore(database)
+        self.audit = AuditStore(database)
+        self.inventory = InventoryStore(database)
+        self.usage = UsageStore(database)
 
 
 __all__ = ["Database", "Store"]

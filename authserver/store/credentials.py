@@ -22,6 +22,7 @@ from authserver.domain.credentials import (
 )
 from authserver.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 from authserver.records import ClientRecord, UserRecord
+from authserver.store import usage
 from authserver.store.changes import next_version
 from authserver.store.database import Database, writes
 from authserver.store.ids import new_record_id
@@ -56,6 +57,7 @@ def client_record(row: PersonalClient) -> ClientRecord:
         auth_method=row.auth_method,
         jwks=tuple(row.jwks) if row.jwks is not None else None,
         require_dpop=row.require_dpop,
+        rotated_at=row.rotated_at,
     )
 
 
@@ -408,8 +410,16 @@ class CredentialStore:
             return _auth_state(session, client_id), revoked
 
     @writes
-    def record_last_used(self, *, used: Mapping[str, datetime]) -> None:
-        """Set ``lastUsedAt`` per credential id, never moving it backwards."""
+    def record_last_used(
+        self,
+        *,
+        used: Mapping[str, datetime],
+        addresses: Mapping[tuple[str, str], datetime] | None = None,
+        counts: Mapping[tuple[str, datetime], int] | None = None,
+    ) -> None:
+        """Set ``lastUsedAt`` per credential id, never moving it backwards; in the same
+        transaction, merge the batch's source addresses ((id, address) → last time) and
+        hourly token counts ((id, UTC hour) → tokens) into ``store/usage.py``'s tables."""
         if not used:
             return
         table = cast(Table, PersonalClient.__table__)
@@ -429,4 +439,5 @@ class CredentialStore:
         # from deadlocking.
         rows = [{"pk": pk, "used": used_at} for pk, used_at in sorted(used.items())]
         with self.database.session() as session:
-            session.execute(statement, rows)
+            session.execute(statement, rows)  # locks the credentials' rows first, in id order
+            usage.merge(session, addresses=addresses or {}, counts=counts or {})

@@ -1,13 +1,19 @@
 """``lastUsedAt`` bookkeeping: recorded in memory per issuance, written in batches.
 
+With it, in the same batches and the same transaction, the usage statistics:
+each credential's recent source addresses and its tokens counted per UTC hour
+(``store/usage.py``), so the token path gains no write of its own.
+
 A token request never waits for a database write, but each issuance is also
 appended (one ``os.write``) to this process's journal file, which outlives the
 process when it is killed: the next start of any instance using the same
 journal folder replays the journals of dead processes (each live process holds
 an ``flock`` on its own), so a use is never lost, even on SIGKILL. A flush
 starts a new journal first and deletes the old one after its write; replaying
-twice is harmless, since ``lastUsedAt`` never moves backwards. Pending timestamps are
-flushed every ``last_used_flush_interval`` (at most 1 s) and on graceful
+twice is harmless for ``lastUsedAt`` (it never moves backwards) and for the
+addresses (each keeps its latest time); the hourly counts of a batch are added
+again only if a process dies between a flush's commit and its journal's removal.
+Pending uses are flushed every ``last_used_flush_interval`` (at most 1 s) and on graceful
 shutdown; a failed flush keeps them for the next attempt, and an outage is one
 log line when it starts and one when it ends (with the count), not one a flush.
 """
@@ -20,6 +26,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -47,10 +54,20 @@ class Journal:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive": not to be replayed
         return fd, path
 
-    def append(self, credential_id: str, when: datetime) -> None:
-        line = f"{credential_id} {when.isoformat()}\n".encode()
+    def append(self, credential_id: str, when: datetime, source: str | None = None) -> None:
+        """One issuance: ``<id> <time> <source or ->``."""
+        line = f"{credential_id} {when.isoformat()} {source or '-'}\n".encode()
         with self._lock:
             os.write(self._fd, line)
+
+    def append_batch(self, batch: Batch) -> None:
+        """A batch written back (its flush failed), as lines that replay to the same batch:
+        ``<id> <time> <source or -> <tokens>``, the tokens of a line 1 when absent."""
+        lines = [f"{c} {when.isoformat()} - 0" for c, when in batch.used.items()]
+        lines += [f"{c} {when.isoformat()} {a} 0" for (c, a), when in batch.addresses.items()]
+        lines += [f"{c} {hour.isoformat()} - {n}" for (c, hour), n in batch.counts.items()]
+        with self._lock:
+            os.write(self._fd, "".join(line + "\n" for line in lines).encode())
 
     def rotate(self) -> Path:
         """Go on in a new file; the previous one (returned) may be deleted once written."""
@@ -65,9 +82,43 @@ class Journal:
 SUFFIX = ".journal"
 
 
-def replay(folder: Path) -> tuple[dict[str, datetime], list[Path]]:
-    """The latest use per credential in the journals of dead processes, and those files."""
-    used: dict[str, datetime] = {}
+@dataclass
+class Batch:
+    """Uses not yet written: the last use per credential, the last time per (credential,
+    source address), and the tokens per (credential, UTC hour)."""
+
+    used: dict[str, datetime] = field(default_factory=dict)
+    addresses: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    counts: dict[tuple[str, datetime], int] = field(default_factory=dict)
+
+    def add(self, credential_id: str, when: datetime, source: str | None, tokens: int = 1) -> None:
+        previous = self.used.get(credential_id)
+        if previous is None or when > previous:
+            self.used[credential_id] = when
+        if source:
+            key = (credential_id, source)
+            seen = self.addresses.get(key)
+            if seen is None or when > seen:
+                self.addresses[key] = when
+        if tokens:
+            hour = (credential_id, when.replace(minute=0, second=0, microsecond=0))
+            self.counts[hour] = self.counts.get(hour, 0) + tokens
+
+    def merge(self, other: Batch) -> None:
+        for credential_id, when in other.used.items():
+            self.add(credential_id, when, None, 0)
+        for (credential_id, source), when in other.addresses.items():
+            self.add(credential_id, when, source, 0)
+        for (credential_id, hour), tokens in other.counts.items():
+            self.add(credential_id, hour, None, tokens)
+
+    def __len__(self) -> int:
+        return len(self.used)
+
+
+def replay(folder: Path) -> tuple[Batch, list[Path]]:
+    """The uses in the journals of dead processes, and those files."""
+    batch = Batch()
     files = []
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
@@ -80,22 +131,28 @@ def replay(folder: Path) -> tuple[dict[str, datetime], list[Path]]:
             except BlockingIOError:  # its process is alive
                 continue
             with os.fdopen(os.dup(fd), "rb") as journal:
-                _merge(used, journal.read().decode("utf-8", "replace").splitlines())
+                _merge(batch, journal.read().decode("utf-8", "replace").splitlines())
             files.append(path)
         finally:
             os.close(fd)
-    return used, files
+    return batch, files
 
 
-def _merge(used: dict[str, datetime], lines: Iterable[str]) -> None:
+def _merge(batch: Batch, lines: Iterable[str]) -> None:
     for line in lines:
-        credential_id, _, stamp = line.partition(" ")
+        # "<id> <time>" (journals from before addresses were kept), "<id> <time> <source>"
+        # (one issuance; "-" for no source), or "<id> <time> <source> <tokens>" (written back)
+        parts = line.split(" ")
+        if len(parts) < 2 or len(parts) > 4 or not parts[0]:
+            continue
         try:
-            when = datetime.fromisoformat(stamp)
+            when = datetime.fromisoformat(parts[1])
+            tokens = int(parts[3]) if len(parts) == 4 else 1
         except ValueError:  # a line cut short by the kill
             continue
-        if when.tzinfo is not None and (credential_id not in used or when > used[credential_id]):
-            used[credential_id] = when
+        source = parts[2] if len(parts) > 2 and parts[2] not in ("", "-") else None
+        if when.tzinfo is not None and tokens >= 0:
+            batch.add(parts[0], when, source, tokens)
 
 
 class LastUsedRecorder:
@@ -109,7 +166,7 @@ class LastUsedRecorder:
         self.journal_folder = journal
         self._journal: Journal | None = None  # opened by recover(), at start
         self._lock = threading.Lock()
-        self._pending: dict[str, datetime] = {}
+        self._pending = Batch()
         self._limiter: anyio.CapacityLimiter | None = None  # own thread slot, see flush
         self.failures = 0  # flushes failed in a row (a database outage: one line, not one each)
 
@@ -121,7 +178,7 @@ class LastUsedRecorder:
         used, files = replay(self.journal_folder)
         if used:
             try:
-                self.credentials.record_last_used(used=used)
+                self._write(used)
             except Exception as exc:  # the files stay for the next start
                 log.warning("lastUsedAt: journals of stopped processes not replayed: %s", exc)
                 return 0
@@ -137,16 +194,17 @@ class LastUsedRecorder:
                 self._journal.path.unlink(missing_ok=True)
                 self._journal = None
 
-    def touch(self, credential_id: str, when: datetime) -> None:
+    def touch(self, credential_id: str, when: datetime, source: str | None = None) -> None:
+        """One issuance: ``source`` is the address the request came from (None: unknown)."""
         with self._lock:  # a use is in the journal file that holds it in _pending
             if self._journal is not None:
-                self._journal.append(credential_id, when)
-            self._remember(credential_id, when)
+                self._journal.append(credential_id, when, source)
+            self._pending.add(credential_id, when, source)
 
-    def _remember(self, credential_id: str, when: datetime) -> None:
-        previous = self._pending.get(credential_id)
-        if previous is None or when > previous:
-            self._pending[credential_id] = when
+    def _write(self, batch: Batch) -> None:
+        self.credentials.record_last_used(
+            used=batch.used, addresses=batch.addresses, counts=batch.counts
+        )
 
     @property
     def pending(self) -> int:
@@ -157,14 +215,12 @@ class LastUsedRecorder:
             return
         with self._lock:
             written = self._journal.rotate() if self._journal is not None else None
-            batch, self._pending = self._pending, {}
+            batch, self._pending = self._pending, Batch()
         if self._limiter is None:
             # Requests that fill anyio's default worker threads must not hold up the flush.
             self._limiter = anyio.CapacityLimiter(1)
         try:
-            await anyio.to_thread.run_sync(
-                lambda: self.credentials.record_last_used(used=batch), limiter=self._limiter
-            )
+            await anyio.to_thread.run_sync(lambda: self._write(batch), limiter=self._limiter)
         except Exception as exc:
             self.failures += 1
             if self.failures == 1:
@@ -174,8 +230,7 @@ class LastUsedRecorder:
                     exc,
                     exc_info=not isinstance(exc, Unavailable),
                 )
-            for credential_id, when in batch.items():
-                self.touch(credential_id, when)  # into the new journal too
+            self._keep(batch)  # into the new journal too
             if written is not None:
                 written.unlink(missing_ok=True)
             return
@@ -184,6 +239,14 @@ class LastUsedRecorder:
         if self.failures:
             log.info("lastUsedAt flush works again, after %d failed attempts", self.failures)
             self.failures = 0
+
+    def _keep(self, batch: Batch) -> None:
+        """A batch that could not be written goes back to the pending uses, and into the
+        journal that holds them."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.append_batch(batch)
+            self._pending.merge(batch)
 
     async def run(self) -> None:
         while True:

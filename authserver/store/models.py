@@ -275,6 +275,66 @@ class ThrottleEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AuditEvent(Base):
+    """One security event of the audit trail, kept for ``audit_retention``.
+
+    The columns a page filters on are columns (and indexed); everything else the
+    event carried is in ``details``. Never a secret, a token or a hash: the events
+    carry none (``security/audit.py``).
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor_at", "actor", "at"),
+        Index("ix_audit_events_user_at", "user_id", "at"),
+        Index("ix_audit_events_credential_at", "credential_id", "at"),
+        Index("ix_audit_events_event_at", "event", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who did it
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # whom it is about
+    credential_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CredentialAddress(Base):
+    """A source address that minted a token for a credential, and when it last did.
+
+    Written by the batched ``lastUsedAt`` writer, never per request; each flush keeps
+    only the most recent few addresses of each credential it touched.
+    """
+
+    __tablename__ = "credential_addresses"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("personal_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TokenCount(Base):
+    """Tokens a credential minted in one UTC hour: the token path's statistic, written by
+    the batched ``lastUsedAt`` writer instead of one row per issuance."""
+
+    __tablename__ = "token_counts"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("personal_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class OutboxMessage(Base):
     """A webhook delivery or an e-mail, written in the transaction of the change it tells of.
 

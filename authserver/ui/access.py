@@ -10,7 +10,7 @@ from urllib.parse import quote
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver.errors import AuthserverError
+from authserver.errors import AuthserverError, NotFound
 from authserver.ui import render, sessions
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
@@ -72,3 +72,16 @@ def signed_in_only(handler: PersonHandler) -> Handler:
         return await handler(request, person, sid)
 
     return as_pages(wrapper)
+
+
+def admin_only(handler: PersonHandler) -> Handler:
+    """Pages for holders of the admin role; anyone else finds no such page (404), as the
+    management API answers a caller who may not see a record."""
+
+    async def check(request: Request, person: SignedIn, sid: str) -> Response:
+        if not services_of(request).credentials.is_admin(person.caller()):
+            raise NotFound("no such page")
+        return await handler(request, person, sid)
+
+    functools.update_wrapper(check, handler)
+    return signed_in_only(check)

@@ -268,7 +268,13 @@ async def show_secret(request: Request, person: SignedIn, sid: str) -> Response:
     if secret is None or record.user_id != person.user.id:
         response = await render.error_page(request, 410, SHOWN_ONCE)
     else:
-        response = await render.page(request, "secret.html", record=record, secret=secret)
+        response = await render.page(
+            request,
+            "secret.html",
+            record=record,
+            secret=secret,
+            rotated=bool(request.query_params.get("rotated")),
+        )
     sessions.end_handover(response, request)
     return response
 

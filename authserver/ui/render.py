@@ -176,6 +176,7 @@ FIELD_NAMES = {
     "expires_time": "Expiry",
     "require_dpop": "Require DPoP",
     "password": "Password",
+    "grace": "The old secret works",
 }
 
 

@@ -8,7 +8,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver.ui import device, federation, login, oidc
+from authserver.ui import (
+    admin_audit,
+    admin_credentials,
+    admin_users,
+    credential_page,
+    device,
+    federation,
+    login,
+    oidc,
+)
 from authserver.ui import personal_clients as clients
 from authserver.ui.access import as_pages
 from authserver.ui.render import STATIC, PageHeaders, error_page
@@ -38,6 +47,9 @@ ROUTES = [
             Route("/personal-clients/all", clients.list_everyone, methods=["GET"]),
             Route("/personal-clients/new", clients.new_form, methods=["GET"]),
             Route("/personal-clients/new", clients.create, methods=["POST"]),
+            Route("/personal-clients/{id}", credential_page.show, methods=["GET"]),
+            Route("/personal-clients/{id}/edit", credential_page.edit, methods=["POST"]),
+            Route("/personal-clients/{id}/rotate", credential_page.rotate, methods=["POST"]),
             Route("/personal-clients/{id}/secret", clients.show_secret, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.confirm_delete, methods=["GET"]),
             Route("/personal-clients/{id}/delete", clients.delete, methods=["POST"]),
@@ -46,6 +58,16 @@ ROUTES = [
             Route("/federation/test", federation.test_condition, methods=["POST"]),
             Route("/federation/{id}/delete", federation.confirm_delete, methods=["GET"]),
             Route("/federation/{id}/delete", federation.delete, methods=["POST"]),
+            Route("/admin/users", admin_users.list_users, methods=["GET"]),
+            Route("/admin/users/new", admin_users.invite_form, methods=["GET"]),
+            Route("/admin/users/new", admin_users.invite, methods=["POST"]),
+            Route("/admin/users/{id}", admin_users.show_user, methods=["GET"]),
+            Route("/admin/users/{id}", admin_users.change_user, methods=["POST"]),
+            Route("/admin/users/{id}/invitation", admin_users.show_invitation, methods=["GET"]),
+            Route("/admin/credentials", admin_credentials.inventory, methods=["GET"]),
+            Route("/admin/credentials/delete", admin_credentials.confirm_delete, methods=["GET"]),
+            Route("/admin/credentials/delete", admin_credentials.delete, methods=["POST"]),
+            Route("/admin/audit", admin_audit.audit_page, methods=["GET"]),
             Route("/device", device.device_page, methods=["GET"]),
             Route("/device", device.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

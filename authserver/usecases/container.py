@@ -10,9 +10,11 @@ from typing import Any
 from authserver.config import Settings
 from authserver.security.argon2 import PasswordHasher, SecretHasher
 from authserver.store import Database, Store
+from authserver.usecases.audit import AuditTrail
 from authserver.usecases.credentials import CredentialService
 from authserver.usecases.devices import DeviceFlowService
 from authserver.usecases.federation import TrustService
+from authserver.usecases.inventory import Inventory
 from authserver.usecases.keys import KeyService
 from authserver.usecases.leaks import LeakReports
 from authserver.usecases.lifecycle import Lifecycle
@@ -46,6 +48,8 @@ class UseCases:
     leaks: LeakReports  # reported leaked secrets, revoked without argon2
     trusts: TrustService  # federation trusts (SPEC section 12)
     lifecycle: Lifecycle  # webhook events, expiry notices, the outbox's retries
+    audit: AuditTrail  # the audit trail in the database (started by serve and the CLI)
+    inventory: Inventory  # everyone's credentials, for admins
 
     @staticmethod
     def parts(
@@ -68,15 +72,17 @@ class UseCases:
         users = UserService(store, lifecycle)
         people = PeopleService(store, passwords, settings)
         provider_sign_in = ProviderSignInService(store, people, users)
+        credentials = CredentialService(
+            store, hasher, settings, on_change=on_change, lifecycle=lifecycle
+        )
+        trail = AuditTrail(store, settings, credentials)
         return dict(
             settings=settings,
             database=database,
             store=store,
             hasher=hasher,
             passwords=passwords,
-            credentials=CredentialService(
-                store, hasher, settings, on_change=on_change, lifecycle=lifecycle
-            ),
+            credentials=credentials,
             users=users,
             directory=UserDirectory(store, settings),
             people=people,
@@ -85,10 +91,12 @@ class UseCases:
             keys=KeyService(store, settings),
             revocation=RevocationService(store, on_revoked=on_revoked),
             replay=ReplayGuard(store),
-            maintenance=Maintenance(store, people, provider_sign_in),
+            maintenance=Maintenance(store, people, provider_sign_in, trail),
             leaks=LeakReports(store, lifecycle, on_change=on_change),
             trusts=TrustService(store, settings, on_change=on_change, lifecycle=lifecycle),
             lifecycle=lifecycle,
+            audit=trail,
+            inventory=Inventory(store, settings, credentials),
         )
 
     @classmethod

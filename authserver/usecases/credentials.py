@@ -6,7 +6,7 @@ import hmac
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from authserver.config import Settings
 from authserver.domain import lifecycle, network, roles
@@ -17,6 +17,7 @@ from authserver.domain.credentials import (
     NewCredential,
     Unset,
     check_may_manage,
+    check_narrowing,
     check_new_credential,
     check_update,
     describe_duration,
@@ -26,13 +27,16 @@ from authserver.domain.credentials import (
 )
 from authserver.domain.secrets import new_opaque_token, new_secret, token_hash
 from authserver.errors import InvalidArgument, NotFound, Unauthenticated
-from authserver.records import ClientRecord, OneTimeTokenRecord, UserRecord
+from authserver.records import ClientRecord, CredentialUsage, OneTimeTokenRecord, UserRecord
 from authserver.security.argon2 import SecretHasher
 from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.ids import is_record_id
 from authserver.store.one_time_tokens import ID_LENGTH
 from authserver.usecases.lifecycle import Lifecycle
+
+# Hourly token counts are kept this long (the detail page shows the last 30 days).
+TOKEN_COUNT_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,31 @@ class CredentialService:
             raise missing
         return record
 
+    def usage(self, *, caller: Caller, ref: str) -> CredentialUsage:
+        """Where and when the credential minted tokens: ``lastUsedAt`` and its recent source
+        addresses, most recent first (visible as the credential itself is)."""
+        record = self.visible(caller=caller, ref=ref)
+        addresses = self.store.usage.addresses(credential_id=record.id)
+        return CredentialUsage(last_used_at=record.last_used_at, addresses=tuple(addresses))
+
+    def issued_per_day(
+        self, *, caller: Caller, ref: str, days: int, now: datetime
+    ) -> list[tuple[date, int]]:
+        """Tokens the credential minted on each of the last ``days`` UTC days (today last,
+        days without a token as 0); counted per hour by the batched writer."""
+        if not 1 <= days <= TOKEN_COUNT_DAYS:
+            raise InvalidArgument(f"1 to {TOKEN_COUNT_DAYS} days", field="days")
+        record = self.visible(caller=caller, ref=ref)
+        today = now.astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        per_day = dict.fromkeys((first + timedelta(days=n) for n in range(days)), 0)
+        since = datetime.combine(first, time(), tzinfo=UTC)
+        for hour, count in self.store.usage.issued(credential_id=record.id, since=since):
+            day = hour.astimezone(UTC).date()
+            if day in per_day:
+                per_day[day] += count
+        return list(per_day.items())
+
     def _may_see(self, caller: Caller, record: ClientRecord) -> bool:
         return caller.is_operator or record.user_id == caller.user_id or self.is_admin(caller)
 
@@ -204,10 +233,17 @@ class CredentialService:
     # Changing --------------------------------------------------------------------
 
     def update(
-        self, *, caller: Caller, ref: str, patch: CredentialPatch, now: datetime
+        self,
+        *,
+        caller: Caller,
+        ref: str,
+        patch: CredentialPatch,
+        now: datetime,
+        narrow_only: bool = False,
     ) -> ClientRecord:
         """Apply a patch under the rules: no escalation, expiry only earlier, and a
-        reduced caller touches nothing stronger than itself."""
+        reduced caller touches nothing stronger than itself; with ``narrow_only`` (the
+        self-service page), roles and networks only within what the credential has now."""
         record = self.visible(caller=caller, ref=ref)
         owner = self.store.users.find(ref=record.user_id)
         check_may_manage(caller, record)
@@ -218,6 +254,8 @@ class CredentialService:
             patch=patch,
             caller_limits=not self.is_admin(caller),
         )
+        if narrow_only:
+            check_narrowing(current=record, owner_roles=owner.roles, patch=checked)
         updated = self.store.credentials.update(
             id=record.id,
             patch=checked,

@@ -38,6 +38,7 @@ from authserver.security.audit import audit
 from authserver.security.throttle import source_key
 from authserver.store import Store
 from authserver.usecases.throttles import SharedThrottle
+from authserver.usecases.users import acting
 
 # Prefixes make these recognisable wherever they must never appear (logs, URLs in logs).
 SESSION_PREFIX = "ses_"
@@ -124,8 +125,11 @@ class PeopleService:
         )
         return user
 
-    def invite(self, *, user_ref: str, ttl: timedelta, now: datetime) -> tuple[str, datetime]:
-        """A one-time link on which the user chooses a password; and when it expires."""
+    def invite(
+        self, *, user_ref: str, ttl: timedelta, now: datetime, caller: Caller | None = None
+    ) -> tuple[str, datetime]:
+        """A one-time link on which the user chooses a password; and when it expires.
+        ``caller``: who invites from the pages; None: the operator at the command line."""
         if not self.settings.login_password:
             raise PermissionDenied(
                 "sign-in with a password is turned off ([login] password = false), "
@@ -139,7 +143,8 @@ class PeopleService:
         self.store.invites.create(
             token_hash=token_hash(token), user_id=user.id, now=now, expires_at=expires_at
         )
-        audit("invite_created", user_id=user.id, expires_at=expires_at, actor="operator", via="cli")
+        actor, via = acting(caller)
+        audit("invite_created", user_id=user.id, expires_at=expires_at, actor=actor, via=via)
         return f"{self.settings.issuer}/ui/invite?token={token}", expires_at
 
     def pending_invites(
@@ -154,11 +159,14 @@ class PeopleService:
             if invite.user_id in users
         ]
 
-    def revoke_invites(self, *, user_ref: str, now: datetime) -> tuple[UserRecord, int]:
+    def revoke_invites(
+        self, *, user_ref: str, now: datetime, caller: Caller | None = None
+    ) -> tuple[UserRecord, int]:
         """Spend every open invitation of a user; the user and how many were open."""
         user = self.store.users.find(ref=user_ref)
         spent = self.store.invites.spend_for_user(user_id=user.id, now=now)
-        audit("invites_revoked", user_id=user.id, count=spent, actor="operator", via="cli")
+        actor, via = acting(caller)
+        audit("invites_revoked", user_id=user.id, count=spent, actor=actor, via=via)
         return user, spent
 
     def invited(self, *, token: str, now: datetime) -> UserRecord | None:
@@ -376,8 +384,8 @@ class PeopleService:
             user_id=user.id,
             sessions_ended=ended,
             invites_revoked=spent,
-            actor=caller.actor if caller is not None else "operator",
-            via=caller.via if caller is not None else "cli",
+            actor=acting(caller)[0],
+            via=acting(caller)[1],
         )
         return user, ended
 

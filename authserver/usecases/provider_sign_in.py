@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from authserver.domain import network
-from authserver.domain.credentials import validate_display_name
+from authserver.domain.credentials import Caller, validate_display_name
 from authserver.domain.identity import Binding, check_binding, verified_email
 from authserver.domain.secrets import token_hash
 from authserver.errors import (
@@ -34,7 +34,7 @@ from authserver.sso.providers import OidcProvider
 from authserver.store import Store
 from authserver.usecases.people import NewSession, PeopleService
 from authserver.usecases.throttles import SharedThrottle
-from authserver.usecases.users import UserService
+from authserver.usecases.users import UserService, acting
 
 PENDING_PREFIX = "psi_"
 PENDING_LIFETIME = timedelta(minutes=10)
@@ -217,7 +217,13 @@ class ProviderSignInService:
     # Operators' links ------------------------------------------------------------------
 
     def link(
-        self, *, user_ref: str, provider: OidcProvider, subject: str, now: datetime
+        self,
+        *,
+        user_ref: str,
+        provider: OidcProvider,
+        subject: str,
+        now: datetime,
+        caller: Caller | None = None,
     ) -> UserRecord:
         """An operator links a provider account (``sub`` at ``provider``) to a user."""
         if not subject or len(subject) > 255 or not subject.isprintable():
@@ -226,30 +232,39 @@ class ProviderSignInService:
         self.store.provider_links.link(
             issuer=provider.issuer, subject=subject, user_id=user.id, now=now
         )
+        actor, via = acting(caller)
         audit(
             "provider_linked",
             user_id=user.id,
             method=provider.method,
             subject=presented(subject),
-            actor="operator",
-            via="cli",
+            actor=actor,
+            via=via,
         )
         return user
 
-    def unlink(self, *, user_ref: str, provider: OidcProvider, subject: str) -> UserRecord:
+    def unlink(
+        self,
+        *,
+        user_ref: str,
+        provider: OidcProvider,
+        subject: str,
+        caller: Caller | None = None,
+    ) -> UserRecord:
         """An operator removes a user's link to a provider account (NotFound if none)."""
         user = self.store.users.find(ref=user_ref)
         if not self.store.provider_links.unlink(
             issuer=provider.issuer, subject=subject, user_id=user.id
         ):
             raise NotFound(f"{user.email} is not linked to that account of {provider.name}")
+        actor, via = acting(caller)
         audit(
             "provider_unlinked",
             user_id=user.id,
             method=provider.method,
             subject=presented(subject),
-            actor="operator",
-            via="cli",
+            actor=actor,
+            via=via,
         )
         return user
 
@@ -273,18 +288,15 @@ class ProviderSignInService:
             display_name = ""
         try:
             user = self.users.create(
-                email=email, display_name=display_name, role_names=provider.default_roles, now=now
+                email=email,
+                display_name=display_name,
+                role_names=provider.default_roles,
+                now=now,
+                method=provider.method,  # audited as created by this provider's sign-in
             )
         except AlreadyExists:  # the same person's first sign-in, twice at once
             found = self._user_by_email(email)
             if found is None:
                 raise
             return found
-        audit(
-            "user_created",
-            user_id=user.id,
-            roles=list(user.roles),
-            actor=provider.method,
-            via="session",
-        )
         return user

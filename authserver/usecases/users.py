@@ -10,12 +10,20 @@ from authserver.domain import roles
 from authserver.domain.credentials import Caller, validate_display_name
 from authserver.domain.lifecycle import DELETED
 from authserver.domain.users import may_see_user, normalize_email, visible_ids
-from authserver.errors import InvalidArgument, NotFound
+from authserver.errors import InvalidArgument, NotFound, PermissionDenied
 from authserver.records import UserRecord
 from authserver.security.audit import audit
 from authserver.store import Store
 from authserver.store.users import Deleted
 from authserver.usecases.lifecycle import Lifecycle
+
+
+def acting(caller: Caller | None) -> tuple[str, str]:
+    """Who made a change and how, for the audit trail: a person from the pages, or the
+    operator at the command line (``caller`` None)."""
+    if caller is None:
+        return "operator", "cli"
+    return caller.actor, caller.via or "session"
 
 
 def _roles(names: Iterable[str]) -> tuple[str, ...]:
@@ -34,14 +42,32 @@ class UserService:
         self.lifecycle = lifecycle
 
     def create(
-        self, *, email: str, display_name: str | None, role_names: Iterable[str], now: datetime
+        self,
+        *,
+        email: str,
+        display_name: str | None,
+        role_names: Iterable[str],
+        now: datetime,
+        caller: Caller | None = None,
+        method: str | None = None,
     ) -> UserRecord:
-        return self.store.users.create(
+        """A new user. ``caller``: who creates it from the pages (None: the operator, or,
+        with ``method``, the person's own first sign-in through that provider)."""
+        user = self.store.users.create(
             email=normalize_email(email),
             display_name=validate_display_name(display_name),
             roles=_roles(role_names),
             now=now,
         )
+        actor, via = acting(caller)
+        audit(
+            "user_created",
+            user_id=user.id,
+            roles=list(user.roles),
+            actor=method or actor,
+            via="session" if method else via,
+        )
+        return user
 
     def update(
         self,
@@ -50,18 +76,32 @@ class UserService:
         role_names: Iterable[str] | None,
         disabled: bool | None,
         now: datetime,
+        caller: Caller | None = None,
     ) -> UserRecord:
         """Replace the roles (when given) and/or disable or enable the user.
 
         Disabling ends the user's browser sessions: enabling again must not bring them back.
+        ``caller``: who does it from the pages; None: the operator at the command line.
         """
         user = self.store.users.find(ref=ref)
+        if disabled and caller is not None and caller.user_id == user.id:
+            # From the pages: nobody locks themselves out (the operator's CLI still can).
+            raise PermissionDenied("you cannot disable yourself")
         new_roles = _roles(role_names) if role_names is not None else None
         updated = self.store.users.update(
             user_id=user.id, roles=new_roles, disabled=disabled, now=now
         )
-        if disabled:
-            self.store.sessions.delete_for_user(user_id=user.id)
+        ended = self.store.sessions.delete_for_user(user_id=user.id) if disabled else None
+        actor, via = acting(caller)
+        audit(
+            "user_updated",
+            user_id=user.id,
+            roles=list(updated.roles) if new_roles is not None else None,
+            disabled=disabled,
+            sessions_ended=ended,
+            actor=actor,
+            via=via,
+        )
         return updated
 
     def delete(self, *, ref: str, now: datetime) -> Deleted:

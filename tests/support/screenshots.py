@@ -49,6 +49,7 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
     app = create_app(settings, database=database)
     services = app.state.services
     now = datetime.now(UTC)
+    services.audit.start(background=False)
     users = UserService(Store(database))
     alice = users.create(
         email="alice@example.com",
@@ -56,7 +57,11 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
         role_names=["system:owner", "billing:read", "deploy"],
         now=now - timedelta(days=40),
     )
-    users.create(email="bob@example.com", display_name="Bob", role_names=["deploy"], now=now)
+    bob = users.create(email="bob@example.com", display_name="Bob", role_names=["deploy"], now=now)
+    carol = users.create(
+        email="carol@example.com", display_name="Carol", role_names=["billing:read"], now=now
+    )
+    services.people.invite(user_ref=carol.id, ttl=timedelta(days=7), now=now)
     services.people.set_password(user_ref=alice.id, password=PASSWORD, now=now)
     caller = Caller(user_id=alice.id, effective_roles=frozenset(alice.roles), reduced=False)
     examples = [
@@ -78,9 +83,35 @@ def example_server(folder: Path) -> Iterator[LiveServer]:
         )
         if used_ago is not None:
             services.store.credentials.record_last_used(used={created.record.id: now - used_ago})
+        if new.display_name == "deploy from CI" and used_ago is not None:  # where, how much
+            _example_usage(services.store, created.record.id, now - used_ago)
+    # Bob's, for the admin inventory: one locked to a network, one requiring DPoP, one old.
+    for new, created_at in (
+        (NewCredential("nightly backup", ("192.0.2.0/24",), (), timedelta(days=30)), now),
+        (NewCredential("release bot", (), (), timedelta(days=7), True), now),
+        (NewCredential("forgotten script", (), (), None), now - timedelta(days=200)),
+    ):
+        services.credentials.create(caller=caller, owner_id=bob.id, new=new, now=created_at)
+    services.audit.stop()  # the setup's events written, for the audit page
     with LiveServer(app, port) as server:
         yield server
     database.dispose()
+
+
+def _example_usage(store: Store, credential_id: str, last: datetime) -> None:
+    """A CI credential's week: tokens on most days, from three runners' addresses."""
+    addresses = {
+        (credential_id, "10.20.3.17"): last,
+        (credential_id, "10.20.3.42"): last - timedelta(hours=26),
+        (credential_id, "10.20.7.5"): last - timedelta(days=4),
+    }
+    counts = {}
+    for days_ago, tokens in ((0, 14), (1, 22), (2, 9), (4, 31), (5, 18), (8, 3)):
+        hour = (last - timedelta(days=days_ago)).replace(minute=0, second=0, microsecond=0)
+        counts[(credential_id, hour)] = tokens
+    store.credentials.record_last_used(
+        used={credential_id: last}, addresses=addresses, counts=counts
+    )
 
 
 def sign_in(page: Page, email: str = "alice@example.com") -> None:
@@ -125,7 +156,42 @@ def take(out: Path) -> list[Path]:
                     page.goto(started["verification_uri_complete"])
                     written.append(out / f"ui-device-{name}.png")
                     page.screenshot(path=written[-1], full_page=True)
+                    written += admin_pages(page, out, name)
+                    page.goto("/ui/personal-clients")
+                    page.get_by_role("link", name="deploy from CI", exact=True).click()
+                    written.append(out / f"ui-detail-{name}.png")
+                    page.screenshot(path=written[-1], full_page=True)
             chromium.close()
+    return written
+
+
+def admin_pages(page: Page, out: Path, name: str) -> list[Path]:
+    """The admin pages: people, one person, an invitation link, the inventory with a
+    selection to delete, and the audit trail."""
+    written = []
+
+    def shot(what: str) -> None:
+        written.append(out / f"ui-admin-{what}-{name}.png")
+        page.screenshot(path=written[-1], full_page=True)
+
+    page.goto("/ui/admin/users")
+    shot("users")
+    page.get_by_role("link", name="Manage bob@example.com").click()
+    shot("user")
+    page.goto("/ui/admin/users/new")
+    page.get_by_label("E-mail").fill(f"dora-{name}@example.com")
+    page.get_by_label("Roles").fill("deploy")
+    page.get_by_role("button", name="Invite").click()
+    page.get_by_role("button", name="Copy the invitation link").click()
+    shot("invitation")
+    page.goto("/ui/admin/credentials")
+    shot("credentials")
+    page.get_by_label("Select forgotten script").check()
+    page.get_by_label("Select nightly backup").check()
+    page.get_by_role("button", name="Delete the selected…").click()
+    shot("delete")
+    page.goto("/ui/admin/audit")
+    shot("audit")
     return written
 
 

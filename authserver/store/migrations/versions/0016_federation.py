@@ -5,7 +5,7 @@ roles, networks, expiry, lastUsedAt, the change feed), with the issuer, audience
 CEL condition it accepts; ``federation_issuer`` set marks the row as a trust.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
