@@ -217,6 +217,35 @@ def test_a_failed_flush_keeps_every_count_for_the_next_one(
     ]
 
 
+def test_two_writers_each_pruning_what_they_add_still_show_the_five_most_recent(
+    store: Store, credential: ClientRecord
+) -> None:
+    """A writer skips the pruning query for addresses it wrote itself; another writer may
+    have pruned one meanwhile, so a row may stay over five until the next new address."""
+    one = LastUsedRecorder(store.credentials, interval=0.5)
+    two = LastUsedRecorder(store.credentials, interval=0.5)
+    for n in range(5):
+        one.touch(credential.id, T0 + timedelta(seconds=n), f"10.0.1.{n}")
+    anyio.run(one.flush)
+    for n in range(5):
+        two.touch(credential.id, T0 + timedelta(minutes=1, seconds=n), f"10.0.2.{n}")
+    anyio.run(two.flush)
+    one.touch(credential.id, T0 + timedelta(minutes=2), "10.0.1.0")  # pruned by two meanwhile
+    anyio.run(one.flush)
+    assert [a for a, _ in _addresses(store, credential)] == [
+        "10.0.1.0",
+        "10.0.2.4",
+        "10.0.2.3",
+        "10.0.2.2",
+        "10.0.2.1",
+    ]
+    one.touch(credential.id, T0 + timedelta(minutes=3), "10.0.3.1")  # new: pruned again
+    anyio.run(one.flush)
+    with store.database.session() as session:
+        rows = session.scalar(select(func.count()).select_from(CredentialAddress))
+    assert rows == 5
+
+
 def test_a_batch_written_back_to_the_journal_replays_to_the_same_batch(tmp_path: Path) -> None:
     batch = Batch()
     for n in range(4):
