@@ -183,6 +183,7 @@ def test_the_journal_of_a_dead_process_replays_addresses_and_counts(
         f"{credential.id} {T0.isoformat()} 10.0.0.1\n"
         f"{credential.id} {(T0 + timedelta(seconds=1)).isoformat()} -\n"
         f"{credential.id} {(T0 + timedelta(seconds=2)).isoformat()}\n"  # an older journal's line
+        f"{credential.id} {T0.isoformat()} 10.0.\n"  # not an address: the use still counts
         f"{credential.id} 2026-1"  # cut short by the kill
     )
     recorder = LastUsedRecorder(store.credentials, interval=0.5, journal=tmp_path)
@@ -191,7 +192,7 @@ def test_the_journal_of_a_dead_process_replays_addresses_and_counts(
     assert store.credentials.get(id=credential.id).last_used_at == T0 + timedelta(seconds=2)
     assert _addresses(store, credential) == [("10.0.0.1", T0)]
     assert store.usage.issued(credential_id=credential.id, since=T0 - timedelta(hours=1)) == [
-        (T0.replace(minute=0), 3)
+        (T0.replace(minute=0), 4)
     ]
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from authserver.domain import network
 from authserver.errors import Unavailable
 from authserver.store.credentials import CredentialStore
 
@@ -162,6 +163,8 @@ def _merge(batch: Batch, lines: Iterable[str]) -> None:
         except ValueError:  # a line cut short by the kill
             continue
         source = parts[2] if len(parts) > 2 and parts[2] not in ("", "-") else None
+        if source is not None and network.parse_address(source) is None:
+            source = None  # cut short: the use counts, the address is lost
         if when.tzinfo is not None and tokens >= 0:
             batch.add(parts[0], when, source, tokens)
 
