@@ -7,7 +7,12 @@ seeded by their own code (``bench/run.py``'s ``seed``, so each has its own
 schema), and get the token load of ``bench/run.py`` (``client_credentials``,
 ``client_secret_basic``, round-robin over the credentials) in alternating runs:
 machine noise hits both alike. The other checkout runs with its own ``.venv``.
-Prints each run, the medians and the ratio (this / other).
+Prints each run, the medians and the ratio (this / other). Every credential gets
+one token first (its argon2 verification) so that no measured run pays for one.
+
+Against the commit a branch started from, without touching another worktree:
+``git archive <commit> | tar -x -C /tmp/base``, then give ``/tmp/base`` a
+``.venv`` (``tests.support.checkout.ready_venv``).
 """
 
 from __future__ import annotations
