@@ -22,7 +22,7 @@ from authserver.records import TrustRecord, UserRecord
 from authserver.store import Store
 from authserver.usecases.federation import TrustService
 from tests.support.ci_issuer import CiIssuer, github_claims, gitlab_claims, running_issuer
-from tests.support.helpers import app_of, now, services_of, within
+from tests.support.helpers import PEER, app_of, now, services_of, within
 from tests.support.ports import free_port
 from tests.support.types import MakeUser
 
@@ -558,3 +558,13 @@ def test_the_exchanged_token_is_introspected_with_its_act(
     body = answer.json()
     assert body["active"] is True
     assert body["client_id"] == trust.client_id
+
+
+def test_the_source_address_of_an_exchange_is_kept_as_usage(
+    client: TestClient, store: Store, trust: TrustRecord, issuer: CiIssuer
+) -> None:
+    token = issuer.token(github_claims(), audience=AUDIENCE)
+    assert exchange(client, trust.client_id, token).status_code == 200
+    within(5, lambda: bool(store.usage.addresses(credential_id=trust.id)))
+    [use] = store.usage.addresses(credential_id=trust.id)
+    assert use.address == PEER

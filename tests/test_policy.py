@@ -16,6 +16,7 @@ from authserver.cli import main
 from authserver.config import Settings, load_settings
 from authserver.errors import ConfigError
 from authserver.store import Store
+from authserver.store.last_used import Batch
 from authserver.store.models import PersonalClient
 from tests.support.helpers import now, token_request
 from tests.support.types import MakeClient, MakeUser
@@ -134,7 +135,7 @@ def test_a_credential_unused_for_longer_than_max_idle_stops_authenticating(
         )
     services = client.app.state.services  # type: ignore[attr-defined]
     services.state_cache.forget(record.client_id)
-    services.last_used._pending.used.clear()  # noqa: SLF001 - the recent use must not be flushed
+    services.last_used._pending = Batch()  # noqa: SLF001 - the recent use must not be flushed
     refused = token_request(client, record.client_id, secret)
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"

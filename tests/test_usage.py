@@ -183,6 +183,7 @@ def test_the_journal_of_a_dead_process_replays_addresses_and_counts(
         f"{credential.id} {T0.isoformat()} 10.0.0.1\n"
         f"{credential.id} {(T0 + timedelta(seconds=1)).isoformat()} -\n"
         f"{credential.id} {(T0 + timedelta(seconds=2)).isoformat()}\n"  # an older journal's line
+        f"{credential.id} {T0.isoformat()} 10.0.\n"  # not an address: the use still counts
         f"{credential.id} 2026-1"  # cut short by the kill
     )
     recorder = LastUsedRecorder(store.credentials, interval=0.5, journal=tmp_path)
@@ -191,7 +192,7 @@ def test_the_journal_of_a_dead_process_replays_addresses_and_counts(
     assert store.credentials.get(id=credential.id).last_used_at == T0 + timedelta(seconds=2)
     assert _addresses(store, credential) == [("10.0.0.1", T0)]
     assert store.usage.issued(credential_id=credential.id, since=T0 - timedelta(hours=1)) == [
-        (T0.replace(minute=0), 3)
+        (T0.replace(minute=0), 4)
     ]
 
 
@@ -215,6 +216,35 @@ def test_a_failed_flush_keeps_every_count_for_the_next_one(
     assert store.usage.issued(credential_id=credential.id, since=T0 - timedelta(hours=1)) == [
         (T0.replace(minute=0), 3)
     ]
+
+
+def test_two_writers_each_pruning_what_they_add_still_show_the_five_most_recent(
+    store: Store, credential: ClientRecord
+) -> None:
+    """A writer skips the pruning query for addresses it wrote itself; another writer may
+    have pruned one meanwhile, so a row may stay over five until the next new address."""
+    one = LastUsedRecorder(store.credentials, interval=0.5)
+    two = LastUsedRecorder(store.credentials, interval=0.5)
+    for n in range(5):
+        one.touch(credential.id, T0 + timedelta(seconds=n), f"10.0.1.{n}")
+    anyio.run(one.flush)
+    for n in range(5):
+        two.touch(credential.id, T0 + timedelta(minutes=1, seconds=n), f"10.0.2.{n}")
+    anyio.run(two.flush)
+    one.touch(credential.id, T0 + timedelta(minutes=2), "10.0.1.0")  # pruned by two meanwhile
+    anyio.run(one.flush)
+    assert [a for a, _ in _addresses(store, credential)] == [
+        "10.0.1.0",
+        "10.0.2.4",
+        "10.0.2.3",
+        "10.0.2.2",
+        "10.0.2.1",
+    ]
+    one.touch(credential.id, T0 + timedelta(minutes=3), "10.0.3.1")  # new: pruned again
+    anyio.run(one.flush)
+    with store.database.session() as session:
+        rows = session.scalar(select(func.count()).select_from(CredentialAddress))
+    assert rows == 5
 
 
 def test_a_batch_written_back_to_the_journal_replays_to_the_same_batch(tmp_path: Path) -> None:

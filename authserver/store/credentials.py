@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -416,10 +416,12 @@ class CredentialStore:
         used: Mapping[str, datetime],
         addresses: Mapping[tuple[str, str], datetime] | None = None,
         counts: Mapping[tuple[str, datetime], int] | None = None,
+        prune: Collection[str] | None = None,
     ) -> None:
         """Set ``lastUsedAt`` per credential id, never moving it backwards; in the same
         transaction, merge the batch's source addresses ((id, address) → last time) and
-        hourly token counts ((id, UTC hour) → tokens) into ``store/usage.py``'s tables."""
+        hourly token counts ((id, UTC hour) → tokens) into ``store/usage.py``'s tables
+        (``prune``: see ``usage.merge``)."""
         if not used:
             return
         table = cast(Table, PersonalClient.__table__)
@@ -440,4 +442,4 @@ class CredentialStore:
         rows = [{"pk": pk, "used": used_at} for pk, used_at in sorted(used.items())]
         with self.database.session() as session:
             session.execute(statement, rows)  # locks the credentials' rows first, in id order
-            usage.merge(session, addresses=addresses or {}, counts=counts or {})
+            usage.merge(session, addresses=addresses or {}, counts=counts or {}, prune=prune)

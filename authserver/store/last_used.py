@@ -27,12 +27,13 @@ import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
+from authserver.domain import network
 from authserver.errors import Unavailable
 from authserver.store.credentials import CredentialStore
 
@@ -80,6 +81,8 @@ class Journal:
 
 
 SUFFIX = ".journal"
+HOUR = timedelta(hours=1)
+STORED_PAIRS = 100_000  # (credential, address) pairs remembered as written, at most
 
 
 @dataclass
@@ -90,6 +93,12 @@ class Batch:
     used: dict[str, datetime] = field(default_factory=dict)
     addresses: dict[tuple[str, str], datetime] = field(default_factory=dict)
     counts: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    # The hour the last use fell in, and the next one: most uses fall in the same hour,
+    # and datetime.replace costs microseconds (this runs once per token).
+    _hour: datetime = field(default=datetime.min.replace(tzinfo=UTC), repr=False, compare=False)
+    _next_hour: datetime = field(
+        default=datetime.min.replace(tzinfo=UTC), repr=False, compare=False
+    )
 
     def add(self, credential_id: str, when: datetime, source: str | None, tokens: int = 1) -> None:
         previous = self.used.get(credential_id)
@@ -101,7 +110,10 @@ class Batch:
             if seen is None or when > seen:
                 self.addresses[key] = when
         if tokens:
-            hour = (credential_id, when.replace(minute=0, second=0, microsecond=0))
+            if not self._hour <= when < self._next_hour:
+                self._hour = when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+                self._next_hour = self._hour + HOUR
+            hour = (credential_id, self._hour)
             self.counts[hour] = self.counts.get(hour, 0) + tokens
 
     def merge(self, other: Batch) -> None:
@@ -151,6 +163,8 @@ def _merge(batch: Batch, lines: Iterable[str]) -> None:
         except ValueError:  # a line cut short by the kill
             continue
         source = parts[2] if len(parts) > 2 and parts[2] not in ("", "-") else None
+        if source is not None and network.parse_address(source) is None:
+            source = None  # cut short: the use counts, the address is lost
         if when.tzinfo is not None and tokens >= 0:
             batch.add(parts[0], when, source, tokens)
 
@@ -167,6 +181,7 @@ class LastUsedRecorder:
         self._journal: Journal | None = None  # opened by recover(), at start
         self._lock = threading.Lock()
         self._pending = Batch()
+        self._stored: set[tuple[str, str]] = set()  # (credential, address) pairs written
         self._limiter: anyio.CapacityLimiter | None = None  # own thread slot, see flush
         self.failures = 0  # flushes failed in a row (a database outage: one line, not one each)
 
@@ -202,9 +217,15 @@ class LastUsedRecorder:
             self._pending.add(credential_id, when, source)
 
     def _write(self, batch: Batch) -> None:
+        # Only a credential with an address this process has not written yet can have grown
+        # past the addresses kept (another instance prunes what it adds itself).
+        prune = {c for c, a in batch.addresses if (c, a) not in self._stored}
         self.credentials.record_last_used(
-            used=batch.used, addresses=batch.addresses, counts=batch.counts
+            used=batch.used, addresses=batch.addresses, counts=batch.counts, prune=prune
         )
+        if len(self._stored) > STORED_PAIRS:
+            self._stored.clear()
+        self._stored.update(batch.addresses)
 
     @property
     def pending(self) -> int:

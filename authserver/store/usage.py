@@ -10,11 +10,12 @@ add up, and only the ``KEEP_ADDRESSES`` most recent addresses of a credential st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, tuple_
+from sqlalchemy import Table, case, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,12 +24,30 @@ from authserver.store.database import Database, writes
 from authserver.store.models import CredentialAddress, PersonalClient, TokenCount
 
 KEEP_ADDRESSES = 5  # distinct source addresses kept per credential, the most recent
+# The tables themselves: Core statements, not the ORM's bulk path (this runs every flush).
+ADDRESSES = cast(Table, CredentialAddress.__table__)
+COUNTS = cast(Table, TokenCount.__table__)
 
 
-def _insert(session: Session, model: type[Any]) -> Any:
-    """The dialect's INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """The two ``INSERT … ON CONFLICT`` statements of a flush for ``dialect``, built once
+    (building them costs more than running them)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    address = insert(ADDRESSES)
+    later = address.excluded.last_used_at > ADDRESSES.c.last_used_at
+    latest = case((later, address.excluded.last_used_at), else_=ADDRESSES.c.last_used_at)
+    count = insert(COUNTS)
+    return (
+        address.on_conflict_do_update(
+            index_elements=[ADDRESSES.c.credential_id, ADDRESSES.c.address],
+            set_={"last_used_at": latest},
+        ),
+        count.on_conflict_do_update(
+            index_elements=[COUNTS.c.credential_id, COUNTS.c.hour],
+            set_={"count": COUNTS.c["count"] + count.excluded["count"]},
+        ),
+    )
 
 
 def merge(
@@ -36,8 +55,14 @@ def merge(
     *,
     addresses: Mapping[tuple[str, str], datetime],
     counts: Mapping[tuple[str, datetime], int],
+    prune: Collection[str] | None = None,
 ) -> None:
-    """Add a batch to the stored addresses and counts (inside the flush's transaction)."""
+    """Add a batch to the stored addresses and counts (inside the flush's transaction).
+
+    ``prune``: the credentials whose addresses may have grown past ``KEEP_ADDRESSES``
+    (None: every one in the batch). A writer that knows an address is stored already
+    (it wrote it) leaves its credential out: that update adds no row.
+    """
     ids = {credential_id for credential_id, _ in addresses} | {c for c, _ in counts}
     if not ids:
         return
@@ -48,59 +73,34 @@ def merge(
         for (c, a), when in sorted(addresses.items())
         if c in known
     ]
+    upsert_addresses, upsert_counts = _upserts(session.get_bind().dialect.name)
     if address_rows:
-        table = CredentialAddress
-        upsert = _insert(session, table)
-        later = upsert.excluded.last_used_at > table.last_used_at
-        session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[table.credential_id, table.address],
-                set_={
-                    "last_used_at": case(
-                        (later, upsert.excluded.last_used_at), else_=table.last_used_at
-                    )
-                },
-            ),
-            address_rows,
-        )
-        _keep_most_recent(session, {c for c, _ in addresses if c in known})
+        session.execute(upsert_addresses, address_rows)
+        grown = known & ({c for c, _ in addresses} if prune is None else set(prune))
+        if grown:
+            _keep_most_recent(session, grown)
     count_rows = [
         {"credential_id": c, "hour": hour, "count": n}
         for (c, hour), n in sorted(counts.items())
         if c in known and n > 0
     ]
     if count_rows:
-        upsert = _insert(session, TokenCount)
-        session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[TokenCount.credential_id, TokenCount.hour],
-                set_={"count": TokenCount.count + upsert.excluded["count"]},
-            ),
-            count_rows,
-        )
+        session.execute(upsert_counts, count_rows)
 
 
 def _keep_most_recent(session: Session, credential_ids: set[str]) -> None:
-    table = CredentialAddress
+    table = ADDRESSES
+    rank = func.row_number().over(
+        partition_by=table.c.credential_id,
+        order_by=(table.c.last_used_at.desc(), table.c.address),
+    )
     ranked = (
-        select(
-            table.credential_id,
-            table.address,
-            func.row_number()
-            .over(
-                partition_by=table.credential_id,
-                order_by=(table.last_used_at.desc(), table.address),
-            )
-            .label("rank"),
-        )
-        .where(table.credential_id.in_(sorted(credential_ids)))
+        select(table.c.credential_id, table.c.address, rank.label("rank"))
+        .where(table.c.credential_id.in_(sorted(credential_ids)))
         .subquery()
     )
     stale = select(ranked.c.credential_id, ranked.c.address).where(ranked.c.rank > KEEP_ADDRESSES)
-    session.execute(
-        delete(table).where(tuple_(table.credential_id, table.address).in_(stale)),
-        execution_options={"synchronize_session": False},
-    )
+    session.execute(delete(table).where(tuple_(table.c.credential_id, table.c.address).in_(stale)))
 
 
 class UsageStore:
