@@ -12,8 +12,9 @@ from sqlalchemy import update
 
 from authserver.config import Settings
 from authserver.domain.credentials import Caller, NewCredential
+from authserver.domain.federation import NewTrust
 from authserver.errors import NotFound
-from authserver.records import ClientRecord, UserRecord
+from authserver.records import ClientRecord, TrustRecord, UserRecord
 from authserver.store import Database, Store
 from authserver.store.inventory import InventoryFilter
 from authserver.store.models import PersonalClient
@@ -171,3 +172,44 @@ def test_deleting_a_selection_skips_the_ones_already_gone(
     deleted = cases.inventory.delete(caller=ADMIN, ids=[one.id, two.id], now=now())
     assert [r.id for r in deleted] == [one.id]
     assert _names(cases) == ["kept"]
+
+
+def _trust(cases: UseCases, owner: UserRecord, name: str) -> TrustRecord:
+    return cases.trusts.create(
+        caller=Caller.operator(),
+        owner_id=owner.id,
+        new=NewTrust(
+            issuer="https://gitlab.com",
+            condition='claims.project_path == "acme/site"',
+            display_name=name,
+        ),
+        now=now(),
+    )
+
+
+def test_federation_trusts_are_listed_as_trusts(cases: UseCases, make_user: MakeUser) -> None:
+    alice = make_user()
+    _create(cases, alice, "a personal client")
+    trust = _trust(cases, alice, "a trust")
+    found, total = cases.inventory.page(
+        caller=ADMIN, where=InventoryFilter(), sort="name", offset=0, limit=100
+    )
+    assert total == 2
+    assert [(item.name, item.kind) for item in found] == [
+        ("a personal client", "personal_client"),
+        ("a trust", "federation_trust"),
+    ]
+    assert found[1].client_id == trust.client_id
+
+
+def test_deleting_a_selection_deletes_trusts_through_their_use_case(
+    cases: UseCases, store: Store, make_user: MakeUser
+) -> None:
+    alice = make_user()
+    client = _create(cases, alice, "client")
+    trust = _trust(cases, alice, "trust")
+    deleted = cases.inventory.delete(caller=ADMIN, ids=[trust.id, client.id], now=now())
+    assert sorted(record.id for record in deleted) == sorted([trust.id, client.id])
+    assert store.trusts.get(id=trust.id).deleted_at is not None
+    assert store.credentials.get(id=client.id).deleted_at is not None
+    assert _names(cases) == []

@@ -44,7 +44,9 @@ def _credential(app: Starlette, owner: UserRecord, name: str, **kw: Any) -> Clie
 
 
 def _names(page_text: str) -> list[str]:
-    return re.findall(r'<th scope="row" data-label="Name"><span>([^<]+)', page_text)
+    return re.findall(
+        r'<th scope="row" data-label="Name"><span>(?:<a href="[^"]*">)?([^<]+)', page_text
+    )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -245,3 +247,12 @@ def test_a_credentials_own_page_shows_its_events(
     page = client.get(f"/ui/personal-clients/{record.id}")
     assert _audit_rows(page.text) == ["auth_failed", "credential_created"]
     assert other.client_id not in page.text
+
+
+def test_each_personal_client_links_to_its_own_page(
+    app: Starlette, client: TestClient, admin: UserRecord, make_user: MakeUser
+) -> None:
+    record = _credential(app, make_user("carol@example.com"), "carols")
+    page = client.get("/ui/admin/credentials")
+    assert f'<a href="/ui/personal-clients/{record.id}">carols</a>' in page.text
+    assert client.get(f"/ui/personal-clients/{record.id}").status_code == 200

@@ -1,10 +1,10 @@
 """The admin inventory of credentials: every live one, filtered, sorted and paged in SQL.
 
 The query reads one ``UNION ALL`` of sources with the same labelled columns
-(``_SOURCES``); today that is the personal clients. Federation trusts (§12) join by
-adding a ``select`` with the same labels (``kind`` ``"trust"``, the trust's owner,
-expiry, last use, …): filters, sorting, paging and counting work on the union and
-need no change.
+(``_SOURCES``). Personal clients and federation trusts (§12) share one table, so one
+``select`` lists both, each row's ``kind`` telling which; a kind of credential
+stored elsewhere joins by adding a ``select`` with the same labels: filters,
+sorting, paging and counting work on the union and need no change.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Subquery,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -34,6 +35,7 @@ from authserver.store.models import PersonalClient, User
 from authserver.store.users import user_record
 
 KIND_PERSONAL_CLIENT = "personal_client"
+KIND_TRUST = "federation_trust"
 #: Orders the page offers: each a column of the union, and its direction.
 SORTS = {
     "created": ("created_at", "desc"),
@@ -79,7 +81,10 @@ class InventoryItem:
 
 def _personal_clients() -> Select[*tuple[Any, ...]]:
     return select(
-        literal(KIND_PERSONAL_CLIENT, String).label("kind"),
+        case(
+            (PersonalClient.federation_issuer.is_(None), literal(KIND_PERSONAL_CLIENT, String)),
+            else_=literal(KIND_TRUST, String),
+        ).label("kind"),
         PersonalClient.id.label("id"),
         PersonalClient.client_id.label("client_id"),
         PersonalClient.display_name.label("name"),
@@ -95,7 +100,7 @@ def _personal_clients() -> Select[*tuple[Any, ...]]:
     ).where(PersonalClient.deleted_at.is_(None))
 
 
-#: Every kind of credential the inventory lists (federation trusts: add theirs here).
+#: Every source of credentials the inventory lists (trusts are rows of personal_clients).
 _SOURCES = (_personal_clients,)
 
 

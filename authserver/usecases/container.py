@@ -76,6 +76,7 @@ class UseCases:
             store, hasher, settings, on_change=on_change, lifecycle=lifecycle
         )
         trail = AuditTrail(store, settings, credentials)
+        trusts = TrustService(store, settings, on_change=on_change, lifecycle=lifecycle)
         return dict(
             settings=settings,
             database=database,
@@ -93,10 +94,10 @@ class UseCases:
             replay=ReplayGuard(store),
             maintenance=Maintenance(store, people, provider_sign_in, trail),
             leaks=LeakReports(store, lifecycle, on_change=on_change),
-            trusts=TrustService(store, settings, on_change=on_change, lifecycle=lifecycle),
+            trusts=trusts,
             lifecycle=lifecycle,
             audit=trail,
-            inventory=Inventory(store, settings, credentials),
+            inventory=Inventory(store, settings, credentials, trusts),
         )
 
     @classmethod
