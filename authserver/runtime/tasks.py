@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 
 from authserver.runtime.services import Services
+from authserver.security import audit
 from authserver.store.changes import listen
 
 log = logging.getLogger("authserver")
@@ -85,3 +86,4 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     with anyio.CancelScope(shield=True):
         await services.last_used.flush()
         services.last_used.close()
+    audit.flush()

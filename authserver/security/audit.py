@@ -9,22 +9,108 @@ Events: ``token_issued``, ``auth_failed`` (with the precise internal reason),
 (at a first sign-in through a provider). Lines carry ids (credential,
 client_id, user, jti), the source address and the request id — never a
 secret, a token, an assertion, a password, a session id or a hash.
+
+Every event passes through ``audit``. In a serving worker (``app_factory``) the
+lines of the audit trail and of the access log go to a ``LineWriter`` instead of
+through ``logging``: the same text the log handler would write, without a
+``LogRecord`` per line, and written in batches (once per turn of the event loop).
+Elsewhere (the CLI, tests, an app built with ``create_app``) they are log records
+of the ``authserver.audit`` and ``authserver.access`` loggers, as before.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
+
+import orjson
+
+from authserver.security.logsafe import escaped, log_time
 
 log = logging.getLogger("authserver.audit")
-# Made once: ``json.dumps(..., default=str)`` builds a new encoder on every call.
-_encode = json.JSONEncoder(default=str).encode
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes as ``str()`` gives them, as before
+
+
+def _encode(record: dict[str, Any]) -> str:
+    return orjson.dumps(record, default=str, option=_PASSTHROUGH).decode()
 
 
 #: Set by the request-log middleware for the duration of each request.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class LineWriter:
+    """Log lines written to ``stream`` in batches, in the log format of ``configure_logging``.
+
+    On the event loop's thread a line waits for the end of the loop's current turn
+    (one ``write`` for every line of the turn, at most ``MAX_LINES``); from any other
+    thread it is written at once, with those waiting. ``lock`` is the log handler's:
+    lines never interleave with the other log records on the same stream.
+    """
+
+    MAX_LINES = 256
+
+    def __init__(self, stream: TextIO, lock: threading.RLock | None) -> None:
+        self.stream = stream
+        self.lock = lock or threading.RLock()
+        self._lines: list[str] = []
+        self._guard = threading.Lock()
+
+    def line(self, level: str, logger: str, message: str) -> None:
+        text = f"{log_time()} {level} {logger} {escaped(message)}\n"
+        with self._guard:
+            self._lines.append(text)
+            waiting = len(self._lines)
+        if waiting < self.MAX_LINES:
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                if waiting == 1:
+                    loop.call_soon(self.flush)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self._guard:
+            lines, self._lines = self._lines, []
+        if not lines:
+            return
+        with self.lock:
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # as logging does: a closed stream loses the line
+                pass
+
+
+_writer: LineWriter | None = None
+#: The access log's line (``runtime.ops``) goes the same way as the audit trail's.
+access_writer: Callable[[str], None] | None = None
+
+
+def use_writer(writer: LineWriter | None) -> None:
+    """Send audit (and access) lines to ``writer``; ``None``: back to the loggers."""
+    global _writer, access_writer
+    if _writer is not None:
+        _writer.flush()
+    _writer = writer
+    access_writer = None if writer is None else _access_line(writer)
+
+
+def _access_line(writer: LineWriter) -> Callable[[str], None]:
+    def write(message: str) -> None:
+        writer.line("INFO", "authserver.access", message)
+
+    return write
+
+
+def flush() -> None:
+    """Write the lines still waiting (at shutdown)."""
+    if _writer is not None:
+        _writer.flush()
 
 
 def audit(event: str, **fields: Any) -> None:
@@ -38,4 +124,7 @@ def audit(event: str, **fields: Any) -> None:
     for name, value in fields.items():
         if value is not None:
             record[name] = value
-    log.info(_encode(record))
+    if _writer is not None:
+        _writer.line("INFO", "authserver.audit", _encode(record))
+    else:
+        log.info(_encode(record))
