@@ -639,10 +639,15 @@ def measured_cpu(
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
-    """User and kernel CPU seconds of ``pid`` (every thread)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User and kernel CPU seconds of ``pid`` (every thread) and of its child processes (the
+    workers of ``serve``'s default)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+    user = kernel = 0.0
+    for process in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        user, kernel = user + int(fields[11]) / tick, kernel + int(fields[12]) / tick
+    return user, kernel
 
 
 def compare(args: argparse.Namespace, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -664,6 +669,9 @@ def compare(args: argparse.Namespace, folder: Path) -> dict[str, dict[str, dict[
                 introspection_requests("/auth/v1/introspect", pairs, tokens),
             )
             servers[label] = (Target(server.url, token_lua, introspect), server.pid)
+        if args.default_workers:
+            default = stack.enter_context(authserver(url_db, workers=None))
+            servers["this, serve default"] = (Target(default.url, token_lua), default.pid)
         if args.peer:
             peer_url = stack.enter_context(peer_server(folder, peer_pairs))
             peer_tokens = first_tokens(peer_url, "/token", peer_pairs)
@@ -685,10 +693,12 @@ def compare(args: argparse.Namespace, folder: Path) -> dict[str, dict[str, dict[
             for _ in range(args.rounds):
                 for label, (target, pid) in servers.items():
                     script = getattr(target, scenario)
+                    if script is None:
+                        continue
                     runs[label].append(
                         measured_cpu(target.url, script, args.connections, args.duration, pid)
                     )
-            results[scenario] = {label: median_run(r) for label, r in runs.items()}
+            results[scenario] = {label: median_run(r) for label, r in runs.items() if r}
     return results
 
 
@@ -1086,6 +1096,11 @@ def main() -> None:
         default=[],
         metavar="LABEL=PYTHON[:ROOT]",
         help="only: this checkout against another interpreter or checkout (repeatable)",
+    )
+    parser.add_argument(
+        "--default-workers",
+        action="store_true",
+        help="with --compare: also this checkout's serve with its default worker count",
     )
     parser.add_argument(
         "--compare-only",
