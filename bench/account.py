@@ -13,7 +13,7 @@ Runs the token load (or ``--scenario introspection``) against one worker for
   our code and the rest (each sample counted once, for its innermost known frame).
 
 Usage: ``.venv/bin/python bench/account.py --perf --py-spy`` (perf from Debian's
-``linux-perf``, py-spy from PyPI).
+``linux-perf``; py-spy comes with the bench extras: ``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
