@@ -145,3 +145,30 @@ def test_without_a_writer_audit_events_are_log_records(
         "client_id": "c1",
         "jti": "j1",
     }
+
+
+def test_a_handler_on_the_audit_logger_gets_every_event_even_with_a_writer(
+    stream: CountingStream,
+) -> None:
+    """A sink attached to ``authserver.audit`` itself still sees each event as a record."""
+    seen: list[logging.LogRecord] = []
+
+    class Sink(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    sink = Sink()
+    logger = logging.getLogger("authserver.audit")
+    logger.addHandler(sink)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    audit.use_writer(LineWriter(stream, None))
+    try:
+        audit.audit("token_revoked", client_id="c1", jti="j1")
+    finally:
+        audit.use_writer(None)
+        logger.removeHandler(sink)
+        logger.setLevel(level)
+    [record] = seen
+    assert json.loads(record.getMessage())["event"] == "token_revoked"
+    assert stream.writes == []

@@ -176,7 +176,7 @@ class RequestLogMiddleware:
                     f"source={source if source is not None else '-'} request_id={request_id}"
                 )
                 write = audit.access_writer
-                if write is not None:
+                if write is not None and not access_log.handlers:
                     write(message)
                 else:
                     access_log.info(message)

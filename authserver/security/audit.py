@@ -14,8 +14,9 @@ Every event passes through ``audit``. In a serving worker (``app_factory``) the
 lines of the audit trail and of the access log go to a ``LineWriter`` instead of
 through ``logging``: the same text the log handler would write, without a
 ``LogRecord`` per line, and written in batches (once per turn of the event loop).
-Elsewhere (the CLI, tests, an app built with ``create_app``) they are log records
-of the ``authserver.audit`` and ``authserver.access`` loggers, as before.
+Elsewhere (the CLI, tests, an app built with ``create_app``), and whenever a
+handler is attached to one of the two loggers itself, they are log records of
+the ``authserver.audit`` and ``authserver.access`` loggers, as before.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def audit(event: str, **fields: Any) -> None:
     for name, value in fields.items():
         if value is not None:
             record[name] = value
-    if _writer is not None:
+    if _writer is not None and not log.handlers:
         _writer.line("INFO", "authserver.audit", _encode(record))
-    else:
+    else:  # also when a handler of its own listens on the audit logger
         log.info(_encode(record))
