@@ -83,4 +83,5 @@ def app_factory() -> Starlette:
     """Entry point for ``uvicorn --factory`` (used by ``authserver serve``)."""
     settings = load_settings()
     ops.configure_logging(settings.log_level)  # worker processes start with no logging set up
+    ops.write_lines_in_batches()
     return create_app(settings)

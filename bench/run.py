@@ -248,6 +248,7 @@ def wrk(
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"^\s*(\d+) requests in", out, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
@@ -257,6 +258,7 @@ def wrk(
         "errors": (float(non2xx.group(1)) if non2xx else 0.0)
         + (float(sum(int(g) for g in errors.groups())) if errors else 0.0),
         "connections": connections,
+        "requests": float(total.group(1)) if total else 0.0,
     }
 
 
@@ -293,10 +295,16 @@ def rss_mib(pid: int) -> float:
 
 @contextmanager
 def authserver(
-    database_url: str, workers: int | None = 1, checkout: Path | None = None, **settings: str
+    database_url: str,
+    workers: int | None = 1,
+    *,
+    python: str = sys.executable,
+    root: Path = ROOT,
+    **settings: str,
 ) -> Iterator[Server]:
     """``serve`` with ``--workers`` (None: its default, one worker per CPU), and ``settings``
-    as AUTHSERVER_* variables; the code of ``checkout`` when given, else this one's."""
+    as AUTHSERVER_* variables; ``python`` and ``root``: another interpreter, or another
+    checkout of the code (``--compare``)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -305,14 +313,12 @@ def authserver(
         "AUTHSERVER_ISSUER": url,
         **{f"AUTHSERVER_{key.upper()}": value for key, value in settings.items()},
     }
-    if checkout is not None:
-        env["PYTHONPATH"] = str(checkout)
-    command = [sys.executable, "-m", "authserver", "serve", "--port", str(port)]
+    command = [python, "-m", "authserver", "serve", "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
     launched = time.monotonic()
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=checkout
+        command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = launched + 120
@@ -630,6 +636,121 @@ def run_all(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Any], dic
     return ours, peer
 
 
+def compared(spec: str) -> tuple[str, str, Path]:
+    """``LABEL=PYTHON[:ROOT]`` for ``--compare``."""
+    label, _, rest = spec.partition("=")
+    python, _, root = rest.partition(":")
+    if not label or not python:
+        raise argparse.ArgumentTypeError("expected LABEL=PYTHON[:ROOT]")
+    return label, python, Path(root) if root else ROOT
+
+
+def measured_cpu(
+    url: str, script: Path, connections: int, duration: float, pid: int
+) -> dict[str, float]:
+    """A wrk run with the CPU the server process used meanwhile, per request (user, kernel)."""
+    before = cpu_split(pid)
+    run = wrk(url, script, connections, duration)
+    after = cpu_split(pid)
+    count = max(run["requests"], 1.0)
+    run["cpu_us"] = (sum(after) - sum(before)) / count * 1e6
+    run["user_us"] = (after[0] - before[0]) / count * 1e6
+    run["sys_us"] = (after[1] - before[1]) / count * 1e6
+    return run
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and kernel CPU seconds of ``pid`` (every thread) and of its child processes (the
+    workers of ``serve``'s default)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    tick = os.sysconf("SC_CLK_TCK")
+    user = kernel = 0.0
+    for process in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        user, kernel = user + int(fields[11]) / tick, kernel + int(fields[12]) / tick
+    return user, kernel
+
+
+def compare(args: argparse.Namespace, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """This checkout against other interpreters or checkouts (``--compare``), and the peer with
+    ``--peer``: one worker each, token and introspection runs alternating round by round, the
+    CPU each server process used per request measured around every run."""
+    url_db = f"sqlite:///{folder}/compare.db"
+    pairs = seed(url_db, args.credentials, args.users)
+    token_lua = lua_script(folder, "token", token_requests("/auth/v1/token", pairs))
+    peer_pairs = [(f"peer-client-{i}", secrets.token_urlsafe(32)) for i in range(args.credentials)]
+    servers: dict[str, tuple[Target, int]] = {}
+    with ExitStack() as stack:
+        for label, python, root in [("this", sys.executable, ROOT), *args.compare]:
+            server = stack.enter_context(authserver(url_db, python=python, root=root))
+            tokens = first_tokens(server.url, "/auth/v1/token", pairs)
+            introspect = lua_script(
+                folder,
+                f"introspect-{label}",
+                introspection_requests("/auth/v1/introspect", pairs, tokens),
+            )
+            servers[label] = (Target(server.url, token_lua, introspect), server.pid)
+        if args.default_workers:
+            default = stack.enter_context(authserver(url_db, workers=None))
+            servers["this, serve default"] = (Target(default.url, token_lua), default.pid)
+        if args.peer:
+            peer_url = stack.enter_context(peer_server(folder, peer_pairs))
+            peer_tokens = first_tokens(peer_url, "/token", peer_pairs)
+            peer_target = Target(
+                peer_url,
+                lua_script(folder, "peer-token", token_requests("/token", peer_pairs)),
+                lua_script(
+                    folder,
+                    "peer-introspect",
+                    introspection_requests("/token/introspection", peer_pairs, peer_tokens),
+                ),
+            )
+            servers["peer"] = (peer_target, peer_pid(peer_url))
+        for target, _ in servers.values():
+            warm_up(target.url, target.token, args.connections, args.warmup)
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for scenario in ("token", "introspection"):
+            runs: dict[str, list[dict[str, float]]] = {label: [] for label in servers}
+            for _ in range(args.rounds):
+                for label, (target, pid) in servers.items():
+                    script = getattr(target, scenario)
+                    if script is None:
+                        continue
+                    runs[label].append(
+                        measured_cpu(target.url, script, args.connections, args.duration, pid)
+                    )
+            results[scenario] = {label: median_run(r) for label, r in runs.items() if r}
+    return results
+
+
+def peer_pid(url: str) -> int:
+    """The process listening on ``url``'s port (node-oidc-provider's)."""
+    port = int(url.rsplit(":", 1)[1])
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"pid=(\d+)", out)
+    assert match, out
+    return int(match.group(1))
+
+
+def compare_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    print(
+        f"one worker each, {args.connections} connections, {args.duration} s runs, median of "
+        f"{args.rounds} alternating; CPU of the server process per request (user + kernel)"
+    )
+    for scenario, by_label in results.items():
+        print(scenario)
+        base = by_label["this"]
+        for label, r in by_label.items():
+            print(
+                f"{line(label, r)}   CPU {r['cpu_us']:>5.0f} us ({r['user_us']:.0f} + "
+                f"{r['sys_us']:.0f})   {r['rps'] / base['rps']:.2f}x this"
+            )
+        if "peer" in by_label:
+            print(f"  this / peer: {base['rps'] / by_label['peer']['rps']:.2f}x")
+
+
 def scale_run(
     args: argparse.Namespace, folder: Path, credentials: int, plain: Target
 ) -> dict[str, float]:
@@ -861,7 +982,7 @@ def baseline_ratio(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     base_pairs = seed_with(checkout, base_db, args.credentials, args.users)
     ours_lua = lua_script(folder, "ours-token", token_requests("/auth/v1/token", ours_pairs))
     base_lua = lua_script(folder, "base-token", token_requests("/auth/v1/token", base_pairs))
-    with authserver(ours_db) as ours, authserver(base_db, checkout=checkout) as base:
+    with authserver(ours_db) as ours, authserver(base_db, root=checkout) as base:
         for server, pairs, lua in ((ours, ours_pairs, ours_lua), (base, base_pairs, base_lua)):
             first_tokens(server.url, "/auth/v1/token", pairs)
             warm_up(server.url, lua, args.connections, args.warmup)
@@ -1112,6 +1233,24 @@ def main() -> None:
         metavar="CHECKOUT",
         help="only: the token path of this code against CHECKOUT's, alternating in one run",
     )
+    parser.add_argument(
+        "--compare",
+        type=compared,
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON[:ROOT]",
+        help="only: this checkout against another interpreter or checkout (repeatable)",
+    )
+    parser.add_argument(
+        "--default-workers",
+        action="store_true",
+        help="with --compare: also this checkout's serve with its default worker count",
+    )
+    parser.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="only the --compare runs, with no other checkout (this one, and --peer)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny load, for the test suite")
     args = parser.parse_args()
@@ -1146,6 +1285,12 @@ def main() -> None:
                 f"leaked-secret report of 1000 strings: median {timings[len(timings) // 2]:.3f} s, "
                 f"slowest {timings[-1]:.3f} s ({len(timings)} reports)"
             )
+            return
+        if args.compare or args.compare_only:
+            results = compare(args, folder)
+            compare_report(args, results)
+            if args.json:
+                args.json.write_text(json.dumps({"compare": results}))
             return
         if args.dpop:
             result = dpop_ratio(args, folder)

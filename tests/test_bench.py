@@ -75,3 +75,53 @@ def test_bench_baseline_compares_the_token_path_with_another_checkout(tmp_path: 
     assert result["rps"] > 0 and result["baseline_rps"] > 0
     assert result["errors"] == result["baseline_errors"] == 0
     assert f"against {ROOT}'s" in run.stdout
+
+
+def test_bench_compare_counts_cpu_per_request_of_each_server(tmp_path: Path) -> None:
+    """--compare: this checkout against another run of it, side by side, CPU per request."""
+    results_file = tmp_path / "compare.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--smoke",
+            "--compare",
+            f"again={sys.executable}:{ROOT}",
+            "--json",
+            str(results_file),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads(results_file.read_text())["compare"]
+    for scenario in ("token", "introspection"):
+        for label in ("this", "again"):
+            measured = results[scenario][label]
+            assert measured["rps"] > 0 and measured["errors"] == 0, (scenario, label)
+            assert measured["cpu_us"] > 0, (scenario, label)
+
+
+def test_inprocess_lever_reports_cpu_per_request_on_and_off(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "inprocess.py"),
+            "--lever",
+            "lines",
+            "--rounds",
+            "1",
+            "--batch",
+            "32",
+            "--credentials",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "lever lines: 1 alternating batches of 32 token requests" in run.stdout

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -318,6 +320,34 @@ def test_all_interfaces_with_a_loopback_issuer_warns(tmp_path: Path) -> None:
     assert metadata["issuer"] == server.url  # 127.0.0.1 and the port: the best guess
     [warning] = [line for line in server.stderr.splitlines() if "other machines" in line]
     assert warning.startswith("warning: serve listens on 0.0.0.0:")
+
+
+# The log: audit and access lines of a serving worker ----------------------------------
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO (authserver\.\w+) (.*)")
+
+
+def test_serve_logs_audit_and_access_lines_in_the_log_format(tmp_path: Path) -> None:
+    """The worker writes them in batches; every line is there once serve has stopped."""
+    with started(tmp_path) as server:
+        for n in range(3):
+            response = httpx.post(
+                f"{server.url}/auth/v1/token",
+                data={"grant_type": "client_credentials"},
+                auth=("nobody@127.0.0.1/pcc", "wrong"),
+                headers={"X-Request-Id": f"req-{n}"},
+            )
+            assert response.status_code == 401
+    lines = [m for m in map(LOG_LINE.fullmatch, server.stderr.splitlines()) if m]
+    audited = [json.loads(m[2]) for m in lines if m[1] == "authserver.audit"]
+    assert [(e["event"], e["request_id"]) for e in audited] == [
+        ("auth_failed", f"req-{n}") for n in range(3)
+    ]
+    access = [m[2] for m in lines if m[1] == "authserver.access"]
+    for n in range(3):
+        [line] = [a for a in access if a.endswith(f" request_id=req-{n}")]
+        assert line.startswith("POST /auth/v1/token 401 ")
+        assert " source=127.0.0.1 " in line
 
 
 # /metrics: one view of every worker -------------------------------------------------

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# Made once: ``json.dumps`` with ``separators`` builds a new encoder on every call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JSONBytesResponse(Response):
@@ -36,7 +34,9 @@ class JSONBytesResponse(Response):
 def json_response(
     status: int, body: Any, headers: list[tuple[str, str]] | Mapping[str, str] | None = None
 ) -> Response:
-    content = body if isinstance(body, bytes) else _compact_json(body).encode()
+    # orjson: the compact JSON the json module gave (non-ASCII as UTF-8 instead of
+    # escapes), in a tenth of its time.
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
     items = headers.items() if isinstance(headers, Mapping) else headers or []
     raw = [
         (key.lower().encode("latin-1"), value.encode("latin-1"))

@@ -26,8 +26,9 @@ async def token_endpoint(request: Request) -> Response:
     started = time.perf_counter()
     request.state.oauth_error = None
     response = await _issue(request)
-    services.metrics.token_outcome(request.state.oauth_error or "issued").inc()
-    services.metrics.token_latency.observe(time.perf_counter() - started)
+    services.metrics.token_answered(
+        request.state.oauth_error or "issued", time.perf_counter() - started
+    )
     return response
 
 

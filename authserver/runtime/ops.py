@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import logging
 import re
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authserver.config import Settings
 from authserver.runtime.connections import drain
 from authserver.security import audit
-from authserver.security.logsafe import escaped, loggable_path, quiet_authlib
+from authserver.security.logsafe import escaped, log_time, loggable_path, quiet_authlib
 from authserver.web.bearer import bearer_token
 from authserver.web.context import services_of
 from authserver.web.source import source_address
@@ -40,7 +41,8 @@ def configure_logging(level: str) -> None:
     fields the format never shows (caller's file and line, thread, process) are
     not collected: the logging module's documented optimisations.
     """
-    handler = logging.StreamHandler()
+    global _handler
+    handler = _handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -51,15 +53,25 @@ def configure_logging(level: str) -> None:
     logging.logMultiprocessing = False
 
 
+_handler: logging.StreamHandler[Any] | None = None
+
+
+def write_lines_in_batches() -> None:
+    """In a serving worker: audit and access lines through ``audit.LineWriter`` to the stream
+    ``configure_logging`` set up (same text, no ``LogRecord``, written once per loop turn)."""
+    if _handler is None:
+        return
+    writer = audit.LineWriter(_handler.stream, _handler.lock)
+    audit.use_writer(writer)
+    atexit.register(writer.flush)
+
+
 class OneLineFormatter(logging.Formatter):
     """Every message on one line, whatever a library put in it; tracebacks stay readable.
 
     A second line of defence: request input is escaped where it is logged, but a
     message from anywhere (a driver's error text, say) must not start a line either.
     """
-
-    _second: int | None = None
-    _stamp = ""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escaped(record.message)
@@ -73,11 +85,7 @@ class OneLineFormatter(logging.Formatter):
         """
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
-        if second != self._second:
-            self._stamp = time.strftime(self.default_time_format, self.converter(second))
-            self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return log_time(record.created)
 
 
 async def healthz(request: Request) -> Response:
@@ -162,12 +170,13 @@ class RequestLogMiddleware:
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 source = source_address(Request(scope), self.settings)
-                access_log.info(
-                    "%s %s %d %.1fms source=%s request_id=%s",
-                    scope["method"],
-                    loggable_path(scope["path"]),
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                    source if source is not None else "-",
-                    request_id,
+                message = (
+                    f"{scope['method']} {loggable_path(scope['path'])} {status} "
+                    f"{(time.perf_counter() - started) * 1000:.1f}ms "
+                    f"source={source if source is not None else '-'} request_id={request_id}"
                 )
+                write = audit.access_writer
+                if write is not None and not access_log.handlers:
+                    write(message)
+                else:
+                    access_log.info(message)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from authserver.runtime import deliveries
 from authserver.runtime.services import Services
+from authserver.security import audit
 from authserver.store.changes import listen
 
 log = logging.getLogger("authserver")
@@ -100,3 +101,4 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(services.audit.stop)
+        audit.flush()  # the log lines still waiting for the end of the loop's turn

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -111,7 +112,9 @@ class SigningKey:
         rather than per token by ``joserfc.jwt.encode``, and so is the signer
         (docs/performance.md).
         """
-        signing_input = self._header + _b64(_compact_json(claims).encode())
+        # orjson: the same compact JSON (non-ASCII as UTF-8 rather than escaped), and a
+        # tenth of the json module's time.
+        signing_input = self._header + _b64(orjson.dumps(claims))
         return (signing_input + b"." + _b64(self._sign(signing_input))).decode()
 
 
