@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
@@ -24,6 +25,7 @@ from authserver.store.audit import AuditFilter
 from authserver.store.database import Database, migrate
 from authserver.usecases.container import UseCases
 from tests.support.helpers import mint, now, operator_creates, services_of, within
+from tests.support.servers import ServerProcess
 from tests.support.types import MakeUser
 
 
@@ -309,3 +311,20 @@ def test_a_stopped_trail_keeps_nothing_more(cases: UseCases) -> None:
     audit("signed_out", user_id="after")
     cases.audit.flush()
     assert _events(cases.store) == []
+
+
+def test_a_serving_worker_keeps_its_events_in_the_database(
+    tmp_path: Path, database_url: str, store: Store
+) -> None:
+    """``serve`` writes its log lines in batches (no LogRecord each); the trail's hook still
+    gets every event, and its rows reach the database."""
+    with ServerProcess(database_url, tmp_path) as server:
+        refused = httpx.post(
+            f"{server.url}/auth/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=("nobody@127.0.0.1/pcc", "secret-token:127.0.0.1:v1:wrong"),
+        )
+        assert refused.status_code == 401
+        within(10, lambda: bool(_events(store, events=["auth_failed"])))
+    [event] = _events(store, events=["auth_failed"])
+    assert event.client_id == "nobody@127.0.0.1/pcc"
