@@ -143,7 +143,7 @@ def test_documented_examples_answer_what_the_server_answers(
     http://127.0.0.1:8000), ``$CID``/``$SECRET`` a credential of a user with
     the roles ``billing:read`` and ``system:owner`` (``$USER_ID``), ``$T`` a fresh token of
     that credential for each example, ``$REG`` a fresh registration token of
-    that user; ``$ID``, ``$RAT``, ``$URI``, ``$RCID`` and ``$DEVICE`` are taken from the
+    that user; ``$ID``, ``$TRUST_ID``, ``$RAT``, ``$URI``, ``$RCID`` and ``$DEVICE`` are taken from the
     answers that create them. The device client ``authserver-cli`` is configured. Answers are compared as JSON with the values that change on
     every run (ids, times, tokens, secrets, keys) replaced by "…" on both sides.
     """
@@ -196,6 +196,8 @@ def test_documented_examples_answer_what_the_server_answers(
             created = json.loads(run.stdout)  # with the server's own URL
             if isinstance(created.get("client"), dict) and "id" in created["client"]:
                 variables["ID"] = created["client"]["id"]
+            if isinstance(created.get("trust"), dict) and "id" in created["trust"]:
+                variables["TRUST_ID"] = created["trust"]["id"]
             if "device_code" in created:
                 variables["DEVICE"] = created["device_code"]
             if "registration_access_token" in created:
