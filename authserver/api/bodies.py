@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from authserver.domain.credentials import UNSET, CredentialPatch
 from authserver.domain.durations import parse_proto_duration
-from authserver.errors import InvalidArgument, NotFound
+from authserver.errors import InvalidArgument
 from authserver.store.ids import is_record_id
 
 log = logging.getLogger("authserver.api")
@@ -186,14 +186,6 @@ def credential_patch(client: dict[str, Any], paths: list[str]) -> CredentialPatc
         expires_time=masked["expiresTime"],
         require_dpop=masked["requireDpop"],
     )
-
-
-def record_id(ref: str, what: str) -> str:
-    """A ``{id}`` path parameter; only record ids name a ``what`` (a personal client, a
-    federation trust) here, anything else is not found."""
-    if not is_record_id(ref):
-        raise NotFound(f"no {what} {ref!r}")
-    return ref
 
 
 def credential_fields(body: dict[str, Any]) -> dict[str, Any]:

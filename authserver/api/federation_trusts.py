@@ -21,6 +21,7 @@ from authserver.domain.federation import NewTrust, TrustPatch
 from authserver.errors import InvalidArgument
 from authserver.web.body import json_object
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 CREATE_FIELDS = (
     "displayName",
@@ -46,7 +47,7 @@ WRITABLE = (
 
 
 def _record_id(request: Request) -> str:
-    return bodies.record_id(request.path_params["id"], "federation trust")
+    return record_id(request, "federation trust")
 
 
 def _string(body: dict[str, object], name: str) -> str:

@@ -17,6 +17,7 @@ from authserver.domain.durations import parse_proto_duration
 from authserver.errors import InvalidArgument, PermissionDenied
 from authserver.web.body import json_object
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 if TYPE_CHECKING:
     from authserver.runtime.services import Services
@@ -32,7 +33,7 @@ def _no_store(document: dict[str, Any], status: int = 200) -> Response:
 
 def _record_id(request: Request) -> str:
     """The ``{id}`` path parameter; only record ids name a personal client here."""
-    return bodies.record_id(request.path_params["id"], "personal client")
+    return record_id(request, "personal client")
 
 
 async def create(request: Request) -> Response:

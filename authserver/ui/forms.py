@@ -24,6 +24,10 @@ class Form:
     def all(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]
 
+    def lines(self, name: str) -> list[str]:
+        """The non-blank lines of a text area, stripped (one network a line)."""
+        return [line.strip() for line in self.get(name).splitlines() if line.strip()]
+
 
 async def read_form(request: Request) -> Form:
     """The form, or ``InvalidArgument`` for another content type, a huge body or bad UTF-8."""
