@@ -30,6 +30,9 @@ from tests.support.ports import free_port
 from tests.support.postgres import PostgresCluster
 from tests.support.types import CallerTuple, LiveServerFixture, MakeCaller, MakeClient, MakeUser
 
+# The browser tests' shared fixture (one headless Chromium per module).
+pytest_plugins = ("tests.support.pages",)
+
 LEAK = re.compile(
     r"secret-token(:|%3a)|eyJrdHki|eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.|\$argon2id\$"
     r"|(?:ses|inv|csrf|psi)_[A-Za-z0-9_-]{43}|violet-harbour",

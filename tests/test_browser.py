@@ -10,56 +10,25 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from authserver.app import create_app
-from authserver.config import Settings
-from authserver.records import UserRecord
 from authserver.store import Store
-from authserver.store.database import Database, migrate
 from authserver.usecases.users import UserService
 from tests.support import browser as chromium
 from tests.support.helpers import PASSWORD, now, services_of, within
 from tests.support.live import LiveServer
-from tests.support.ports import free_port
+from tests.support.pages import person, serving, sign_in, token_status
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Module scope, not session: sync Playwright keeps an asyncio loop running in this
-    # thread while it is open, which later tests' own event loops cannot share.
-    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        launched = chromium.launch(playwright)
-        yield launched
-        launched.close()
-
-
-@contextmanager
-def instance(database_url: str) -> Iterator[LiveServer]:
-    """One server instance on the shared database, its issuer its own URL."""
-    port = free_port()
-    settings = Settings(database_url=database_url, issuer=f"http://127.0.0.1:{port}")
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        with LiveServer(create_app(settings, database=database), port) as live:
-            yield live
-    finally:
-        database.dispose()
-
-
 @pytest.fixture
 def server(database_url: str) -> Iterator[LiveServer]:
-    with instance(database_url) as live:
+    with serving(database_url) as live:
         yield live
 
 
@@ -79,25 +48,6 @@ def store(server: LiveServer) -> Store:
     return services_of(server.app).store
 
 
-def person(
-    store: Store,
-    people: Any,
-    email: str = "alice@example.com",
-    roles: tuple[str, ...] = ("deploy",),
-) -> UserRecord:
-    user = UserService(store).create(email=email, display_name="", role_names=roles, now=now())
-    people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-    return user
-
-
-def sign_in(page: Page, email: str = "alice@example.com") -> None:
-    page.goto("/ui/")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Personal clients")
-
-
 def create(page: Page, name: str) -> tuple[str, str]:
     """Create a credential; (client id, secret copied from the page with its button)."""
     page.get_by_role("link", name="New personal client").click()
@@ -110,18 +60,8 @@ def create(page: Page, name: str) -> tuple[str, str]:
     return page.get_by_label("Client ID").input_value(), secret
 
 
-def token_status(url: str, client_id: str, secret: str) -> int:
-    return httpx.post(
-        f"{url}/auth/v1/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
-    ).status_code
-
-
-def test_person_creates_uses_and_deletes_a_credential(
-    page: Page, server: LiveServer, store: Store, people: Any
-) -> None:
-    person(store, people)
+def test_person_creates_uses_and_deletes_a_credential(page: Page, server: LiveServer) -> None:
+    person(server)
     sign_in(page)
     client_id, secret = create(page, "laptop")
     assert secret.startswith("secret-token:")
@@ -173,10 +113,10 @@ def test_invited_person_chooses_a_password_and_uses_a_credential_with_curl(
 
 
 def test_admin_finds_and_deletes_another_users_credential(
-    browser: Browser, server: LiveServer, store: Store, people: Any
+    browser: Browser, server: LiveServer, store: Store
 ) -> None:
-    person(store, people, "admin@example.com", roles=("system:owner",))
-    person(store, people, "bob@example.com")
+    person(server, "admin@example.com", roles=("system:owner",))
+    person(server, "bob@example.com")
     with chromium.guarded_context(browser, server.url) as bobs:
         bob_page = bobs.page()
         sign_in(bob_page, "bob@example.com")
@@ -195,8 +135,8 @@ def test_admin_finds_and_deletes_another_users_credential(
     assert store.credentials.all() == []
 
 
-def test_post_without_csrf_token_is_refused(page: Page, store: Store, people: Any) -> None:
-    person(store, people)
+def test_post_without_csrf_token_is_refused(page: Page, server: LiveServer, store: Store) -> None:
+    person(server)
     sign_in(page)
     status = page.evaluate(
         """() => fetch("/ui/personal-clients/new", {method: "POST",
@@ -206,11 +146,11 @@ def test_post_without_csrf_token_is_refused(page: Page, store: Store, people: An
 
 
 def test_disabled_users_session_stops_on_a_second_instance_within_a_second(
-    page: Page, server: LiveServer, store: Store, people: Any, database_url: str
+    page: Page, server: LiveServer, store: Store, database_url: str
 ) -> None:
-    alice = person(store, people)
+    alice = person(server)
     sign_in(page)
-    with instance(database_url) as second:
+    with serving(database_url) as second:
         # Cookies are per host, not per port: the same session on the second instance.
         page.goto(f"{second.url}/ui/personal-clients")
         expect(page.get_by_role("heading", level=1)).to_have_text("Personal clients")
@@ -226,10 +166,8 @@ def test_disabled_users_session_stops_on_a_second_instance_within_a_second(
         )
 
 
-def test_pages_work_without_javascript(
-    browser: Browser, server: LiveServer, store: Store, people: Any
-) -> None:
-    person(store, people)
+def test_pages_work_without_javascript(browser: Browser, server: LiveServer) -> None:
+    person(server)
     context = browser.new_context(base_url=server.url, java_script_enabled=False)
     guard = chromium.Guarded(context)
     try:
@@ -256,10 +194,8 @@ LANDMARKS = """() => ({h1: document.querySelectorAll("h1").length,
     nav: document.querySelectorAll("nav").length})"""
 
 
-def test_every_page_has_labels_one_heading_and_landmarks(
-    page: Page, store: Store, people: Any
-) -> None:
-    person(store, people, roles=("system:owner", "deploy"))
+def test_every_page_has_labels_one_heading_and_landmarks(page: Page, server: LiveServer) -> None:
+    person(server, roles=("system:owner", "deploy"))
     seen = {}
     page.goto("/ui/")
     seen["sign-in"] = (page.evaluate(LABELLED), page.evaluate(LANDMARKS))
@@ -285,8 +221,8 @@ def test_every_page_has_labels_one_heading_and_landmarks(
             assert landmarks["nav"] >= 1, f"{name}: {landmarks}"
 
 
-def test_secret_page_works_with_the_keyboard_alone(page: Page, store: Store, people: Any) -> None:
-    person(store, people)
+def test_secret_page_works_with_the_keyboard_alone(page: Page, server: LiveServer) -> None:
+    person(server)
     sign_in(page)
     create(page, "keyboard")
     page.evaluate("navigator.clipboard.writeText('')")
@@ -303,10 +239,8 @@ def test_secret_page_works_with_the_keyboard_alone(page: Page, store: Store, peo
     assert copied == page.get_by_label("Client secret").input_value()
 
 
-def test_phone_header_shows_the_signed_in_account(
-    browser: Browser, server: LiveServer, store: Store, people: Any
-) -> None:
-    person(store, people)
+def test_phone_header_shows_the_signed_in_account(browser: Browser, server: LiveServer) -> None:
+    person(server)
     with chromium.guarded_context(
         browser, server.url, viewport=chromium.PHONE, phone=True
     ) as context:

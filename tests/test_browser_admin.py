@@ -8,20 +8,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from authserver.app import create_app
-from authserver.config import Settings
 from authserver.domain.credentials import Caller, NewCredential
 from authserver.records import ClientRecord, UserRecord
-from authserver.store.database import Database, migrate
-from authserver.usecases.users import UserService
 from tests.support import browser as chromium
 from tests.support.helpers import PASSWORD, now, services_of, within
 from tests.support.live import LiveServer
-from tests.support.ports import free_port
+from tests.support.pages import person, serving, sign_in, token_status
 
 pytestmark = pytest.mark.browser
 ADMIN = "root@example.com"
@@ -31,26 +26,10 @@ LABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
     .map(e => e.name || e.id)"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        launched = chromium.launch(playwright)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def server(database_url: str) -> Iterator[LiveServer]:
-    port = free_port()
-    settings = Settings(database_url=database_url, issuer=f"http://127.0.0.1:{port}")
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        with LiveServer(create_app(settings, database=database), port) as live:
-            yield live
-    finally:
-        database.dispose()
+    with serving(database_url) as live:
+        yield live
 
 
 @pytest.fixture
@@ -79,15 +58,6 @@ def other(browser: Browser, server: LiveServer) -> Iterator[Page]:
         yield context.page()
 
 
-def person(server: LiveServer, email: str, roles: tuple[str, ...] = ("deploy",)) -> UserRecord:
-    services = services_of(server.app)
-    user = UserService(services.store).create(
-        email=email, display_name="", role_names=roles, now=now()
-    )
-    services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-    return user
-
-
 def credential(
     server: LiveServer, owner: UserRecord, name: str, **new: Any
 ) -> tuple[ClientRecord, str]:
@@ -98,20 +68,6 @@ def credential(
         now=now(),
     )
     return created.record, created.secret
-
-
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/ui/")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Personal clients")
-
-
-def token_status(url: str, client_id: str, secret: str) -> int:
-    return httpx.post(
-        f"{url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
-    ).status_code
 
 
 def test_invited_person_chooses_a_password_and_signs_in(page: Page, other: Page) -> None:

@@ -7,44 +7,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from authserver.app import create_app
-from authserver.config import Settings
 from authserver.records import UserRecord
 from authserver.store import Store
-from authserver.store.database import Database, migrate
-from authserver.usecases.users import UserService
 from tests.support import browser as chromium
-from tests.support.helpers import PASSWORD, now, services_of, within
+from tests.support.helpers import services_of, within
 from tests.support.live import LiveServer
-from tests.support.ports import free_port
+from tests.support.pages import person, serving, sign_in, token_status
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        launched = chromium.launch(playwright)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def server(database_url: str) -> Iterator[LiveServer]:
-    port = free_port()
-    settings = Settings(database_url=database_url, issuer=f"http://127.0.0.1:{port}")
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        with LiveServer(create_app(settings, database=database), port) as live:
-            yield live
-    finally:
-        database.dispose()
+    with serving(database_url) as live:
+        yield live
 
 
 @pytest.fixture
@@ -53,29 +32,14 @@ def store(server: LiveServer) -> Store:
 
 
 @pytest.fixture
-def alice(server: LiveServer, store: Store) -> UserRecord:
-    user = UserService(store).create(
-        email="alice@example.com",
-        display_name="",
-        role_names=["billing:read", "deploy"],
-        now=now(),
-    )
-    services_of(server.app).people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-    return user
+def alice(server: LiveServer) -> UserRecord:
+    return person(server, roles=("billing:read", "deploy"))
 
 
 @pytest.fixture
 def page(browser: Browser, server: LiveServer, alice: UserRecord) -> Iterator[Page]:
     with chromium.guarded_context(browser, server.url) as context:
         yield context.page()
-
-
-def sign_in(page: Page) -> None:
-    page.goto("/ui/")
-    page.get_by_label("E-mail address").fill("alice@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Personal clients")
 
 
 def create(page: Page, name: str, networks: str = "") -> tuple[str, str]:
@@ -93,12 +57,6 @@ def create(page: Page, name: str, networks: str = "") -> tuple[str, str]:
 def open_page(page: Page, name: str) -> None:
     page.get_by_role("link", name=name, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
-
-
-def token_status(url: str, client_id: str, secret: str) -> int:
-    return httpx.post(
-        f"{url}/auth/v1/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
-    ).status_code
 
 
 def test_rotating_on_the_page_shows_the_new_secret_once(page: Page, server: LiveServer) -> None:

@@ -12,17 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import text
 
-from authserver.app import create_app
-from authserver.config import DeviceClient, Settings
-from authserver.store.database import Database, migrate
-from authserver.usecases.users import UserService
+from authserver.config import DeviceClient
 from tests.support import browser as chromium
-from tests.support.helpers import PASSWORD, now, services_of
+from tests.support.helpers import PASSWORD, services_of
 from tests.support.live import LiveServer
-from tests.support.ports import free_port
+from tests.support.pages import person, serving, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -30,36 +27,13 @@ CONE = "2RGdOS94VDferT9e80mdgntl36K"
 CONE_LIKE = Path(__file__).parent / "support" / "cone_like.py"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        launched = chromium.launch(playwright)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def server(database_url: str) -> Iterator[LiveServer]:
-    port = free_port()
-    settings = Settings(
-        database_url=database_url,
-        issuer=f"http://127.0.0.1:{port}",
-        device_clients=(DeviceClient(CONE, "cone"),),
-        device_poll_interval=1,
-    )
-    database = Database(settings.database_url)
-    migrate(database)
-    app = create_app(settings, database=database)
-    user = UserService(app.state.services.store).create(
-        email="alice@example.com", display_name="", role_names=["deploy"], now=now()
-    )
-    app.state.services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-    try:
-        with LiveServer(app, port) as live:
-            yield live
-    finally:
-        database.dispose()
+    with serving(
+        database_url, device_clients=(DeviceClient(CONE, "cone"),), device_poll_interval=1
+    ) as live:
+        person(live)
+        yield live
 
 
 @pytest.fixture
@@ -92,11 +66,7 @@ def first_line(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 def open_and_sign_in(page: Page, url: str) -> None:
     """The person opens the link the tool printed; the page asks them to sign in first."""
-    page.goto(url)
-    page.get_by_label("E-mail address").fill("alice@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Approve cone?")
+    sign_in(page, start=url, heading="Approve cone?")
 
 
 def test_cone_login_approved_in_the_browser_creates_a_working_credential(

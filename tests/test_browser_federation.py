@@ -10,31 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from authserver.app import create_app
-from authserver.config import Settings
 from authserver.records import UserRecord
 from authserver.store import Store
-from authserver.store.database import Database, migrate
-from authserver.usecases.users import UserService
 from tests.support import browser as chromium
 from tests.support.ci_issuer import CiIssuer, gitlab_claims, running_issuer
-from tests.support.helpers import PASSWORD, now, services_of
+from tests.support.helpers import now, services_of
 from tests.support.live import LiveServer
-from tests.support.ports import free_port
+from tests.support.pages import person, serving, sign_in
 
 pytestmark = pytest.mark.browser
 CONDITION = 'claims.project_path == "acme/deploy" && claims.ref_protected == "true"'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert chromium.available(), "Debian's chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        launched = chromium.launch(playwright)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -45,33 +32,13 @@ def issuer() -> Iterator[CiIssuer]:
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[LiveServer]:
-    port = free_port()
-    settings = Settings(database_url=database_url, issuer=f"http://127.0.0.1:{port}")
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        with LiveServer(create_app(settings, database=database), port) as live:
-            yield live
-    finally:
-        database.dispose()
+    with serving(database_url) as live:
+        yield live
 
 
 @pytest.fixture
 def alice(server: LiveServer) -> UserRecord:
-    services = services_of(server.app)
-    user = UserService(services.store).create(
-        email="alice@example.com", display_name="", role_names=("deploy",), now=now()
-    )
-    services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-    return user
-
-
-def sign_in(page: Page) -> None:
-    page.goto("/ui/")
-    page.get_by_label("E-mail address").fill("alice@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Personal clients")
+    return person(server)
 
 
 def exchange(server: LiveServer, client_id: str, token: str) -> httpx.Response:

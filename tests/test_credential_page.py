@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from authserver.records import ClientRecord, UserRecord
 from authserver.store import Store
-from tests.support.helpers import PASSWORD, PEER, now, services_of, token_request
+from tests.support.helpers import PEER, services_of, token_request
 from tests.support.types import MakeUser, Response
-from tests.support.ui_helpers import create, csrf_of, field_value, sign_in
+from tests.support.ui_helpers import create, csrf_of, field_value, people_with_passwords, sign_in
 
 BASE = "http://127.0.0.1:8000"
 PAGE = "/ui/personal-clients/{id}"
@@ -26,14 +26,7 @@ PAGE = "/ui/personal-clients/{id}"
 
 @pytest.fixture
 def person(app: Starlette, make_user: MakeUser) -> Callable[..., UserRecord]:
-    def make(
-        email: str = "alice@example.com", roles: tuple[str, ...] = ("billing:read", "deploy")
-    ) -> UserRecord:
-        user = make_user(email=email, roles=roles)
-        services_of(app).people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-        return user
-
-    return make
+    return people_with_passwords(app, make_user)
 
 
 @pytest.fixture

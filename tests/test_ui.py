@@ -19,7 +19,7 @@ from authserver.usecases.credentials import CredentialService
 from authserver.usecases.users import UserService
 from tests.support.helpers import PASSWORD, now, token_request
 from tests.support.types import MakeUser
-from tests.support.ui_helpers import create, csrf_of, field_value, sign_in
+from tests.support.ui_helpers import create, csrf_of, field_value, people_with_passwords, sign_in
 
 BASE = "http://127.0.0.1:8000"
 
@@ -27,15 +27,7 @@ BASE = "http://127.0.0.1:8000"
 @pytest.fixture
 def person(app: Starlette, make_user: MakeUser) -> Callable[..., UserRecord]:
     """A user with a password: make(email, roles)."""
-
-    def make(
-        email: str = "alice@example.com", roles: tuple[str, ...] = ("billing:read", "deploy")
-    ) -> UserRecord:
-        user = make_user(email=email, roles=roles)
-        app.state.services.people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-        return user
-
-    return make
+    return people_with_passwords(app, make_user)
 
 
 @pytest.fixture

@@ -14,28 +14,21 @@ from starlette.testclient import TestClient
 
 from authserver.records import ClientRecord, UserRecord
 from authserver.store import Store
-from tests.support.helpers import PASSWORD, now, operator_creates, services_of, token_request
+from tests.support.helpers import now, operator_creates, services_of, token_request
 from tests.support.types import MakeUser
-from tests.support.ui_helpers import csrf_of, sign_in
+from tests.support.ui_helpers import csrf_of, people_with_passwords, sign_in, signed_in_admin
 
 PAGES = ("/ui/admin/credentials", "/ui/admin/credentials/delete", "/ui/admin/audit")
 
 
 @pytest.fixture
 def person(app: Starlette, make_user: MakeUser) -> Callable[..., UserRecord]:
-    def make(email: str, roles: tuple[str, ...] = ("deploy",)) -> UserRecord:
-        user = make_user(email=email, roles=roles)
-        services_of(app).people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-        return user
-
-    return make
+    return people_with_passwords(app, make_user, roles=("deploy",))
 
 
 @pytest.fixture
 def admin(person: Callable[..., UserRecord], client: TestClient) -> UserRecord:
-    user = person("root@example.com", roles=("system:owner", "deploy"))
-    assert sign_in(client, "root@example.com").status_code == 303
-    return user
+    return signed_in_admin(person, client)
 
 
 def _credential(app: Starlette, owner: UserRecord, name: str, **kw: Any) -> ClientRecord:

@@ -18,7 +18,13 @@ from authserver.store import Store
 from authserver.store.audit import AuditFilter
 from tests.support.helpers import PASSWORD, now, operator_creates, services_of, token_request
 from tests.support.types import MakeUser
-from tests.support.ui_helpers import csrf_of, field_value, sign_in
+from tests.support.ui_helpers import (
+    csrf_of,
+    field_value,
+    people_with_passwords,
+    sign_in,
+    signed_in_admin,
+)
 
 BASE = "http://127.0.0.1:8000"
 CORP = OidcProvider(name="corp", issuer="https://sso.example.com", client_id="c", client_secret="s")
@@ -27,21 +33,13 @@ CORP = OidcProvider(name="corp", issuer="https://sso.example.com", client_id="c"
 @pytest.fixture
 def person(app: Starlette, make_user: MakeUser) -> Callable[..., UserRecord]:
     """A user with a password: make(email, roles)."""
-
-    def make(email: str, roles: tuple[str, ...] = ("deploy",)) -> UserRecord:
-        user = make_user(email=email, roles=roles)
-        services_of(app).people.set_password(user_ref=user.id, password=PASSWORD, now=now())
-        return user
-
-    return make
+    return people_with_passwords(app, make_user, roles=("deploy",))
 
 
 @pytest.fixture
 def admin(person: Callable[..., UserRecord], client: TestClient) -> UserRecord:
     """The admin, signed in on ``client``."""
-    user = person("root@example.com", roles=("system:owner", "deploy"))
-    assert sign_in(client, "root@example.com").status_code == 303
-    return user
+    return signed_in_admin(person, client)
 
 
 @pytest.fixture

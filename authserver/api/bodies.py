@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from authserver.domain.credentials import UNSET, CredentialPatch
+from authserver.domain.durations import parse_proto_duration
 from authserver.errors import InvalidArgument
 from authserver.store.ids import is_record_id
 
@@ -30,6 +31,14 @@ FIELD_NAMES = {
 WRITABLE = ("displayName", "allowSourceCidr", "scopedRoles", "expiresTime", "requireDpop")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
 
 
 def camel(name: str) -> str:
@@ -177,3 +186,40 @@ def credential_patch(client: dict[str, Any], paths: list[str]) -> CredentialPatc
         expires_time=masked["expiresTime"],
         require_dpop=masked["requireDpop"],
     )
+
+
+def credential_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields every new credential has (``NewCredential``'s, which ``NewTrust`` shares),
+    from a create body in camelCase."""
+    expires = optional_string(body, "expires")
+    return {
+        "display_name": optional_string(body, "displayName"),
+        "allow_source_cidr": string_list(body, "allowSourceCidr"),
+        "scoped_roles": string_list(body, "scopedRoles"),
+        "expires_in": parse_proto_duration(expires) if expires else None,
+        "require_dpop": bool(optional_bool(body, "requireDpop")),
+    }
+
+
+def update_request(
+    document: Mapping[str, Any], key: str, writable: tuple[str, ...] = WRITABLE
+) -> tuple[list[str], dict[str, Any]]:
+    """An update body ``{key: {…}, "updateMask": …}``: the mask's paths and the object's
+    ``writable`` fields."""
+    body = fields(document, allowed=(key, "updateMask"))
+    mask = body.get("updateMask")
+    if mask is None:
+        raise InvalidArgument("updateMask: required")
+    paths = parse_update_mask(mask, writable)
+    given = body.get(key) or {}
+    if not isinstance(given, dict):
+        raise InvalidArgument(f"{key}: expected an object")
+    return paths, fields(given, allowed=writable, where=f"{key}.")
+
+
+def listing(
+    records: Sequence[T], more: bool, render: Callable[[T], dict[str, Any]]
+) -> dict[str, Any]:
+    """A list response: ``{"list": […], "nextPageToken"}``, the token empty on the last page."""
+    next_token = encode_page_token(records[-1].id) if more and records else ""
+    return {"list": [render(r) for r in records], "nextPageToken": next_token}

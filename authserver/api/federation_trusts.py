@@ -17,12 +17,11 @@ from authserver import wire
 from authserver.api import bodies
 from authserver.api.auth import bearer
 from authserver.domain.credentials import UNSET
-from authserver.domain.durations import parse_proto_duration
 from authserver.domain.federation import NewTrust, TrustPatch
-from authserver.errors import InvalidArgument, NotFound
-from authserver.store.ids import is_record_id
+from authserver.errors import InvalidArgument
 from authserver.web.body import json_object
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 CREATE_FIELDS = (
     "displayName",
@@ -48,10 +47,7 @@ WRITABLE = (
 
 
 def _record_id(request: Request) -> str:
-    ref: str = request.path_params["id"]
-    if not is_record_id(ref):
-        raise NotFound(f"no federation trust {ref!r}")
-    return ref
+    return record_id(request, "federation trust")
 
 
 def _string(body: dict[str, object], name: str) -> str:
@@ -65,16 +61,11 @@ async def create(request: Request) -> Response:
     services = services_of(request)
     token = await bearer(request, services)
     body = bodies.fields(await json_object(request), allowed=CREATE_FIELDS)
-    expires = bodies.optional_string(body, "expires")
     new = NewTrust(
         issuer=_string(body, "issuer"),
         condition=_string(body, "condition"),
         audience=bodies.optional_string(body, "audience"),
-        display_name=bodies.optional_string(body, "displayName"),
-        allow_source_cidr=bodies.string_list(body, "allowSourceCidr"),
-        scoped_roles=bodies.string_list(body, "scopedRoles"),
-        expires_in=parse_proto_duration(expires) if expires else None,
-        require_dpop=bool(bodies.optional_bool(body, "requireDpop")),
+        **bodies.credential_fields(body),
     )
     created = await anyio.to_thread.run_sync(
         lambda: services.trusts.create(
@@ -93,10 +84,7 @@ async def list_own(request: Request) -> Response:
     records, more = await anyio.to_thread.run_sync(
         lambda: services.trusts.page(caller=token.caller(), after_id=after, limit=size)
     )
-    next_token = bodies.encode_page_token(records[-1].id) if more and records else ""
-    return JSONResponse(
-        {"list": [wire.trust_json(r) for r in records], "nextPageToken": next_token}
-    )
+    return JSONResponse(bodies.listing(records, more, wire.trust_json))
 
 
 async def get(request: Request) -> Response:
@@ -112,15 +100,7 @@ async def get(request: Request) -> Response:
 async def update(request: Request) -> Response:
     services = services_of(request)
     token = await bearer(request, services)
-    body = bodies.fields(await json_object(request), allowed=("trust", "updateMask"))
-    mask = body.get("updateMask")
-    if mask is None:
-        raise InvalidArgument("updateMask: required")
-    paths = bodies.parse_update_mask(mask, WRITABLE)
-    trust = body.get("trust") or {}
-    if not isinstance(trust, dict):
-        raise InvalidArgument("trust: expected an object")
-    trust = bodies.fields(trust, allowed=WRITABLE, where="trust.")
+    paths, trust = bodies.update_request(await json_object(request), "trust", WRITABLE)
     own = {name: _string(trust, name) for name in ("issuer", "audience", "condition")}
     patch = TrustPatch(
         credential=bodies.credential_patch(trust, paths),

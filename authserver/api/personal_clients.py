@@ -14,10 +14,10 @@ from authserver.api import bodies
 from authserver.api.auth import bearer
 from authserver.domain.credentials import NewCredential, has_control_characters
 from authserver.domain.durations import parse_proto_duration
-from authserver.errors import InvalidArgument, NotFound, PermissionDenied
-from authserver.store.ids import is_record_id
+from authserver.errors import InvalidArgument, PermissionDenied
 from authserver.web.body import json_object
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 if TYPE_CHECKING:
     from authserver.runtime.services import Services
@@ -33,24 +33,14 @@ def _no_store(document: dict[str, Any], status: int = 200) -> Response:
 
 def _record_id(request: Request) -> str:
     """The ``{id}`` path parameter; only record ids name a personal client here."""
-    ref: str = request.path_params["id"]
-    if not is_record_id(ref):
-        raise NotFound(f"no personal client {ref!r}")
-    return ref
+    return record_id(request, "personal client")
 
 
 async def create(request: Request) -> Response:
     services = services_of(request)
     token = await bearer(request, services)
     body = bodies.fields(await json_object(request), allowed=CREATE_FIELDS)
-    expires = bodies.optional_string(body, "expires")
-    new = NewCredential(
-        display_name=bodies.optional_string(body, "displayName"),
-        allow_source_cidr=bodies.string_list(body, "allowSourceCidr"),
-        scoped_roles=bodies.string_list(body, "scopedRoles"),
-        expires_in=parse_proto_duration(expires) if expires else None,
-        require_dpop=bool(bodies.optional_bool(body, "requireDpop")),
-    )
+    new = NewCredential(**bodies.credential_fields(body))
     created = await anyio.to_thread.run_sync(
         lambda: services.credentials.create(
             caller=token.caller(), owner_id=token.state.user_id, new=new, now=datetime.now(UTC)
@@ -112,10 +102,7 @@ async def _page(
             user_ids=user_ids, name_query=query, after_id=after, limit=size
         )
     )
-    next_token = bodies.encode_page_token(records[-1].id) if more and records else ""
-    return JSONResponse(
-        {"list": [wire.client_json(r) for r in records], "nextPageToken": next_token}
-    )
+    return JSONResponse(bodies.listing(records, more, wire.client_json))
 
 
 async def get(request: Request) -> Response:
@@ -142,15 +129,7 @@ async def usage(request: Request) -> Response:
 async def update(request: Request) -> Response:
     services = services_of(request)
     token = await bearer(request, services)
-    body = bodies.fields(await json_object(request), allowed=("client", "updateMask"))
-    mask = body.get("updateMask")
-    if mask is None:
-        raise InvalidArgument("updateMask: required")
-    paths = bodies.parse_update_mask(mask)
-    client = body.get("client") or {}
-    if not isinstance(client, dict):
-        raise InvalidArgument("client: expected an object")
-    client = bodies.fields(client, allowed=bodies.WRITABLE, where="client.")
+    paths, client = bodies.update_request(await json_object(request), "client")
     patch = bodies.credential_patch(client, paths)
     ref = _record_id(request)
     updated = await anyio.to_thread.run_sync(

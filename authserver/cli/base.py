@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from authserver import wire
 from authserver.config import Settings, load_settings
 from authserver.errors import AuthserverError
+from authserver.records import ClientRecord, TrustRecord
 from authserver.store.database import Database, migrate
 from authserver.usecases.container import UseCases
 
@@ -118,3 +120,36 @@ def command(func: Callable[..., T]) -> Callable[..., T]:
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
+
+
+def credential_options(func: Callable[..., T]) -> Callable[..., T]:
+    """The create options every credential has: ``--scoped-role``, ``--allow-cidr`` (both
+    repeatable) and ``--expires``, in that order in ``--help``."""
+    func = click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")(
+        func
+    )
+    func = click.option(
+        "--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable)."
+    )(func)
+    return click.option(
+        "--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role (repeatable)."
+    )(func)
+
+
+def print_credential(record: ClientRecord | TrustRecord, *own: tuple[str, str | None]) -> None:
+    """A credential as ``label: value`` lines: who and what it is, then its ``own`` fields
+    (a trust's issuer …), then its limits and times."""
+    lines: list[tuple[str, object]] = [
+        ("id", record.id),
+        ("client_id", record.client_id),
+        ("user", record.user_id),
+        ("name", record.display_name),
+        *own,
+        ("scoped roles", ", ".join(record.scoped_roles) or "- (all of the owner’s)"),
+        ("allowed networks", ", ".join(record.allow_source_cidr) or "- (any)"),
+        ("expires", wire.timestamp(record.expires_time) or "never"),
+        ("last used", wire.timestamp(record.last_used_at) or "never"),
+        ("created", wire.timestamp(record.created_at)),
+    ]
+    for label, value in lines:
+        click.echo(f"{label + ':':<19}{value}")

@@ -7,7 +7,14 @@ from datetime import timedelta
 import click
 
 from authserver import wire
-from authserver.cli.base import Context, command, now, print_json
+from authserver.cli.base import (
+    Context,
+    command,
+    credential_options,
+    now,
+    print_credential,
+    print_json,
+)
 from authserver.domain.credentials import UNSET, Caller, CredentialPatch, NewCredential
 from authserver.domain.durations import parse_duration
 from authserver.records import ClientRecord
@@ -21,11 +28,7 @@ def clients() -> None:
 @clients.command("create")
 @click.option("--user", "user_ref", required=True, metavar="EMAIL|ID", help="Owner.")
 @click.option("--name", default=None, help="Display name.")
-@click.option(
-    "--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role (repeatable)."
-)
-@click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
-@click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
+@credential_options
 @click.option(
     "--require-dpop", is_flag=True, help="Tokens only with a DPoP proof (RFC 9449), never bearer."
 )
@@ -85,15 +88,7 @@ def clients_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
 
 
 def _print_client(record: ClientRecord) -> None:
-    click.echo(f"id:                {record.id}")
-    click.echo(f"client_id:         {record.client_id}")
-    click.echo(f"user:              {record.user_id}")
-    click.echo(f"name:              {record.display_name}")
-    click.echo(f"scoped roles:      {', '.join(record.scoped_roles) or '- (all of the owner’s)'}")
-    click.echo(f"allowed networks:  {', '.join(record.allow_source_cidr) or '- (any)'}")
-    click.echo(f"expires:           {wire.timestamp(record.expires_time) or 'never'}")
-    click.echo(f"last used:         {wire.timestamp(record.last_used_at) or 'never'}")
-    click.echo(f"created:           {wire.timestamp(record.created_at)}")
+    print_credential(record)
     if record.require_dpop:
         click.echo("tokens:            only with a DPoP proof")
 

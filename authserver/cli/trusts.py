@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from authserver import wire
-from authserver.cli.base import Context, command, now, print_json
+from authserver.cli.base import (
+    Context,
+    command,
+    credential_options,
+    now,
+    print_credential,
+    print_json,
+)
 from authserver.domain.credentials import Caller
 from authserver.domain.durations import parse_duration
 from authserver.domain.federation import NewTrust
@@ -30,11 +37,7 @@ def trusts() -> None:
     metavar="CEL",
     help='CEL over claims, e.g. claims.repository == "acme/deploy".',
 )
-@click.option(
-    "--scoped-role", "scoped_roles", multiple=True, help="Reduce to this role (repeatable)."
-)
-@click.option("--allow-cidr", "cidrs", multiple=True, help="Allowed source network (repeatable).")
-@click.option("--expires", default=None, metavar="DURATION", help="Lifetime, e.g. 30d.")
+@credential_options
 @click.option("--json", "as_json", is_flag=True, help='Print the API\'s {"trust"} response.')
 @command
 def trusts_create(
@@ -91,18 +94,12 @@ def trusts_list(ctx: Context, user_ref: str | None, as_json: bool) -> None:
 
 
 def _print_trust(record: TrustRecord) -> None:
-    click.echo(f"id:                {record.id}")
-    click.echo(f"client_id:         {record.client_id}")
-    click.echo(f"user:              {record.user_id}")
-    click.echo(f"name:              {record.display_name}")
-    click.echo(f"issuer:            {record.issuer}")
-    click.echo(f"audience:          {record.audience}")
-    click.echo(f"condition:         {record.condition}")
-    click.echo(f"scoped roles:      {', '.join(record.scoped_roles) or '- (all of the owner’s)'}")
-    click.echo(f"allowed networks:  {', '.join(record.allow_source_cidr) or '- (any)'}")
-    click.echo(f"expires:           {wire.timestamp(record.expires_time) or 'never'}")
-    click.echo(f"last used:         {wire.timestamp(record.last_used_at) or 'never'}")
-    click.echo(f"created:           {wire.timestamp(record.created_at)}")
+    print_credential(
+        record,
+        ("issuer", record.issuer),
+        ("audience", record.audience),
+        ("condition", record.condition),
+    )
 
 
 @trusts.command("get")

@@ -3,7 +3,7 @@ filtered by person, credential, event and time, newest first, paged on the serve
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import anyio.to_thread
@@ -18,6 +18,7 @@ from authserver.store.audit import AuditFilter
 from authserver.store.ids import is_record_id
 from authserver.ui import render
 from authserver.ui.access import admin_only
+from authserver.ui.forms import filter_day
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
 
@@ -31,25 +32,13 @@ def _text(request: Request, name: str, limit: int = 320) -> str:
     return "" if has_control_characters(value) else value
 
 
-def _day(text: str, label: str, problems: list[str], *, end: bool = False) -> datetime | None:
-    """A YYYY-MM-DD day (UTC): its start, or with ``end`` the start of the next day."""
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{label}: choose a date (YYYY-MM-DD)")
-        return None
-    return datetime.combine(day + timedelta(days=1 if end else 0), time(), tzinfo=UTC)
-
-
 @admin_only
 async def audit_page(request: Request, person: SignedIn, sid: str) -> Response:
     services = services_of(request)
     values = {name: _text(request, name) for name in FIELDS}
     problems: list[str] = []
-    since = _day(values["since"], "From", problems)
-    until = _day(values["until"], "To", problems, end=True)
+    since = filter_day(values["since"], "From", problems)
+    until = filter_day(values["until"], "To", problems, end=True)
     before = request.query_params.get("before", "")
     before_id = int(before) if before.isdigit() and len(before) < 19 else None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import anyio.to_thread
@@ -21,7 +21,7 @@ from authserver.store.ids import is_record_id
 from authserver.store.inventory import SORTS, InventoryFilter, InventoryItem
 from authserver.ui import render, sessions
 from authserver.ui.access import admin_only
-from authserver.ui.forms import read_form
+from authserver.ui.forms import filter_day, read_form
 from authserver.usecases.inventory import MAX_SELECTION
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
@@ -51,18 +51,6 @@ class Filters:
     problems: tuple[str, ...]
 
 
-def _day(text: str, label: str, problems: list[str]) -> datetime | None:
-    """The start of a YYYY-MM-DD day (UTC), or None (a bad date is named and ignored)."""
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{label}: choose a date (YYYY-MM-DD)")
-        return None
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def _filters(params: QueryParams, max_lifetime: timedelta | None) -> Filters:
     owner = params.get("owner", "").strip()[:200]
     if has_control_characters(owner):
@@ -79,8 +67,8 @@ def _filters(params: QueryParams, max_lifetime: timedelta | None) -> Filters:
         page = 1
     where = InventoryFilter(
         owner=owner or None,
-        expiring_before=_day(expiring, "Expiring before", problems),
-        unused_since=_day(unused, "Unused since", problems),
+        expiring_before=filter_day(expiring, "Expiring before", problems),
+        unused_since=filter_day(unused, "Unused since", problems),
         never_used=flags["never_used"],
         longer_than=max_lifetime if flags["outside_policy"] and max_lifetime else None,
         network_locked=flags["network_locked"],

@@ -27,6 +27,7 @@ from authserver.ui.access import admin_only
 from authserver.ui.forms import Form, read_form
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 BASE = "/ui/admin/users"
 PAGE_SIZE = 50
@@ -50,10 +51,7 @@ def _roles(text: str) -> list[str]:
 
 
 def _user_ref(request: Request) -> str:
-    ref: str = request.path_params["id"]
-    if not is_record_id(ref):
-        raise NotFound(f"no user {ref!r}")
-    return ref
+    return record_id(request, "user")
 
 
 # The list --------------------------------------------------------------------------

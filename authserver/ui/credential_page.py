@@ -168,7 +168,7 @@ def _patch(detail: Detail, form: Form, now: datetime) -> CredentialPatch:
         roles: tuple[str, ...] | None = None  # still all of the owner's roles: unchanged
     else:
         roles = tuple(chosen) if chosen != shown else None
-    networks = [line.strip() for line in form.get("networks").splitlines() if line.strip()]
+    networks = form.lines("networks")
     expiry = form.get("expiry", "keep")
     expires: datetime | None = None
     if expiry == "date":

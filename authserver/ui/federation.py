@@ -20,15 +20,15 @@ from starlette.responses import RedirectResponse, Response
 
 from authserver.domain import roles
 from authserver.domain.federation import PRESETS, NewTrust, evaluate, preset
-from authserver.errors import InvalidArgument, NotFound, PermissionDenied
+from authserver.errors import InvalidArgument, PermissionDenied
 from authserver.security.subject_tokens import SubjectTokenRefused, unverified
-from authserver.store.ids import is_record_id
 from authserver.ui import render, sessions
 from authserver.ui.access import signed_in_only
 from authserver.ui.forms import Form, read_form
 from authserver.ui.personal_clients import _expires_in, expiry_presets
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 PAGE = "/ui/federation"
 MAX_PASTED = 16 * 1024
@@ -138,9 +138,7 @@ async def create(request: Request, person: SignedIn, sid: str) -> Response:
             condition=form.get("condition"),
             audience=form.get("audience") or None,
             display_name=form.get("name"),
-            allow_source_cidr=[
-                line.strip() for line in form.get("networks").splitlines() if line.strip()
-            ],
+            allow_source_cidr=form.lines("networks"),
             scoped_roles=form.all("role"),
             expires_in=_expires_in(form, now, services.settings.max_lifetime),
         )
@@ -194,10 +192,7 @@ def _pasted_claims(text: str) -> dict[str, Any]:
 
 
 def _ref(request: Request) -> str:
-    ref: str = request.path_params["id"]
-    if not is_record_id(ref):
-        raise NotFound(f"no federation trust {ref!r}")
-    return ref
+    return record_id(request, "federation trust")
 
 
 @signed_in_only

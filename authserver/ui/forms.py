@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -24,6 +25,10 @@ class Form:
     def all(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]
 
+    def lines(self, name: str) -> list[str]:
+        """The non-blank lines of a text area, stripped (one network a line)."""
+        return [line.strip() for line in self.get(name).splitlines() if line.strip()]
+
 
 async def read_form(request: Request) -> Form:
     """The form, or ``InvalidArgument`` for another content type, a huge body or bad UTF-8."""
@@ -39,3 +44,17 @@ async def read_form(request: Request) -> Form:
     except (UnicodeDecodeError, ValueError):
         raise InvalidArgument("the form is not valid UTF-8 form encoding") from None
     return Form(pairs)
+
+
+def filter_day(text: str, label: str, problems: list[str], *, end: bool = False) -> datetime | None:
+    """A list filter's YYYY-MM-DD day (UTC): its start, or with ``end`` the start of the
+    next day; None when empty, or when it is no date (then ``label`` is named in
+    ``problems`` and the filter is ignored)."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{label}: choose a date (YYYY-MM-DD)")
+        return None
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(), tzinfo=UTC)

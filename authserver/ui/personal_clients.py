@@ -20,7 +20,7 @@ from authserver.domain.credentials import (
     describe_duration,
     has_control_characters,
 )
-from authserver.errors import InvalidArgument, NotFound, PermissionDenied
+from authserver.errors import InvalidArgument, PermissionDenied
 from authserver.records import ClientRecord, UserRecord
 from authserver.store.ids import is_record_id
 from authserver.ui import render, sessions
@@ -28,6 +28,7 @@ from authserver.ui.access import signed_in_only
 from authserver.ui.forms import Form, read_form
 from authserver.usecases.people import SignedIn
 from authserver.web.context import services_of
+from authserver.web.paths import record_id
 
 PAGE_SIZE = 25
 OWN = "/ui/personal-clients"
@@ -230,9 +231,7 @@ async def create(request: Request, person: SignedIn, sid: str) -> Response:
     try:
         new = NewCredential(
             display_name=form.get("name"),
-            allow_source_cidr=[
-                line.strip() for line in form.get("networks").splitlines() if line.strip()
-            ],
+            allow_source_cidr=form.lines("networks"),
             scoped_roles=form.all("role"),
             expires_in=_expires_in(form, now, services.settings.max_lifetime),
             require_dpop=form.get("require_dpop") == "1",
@@ -280,10 +279,7 @@ async def show_secret(request: Request, person: SignedIn, sid: str) -> Response:
 
 
 def _ref(request: Request) -> str:
-    ref: str = request.path_params["id"]
-    if not is_record_id(ref):
-        raise NotFound(f"no personal client {ref!r}")
-    return ref
+    return record_id(request, "personal client")
 
 
 @signed_in_only
