@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from authserver.store.database import MIGRATIONS, Database, migrate
 
@@ -106,3 +106,17 @@ def test_a_downgrade_of_0016_soft_deletes_the_trusts(
     assert deleted is not None
     migrate(database)  # the row stays, deleted: never listed as a personal client
     assert store.credentials.all(user_id=owner.id) == []
+
+
+def test_this_rounds_migrations_go_down_to_0013_and_up_again(empty_database: Database) -> None:
+    """0014 to 0017 (outbox and notices, usage, trusts, the audit trail) each undo cleanly."""
+    database = empty_database
+    migrate(database)
+    new_tables = {"outbox", "expiry_notices", "credential_addresses", "token_counts"}
+    new_tables |= {"audit_events"}
+    downgrade_to(database, "0013")
+    assert not new_tables & set(inspect(database.engine).get_table_names())
+    columns = {c["name"] for c in inspect(database.engine).get_columns("personal_clients")}
+    assert "federation_issuer" not in columns
+    migrate(database)
+    assert new_tables <= set(inspect(database.engine).get_table_names())
